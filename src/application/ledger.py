@@ -1,0 +1,474 @@
+"""The FieldLedger application: load an aggregate, run a command, save, answer.
+
+This is the one place commands go through, whatever the edge (HTTP, CLI, the
+SLA sweep): it stamps the command with the server's time, checks who may give
+it, guards the expected version (optimistic concurrency) and the idempotency
+key, and saves the new events together with the key's receipt in one
+transaction. Nothing is written when anything is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.utils import EnvType
+from fieldledger.application.event_store import (
+    LedgerPostgresRecorder,
+    LedgerSQLiteRecorder,
+    Receipt,
+    register_value_types,
+    store_environment,
+)
+from fieldledger.domain import complaints, work_orders
+from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.errors import DomainError
+from fieldledger.domain.facts import Context, LedgerAggregate, Role
+from fieldledger.domain.permissions import (
+    COMPLAINT_COMMANDS,
+    STAFF_COMMANDS,
+    WORK_ORDER_COMMANDS,
+    authorize,
+)
+from fieldledger.domain.policy import Policy, builtin_policy
+from fieldledger.domain.staff import StaffMember, staff_aggregate_id
+from fieldledger.domain.work_orders import WorkOrder
+
+VALUE_TYPES: list[type[Any]] = [
+    work_orders.Priority,
+    work_orders.Zone,
+    work_orders.Channel,
+    work_orders.Billing,
+    work_orders.WorkOrderState,
+    work_orders.Customer,
+    work_orders.Appointment,
+    work_orders.Part,
+    work_orders.Feedback,
+    complaints.ComplaintChannel,
+    complaints.Severity,
+    complaints.ComplaintState,
+    complaints.Complainant,
+]
+
+#: Fields every event has; the rest is the event's own data.
+BASE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "role",
+     "occurred_at"}
+)
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+
+class NotFound(DomainError):
+    """No aggregate of that kind with that id (HTTP 404)."""
+
+
+class VersionMismatch(DomainError):
+    """The expected version is not the current one (HTTP 412); nothing written."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        self.expected = expected
+        self.current = current
+        super().__init__(f"expected version {expected}, but the current version is {current}")
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key was used before with another request (HTTP 422)."""
+
+
+class Busy(DomainError):
+    """Concurrent writers kept winning the race; try again (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who gives a command: the actor and role of the token."""
+
+    actor: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    #: A digest of the request (method, path, body): same key, other request → refused.
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    id: UUID
+    version: int
+    state: str
+    #: Position of the last event written in the store (None on an idempotent replay).
+    position: int | None = None
+    created: bool = False
+    replayed: bool = False
+
+    def as_receipt(self) -> dict[str, Any]:
+        return {"id": str(self.id), "version": self.version, "state": self.state,
+                "created": self.created}
+
+    @staticmethod
+    def from_receipt(data: Mapping[str, Any]) -> CommandResult:
+        return CommandResult(
+            id=UUID(data["id"]),
+            version=int(data["version"]),
+            state=str(data["state"]),
+            created=bool(data.get("created", False)),
+            replayed=True,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    aggregate_id: UUID
+    type: str
+    version: int
+    actor: str
+    role: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def plain(value: Any) -> Any:
+    """An event's data as JSON-ready plain values (enums by value, money as numbers)."""
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+class FieldLedger(Application[UUID]):
+    name = "FieldLedger"
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        policy: Policy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        env: EnvType | None = None,
+    ) -> None:
+        merged: dict[str, str] = {}
+        if database_url is not None:
+            merged.update(store_environment(database_url))
+        if env:
+            merged.update(env)
+        super().__init__(env=merged)
+        self.policy = policy or builtin_policy()
+        self.clock = clock
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_value_types(transcoder, VALUE_TYPES)
+
+    @property
+    def ledger_recorder(self) -> LedgerSQLiteRecorder | LedgerPostgresRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder)
+        return recorder
+
+    def context(self, caller: Caller, occurred_at: datetime | None) -> Context:
+        return Context(caller.actor, caller.role, self.clock(), occurred_at)
+
+    # -- creating -----------------------------------------------------------
+
+    def book_work_order(
+        self,
+        caller: Caller,
+        *,
+        occurred_at: datetime | None = None,
+        idempotency: Idempotency | None = None,
+        **fields: Any,
+    ) -> CommandResult:
+        authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        return self._create(
+            caller,
+            idempotency,
+            lambda: WorkOrder.book(
+                self.context(caller, occurred_at),
+                id=uuid4(),
+                policy_version=self.policy.version,
+                **fields,
+            ),
+        )
+
+    def lodge_complaint(
+        self,
+        caller: Caller,
+        *,
+        occurred_at: datetime | None = None,
+        idempotency: Idempotency | None = None,
+        **fields: Any,
+    ) -> CommandResult:
+        authorize(COMPLAINT_COMMANDS, "lodge", caller.role, caller.actor)
+        return self._create(
+            caller,
+            idempotency,
+            lambda: Complaint.lodge(
+                self.context(caller, occurred_at),
+                id=uuid4(),
+                policy_version=self.policy.version,
+                **fields,
+            ),
+        )
+
+    def _create(
+        self,
+        caller: Caller,
+        idempotency: Idempotency | None,
+        make: Callable[[], LedgerAggregate],
+    ) -> CommandResult:
+        replay = self._replay(caller, idempotency)
+        if replay is not None:
+            return replay
+        aggregate = make()
+        result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name, created=True)
+        try:
+            position = self._save(caller, idempotency, result, aggregate)
+        except IntegrityError:
+            replay = self._replay(caller, idempotency)
+            if replay is not None:
+                return replay
+            raise
+        return dataclasses.replace(result, position=position)
+
+    # -- acting on what exists ---------------------------------------------
+
+    def work_order_command(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        command: str,
+        args: Mapping[str, Any],
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        method = WORK_ORDER_METHODS[command]
+        return self._update(
+            WorkOrder, WORK_ORDER_COMMANDS, caller, order_id, command,
+            lambda wo, ctx: getattr(wo, method)(ctx, **args),
+            occurred_at, expected_version, idempotency,
+        )  # fmt: skip
+
+    def complaint_command(
+        self,
+        caller: Caller,
+        complaint_id: UUID,
+        command: str,
+        args: Mapping[str, Any],
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        method = COMPLAINT_METHODS[command]
+        return self._update(
+            Complaint, COMPLAINT_COMMANDS, caller, complaint_id, command,
+            lambda c, ctx: getattr(c, method)(ctx, **args),
+            occurred_at, expected_version, idempotency,
+        )  # fmt: skip
+
+    def record_conduct(
+        self,
+        caller: Caller,
+        staff_id: str,
+        *,
+        kind: str,
+        points: Decimal | None,
+        note: str,
+        occurred_at: datetime | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Record conduct; the staff member's record is opened on its first entry."""
+        authorize(STAFF_COMMANDS, "conduct", caller.role, caller.actor)
+        replay = self._replay(caller, idempotency)
+        if replay is not None:
+            return replay
+        for _attempt in range(5):
+            ctx = self.context(caller, occurred_at)
+            staff: StaffMember
+            try:
+                staff = self.repository.get(staff_aggregate_id(staff_id))
+            except AggregateNotFoundError:
+                staff = StaffMember.register(ctx, staff_id)
+            assert isinstance(staff, StaffMember)
+            staff.record_conduct(ctx, self.policy.conduct, kind, points, note)
+            result = CommandResult(staff.id, staff.version, staff.state_name)
+            try:
+                position = self._save(caller, idempotency, result, staff)
+            except IntegrityError:
+                replay = self._replay(caller, idempotency)
+                if replay is not None:
+                    return replay
+                continue
+            return dataclasses.replace(result, position=position)
+        raise Busy(f"staff member {staff_id} is being changed by others; try again")
+
+    def _update(
+        self,
+        kind: type[A],
+        table: dict[str, frozenset[Role]],
+        caller: Caller,
+        aggregate_id: UUID,
+        command: str,
+        act: Callable[[A, Context], None],
+        occurred_at: datetime | None,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+    ) -> CommandResult:
+        replay = self._replay(caller, idempotency)
+        if replay is not None:
+            return replay
+        # Without an expected version the caller asked for no concurrency
+        # control: a lost race is retried on the fresh state, where the rules are
+        # checked again. With one, a lost race is the caller's to resolve.
+        attempts = 1 if expected_version is not None else 5
+        for _attempt in range(attempts):
+            aggregate = self.get(kind, aggregate_id)
+            authorize(table, command, caller.role, caller.actor, aggregate)
+            if expected_version is not None and aggregate.version != expected_version:
+                raise VersionMismatch(expected_version, aggregate.version)
+            act(aggregate, self.context(caller, occurred_at))
+            result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
+            try:
+                position = self._save(caller, idempotency, result, aggregate)
+            except IntegrityError:
+                replay = self._replay(caller, idempotency)
+                if replay is not None:
+                    return replay
+                if expected_version is not None:
+                    current = self.get(kind, aggregate_id).version
+                    raise VersionMismatch(expected_version, current) from None
+                continue
+            return dataclasses.replace(result, position=position)
+        raise Busy(f"{kind.kind} {aggregate_id} is being changed by others; try again")
+
+    def _replay(self, caller: Caller, idempotency: Idempotency | None) -> CommandResult | None:
+        if idempotency is None:
+            return None
+        receipt = self.ledger_recorder.find_receipt(caller.actor, idempotency.key)
+        if receipt is None:
+            return None
+        if receipt.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotency.key!r} was already used for another request"
+            )
+        return CommandResult.from_receipt(receipt.response)
+
+    def _save(
+        self,
+        caller: Caller,
+        idempotency: Idempotency | None,
+        result: CommandResult,
+        *aggregates: LedgerAggregate,
+    ) -> int | None:
+        receipt = (
+            Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
+            if idempotency is not None
+            else None
+        )
+        recordings = self.save(*aggregates, receipt=receipt)
+        return recordings[-1].notification.id if recordings else None
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, kind: type[A], aggregate_id: UUID) -> A:
+        try:
+            aggregate: LedgerAggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {kind.kind} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
+        return aggregate
+
+    def get_as_of(self, kind: type[A], aggregate_id: UUID, as_of: datetime) -> A:
+        """The aggregate as it was at `as_of`: its events that occurred by then, replayed."""
+        aggregate: Any = None
+        for event in self.events.get(aggregate_id):
+            if event.occurred_at > as_of:  # type: ignore[attr-defined]
+                break
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        if aggregate is None:
+            self.get(kind, aggregate_id)  # raises NotFound for an unknown id
+            raise NotFound(f"{kind.kind} {aggregate_id} did not exist yet at {as_of.isoformat()}")
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
+        return aggregate
+
+    def history(self, kind: type[A], aggregate_id: UUID) -> list[HistoryEntry]:
+        self.get(kind, aggregate_id)
+        return [history_entry(e) for e in self.events.get(aggregate_id)]
+
+
+def history_entry(event: Any) -> HistoryEntry:
+    data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
+    return HistoryEntry(
+        aggregate_id=event.originator_id,
+        type=type(event).__name__,
+        version=event.originator_version,
+        actor=event.actor,
+        role=event.role,
+        occurred_at=event.occurred_at,
+        recorded_at=event.timestamp,
+        data=data,
+    )
+
+
+WORK_ORDER_METHODS: dict[str, str] = {
+    "assign": "assign",
+    "confirm": "confirm",
+    "depart": "depart",
+    "notify-late": "notify_late",
+    "arrive": "arrive",
+    "start": "start",
+    "change-scope": "change_scope",
+    "complete": "complete",
+    "accept": "accept",
+    "reject": "reject",
+    "resolve-remotely": "resolve_remotely",
+    "hold": "hold",
+    "resume": "resume",
+    "feedback": "give_feedback",
+    "escalate": "escalate",
+    "cancel": "cancel",
+    "log-callback": "log_callback",
+}
+
+COMPLAINT_METHODS: dict[str, str] = {
+    "acknowledge": "acknowledge",
+    "assign": "assign",
+    "record-findings": "record_findings",
+    "plan": "plan",
+    "update-progress": "update_progress",
+    "resolve": "resolve",
+    "confirm": "confirm",
+    "escalate": "escalate",
+}

@@ -1,0 +1,43 @@
+"""The service's settings, from the environment (contract section 2)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fieldledger.domain.policy import Policy, PolicyError, builtin_policy, parse_policy
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIELDLEDGER_", frozen=True)
+
+    database_url: str = "sqlite:///./fieldledger.db"
+    timezone: str = "Asia/Shanghai"
+    policy: Path | None = Field(default=None, description="path to a policy TOML file")
+    #: Seconds between background SLA sweeps in `serve`; 0 turns them off.
+    sweep_interval: float = 60.0
+    #: Seconds between polls of the event store by projection runners.
+    poll_interval: float = 0.2
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @cached_property
+    def loaded_policy(self) -> Policy:
+        """The policy in force, parsed and validated once."""
+        if self.policy is None:
+            return builtin_policy()
+        try:
+            text = self.policy.read_text("utf-8")
+        except OSError as e:
+            raise PolicyError(f"cannot read policy file {self.policy}: {e.strerror}") from None
+        return parse_policy(text)

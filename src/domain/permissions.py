@@ -1,0 +1,88 @@
+"""Who may give which command: the "who" columns of contract sections 4 and 5.
+
+A technician may act only on work orders assigned to them; that rule needs the
+aggregate, so `authorize` takes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fieldledger.domain.errors import NotPermitted
+from fieldledger.domain.facts import Role
+
+R = Role
+_CLIENT, _DISPATCH, _TECH, _SUPER, _SYSTEM = (
+    R.CLIENT_APP,
+    R.DISPATCHER,
+    R.TECHNICIAN,
+    R.SUPERVISOR,
+    R.SYSTEM,
+)
+
+WORK_ORDER_COMMANDS: dict[str, frozenset[Role]] = {
+    "book": frozenset({_CLIENT, _DISPATCH}),
+    "assign": frozenset({_DISPATCH, _SUPER}),
+    "confirm": frozenset({_TECH}),
+    "depart": frozenset({_TECH}),
+    "notify-late": frozenset({_TECH}),
+    "arrive": frozenset({_TECH}),
+    "start": frozenset({_TECH}),
+    "change-scope": frozenset({_TECH}),
+    "complete": frozenset({_TECH}),
+    "accept": frozenset({_CLIENT, _TECH}),
+    "reject": frozenset({_CLIENT, _TECH}),
+    "resolve-remotely": frozenset({_DISPATCH, _TECH}),
+    "hold": frozenset({_DISPATCH, _TECH}),
+    "resume": frozenset({_DISPATCH, _TECH}),
+    "feedback": frozenset({_CLIENT}),
+    "escalate": frozenset({_SUPER, _DISPATCH, _SYSTEM}),
+    "cancel": frozenset({_CLIENT, _DISPATCH}),
+    "log-callback": frozenset({_DISPATCH, _SUPER}),
+}
+
+# The contract names no "who" for complaints beyond client apps booking and
+# following them for customers; this is the split a complaints desk works by
+# (docs/roles.md): client apps lodge and confirm for the customer, the service
+# desk (dispatchers) and supervisors handle, supervisors and the system escalate.
+_DESK = frozenset({_DISPATCH, _SUPER})
+COMPLAINT_COMMANDS: dict[str, frozenset[Role]] = {
+    "lodge": frozenset({_CLIENT, _DISPATCH, _SUPER}),
+    "acknowledge": _DESK,
+    "assign": _DESK,
+    "record-findings": _DESK,
+    "plan": _DESK,
+    "update-progress": _DESK,
+    "resolve": _DESK,
+    "confirm": frozenset({_CLIENT, _DISPATCH, _SUPER}),
+    "escalate": frozenset({_SUPER, _DISPATCH, _SYSTEM}),
+}
+
+STAFF_COMMANDS: dict[str, frozenset[Role]] = {
+    "conduct": frozenset({_SUPER}),
+}
+
+#: Roles that may read work orders, complaints and their history.
+READERS = frozenset(Role)
+
+
+def authorize(
+    table: dict[str, frozenset[Role]],
+    command: str,
+    role: Role,
+    actor: str,
+    aggregate: Any | None = None,
+) -> None:
+    allowed = table[command]
+    if role not in allowed:
+        raise NotPermitted(
+            f"role {role.value} may not {command}; allowed: "
+            + ", ".join(sorted(r.value for r in allowed))
+        )
+    if (
+        role is Role.TECHNICIAN
+        and table is WORK_ORDER_COMMANDS
+        and aggregate is not None
+        and getattr(aggregate, "technician_id", None) != actor
+    ):
+        raise NotPermitted(f"work order {aggregate.id} is not assigned to {actor}")
