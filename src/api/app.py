@@ -1,0 +1,52 @@
+"""The HTTP service: `create_app()` wires settings, the ledger and the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fieldledger.api import problems
+from fieldledger.api.body_limit import BodyLimit
+from fieldledger.api.routes import complaints, health, staff, work_orders
+from fieldledger.application.database import Database
+from fieldledger.application.ledger import FieldLedger
+from fieldledger.application.settings import Settings
+from fieldledger.application.tokens import TokenBook
+
+DESCRIPTION = """\
+An event-sourced system of record for on-site service work orders and customer
+complaints. Every request carries `Authorization: Bearer TOKEN` (issue one with
+`fieldledger token issue --actor ID --role ROLE`). Errors are RFC 9457
+`application/problem+json`. Commands accept `occurred_at`, `If-Match` and
+`Idempotency-Key`; see the contract for the conventions.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    policy = settings.loaded_policy  # validated before anything starts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ledger = FieldLedger(settings.database_url, policy=policy)
+        app.state.ledger = ledger
+        app.state.tokens = TokenBook(Database(ledger.recorder))
+        app.state.health_details = {"policy_version": policy.version}
+        try:
+            yield
+        finally:
+            ledger.close()
+
+    app = FastAPI(
+        title="fieldledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for module in (health, work_orders, complaints, staff):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit)
+    return app

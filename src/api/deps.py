@@ -1,0 +1,88 @@
+"""What routes depend on, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
+from fieldledger.application.settings import Settings
+from fieldledger.application.tokens import TokenBook
+from fieldledger.domain.errors import InvalidCommand
+
+bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger token issue`")
+
+
+def get_ledger(request: Request) -> FieldLedger:
+    ledger: FieldLedger = request.app.state.ledger
+    return ledger
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise HTTPException(401, "send Authorization: Bearer TOKEN", headers=challenge)
+    tokens: TokenBook = request.app.state.tokens
+    caller = tokens.identify(credentials.credentials)
+    if caller is None:
+        raise HTTPException(401, "unknown token", headers=challenge)
+    return caller
+
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+def get_expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(description='the version the command expects, as in the ETag: "N"'),
+    ] = None,
+) -> int | None:
+    if if_match is None:
+        return None
+    found = _ETAG.match(if_match)
+    if found is None:
+        raise InvalidCommand("If-Match", 'must be a version as given in the ETag, e.g. "3"')
+    return int(found.group(1))
+
+
+async def get_idempotency(
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="repeat a command safely: same key and body, same answer"),
+    ] = None,
+) -> Idempotency | None:
+    if idempotency_key is None:
+        return None
+    key = idempotency_key.strip()
+    if not key or len(key) > 200:
+        raise InvalidCommand("Idempotency-Key", "must be 1 to 200 characters")
+    raw = await request.body()
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = raw.decode("utf-8", "replace")
+    fingerprint = hashlib.sha256(
+        f"{request.method} {request.url.path}\n{canonical}".encode()
+    ).hexdigest()
+    return Idempotency(key, fingerprint)
+
+
+LedgerDep = Annotated[FieldLedger, Depends(get_ledger)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+ExpectedVersionDep = Annotated[int | None, Depends(get_expected_version)]
+IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]

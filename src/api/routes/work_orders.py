@@ -1,0 +1,246 @@
+"""`/work-orders`: book, the commands of contract §4, and the queries."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep
+from fieldledger.api.problems import responses
+from fieldledger.api.routes.commands import CommandAnswer, CommandBody, add_command_route, answer
+from fieldledger.api.routes.views import HistoryView, history_view, work_order_view
+from fieldledger.application.ledger import FieldLedger
+from fieldledger.domain.permissions import WORK_ORDER_COMMANDS
+from fieldledger.domain.work_orders import (
+    Appointment,
+    Billing,
+    Channel,
+    Customer,
+    Feedback,
+    Part,
+    Priority,
+    WorkOrder,
+    Zone,
+)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+router = APIRouter(prefix="/work-orders", tags=["work orders"])
+
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    phone: Annotated[str, Field(min_length=1, max_length=50)]
+    address: Annotated[str, Field(max_length=1000)] = ""
+
+
+class AppointmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class Book(CommandBody):
+    customer: CustomerIn
+    service_type: Name
+    priority: Priority
+    zone: Zone
+    appointment: AppointmentIn | None = None
+    channel: Channel
+    billing: Billing
+    description: Annotated[str, Field(max_length=4000)] = ""
+
+    def to_args(self) -> dict[str, Any]:
+        return {
+            "customer": Customer(**self.customer.model_dump()),
+            "service_type": self.service_type,
+            "priority": self.priority,
+            "zone": self.zone,
+            "appointment": (
+                Appointment(**self.appointment.model_dump()) if self.appointment else None
+            ),
+            "channel": self.channel,
+            "billing": self.billing,
+            "description": self.description,
+        }
+
+
+class Assign(CommandBody):
+    technician_id: Name
+
+
+class NoData(CommandBody):
+    pass
+
+
+class NotifyLate(CommandBody):
+    expected_arrival: AwareDatetime
+    reason: Text
+
+
+class Start(CommandBody):
+    identity_shown: bool
+    risk_assessment: Text
+
+
+class ChangeScope(CommandBody):
+    description: Text
+    new_eta: AwareDatetime | None = None
+
+
+class PartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    quantity: Annotated[int, Field(ge=1)] = 1
+    unit_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+
+
+class Complete(CommandBody):
+    summary: Text
+    parts_used: Annotated[list[PartIn], Field(max_length=200)] = []
+
+    def to_args(self) -> dict[str, Any]:
+        return {"summary": self.summary,
+                "parts_used": [Part(**p.model_dump()) for p in self.parts_used]}  # fmt: skip
+
+
+class Accept(CommandBody):
+    signed_by: Name
+
+
+class Reject(CommandBody):
+    reasons: Annotated[list[Text], Field(min_length=1, max_length=50)]
+
+
+class Summary(CommandBody):
+    summary: Text
+
+
+class Reason(CommandBody):
+    reason: Text
+
+
+Score4 = Annotated[int, Field(ge=1, le=4)]
+
+
+class FeedbackIn(CommandBody):
+    csat: Annotated[int, Field(ge=1, le=5)]
+    attitude: Score4
+    skill: Score4
+    punctuality: Score4
+    promise: Score4
+    praise: bool = False
+    comment: Annotated[str, Field(max_length=4000)] = ""
+
+    def to_args(self) -> dict[str, Any]:
+        return {"feedback": Feedback(**self.model_dump(exclude={"occurred_at"}))}
+
+
+class Escalate(CommandBody):
+    level: Annotated[int, Field(ge=1, le=3)]
+    reason: Text
+
+
+class LogCallback(CommandBody):
+    outcome: Name
+    note: Annotated[str, Field(max_length=4000)] = ""
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CommandAnswer,
+    summary="Book a work order",
+    description="Book a work order. Who: client_app, dispatcher.",
+    responses=responses(401, 403, 413, 422),
+    operation_id="work_orders_book",
+)
+def book(
+    body: Book,
+    response: Response,
+    ledger: LedgerDep,
+    caller: CallerDep,
+    idempotency: IdempotencyDep,
+) -> CommandAnswer:
+    result = ledger.book_work_order(
+        caller, occurred_at=body.occurred_at, idempotency=idempotency, **body.to_args()
+    )
+    response.headers["Location"] = f"/work-orders/{result.id}"
+    return answer(result, response)
+
+
+def _run(
+    ledger: FieldLedger, caller: Any, id: UUID, command: str, args: Any,
+    occurred_at: datetime | None, expected_version: int | None, idempotency: Any,
+) -> Any:  # fmt: skip
+    return ledger.work_order_command(
+        caller, id, command, args, occurred_at=occurred_at,
+        expected_version=expected_version, idempotency=idempotency,
+    )  # fmt: skip
+
+
+COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
+    "assign": (Assign, "Assign a technician"),
+    "confirm": (NoData, "Technician re-confirms time and place with the customer"),
+    "depart": (NoData, "Technician departs for the site"),
+    "notify-late": (NotifyLate, "Warn the customer of a late arrival"),
+    "arrive": (NoData, "Technician arrives on site"),
+    "start": (Start, "Start the service (ID shown, risks checked)"),
+    "change-scope": (ChangeScope, "Change the scope of the work"),
+    "complete": (Complete, "Complete the service"),
+    "accept": (Accept, "Customer accepts the work (signed)"),
+    "reject": (Reject, "Customer rejects the work: back to in service for rework"),
+    "resolve-remotely": (Summary, "Resolve without a visit (hotline or remote fix)"),
+    "hold": (Reason, "Put on hold (SLA clocks paused)"),
+    "resume": (NoData, "Resume from hold"),
+    "feedback": (FeedbackIn, "Customer feedback (survey)"),
+    "escalate": (Escalate, "Escalate"),
+    "cancel": (Reason, "Cancel"),
+    "log-callback": (LogCallback, "Log a callback to the customer"),
+}
+
+for _command, (_body, _summary) in COMMAND_BODIES.items():
+    add_command_route(
+        router,
+        command=_command,
+        body_model=_body,
+        run=_run,
+        summary=_summary,
+        who=", ".join(sorted(r.value for r in WORK_ORDER_COMMANDS[_command])),
+    )
+
+
+@router.get(
+    "/{id}",
+    summary="A work order: state, version, SLA targets",
+    responses=responses(401, 404, 422),
+)
+def get_work_order(
+    id: UUID,
+    response: Response,
+    ledger: LedgerDep,
+    caller: CallerDep,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="the state as it was at this instant")
+    ] = None,
+) -> dict[str, Any]:
+    if as_of is None:
+        order = ledger.get(WorkOrder, id)
+    else:
+        order = ledger.get_as_of(WorkOrder, id, as_of)
+    response.headers["ETag"] = f'"{order.version}"'
+    return work_order_view(ledger, order, as_of)
+
+
+@router.get(
+    "/{id}/history",
+    response_model=HistoryView,
+    summary="The audit trail of a work order, oldest first",
+    responses=responses(401, 404, 422),
+)
+def work_order_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+    return history_view(ledger.history(WorkOrder, id))

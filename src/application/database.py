@@ -1,0 +1,91 @@
+"""One small SQL surface over the library's SQLite and PostgreSQL datastores.
+
+Read models, API tokens and the audit chain keep tables next to the events, in
+the same database and through the same connection pools as the library's
+recorders. Their SQL is written once, in the common subset of both dialects,
+with `?` placeholders (translated for psycopg) and table names qualified by
+`Tx.table` (PostgreSQL schema).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from eventsourcing.persistence import Recorder
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from psycopg.sql import SQL, Identifier
+
+Dialect = Literal["sqlite", "postgres"]
+Row = dict[str, Any]
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class Tx:
+    """A cursor in an open transaction, speaking `?` placeholders on both dialects."""
+
+    def __init__(self, cursor: Any, dialect: Dialect, schema: str) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+        self.schema = schema
+
+    def table(self, name: str) -> str:
+        if self.dialect == "postgres":
+            return SQL("{}.{}").format(Identifier(self.schema), Identifier(name)).as_string(None)
+        return name
+
+    def _sql(self, statement: str) -> str:
+        if self.dialect == "postgres":
+            return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
+        return statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self._sql(statement), tuple(params))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
+
+    def fetchone(self) -> Row | None:
+        row = self.cursor.fetchone()
+        return None if row is None else dict(row)
+
+    def fetchall(self) -> list[Row]:
+        return [dict(r) for r in self.cursor.fetchall()]
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.execute(statement, params)
+        return self.fetchall()
+
+    def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        self.execute(statement, params)
+        row = self.cursor.fetchone()
+        if row is None:
+            return None
+        return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))
+
+
+class Database:
+    def __init__(self, recorder: Recorder) -> None:
+        datastore = getattr(recorder, "datastore", None)
+        if isinstance(datastore, SQLiteDatastore):
+            self.dialect: Dialect = "sqlite"
+            self.schema = ""
+        elif isinstance(datastore, PostgresDatastore):
+            self.dialect = "postgres"
+            self.schema = datastore.schema
+        else:  # pragma: no cover - the settings allow only these two
+            raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+        self.datastore: SQLiteDatastore | PostgresDatastore = datastore
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield Tx(cursor, self.dialect, self.schema)
+
+    def table(self, name: str) -> str:
+        return Tx(None, self.dialect, self.schema).table(name)

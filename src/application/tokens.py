@@ -1,0 +1,58 @@
+"""API tokens: issued by the CLI, presented as `Authorization: Bearer TOKEN`.
+
+Only a SHA-256 digest of each token is stored. Tokens are 256 random bits, so
+a fast digest is enough (a slow password hash guards low-entropy secrets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from fieldledger.application.database import Database
+from fieldledger.application.ledger import Caller
+from fieldledger.domain.errors import InvalidCommand
+from fieldledger.domain.facts import Role, require_text
+
+TOKEN_PREFIX = "fl_"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenBook:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {tx.table('api_tokens')} ("
+                "token_digest TEXT PRIMARY KEY, actor TEXT NOT NULL, role TEXT NOT NULL, "
+                "issued_at TEXT NOT NULL)"
+            )
+
+    def issue(self, actor: str, role: str, now: datetime) -> str:
+        actor = require_text("actor", actor, max_length=200)
+        try:
+            checked = Role(role)
+        except ValueError:
+            raise InvalidCommand(
+                "role", f"unknown role {role!r}; roles: " + ", ".join(r.value for r in Role)
+            ) from None
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"INSERT INTO {tx.table('api_tokens')} VALUES (?, ?, ?, ?)",
+                (digest(token), actor, checked.value, now.isoformat()),
+            )
+        return token
+
+    def identify(self, token: str) -> Caller | None:
+        with self.db.transaction(commit=False) as tx:
+            tx.execute(
+                f"SELECT actor, role FROM {tx.table('api_tokens')} WHERE token_digest = ?",
+                (digest(token),),
+            )
+            row = tx.fetchone()
+        return None if row is None else Caller(row["actor"], Role(row["role"]))
