@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
-from fieldledger.api.routes import complaints, health, staff, work_orders
+from fieldledger.api.routes import complaints, health, projections, staff, work_orders
 from fieldledger.application.database import Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
+from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.projector import BackgroundProjector, Projections
+from fieldledger.projections.read_model import ProjectionSettings
 
 DESCRIPTION = """\
 An event-sourced system of record for on-site service work orders and customer
@@ -33,9 +36,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ledger = ledger
         app.state.tokens = TokenBook(Database(ledger.recorder))
         app.state.health_details = {"policy_version": policy.version}
+        projections = Projections(
+            ledger, READ_MODELS, ProjectionSettings(policy=policy, timezone=settings.timezone)
+        )
+        app.state.projections = projections
+        projector = BackgroundProjector(projections, interval=settings.poll_interval)
+        app.state.projector = projector
+        if settings.background:
+            projector.start()
         try:
             yield
         finally:
+            if settings.background:
+                projector.stop()
             ledger.close()
 
     app = FastAPI(
@@ -46,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (health, work_orders, complaints, staff):
+    for module in (health, work_orders, complaints, staff, projections):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, NoReturn
 
@@ -11,7 +14,10 @@ from fieldledger.application.event_store import StoreConfigError
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import DomainError
 from fieldledger.domain.policy import PolicyError
+from fieldledger.projections.projector import ProjectionFailed, Projections
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import TaskID
 
 app = typer.Typer(
     help="fieldledger: work orders and complaints as an event-sourced ledger.",
@@ -21,6 +27,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+projections_app = typer.Typer(help="Read models: status and rebuilds.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -95,6 +103,92 @@ def token_issue(
     finally:
         ledger.close()
     sys.stdout.write(token + "\n")
+
+
+@contextmanager
+def opened_projections() -> Iterator[Projections]:
+    from fieldledger.application.ledger import FieldLedger
+    from fieldledger.projections.catalog import READ_MODELS
+    from fieldledger.projections.read_model import ProjectionSettings
+
+    settings = load_settings()
+    try:
+        ledger = FieldLedger(settings.database_url, policy=settings.loaded_policy)
+    except StoreConfigError as e:
+        fail(str(e))
+    try:
+        yield Projections(
+            ledger,
+            READ_MODELS,
+            ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
+        )
+    finally:
+        ledger.close()
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Position, lag behind the event store and last error of each projection."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with opened_projections() as projections:
+        table = Table("projection", "generation", "position", "lag", "error")
+        for s in projections.status():
+            error = "" if s.error is None else f"at {s.error_position}: {s.error}"
+            if s.stale:
+                error = (error + " " if error else "") + "(stale: rebuild it)"
+            table.add_row(s.name, str(s.generation), str(s.position), str(s.lag), error)
+        Console().print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="projections (all when none)")] = None,
+) -> None:
+    """Rebuild projections from zero into fresh tables, swapped in when complete."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with opened_projections() as projections:
+        chosen = names or list(projections.models)
+        unknown = [n for n in chosen if n not in projections.models]
+        if unknown:
+            fail(
+                f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models)
+            )
+        head = projections.head()
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8.0f} events/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            for name in chosen:
+                task = bar.add_task(name, total=max(head, 1), rate=0.0)
+                started = time.monotonic()
+
+                def advance(
+                    count: int, position: int, task: TaskID = task, started: float = started
+                ) -> None:
+                    elapsed = max(time.monotonic() - started, 1e-9)
+                    bar.update(task, completed=min(position, head), rate=position / elapsed)
+
+                try:
+                    generation = projections.rebuild(name, progress=advance)
+                except ProjectionFailed as e:
+                    fail(str(e), code=1)
+                bar.update(task, completed=max(head, 1))
+                bar.console.print(f"{name}: generation {generation} is live")
 
 
 def main() -> None:

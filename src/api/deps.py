@@ -13,6 +13,7 @@ from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.errors import InvalidCommand
+from fieldledger.projections.projector import Projections
 
 bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger token issue`")
 
@@ -20,6 +21,11 @@ bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger tok
 def get_ledger(request: Request) -> FieldLedger:
     ledger: FieldLedger = request.app.state.ledger
     return ledger
+
+
+def get_projections(request: Request) -> Projections:
+    projections: Projections = request.app.state.projections
+    return projections
 
 
 def get_settings(request: Request) -> Settings:
@@ -82,6 +88,7 @@ async def get_idempotency(
 
 
 LedgerDep = Annotated[FieldLedger, Depends(get_ledger)]
+ProjectionsDep = Annotated[Projections, Depends(get_projections)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 ExpectedVersionDep = Annotated[int | None, Depends(get_expected_version)]

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     sweep_interval: float = 60.0
     #: Seconds between polls of the event store by projection runners.
     poll_interval: float = 0.2
+    #: Run projectors (and sweeps) in the background of `serve`; tests turn it off
+    #: and catch up explicitly.
+    background: bool = True
 
     @field_validator("timezone")
     @classmethod

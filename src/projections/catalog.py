@@ -1,0 +1,7 @@
+"""The read models this service keeps, by name."""
+
+from __future__ import annotations
+
+from fieldledger.projections.read_model import ReadModel
+
+READ_MODELS: list[type[ReadModel]] = []

@@ -1,0 +1,360 @@
+"""Projectors: feed a read model the store's events in batches, exactly once.
+
+Why not the library's `ProjectionRunner`: it handles one event per transaction
+and starts threads per runner; we need batches (a rebuild over millions of
+events), generations of tables for rebuilds without downtime, and an error
+that stops the projection at the failing event and is reported in status. The
+exactly-once part is the library's: the position is written with the library's
+tracking recorder, in the same transaction as the rows, and a tracking row that
+does not advance refuses the whole batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from fieldledger.application.database import Database, Tx
+from fieldledger.application.ledger import FieldLedger
+from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
+
+GENERATIONS = "projection_generations"
+BATCH_SIZE = 500
+
+
+class ProjectionFailed(Exception):
+    """A read model failed on an event; it stops there until fixed and rebuilt."""
+
+    def __init__(self, name: str, position: int, error: str) -> None:
+        self.name = name
+        self.position = position
+        self.error = error
+        super().__init__(f"projection {name} failed at position {position}: {error}")
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    generation: int | None
+    position: int
+    lag: int
+    error: str | None
+    error_position: int | None
+    stale: bool
+
+
+def tracking_recorder(db: Database) -> TrackingRecorder:
+    recorder: TrackingRecorder
+    if db.dialect == "sqlite":
+        assert not isinstance(db.datastore, PostgresTrackingRecorder)
+        recorder = SQLiteTrackingRecorder(db.datastore)  # type: ignore[arg-type]
+    else:
+        recorder = PostgresTrackingRecorder(
+            db.datastore,  # type: ignore[arg-type]
+            tracking_table_name="projection_tracking",
+        )
+    recorder.create_table()
+    return recorder
+
+
+class Projections:
+    """All read models over one ledger: their generations, positions and runs."""
+
+    def __init__(
+        self,
+        ledger: FieldLedger,
+        read_models: Sequence[type[ReadModel]],
+        settings: ProjectionSettings,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.ledger = ledger
+        self.db = Database(ledger.recorder)
+        self.tracking = tracking_recorder(self.db)
+        self.models: dict[str, ReadModel] = {m.name: m(settings) for m in read_models}
+        self.batch_size = batch_size
+        self._locks = {name: threading.Lock() for name in self.models}
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {tx.table(GENERATIONS)} ("
+                "name TEXT NOT NULL, generation INTEGER NOT NULL, state TEXT NOT NULL, "
+                "schema_version INTEGER NOT NULL, error TEXT, error_position INTEGER, "
+                "created_at TEXT NOT NULL, PRIMARY KEY (name, generation))"
+            )
+        for name in self.models:
+            self._ensure_live(name)
+
+    # -- generations ---------------------------------------------------------
+
+    def tables(self, name: str, generation: int) -> Tables:
+        model = self.models[name]
+        return Tables(
+            {base: self.db.table(f"{base}_g{generation}") for base in model.tables}, generation
+        )
+
+    def tracking_key(self, name: str, generation: int) -> str:
+        return f"{name}#g{generation}"
+
+    def live_generation(self, name: str) -> int | None:
+        with self.db.transaction(commit=False) as tx:
+            value = tx.scalar(
+                f"SELECT generation FROM {tx.table(GENERATIONS)} WHERE name = ? AND state = 'live'",
+                (name,),
+            )
+        return None if value is None else int(value)
+
+    def _ensure_live(self, name: str) -> None:
+        """A read model seen for the first time starts with generation 1, live."""
+        if self.live_generation(name) is not None:
+            return
+        model = self.models[name]
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    f"INSERT INTO {tx.table(GENERATIONS)} (name, generation, state, "
+                    "schema_version, created_at) VALUES (?, 1, 'live', ?, ?)",
+                    (name, model.schema_version, _now()),
+                )
+                model.create_tables(tx, self.tables(name, 1))
+        except IntegrityError:
+            pass  # another process created it first
+
+    @contextmanager
+    def reading(self, name: str) -> Iterator[tuple[Tx, Tables]]:
+        """A read-only transaction on the live generation of a read model."""
+        generation = self.live_generation(name)
+        if generation is None:  # pragma: no cover - created at start
+            raise LookupError(name)
+        with self.db.transaction(commit=False) as tx:
+            yield tx, self.tables(name, generation)
+
+    # -- running -------------------------------------------------------------
+
+    def position(self, name: str, generation: int) -> int:
+        return self.tracking.max_tracking_id(self.tracking_key(name, generation)) or 0
+
+    def head(self) -> int:
+        return self.ledger.recorder.max_notification_id() or 0
+
+    def catch_up(
+        self,
+        name: str,
+        *,
+        generation: int | None = None,
+        until: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Project events after the generation's position, up to `until` (default:
+        the head of the store). Returns the new position."""
+        generation = generation or self.live_generation(name)
+        assert generation is not None
+        model = self.models[name]
+        tables = self.tables(name, generation)
+        key = self.tracking_key(name, generation)
+        with self._locks[name]:
+            self._raise_recorded_error(name, generation)
+            position = self.position(name, generation)
+            while until is None or position < until:
+                notifications = self.ledger.recorder.select_notifications(
+                    start=position + 1, limit=self.batch_size, stop=until
+                )
+                if not notifications:
+                    break
+                try:
+                    with self.db.transaction() as tx:
+                        model.begin_batch(tx, tables)
+                        for n in notifications:
+                            event = self.ledger.mapper.to_domain_event(n)
+                            try:
+                                model.handle(tx, tables, event, n.id)
+                            except Exception as e:
+                                error = f"{type(e).__name__}: {e}"
+                                raise ProjectionFailed(name, n.id, error) from e
+                        model.end_batch(tx, tables)
+                        last = notifications[-1].id
+                        self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
+                except IntegrityError:
+                    # Another projector (another process) wrote this batch first.
+                    position = self.position(name, generation)
+                    continue
+                except ProjectionFailed as failed:
+                    self._record_error(name, generation, failed)
+                    raise
+                position = last
+                if progress is not None:
+                    progress(len(notifications), position)
+        return position
+
+    def catch_up_all(self) -> dict[str, int]:
+        return {name: self.catch_up(name) for name in self.models}
+
+    def wait_for(self, name: str, position: int) -> None:
+        """Read your writes: bring the live view up to `position` before answering."""
+        generation = self.live_generation(name)
+        assert generation is not None
+        if self.position(name, generation) < position:
+            self.catch_up(name, generation=generation, until=position)
+
+    def _record_error(self, name: str, generation: int, failed: ProjectionFailed) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"UPDATE {tx.table(GENERATIONS)} SET error = ?, error_position = ? "
+                "WHERE name = ? AND generation = ?",
+                (failed.error, failed.position, name, generation),
+            )
+
+    def _raise_recorded_error(self, name: str, generation: int) -> None:
+        with self.db.transaction(commit=False) as tx:
+            tx.execute(
+                f"SELECT error, error_position FROM {tx.table(GENERATIONS)} "
+                "WHERE name = ? AND generation = ?",
+                (name, generation),
+            )
+            row = tx.fetchone()
+        if row is not None and row["error"] is not None:
+            raise ProjectionFailed(name, int(row["error_position"]), str(row["error"]))
+
+    # -- rebuilding ----------------------------------------------------------
+
+    def rebuild(self, name: str, progress: Callable[[int, int], None] | None = None) -> int:
+        """Build the read model from zero into a fresh generation while the live one
+        serves, then swap them atomically. A rebuild killed at any point leaves the
+        live generation serving; running it again starts a fresh build."""
+        model = self.models[name]
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"SELECT generation, state FROM {tx.table(GENERATIONS)} WHERE name = ?", (name,)
+            )
+            rows = tx.fetchall()
+            abandoned = [int(r["generation"]) for r in rows if r["state"] == "building"]
+            generation = max([int(r["generation"]) for r in rows], default=0) + 1
+            for old in abandoned:
+                self._drop(tx, name, old)
+            tx.execute(
+                f"INSERT INTO {tx.table(GENERATIONS)} (name, generation, state, "
+                "schema_version, created_at) VALUES (?, ?, 'building', ?, ?)",
+                (name, generation, model.schema_version, _now()),
+            )
+            model.create_tables(tx, self.tables(name, generation))
+        self.catch_up(name, generation=generation, progress=progress)
+        # Swap: the new generation catches the last events and goes live in one
+        # transaction with the retirement of the old one.
+        with self._locks[name], self.db.transaction() as tx:
+            retired = tx.query(
+                f"SELECT generation FROM {tx.table(GENERATIONS)} WHERE name = ? AND state = 'live'",
+                (name,),
+            )
+            tx.execute(
+                f"UPDATE {tx.table(GENERATIONS)} SET state = 'retired' "
+                "WHERE name = ? AND state = 'live'",
+                (name,),
+            )
+            tx.execute(
+                f"UPDATE {tx.table(GENERATIONS)} SET state = 'live' "
+                "WHERE name = ? AND generation = ?",
+                (name, generation),
+            )
+        self.catch_up(name, generation=generation)
+        with self.db.transaction() as tx:
+            for row in retired:
+                self._drop(tx, name, int(row["generation"]))
+        return generation
+
+    def _drop(self, tx: Tx, name: str, generation: int) -> None:
+        for table in self.tables(name, generation).names.values():
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        tx.execute(
+            f"DELETE FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
+            (name, generation),
+        )
+
+    # -- status --------------------------------------------------------------
+
+    def status(self) -> list[Status]:
+        head = self.head()
+        with self.db.transaction(commit=False) as tx:
+            rows = {
+                r["name"]: r
+                for r in tx.query(f"SELECT * FROM {tx.table(GENERATIONS)} WHERE state = 'live'")
+            }
+        result = []
+        for name, model in self.models.items():
+            row = rows.get(name)
+            generation = None if row is None else int(row["generation"])
+            position = 0 if generation is None else self.position(name, generation)
+            result.append(
+                Status(
+                    name=name,
+                    generation=generation,
+                    position=position,
+                    lag=max(0, head - position),
+                    error=None if row is None else row["error"],
+                    error_position=None if row is None else row["error_position"],
+                    stale=row is not None and int(row["schema_version"]) != model.schema_version,
+                )
+            )
+        return result
+
+
+class BackgroundProjector:
+    """Keeps every live view caught up: polls the store (SQLite has no push
+    subscription; on PostgreSQL polling also covers a lost notification)."""
+
+    def __init__(self, projections: Projections, interval: float = 0.2) -> None:
+        self.projections = projections
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
+        self.last_errors: dict[str, str] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name in self.projections.models:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.projections.catch_up(name)
+                    self.last_errors.pop(name, None)
+                except ProjectionFailed as e:
+                    self.last_errors[name] = str(e)
+                except Exception as e:  # a database hiccup: try again next round
+                    self.last_errors[name] = f"{type(e).__name__}: {e}"
+            self._stop.wait(self.interval)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def rows_of(projections: Projections, name: str, generation: int) -> dict[str, list[Any]]:
+    """Every row of every table of one generation, sorted: for comparing views."""
+    out: dict[str, list[Any]] = {}
+    tables = projections.tables(name, generation)
+    with projections.db.transaction(commit=False) as tx:
+        for base, table in tables.names.items():
+            rows = tx.query(f"SELECT * FROM {table}")
+            out[base] = sorted((tuple(sorted(r.items())) for r in rows), key=repr)
+    return out
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """For tests and tools: poll a predicate (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.01)

@@ -1,0 +1,69 @@
+"""What every read model is: tables, handlers that map events to rows, queries.
+
+A read model names its tables by their base names; the projector gives it the
+physical names of one *generation* of those tables (`sla_targets_g3`). A
+rebuild fills a fresh generation while the live one keeps serving, then swaps
+them in one transaction, so readers never see a half-built view.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fieldledger.application.database import Tx
+from fieldledger.domain.policy import Policy
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Physical (generation-qualified, schema-qualified) names of a read model's tables."""
+
+    names: Mapping[str, str]
+    generation: int
+
+    def __getitem__(self, base: str) -> str:
+        return self.names[base]
+
+    def __getattr__(self, base: str) -> str:
+        try:
+            return self.names[base]
+        except KeyError:
+            raise AttributeError(base) from None
+
+
+@dataclass(frozen=True)
+class ProjectionSettings:
+    """What read models may depend on besides the events: policy and time zone."""
+
+    policy: Policy
+    timezone: str
+
+
+class ReadModel(ABC):
+    #: Used in table names, tracking keys, the CLI and /projections.
+    name: ClassVar[str]
+    #: Bump when tables or handlers change meaning: the live view is then stale.
+    schema_version: ClassVar[int] = 1
+    #: Base names of the tables, each created by `create_tables`.
+    tables: ClassVar[tuple[str, ...]]
+
+    def __init__(self, settings: ProjectionSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        """Create this generation's tables and indexes (IF NOT EXISTS)."""
+
+    @abstractmethod
+    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+        """Apply one event, in the batch's transaction. Must be deterministic:
+        a rebuild from zero must come out identical to the incremental view."""
+
+    def begin_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
+        """Called before a batch's events (e.g. to reset per-batch caches)."""
+
+    def end_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
+        """Called after a batch's events, before its tracking is written."""
