@@ -138,6 +138,8 @@ class HistoryEntry:
     occurred_at: datetime
     recorded_at: datetime
     data: dict[str, Any]
+    #: The event's link in the tamper-evident hash chain (hash_chain.py).
+    hash: str | None = None
 
 
 def utc_now() -> datetime:
@@ -425,10 +427,13 @@ class FieldLedger(Application[UUID]):
 
     def history(self, kind: type[A], aggregate_id: UUID) -> list[HistoryEntry]:
         self.get(kind, aggregate_id)
-        return [history_entry(e) for e in self.events.get(aggregate_id)]
+        events = list(self.events.get(aggregate_id))
+        # Read after the events: each was committed with its hash.
+        hashes = self.ledger_recorder.event_hashes(aggregate_id)
+        return [history_entry(e, hashes.get(e.originator_version)) for e in events]
 
 
-def history_entry(event: Any) -> HistoryEntry:
+def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
     data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
     return HistoryEntry(
         aggregate_id=event.originator_id,
@@ -439,6 +444,7 @@ def history_entry(event: Any) -> HistoryEntry:
         occurred_at=event.occurred_at,
         recorded_at=event.timestamp,
         data=data,
+        hash=hash,
     )
 
 
