@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
-from fieldledger.api.routes import complaints, health, projections, staff, work_orders
+from fieldledger.api.routes import audit, complaints, health, projections, staff, work_orders
 from fieldledger.application.database import Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
@@ -37,7 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tokens = TokenBook(Database(ledger.recorder))
         app.state.health_details = {"policy_version": policy.version}
         projections = Projections(
-            ledger, READ_MODELS, ProjectionSettings(policy=policy, timezone=settings.timezone)
+            ledger,
+            READ_MODELS,
+            ProjectionSettings(policy=policy, timezone=settings.timezone),
+            batch_size=settings.projection_batch_size,
         )
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
@@ -59,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (health, work_orders, complaints, staff, projections):
+    for module in (health, work_orders, complaints, staff, audit, projections):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.read_model import ReadModel
 
-READ_MODELS: list[type[ReadModel]] = []
+READ_MODELS: list[type[ReadModel]] = [AuditTrail]
