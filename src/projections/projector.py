@@ -340,6 +340,7 @@ class Projections:
         and starts a fresh build."""
         model = self.models[name]
         with self.db.transaction() as tx:
+            self._lock_generations(tx, name)
             tx.execute(
                 f"SELECT generation, state FROM {tx.table(GENERATIONS)} WHERE name = ?", (name,)
             )
@@ -365,6 +366,7 @@ class Projections:
         """Make the built generation live if it is at least as far as the live
         one; in one transaction that holds off the live one's projectors."""
         with self._locks[name], self.db.transaction() as tx:
+            self._lock_generations(tx, name)
             live = self._live_generation(tx, name)
             live_position = 0 if live is None else self._claim(tx, self.tracking_key(name, live))
             position = self._claim(tx, self.tracking_key(name, generation))
@@ -391,11 +393,19 @@ class Projections:
             )
         return True
 
+    def _lock_generations(self, tx: Tx, name: str) -> None:
+        """Write first: on PostgreSQL this locks the read model's generation rows
+        against a concurrent rebuild or swap; on SQLite it takes the write lock
+        before anything is read (a read-then-write transaction can fail with
+        SQLITE_BUSY when another process wrote in between)."""
+        tx.execute(f"UPDATE {tx.table(GENERATIONS)} SET state = state WHERE name = ?", (name,))
+
     def _drop_retired(self, name: str) -> None:
         with self.db.transaction() as tx:
             if tx.dialect == "postgres":
                 # Wait for readers that may have looked up the retired generation.
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (self._drop_lock(name),))
+            self._lock_generations(tx, name)
             for row in tx.query(
                 f"SELECT generation FROM {tx.table(GENERATIONS)} "
                 "WHERE name = ? AND state = 'retired'",

@@ -14,8 +14,8 @@ import pytest
 from fieldledger.api.cli import app as cli
 from fieldledger.application.database import Database, Tx
 from fieldledger.application.hash_chain import (
-    HASHES_TABLE,
     GENESIS,
+    HASHES_TABLE,
     chain_hash,
     event_hash,
     verify_chain,
