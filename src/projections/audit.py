@@ -50,7 +50,9 @@ def known_event_types() -> frozenset[str]:
         cls = pending.pop()
         for sub in cls.__subclasses__():
             pending.append(sub)
-            if sub.__name__ != "Event":
+            # Not the bases, nor the `Created` class the library adds to every
+            # aggregate (ours are created by Booked, Lodged, Registered).
+            if sub.__name__ not in ("Event", "Created"):
                 names.add(sub.__name__)
     return frozenset(names)
 

@@ -74,6 +74,8 @@ def test_every_event_newest_first_with_the_contract_fields(api: Api, scene: dict
     # The same hash as the aggregate's own history.
     history = scene["dispatcher"].get(f"/work-orders/{scene['first']}/history").json()
     assert [e["hash"] for e in history["events"]] == [events[6]["hash"], events[5]["hash"]]
+    history = scene["supervisor"].get(f"/complaints/{scene['complaint']}/history").json()
+    assert [e["hash"] for e in history["events"]] == [events[3]["hash"], events[2]["hash"]]
 
 
 def test_late_reports_are_flagged(api: Api, scene: dict[str, Any]) -> None:
