@@ -88,9 +88,14 @@ class Field:
         assert technician is not None
         return Caller(technician, Role.TECHNICIAN)
 
-    def wo(self, caller: Caller, order: UUID, command: str, at: datetime, **args: Any) -> int:
+    def wo(
+        self, caller: Caller, order: UUID, command: str, at: datetime,
+        occurred_at: datetime | None = None, **args: Any,
+    ) -> int:  # fmt: skip
         self.at(at)
-        result = self.ledger.work_order_command(caller, order, command, args)
+        result = self.ledger.work_order_command(
+            caller, order, command, args, occurred_at=occurred_at
+        )
         assert result.position is not None
         return result.version
 
