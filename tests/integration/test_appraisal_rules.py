@@ -4,12 +4,17 @@ items, discipline and indicators of a staff member's month."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
 from fieldledger.domain.periods import parse_period
-from fieldledger.projections.appraisal import StaffUnknown
+from fieldledger.domain.policy import LatenessBand, builtin_policy
+from fieldledger.projections.appraisal import AppraisalView, StaffUnknown
+from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.projector import Projections
+from fieldledger.projections.read_model import ProjectionSettings
 
 from tests.integration.conftest import World
 from tests.integration.field import read, utc
@@ -287,3 +292,50 @@ def test_a_quarter_ranks_everyone_on_100_plus_its_deltas(world: World) -> None:
     assert {(r["staff_id"], r["points"], r["rank"]) for r in ranking(world, "2027-Q1")} == {
         (s, 100, 1) for s in ("tech-a", "tech-b", "tech-c", "tech-d", "tech-z")
     }
+
+
+def test_the_current_policy_and_time_zone_apply_to_every_month_without_rebuild(
+    world: World,
+) -> None:
+    f = world.field
+    start = utc("2026-10-31T16:00")  # 1 November in Shanghai, still 31 October in UTC
+    order = f.book(utc("2026-10-30T02:00"), appointment_start=start)
+    f.arrive(order, start + timedelta(minutes=3))
+    f.finish(order, utc("2026-10-31T17:00"))
+    f.feedback(order, utc("2026-11-02T02:00"), praise=True)
+    for day in (3, 4, 5):
+        f.conduct("tech-1", "personal_call", utc(f"2026-11-0{day}T02:00"))
+    before = appraisal(world, "tech-1", "2026-11")
+    assert before["points"] == 100 - 1 + 5 - 15 - 10
+
+    builtin = builtin_policy()
+    changed = builtin.model_copy(update={
+        "appraisal": builtin.appraisal.model_copy(update={
+            "praise": Decimal(3),
+            "lateness": [LatenessBand(up_to_minutes=5, points=Decimal(0)),
+                         LatenessBand(points=Decimal(-8))],
+        }),
+        "conduct": builtin.conduct.model_copy(update={"step_points": {}}),
+    })  # fmt: skip
+    assert changed.version != builtin.version
+
+    def under(timezone: str, month: str) -> dict[str, Any]:
+        other = Projections(world.field.ledger, READ_MODELS, ProjectionSettings(changed, timezone))
+        model = other.models["appraisal"]
+        assert isinstance(model, AppraisalView)
+        with other.reading("appraisal") as (tx, t):
+            return model.appraisal(tx, t, "tech-1", parse_period(month))
+
+    # The same facts, the new rules: 3 min late costs nothing now but is still
+    # late, praise brings 3, the third personal call no further 10.
+    shanghai = under("Asia/Shanghai", "2026-11")
+    assert shanghai["points"] == 100 + 3 - 15
+    assert [i["rule"] for i in shanghai["items"]] == ["praise", "conduct", "conduct", "conduct"]
+    assert shanghai["indicators"]["late_arrivals"] == 1
+    assert shanghai["discipline"] == {"personal_call": "warning"}
+    assert shanghai["policy_version"] == changed.version
+    # In UTC the arrival (16:03 on 31 October) is October's.
+    october = under("UTC", "2026-10")
+    assert (october["points"], october["items"]) == (100, [])
+    assert october["indicators"]["late_arrivals"] == 1
+    assert under("UTC", "2026-11")["indicators"]["late_arrivals"] == 0
