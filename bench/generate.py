@@ -20,6 +20,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -49,10 +50,10 @@ CONDUCT = [("uniform", None), ("grooming", Decimal("-0.5")), ("posture", None),
 
 
 class Simulation:
-    def __init__(self, rng: random.Random, end: datetime, technicians: int) -> None:
+    def __init__(self, rng: random.Random, end: datetime, technicians: list[str]) -> None:
         self.rng = rng
         self.end = end
-        self.technicians = [f"tech-{i:03d}" for i in range(technicians)]
+        self.technicians = technicians
         self.policy_version = builtin_policy().version
         self.orders: list[UUID] = []
 
@@ -215,8 +216,11 @@ class Simulation:
 
 
 def generate(ledger: FieldLedger, events: int, seed: int, batch_events: int = 2000,
-             progress: bool = True) -> int:  # fmt: skip
-    sim = Simulation(random.Random(seed), datetime(2026, 11, 1, tzinfo=UTC), technicians=200)
+             progress: bool = True, job: int = 0, jobs: int = 1) -> int:  # fmt: skip
+    """Write `events` events; job `job` of `jobs` works with its own share of the
+    200 technicians, so parallel writers never touch the same staff record."""
+    technicians = [f"tech-{i:03d}" for i in range(200) if i % jobs == job]
+    sim = Simulation(random.Random(seed), datetime(2026, 11, 1, tzinfo=UTC), technicians)
     written = 0
     batch: list[LedgerAggregate] = []
     pending = 0
@@ -248,15 +252,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--database-url", default=os.environ.get("FIELDLEDGER_DATABASE_URL"))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=2, help="writer processes")
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url or set FIELDLEDGER_DATABASE_URL")
-    ledger = FieldLedger(args.database_url)
+    FieldLedger(args.database_url).close()  # create the tables once, before the writers
+    started = time.perf_counter()
+    share = args.events // args.jobs
+    shares = [share + (args.events - share * args.jobs if i == 0 else 0) for i in range(args.jobs)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        written = sum(pool.map(_job, [(args.database_url, n, args.seed + i, i, args.jobs)
+                                      for i, n in enumerate(shares)]))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    print(f"wrote {written:,} events in {elapsed:.1f}s ({written / elapsed:,.0f}/s)")
+
+
+def _job(job: tuple[str, int, int, int, int]) -> int:
+    url, events, seed, index, jobs = job
+    ledger = FieldLedger(url, env={"CREATE_TABLE": "false"})
     try:
-        started = time.perf_counter()
-        written = generate(ledger, args.events, args.seed)
-        elapsed = time.perf_counter() - started
-        print(f"wrote {written:,} events in {elapsed:.1f}s ({written / elapsed:,.0f}/s)")
+        return generate(ledger, events, seed, progress=index == 0, job=index, jobs=jobs)
     finally:
         ledger.close()
 
