@@ -43,7 +43,15 @@ from fieldledger.domain.work_orders import (
 )
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-SERVICES = ["空调维修", "洗衣机维修", "冰箱维修", "热水器安装", "燃气灶维修", "管道疏通", "电路检修"]
+SERVICES = [
+    "空调维修",
+    "洗衣机维修",
+    "冰箱维修",
+    "热水器安装",
+    "燃气灶维修",
+    "管道疏通",
+    "电路检修",
+]
 CONDUCT = [("uniform", None), ("grooming", Decimal("-0.5")), ("posture", None),
            ("sleeping", Decimal("-2")), ("personal_call", None), ("chatting", None),
            ("reading", None), ("absence", None)]  # fmt: skip
@@ -65,13 +73,18 @@ class Simulation:
         t = self.end - timedelta(days=r.uniform(1, 400))
         appointment = None
         if r.random() < 0.7:
-            start = (t + timedelta(hours=r.randint(2, 48))).replace(minute=0, second=0, microsecond=0)
+            start = (t + timedelta(hours=r.randint(2, 48))).replace(
+                minute=0, second=0, microsecond=0
+            )
             appointment = Appointment(start, start + timedelta(hours=2))
         wo = WorkOrder.book(
             self.ctx("app-1", Role.CLIENT_APP, t),
             id=uuid4(),
-            customer=Customer(r.choice(SURNAMES) + r.choice("先生女士小姐"),
-                              f"1{r.randint(3000000000, 9999999999)}", f"{r.randint(1, 999)}号"),
+            customer=Customer(
+                r.choice(SURNAMES) + r.choice("先生女士小姐"),
+                f"1{r.randint(3000000000, 9999999999)}",
+                f"{r.randint(1, 999)}号",
+            ),
             service_type=r.choice(SERVICES),
             priority=r.choices(list(Priority), weights=[1, 3, 6])[0],
             zone=r.choices(list(Zone), weights=[7, 3])[0],
@@ -111,13 +124,19 @@ class Simulation:
         t = max(arrive_at, depart_at + timedelta(minutes=2))
         wo.arrive(self.ctx(tech, Role.TECHNICIAN, t))
         t += timedelta(minutes=3)
-        wo.start(self.ctx(tech, Role.TECHNICIAN, t), True, "已断电，已检查")
+        wo.start(self.ctx(tech, Role.TECHNICIAN, t), True, "已断电, 已检查")
         if r.random() < 0.1:
             t += timedelta(minutes=20)
-            wo.change_scope(self.ctx(tech, Role.TECHNICIAN, t), "需更换压缩机", t + timedelta(hours=2))
+            wo.change_scope(
+                self.ctx(tech, Role.TECHNICIAN, t), "需更换压缩机", t + timedelta(hours=2)
+            )
         for round_ in range(3):
             t += timedelta(minutes=r.randint(20, 120))
-            parts = [Part("配件", r.randint(1, 3), Decimal(r.randint(100, 99999)) / 100)] if r.random() < 0.5 else []
+            parts = (
+                [Part("配件", r.randint(1, 3), Decimal(r.randint(100, 99999)) / 100)]
+                if r.random() < 0.5
+                else []
+            )
             wo.complete(self.ctx(tech, Role.TECHNICIAN, t), "已修复", parts)
             t += timedelta(minutes=5)
             if round_ < 2 and r.random() < 0.12:
@@ -169,7 +188,11 @@ class Simulation:
                                   [tech] if r.random() < 0.5 else [], r.random() < 0.5)  # fmt: skip
             elif step == 3:
                 if r.random() < 0.1 and c.escalation_level < 3:
-                    c.escalate(self.ctx("sup-1", Role.SUPERVISOR, t), min(3, c.escalation_level + 1), "超时")
+                    c.escalate(
+                        self.ctx("sup-1", Role.SUPERVISOR, t),
+                        min(3, c.escalation_level + 1),
+                        "超时",
+                    )
                 c.plan(self.ctx(*desk, t), "上门致歉", "sup-1", t + timedelta(days=3))
             elif step == 4:
                 c.update_progress(self.ctx(*desk, t), "已联系客户")

@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
-ADMIN_URL = os.environ.get("FIELDLEDGER_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN_URL = os.environ.get(
+    "FIELDLEDGER_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 CLIENTS = 16
 
 
@@ -67,7 +69,9 @@ def fieldledger(*args: str, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def serving(url: str, workers: int, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+def serving(
+    url: str, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url, **(extra_env or {})}
     proc = subprocess.Popen(
@@ -98,7 +102,9 @@ def serving(url: str, workers: int, extra_env: dict[str, str] | None = None) -> 
 def wrk(base: str, script: str, seconds: int, args: list[str]) -> dict[str, float]:
     cmd = ["wrk", f"-t{CLIENTS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s",
            str(BENCH / script), base, "--", *args]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -130,11 +136,16 @@ def phase_commands(seconds: int) -> dict[str, Any]:
     result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "workers": {}}
     for workers in (1, 2):
         url = fresh_database("fl_bench_commands")
-        env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url}
         with serving(url, workers) as (base, env):
-            disp = fieldledger("token", "issue", "--actor", "disp-bench", "--role", "dispatcher", env=env)
-            tech = fieldledger("token", "issue", "--actor", "tech-bench", "--role", "technician", env=env)
-            app = fieldledger("token", "issue", "--actor", "app-bench", "--role", "client_app", env=env)
+            disp = fieldledger(
+                "token", "issue", "--actor", "disp-bench", "--role", "dispatcher", env=env
+            )
+            tech = fieldledger(
+                "token", "issue", "--actor", "tech-bench", "--role", "technician", env=env
+            )
+            app = fieldledger(
+                "token", "issue", "--actor", "app-bench", "--role", "client_app", env=env
+            )
             ceiling = wrk(base, "trivial.lua", max(5, seconds // 2), [])
             commands = wrk(base, "lifecycle.lua", seconds, [disp, tech, app])
         result["workers"][workers] = {"client_ceiling": ceiling, "commands": commands}
@@ -192,27 +203,28 @@ def latencies(client: httpx.Client, path: str, params: dict[str, Any], n: int) -
 
 
 def phase_queries(url: str, n: int) -> dict[str, Any]:
+    """p50/p99 of the supervisors' queries against a warm service."""
     with psycopg.connect(url) as conn:
-        order_id, actor, day = conn.execute(
-            "SELECT originator_id, NULL, NULL FROM fieldledger_events "
-            "WHERE originator_version = 10 LIMIT 1"
-        ).fetchone()  # type: ignore[misc]
+        row = conn.execute(
+            "SELECT originator_id FROM fieldledger_events WHERE originator_version = 10 LIMIT 1"
+        ).fetchone()
+    assert row is not None, "the generated store has no order with 10 events"
+    order_id = row[0]
+    board = {"at": "2026-10-30T10:00:00+08:00", "status": "red,yellow"}
+    one_day = {"from": "2026-06-01T00:00:00+08:00", "to": "2026-06-02T00:00:00+08:00"}
     with serving(url, 1) as (base, env):
-        token = fieldledger("token", "issue", "--actor", "sup-bench", "--role", "supervisor", env=env)
+        token = fieldledger(
+            "token", "issue", "--actor", "sup-bench", "--role", "supervisor", env=env
+        )
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
             _wait_caught_up(client)
             return {
                 "history": latencies(client, f"/work-orders/{order_id}/history", {}, n),
                 "audit_by_actor": latencies(client, "/audit", {"actor": "tech-017"}, n),
-                "audit_by_day": latencies(
-                    client, "/audit",
-                    {"from": "2026-06-01T00:00:00+08:00", "to": "2026-06-02T00:00:00+08:00"}, n,
-                ),
-                "sla_board": latencies(
-                    client, "/sla/board", {"at": "2026-10-30T10:00:00+08:00", "status": "red,yellow"}, n
-                ),
-            }  # fmt: skip
+                "audit_by_day": latencies(client, "/audit", one_day, n),
+                "sla_board": latencies(client, "/sla/board", board, n),
+            }
 
 
 def _wait_caught_up(client: httpx.Client) -> None:
