@@ -4,13 +4,12 @@ items, discipline and indicators of a staff member's month."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
 from fieldledger.domain.periods import parse_period
-from fieldledger.domain.policy import LatenessBand, builtin_policy
+from fieldledger.domain.policy import builtin_policy, builtin_policy_text, parse_policy
 from fieldledger.projections.appraisal import AppraisalView, StaffUnknown
 from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.projector import Projections
@@ -308,15 +307,17 @@ def test_the_current_policy_and_time_zone_apply_to_every_month_without_rebuild(
     before = appraisal(world, "tech-1", "2026-11")
     assert before["points"] == 100 - 1 + 5 - 15 - 10
 
+    # A company's own policy file: the built-in one with three rules changed.
+    text = builtin_policy_text()
+    for old, new in (
+        ("praise = 5", "praise = 3"),
+        ("{ up_to_minutes = 5, points = -1 }", "{ up_to_minutes = 5, points = 0 }"),
+        ("personal_call = { warning = -10 }", ""),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    changed = parse_policy(text)
     builtin = builtin_policy()
-    changed = builtin.model_copy(update={
-        "appraisal": builtin.appraisal.model_copy(update={
-            "praise": Decimal(3),
-            "lateness": [LatenessBand(up_to_minutes=5, points=Decimal(0)),
-                         LatenessBand(points=Decimal(-8))],
-        }),
-        "conduct": builtin.conduct.model_copy(update={"step_points": {}}),
-    })  # fmt: skip
     assert changed.version != builtin.version
 
     def under(timezone: str, month: str) -> dict[str, Any]:
