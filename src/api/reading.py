@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
@@ -63,7 +63,7 @@ def instant_or_day(text: str | None, field: str, timezone: str, *, end: bool) ->
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return local_midnight(day.fromordinal(day.toordinal() + 1) if end else day, timezone)
+            return local_midnight(day + timedelta(days=1) if end else day, timezone)
         instant = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidCommand(

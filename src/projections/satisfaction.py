@@ -245,8 +245,7 @@ class SatisfactionView(ReadModel):
         whether it was closed on a satisfied confirmation."""
         where, params = between("c.lodged_at", start, end)
         complaints = tx.query(
-            "SELECT c.complaint_id, c.satisfied, o.work_order_id AS order_known, "
-            "o.technician_id, o.service_type "
+            "SELECT c.complaint_id, c.satisfied, o.technician_id, o.service_type "
             f"FROM {t.satisfaction_complaints} c LEFT JOIN {t.satisfaction_orders} o "
             f"ON o.work_order_id = c.work_order_id WHERE 1 = 1{where}",
             params,
@@ -270,7 +269,7 @@ class SatisfactionView(ReadModel):
                 if not keys:
                     keys = {None}
             else:
-                keys = {c["service_type"] if c["order_known"] is not None else None}
+                keys = {c["service_type"]}  # null: about no (known) work order
             result.append((keys, 1 if c["satisfied"] == 1 else 0))
         return result
 
