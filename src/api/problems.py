@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from fieldledger.application.ledger import Busy, IdempotencyKeyReused, NotFound, VersionMismatch
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand, NotPermitted
 from fieldledger.domain.policy import PolicyError
-from fieldledger.projections.projector import ProjectionFailed
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -41,7 +40,7 @@ TITLES = {
     415: "Unsupported media type",
     422: "Invalid request",
     500: "Internal error",
-    503: "Read model unavailable",
+    503: "Service unavailable",
 }
 
 
@@ -116,15 +115,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PolicyError)
     async def bad_policy(_: Request, exc: PolicyError) -> JSONResponse:
         return problem(422, str(exc), slug="invalid-policy")
-
-    @app.exception_handler(ProjectionFailed)
-    async def projection_failed(_: Request, exc: ProjectionFailed) -> JSONResponse:
-        return problem(
-            503,
-            f"{exc}; it cannot catch up until fixed and rebuilt "
-            f"(fieldledger projections rebuild {exc.name})",
-            slug="projection-failed",
-        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -219,6 +219,8 @@ class Policy(_Strict):
 
     @property
     def version(self) -> str:
+        """Name and digest of the content; recomputed on each call (a copy made with
+        `model_copy(update=...)` is another policy), so callers in hot paths keep it."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"{self.name}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fieldledger.projections.appraisal import AppraisalView
 from fieldledger.projections.audit import AuditTrail
+from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.read_model import ReadModel
+from fieldledger.projections.satisfaction import SatisfactionView
 
-READ_MODELS: list[type[ReadModel]] = [AuditTrail]
+READ_MODELS: list[type[ReadModel]] = [SatisfactionView, AppraisalView, CallbacksView, AuditTrail]

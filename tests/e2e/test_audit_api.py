@@ -109,6 +109,9 @@ def test_filters(api: Api, scene: dict[str, Any]) -> None:
     assert types(**{"from": late_at.isoformat(), "to": (late_at + timedelta(seconds=1)).isoformat()}) == ["Booked"]
     assert len(types(**{"from": (late_at + timedelta(minutes=1)).isoformat()})) == 6
     assert types(actor="nobody") == []
+    # A date is a whole local day: `to` includes it.
+    assert types(to="2020-01-01") == []
+    assert len(types(**{"from": "2020-01-01", "to": "2999-12-31"})) == 7
 
 
 def test_pages_follow_the_cursor(api: Api, scene: dict[str, Any]) -> None:

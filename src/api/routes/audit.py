@@ -14,12 +14,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep, SettingsDep
 from fieldledger.api.problems import responses
+from fieldledger.api.reading import MinPosition, instant_or_day, reading
 from fieldledger.api.routes.views import HistoryEvent
 from fieldledger.application.ledger import Caller
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
 from fieldledger.projections.audit import AuditFilter, AuditTrail, known_event_types
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 router = APIRouter(tags=["audit"])
 
@@ -97,7 +98,8 @@ def decode_cursor(cursor: str, query: AuditFilter) -> int:
     summary="Search the audit trail of all work orders, complaints and staff records",
     description=(
         "Every recorded event, newest first (by store position, i.e. recorded order). "
-        "`from`/`to` filter on `occurred_at` (from inclusive, to exclusive). "
+        "`from`/`to` filter on `occurred_at`: `from` inclusive, `to` exclusive; a date is a "
+        "whole local day (FIELDLEDGER_TIMEZONE), so `to=2026-10-31` includes 31 October. "
         "Events recorded more than FIELDLEDGER_LATE_REPORT_MINUTES (default 5) after "
         "they occurred are flagged `late`. Who: supervisor, analyst, system."
     ),
@@ -116,16 +118,15 @@ def audit_search(
     aggregate_id: UUID | None = None,
     kind: Kind | None = None,
     from_: Annotated[
-        AwareDatetime | None, Query(alias="from", description="occurred_at at or after")
+        str | None, Query(alias="from", description="date or ISO instant (inclusive)")
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="occurred_at before")] = None,
+    to: Annotated[
+        str | None, Query(description="date (inclusive) or ISO instant (exclusive)")
+    ] = None,
     late: Annotated[bool | None, Query(description="only late (true) or timely (false)")] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    min_position: Annotated[
-        int | None,
-        Query(ge=0, description="read your writes: an X-Position a command answered"),
-    ] = None,
+    min_position: MinPosition = None,
 ) -> AuditPage:
     types: tuple[str, ...] = ()
     if type is not None:
@@ -139,22 +140,24 @@ def audit_search(
                 if unknown
                 else f"name 1 to {MAX_TYPES} event types",
             )
-    if from_ is not None and to is not None and to <= from_:
-        raise InvalidCommand("to", "must lie after `from`")
+    start = instant_or_day(from_, "from", settings.timezone, end=False)
+    end = instant_or_day(to, "to", settings.timezone, end=True)
+    if start is not None and end is not None and end <= start:
+        raise InvalidCommand("to", "must be after from")
     query = AuditFilter(
         actor=actor,
         role=None if role is None else role.value,
         types=types,
         aggregate_id=None if aggregate_id is None else str(aggregate_id),
         kind=None if kind is None else kind.value,
-        occurred_from=from_,
-        occurred_to=to,
+        occurred_from=start,
+        occurred_to=end,
         late=late,
     )
     before = None if cursor is None else decode_cursor(cursor, query)
-    if min_position is not None:
-        projections.wait_for(AuditTrail.name, min_position)
-    with projections.reading(AuditTrail.name) as (tx, t):
+    with reading(projections, AuditTrail.name, as_of=None, min_position=min_position) as (
+        tx, t, _view,
+    ):  # fmt: skip
         records = AuditTrail.search(
             tx, t, query, before=before, limit=limit + 1,
             late_after=timedelta(minutes=settings.late_report_minutes),
