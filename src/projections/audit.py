@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -101,8 +102,16 @@ class AuditTrail(ReadModel):
 
     def __init__(self, settings: ProjectionSettings) -> None:
         super().__init__(settings)
-        #: The batch's rows, inserted together in `end_batch`.
-        self._rows: list[list[Any]] = []
+        # The batch's rows, inserted together in `end_batch`; per thread, since a
+        # scratch build (as_of) may feed this instance while the live view catches up.
+        self._batch = threading.local()
+
+    @property
+    def _rows(self) -> list[list[Any]]:
+        rows: list[list[Any]] | None = getattr(self._batch, "rows", None)
+        if rows is None:
+            rows = self._batch.rows = []
+        return rows
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -126,7 +135,7 @@ class AuditTrail(ReadModel):
     # -- projecting ------------------------------------------------------------
 
     def begin_batch(self, tx: Tx, t: Tables) -> None:
-        self._rows = []
+        self._batch.rows = []
 
     def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
         entry = history_entry(event)
@@ -138,7 +147,7 @@ class AuditTrail(ReadModel):
         ])  # fmt: skip
 
     def end_batch(self, tx: Tx, t: Tables) -> None:
-        rows, self._rows = self._rows, []
+        rows, self._batch.rows = self._rows, []
         if not rows:
             return
         # The hashes were committed with the events: one query for the batch.
