@@ -130,7 +130,10 @@ async def get_idempotency(
         raise InvalidCommand("Idempotency-Key", "must be 1 to 200 characters")
     raw = await request.body()
     try:
-        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+        # The same JSON however written; no body, `null` and `{}` say the same.
+        parsed = json.loads(raw) if raw.strip() else None
+        canonical = json.dumps({} if parsed is None else parsed, sort_keys=True,
+                               separators=(",", ":"))  # fmt: skip
     except ValueError:
         canonical = raw.decode("utf-8", "replace")
     fingerprint = hashlib.sha256(

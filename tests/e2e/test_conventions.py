@@ -355,6 +355,21 @@ def test_a_repeated_command_answers_the_same_and_writes_nothing(api: Api) -> Non
     assert "Idempotent-Replayed" not in r.headers
 
 
+def test_no_body_null_and_an_empty_object_are_the_same_request(api: Api) -> None:
+    desk = Desk(api)
+    order = desk.work_order_in("assigned")
+    key = {"Idempotency-Key": "confirm-once"}
+    first = desk["technician"].post(f"/work-orders/{order}/confirm", **key)
+    assert first.status_code == 200
+    before = api.event_count()
+    for body in ({}, None):
+        same_answer(first, desk["technician"].post(f"/work-orders/{order}/confirm", body, **key))
+    r = api.client.post(f"/work-orders/{order}/confirm", content=b"null", headers={
+        **desk["technician"].headers, **key, "Content-Type": "application/json"})  # fmt: skip
+    same_answer(first, r)
+    assert api.event_count() == before
+
+
 def test_a_key_reused_for_another_request_is_422_and_writes_nothing(api: Api) -> None:
     desk = Desk(api)
     order = desk.book()
