@@ -10,7 +10,7 @@ transaction. Nothing is written when anything is refused.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from fieldledger.application.event_store import (
     register_value_types,
     store_environment,
 )
+from fieldledger.application.group_commit import GroupCommitter
 from fieldledger.domain import complaints, work_orders
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.errors import DomainError, InvalidCommand
@@ -183,6 +184,7 @@ class FieldLedger(Application[UUID]):
         super().__init__(env=merged)
         self.policy = policy or builtin_policy()
         self.clock = clock
+        self.committer = GroupCommitter(self._write)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -438,8 +440,13 @@ class FieldLedger(Application[UUID]):
             if idempotency is not None
             else None
         )
-        recordings = self.save(*aggregates, receipt=receipt)
-        return recordings[-1].notification.id if recordings else None
+        events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        return self.committer.save(events, receipt)
+
+    def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
+        """One transaction: these events and these receipts, or nothing."""
+        recordings = self.save(*events, receipts=receipts)
+        return [r.notification.id for r in recordings]
 
     # -- reading ------------------------------------------------------------
 
