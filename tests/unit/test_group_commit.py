@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-
 from fieldledger.application.group_commit import GroupCommitter
 
 
