@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
-from fieldledger.api.routes import complaints, health, projections, staff, work_orders
+from fieldledger.api.routes import (
+    appraisal,
+    callbacks,
+    complaints,
+    health,
+    projections,
+    satisfaction,
+    staff,
+    work_orders,
+)
 from fieldledger.application.database import Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
@@ -60,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     for module in (health, work_orders, complaints, staff, projections):
+        app.include_router(module.router)
+    for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fieldledger.projections.appraisal import AppraisalView
+from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.read_model import ReadModel
+from fieldledger.projections.satisfaction import SatisfactionView
 
-READ_MODELS: list[type[ReadModel]] = []
+READ_MODELS: list[type[ReadModel]] = [SatisfactionView, AppraisalView, CallbacksView]
