@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
 from fieldledger.application.settings import Settings
@@ -97,20 +97,6 @@ def refuse_if_match(
         )
 
 
-def get_min_position(
-    min_position: Annotated[
-        int | None,
-        Query(
-            ge=0,
-            description="read your writes: answer from a view caught up at least to this "
-            "store position (the X-Position of a command's answer)",
-        ),
-    ] = None,
-) -> int | None:
-    """For read-model routes: `projections.wait_for(name, min_position)` when given."""
-    return min_position
-
-
 async def get_idempotency(
     request: Request,
     idempotency_key: Annotated[
@@ -148,4 +134,3 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 ExpectedVersionDep = Annotated[int | None, Depends(get_expected_version)]
 IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]
 NoIfMatchDep = Annotated[None, Depends(refuse_if_match)]
-MinPositionDep = Annotated[int | None, Depends(get_min_position)]

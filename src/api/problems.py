@@ -106,6 +106,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "body-too-large": ProblemType(
         413, "Request body too large", "Request bodies are limited to 64 KiB."
     ),
+    "unavailable": ProblemType(
+        503, "Service unavailable",
+        "The read model this answer needs is stopped at an event it could not project "
+        "(`GET /projections` shows which and why); commands and the records' own queries "
+        "still work.",
+    ),
     "internal-error": ProblemType(
         500, "Internal error",
         "The server met an unexpected error; it has been logged. No details are given "
@@ -136,7 +142,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 #: Plain HTTP errors that have a problem type of their own.
 STATUS_TYPES = {401: "unauthenticated", 403: "forbidden", 404: "not-found",
-                405: "method-not-allowed", 413: "body-too-large"}  # fmt: skip
+                405: "method-not-allowed", 413: "body-too-large", 503: "unavailable"}  # fmt: skip
 
 
 def problem_body(
