@@ -183,6 +183,7 @@ class FieldLedger(Application[UUID]):
             merged.update(env)
         super().__init__(env=merged)
         self.policy = policy or builtin_policy()
+        self.policy_version = self.policy.version
         self.clock = clock
         self.committer = GroupCommitter(self._write)
 
@@ -229,7 +230,7 @@ class FieldLedger(Application[UUID]):
             lambda: WorkOrder.book(
                 self.context(caller, occurred_at),
                 id=uuid4(),
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
                 **fields,
             ),
         )
@@ -255,7 +256,7 @@ class FieldLedger(Application[UUID]):
             lambda: Complaint.lodge(
                 self.context(caller, occurred_at),
                 id=uuid4(),
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
                 **fields,
             ),
         )
