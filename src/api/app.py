@@ -20,6 +20,7 @@ from fieldledger.api.routes import (
     work_orders,
 )
 from fieldledger.application.database import Database
+from fieldledger.application.event_store import schema_lock
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
@@ -42,16 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = FieldLedger(settings.database_url, policy=policy)
-        app.state.ledger = ledger
-        app.state.tokens = TokenBook(Database(ledger.recorder))
+        with schema_lock(settings.database_url):
+            ledger = FieldLedger(settings.database_url, policy=policy)
+            app.state.ledger = ledger
+            app.state.tokens = TokenBook(Database(ledger.recorder))
+            projections = Projections(
+                ledger,
+                READ_MODELS,
+                ProjectionSettings(policy=policy, timezone=settings.timezone),
+                batch_size=settings.projection_batch_size,
+            )
         app.state.health_details = {"policy_version": policy.version}
-        projections = Projections(
-            ledger,
-            READ_MODELS,
-            ProjectionSettings(policy=policy, timezone=settings.timezone),
-            batch_size=settings.projection_batch_size,
-        )
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         app.state.projector = projector
