@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from fieldledger.application.database import Database
 from fieldledger.application.event_store import schema_lock
 from fieldledger.application.ledger import FieldLedger
