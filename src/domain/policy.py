@@ -237,6 +237,17 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"policy key '{key}': {first['msg']}") from None
 
 
+def policy_from_document(document: dict[str, Any]) -> Policy:
+    """A policy from its plain-data form (`Policy.model_dump(mode="json")`), as
+    recorded when it was adopted; raises PolicyError naming the key."""
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise PolicyError(f"policy key '{key}': {first['msg']}") from None
+
+
 def builtin_policy_text() -> str:
     return resources.files("fieldledger.domain").joinpath("default_policy.toml").read_text("utf-8")
 
