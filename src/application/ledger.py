@@ -29,6 +29,7 @@ from fieldledger.application.event_store import (
     store_environment,
 )
 from fieldledger.domain import complaints, work_orders
+from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.errors import DomainError
 from fieldledger.domain.facts import Context, LedgerAggregate, Role
@@ -82,6 +83,10 @@ class VersionMismatch(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     """The key was used before with another request (HTTP 422)."""
+
+
+class UnknownPolicy(DomainError):
+    """An order names a policy version that was never recorded as adopted."""
 
 
 class Busy(DomainError):
@@ -140,6 +145,10 @@ class HistoryEntry:
     data: dict[str, Any]
 
 
+#: Who the service itself acts as: policy adoption, the SLA sweep.
+SYSTEM = Caller("system", Role.SYSTEM)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -173,6 +182,7 @@ class FieldLedger(Application[UUID]):
         policy: Policy | None = None,
         clock: Callable[[], datetime] = utc_now,
         env: EnvType | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         merged: dict[str, str] = {}
         if database_url is not None:
@@ -182,6 +192,10 @@ class FieldLedger(Application[UUID]):
         super().__init__(env=merged)
         self.policy = policy or builtin_policy()
         self.clock = clock
+        #: The time zone of calendars (FIELDLEDGER_TIMEZONE).
+        self.timezone = timezone
+        self._policies: dict[str, Policy] = {self.policy.version: self.policy}
+        self._adopted: set[str] = set()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -196,6 +210,51 @@ class FieldLedger(Application[UUID]):
     def context(self, caller: Caller, occurred_at: datetime | None) -> Context:
         return Context(caller.actor, caller.role, self.clock(), occurred_at)
 
+    # -- policies -------------------------------------------------------------
+
+    def adopt_policy(self, policy: Policy | None = None) -> int | None:
+        """Record `policy` (default: the one in force) as adopted, once per version.
+
+        Called at start by the service and the CLI, and before the first booking
+        or lodging of a process, so that the store holds each policy before any
+        order booked under it: read models learn past policies from the events.
+        Returns the position of the `PolicyAdopted` written, None when it was
+        recorded before.
+        """
+        policy = policy or self.policy
+        if policy.version in self._adopted:
+            return None
+        position: int | None = None
+        try:
+            self.repository.get(adopted_policy_id(policy.version))
+        except AggregateNotFoundError:
+            record = AdoptedPolicy.adopt(Context(SYSTEM.actor, SYSTEM.role, self.clock()), policy)
+            try:
+                position = self.save(record)[-1].notification.id
+            except IntegrityError:
+                position = None  # another process recorded it first
+        self._adopted.add(policy.version)
+        self._policies[policy.version] = policy
+        return position
+
+    def policy_by_version(self, version: str) -> Policy:
+        """The policy of that version, as adopted (orders keep their booking's policy)."""
+        found = self._policies.get(version)
+        if found is not None:
+            return found
+        try:
+            record: Any = self.repository.get(adopted_policy_id(version))
+        except AggregateNotFoundError:
+            builtin = builtin_policy()
+            if builtin.version != version:
+                raise UnknownPolicy(f"policy {version} was never recorded as adopted") from None
+            found = builtin
+        else:
+            assert isinstance(record, AdoptedPolicy)
+            found = record.policy
+        self._policies[version] = found
+        return found
+
     # -- creating -----------------------------------------------------------
 
     def book_work_order(
@@ -207,6 +266,7 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        self.adopt_policy()
         return self._create(
             caller,
             idempotency,
@@ -227,6 +287,7 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(COMPLAINT_COMMANDS, "lodge", caller.role, caller.actor)
+        self.adopt_policy()
         return self._create(
             caller,
             idempotency,

@@ -14,6 +14,7 @@ import tomllib
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -217,7 +218,7 @@ class Policy(_Strict):
     satisfaction: SatisfactionPolicy = SatisfactionPolicy()
     callbacks: CallbackPolicy = CallbackPolicy()
 
-    @property
+    @cached_property
     def version(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"{self.name}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"

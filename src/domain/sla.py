@@ -92,8 +92,10 @@ class Subject:
     @classmethod
     def start(cls, event: Any) -> Subject | None:
         """The subject an event creates (`Booked`, `Lodged`), else None."""
+        if not isinstance(event, WorkOrder.Booked | Complaint.Lodged):
+            return None
         when = _utc(event.occurred_at)
-        common = {
+        common: dict[str, Any] = {
             "aggregate_id": str(event.originator_id),
             "policy_version": event.policy_version,
             "started_at": when,
@@ -110,9 +112,7 @@ class Subject:
                 ),
                 **common,
             )
-        if isinstance(event, Complaint.Lodged):
-            return cls(kind="complaint", severity=event.severity.value, **common)
-        return None
+        return cls(kind="complaint", severity=event.severity.value, **common)
 
     @classmethod
     def from_events(cls, events: Iterable[Any]) -> Subject | None:
