@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from fieldledger.application.event_store import StoreConfigError
 from fieldledger.application.settings import Settings
-from fieldledger.domain.errors import DomainError
+from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.policy import PolicyError
 from fieldledger.projections.projector import ProjectionFailed, Projections
 from pydantic import ValidationError
@@ -29,6 +29,8 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 projections_app = typer.Typer(help="Read models: status and rebuilds.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+sla_app = typer.Typer(help="SLA: automatic escalation.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -66,6 +68,7 @@ def serve(
         store_environment(settings.database_url)
     except StoreConfigError as e:
         fail(str(e))
+    warn_about_calendar(settings)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
         f"fieldledger on {settings.database_url}: API docs at http://{shown}:{port}/docs",
@@ -79,6 +82,24 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def warn_about_calendar(settings: Settings) -> None:
+    """One warning line when this year or next lacks official make-up working days."""
+    from zoneinfo import ZoneInfo
+
+    from fieldledger.domain.sla import calendar_report
+
+    year = datetime.now(ZoneInfo(settings.timezone)).year
+    report = calendar_report(settings.loaded_policy, settings.timezone, (year, year + 1))
+    missing = report["years_without_makeup_data"]
+    if missing:
+        typer.echo(
+            f"fieldledger: warning: the {report['country']} calendar data has no official "
+            f"make-up working days for {', '.join(map(str, missing))}; SLA due times there "
+            "are computed without them (update the holidays package when they are published)",
+            err=True,
+        )
 
 
 @token_app.command("issue")
@@ -113,10 +134,13 @@ def opened_projections() -> Iterator[Projections]:
 
     settings = load_settings()
     try:
-        ledger = FieldLedger(settings.database_url, policy=settings.loaded_policy)
+        ledger = FieldLedger(
+            settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
+        )
     except StoreConfigError as e:
         fail(str(e))
     try:
+        ledger.adopt_policy()  # before any view is built: views learn policies from events
         yield Projections(
             ledger,
             READ_MODELS,
@@ -189,6 +213,45 @@ def projections_rebuild(
                     fail(str(e), code=1)
                 bar.update(task, completed=max(head, 1))
                 bar.console.print(f"{name}: generation {generation} is live")
+
+
+@sla_app.command("sweep")
+def sla_sweep(
+    at: Annotated[
+        str | None,
+        typer.Option(help="the instant to sweep at, ISO 8601 with offset (default: now)"),
+    ] = None,
+) -> None:
+    """One pass of automatic escalation: each target red at that instant, still
+    open and not escalated yet, is escalated once (actor system)."""
+    from fieldledger.application.sla_sweep import sweep
+    from fieldledger.projections.sla import SlaRedTargets
+
+    instant: datetime | None = None
+    if at is not None:
+        try:
+            instant = datetime.fromisoformat(at.strip())
+        except ValueError:
+            fail(f"--at: {at!r} is not an ISO 8601 time (e.g. 2026-10-09T10:00:00+08:00)")
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
+    with opened_projections() as projections:
+        try:
+            report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+        except InvalidCommand as e:
+            fail(f"--{e.field}: {e.message}")
+        except ProjectionFailed as e:
+            fail(str(e), code=1)
+    for done in report.escalated:
+        typer.echo(
+            f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
+            f"{done.target} past due (version {done.version})"
+        )
+    typer.echo(
+        f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
+        f"{len(report.skipped)} skipped",
+        err=True,
+    )
 
 
 def main() -> None:

@@ -18,7 +18,16 @@ from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import holidays
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class PolicyError(ValueError):
@@ -79,6 +88,24 @@ class CalendarPolicy(_Strict):
     @classmethod
     def empty_means_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    # Checked here so that a typo stops the service at start, not the SLA later.
+    @field_validator("country")
+    @classmethod
+    def holidays_knows_the_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not known to the holidays package")
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def the_country_has_the_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if value is not None and (
+            country is None or value not in holidays.list_supported_countries()[country]
+        ):
+            raise ValueError(f"country {country} has no subdivision {value!r}")
+        return value
 
 
 class Clock(Enum):
