@@ -36,5 +36,5 @@ test-e2e: $(VENV)/.installed
 	$(PY) -m pytest -n $(WORKERS) -q tests/e2e
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 	bash .ci/mypy

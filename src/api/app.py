@@ -9,7 +9,17 @@ from typing import Any
 from fastapi import FastAPI
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
-from fieldledger.api.routes import complaints, health, projections, sla, staff, work_orders
+from fieldledger.api.routes import (
+    appraisal,
+    callbacks,
+    complaints,
+    health,
+    projections,
+    satisfaction,
+    sla,
+    staff,
+    work_orders,
+)
 from fieldledger.application.database import Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
@@ -82,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     for module in (health, work_orders, complaints, staff, projections, sla):
+        app.include_router(module.router)
+    for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -144,6 +144,10 @@ def register_value_types(transcoder: JSONTranscoder, types: Sequence[type[Any]])
 
 # -- recorders ----------------------------------------------------------------
 
+
+def _rows(receipts: Sequence[Receipt]) -> list[tuple[str, str, str, str]]:
+    return [(r.actor, r.key, r.fingerprint, json.dumps(r.response)) for r in receipts]
+
 RECEIPTS_TABLE = "idempotency_receipts"
 
 
@@ -160,12 +164,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        receipt: Receipt | None = kwargs.get("receipt")
-        if receipt is not None:
-            c.execute(
-                f"INSERT INTO {RECEIPTS_TABLE} VALUES (?, ?, ?, ?)",
-                (receipt.actor, receipt.key, receipt.fingerprint, json.dumps(receipt.response)),
-            )
+        receipts: list[Receipt] = kwargs.get("receipts") or []
+        if receipts:
+            c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?, ?, ?, ?)", _rows(receipts))
         return ids
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
@@ -200,12 +201,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         # Runs in the same transaction as the insert of the events.
         super()._insert_events(curs, stored_events, **kwargs)
-        receipt: Receipt | None = kwargs.get("receipt")
-        if receipt is not None:
-            curs.execute(
-                self.insert_receipt_statement,
-                (receipt.actor, receipt.key, receipt.fingerprint, json.dumps(receipt.response)),
-            )
+        receipts: list[Receipt] = kwargs.get("receipts") or []
+        if receipts:
+            curs.executemany(self.insert_receipt_statement, _rows(receipts))
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
         with self.datastore.transaction(commit=False) as curs:

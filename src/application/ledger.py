@@ -10,7 +10,7 @@ transaction. Nothing is written when anything is refused.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from fieldledger.application.event_store import (
     register_value_types,
     store_environment,
 )
+from fieldledger.application.group_commit import GroupCommitter
 from fieldledger.domain import complaints, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
@@ -191,10 +192,12 @@ class FieldLedger(Application[UUID]):
             merged.update(env)
         super().__init__(env=merged)
         self.policy = policy or builtin_policy()
+        self.policy_version = self.policy.version
         self.clock = clock
+        self.committer = GroupCommitter(self._write)
         #: The time zone of calendars (FIELDLEDGER_TIMEZONE).
         self.timezone = timezone
-        self._policies: dict[str, Policy] = {self.policy.version: self.policy}
+        self._policies: dict[str, Policy] = {self.policy_version: self.policy}
         self._adopted: set[str] = set()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -221,20 +224,21 @@ class FieldLedger(Application[UUID]):
         Returns the position of the `PolicyAdopted` written, None when it was
         recorded before.
         """
-        policy = policy or self.policy
-        if policy.version in self._adopted:
+        version = self.policy_version if policy is None else policy.version
+        if version in self._adopted:  # the usual case: no hashing, no reading
             return None
+        policy = policy or self.policy
         position: int | None = None
         try:
-            self.repository.get(adopted_policy_id(policy.version))
+            self.repository.get(adopted_policy_id(version))
         except AggregateNotFoundError:
             record = AdoptedPolicy.adopt(Context(SYSTEM.actor, SYSTEM.role, self.clock()), policy)
             try:
                 position = self.save(record)[-1].notification.id
             except IntegrityError:
                 position = None  # another process recorded it first
-        self._adopted.add(policy.version)
-        self._policies[policy.version] = policy
+        self._adopted.add(version)
+        self._policies[version] = policy
         return position
 
     def policy_by_version(self, version: str) -> Policy:
@@ -273,7 +277,7 @@ class FieldLedger(Application[UUID]):
             lambda: WorkOrder.book(
                 self.context(caller, occurred_at),
                 id=uuid4(),
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
                 **fields,
             ),
         )
@@ -294,7 +298,7 @@ class FieldLedger(Application[UUID]):
             lambda: Complaint.lodge(
                 self.context(caller, occurred_at),
                 id=uuid4(),
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
                 **fields,
             ),
         )
@@ -456,8 +460,13 @@ class FieldLedger(Application[UUID]):
             if idempotency is not None
             else None
         )
-        recordings = self.save(*aggregates, receipt=receipt)
-        return recordings[-1].notification.id if recordings else None
+        events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        return self.committer.save(events, receipt)
+
+    def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
+        """One transaction: these events and these receipts, or nothing."""
+        recordings = self.save(*events, receipts=receipts)
+        return [r.notification.id for r in recordings]
 
     # -- reading ------------------------------------------------------------
 

@@ -34,7 +34,8 @@ def subject_of(
 
 def targets_of(ledger: FieldLedger, subject: Subject) -> list[SlaTarget]:
     policy = ledger.policy_by_version(subject.policy_version)
-    return targets(subject, policy, calendar_for(policy, ledger.timezone))
+    calendar = calendar_for(policy, ledger.timezone, subject.policy_version)
+    return targets(subject, policy, calendar)
 
 
 def sla_targets(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import datetime
 
 from fieldledger.application.database import Database
@@ -23,8 +25,13 @@ def digest(token: str) -> str:
 
 
 class TokenBook:
+    #: Seconds a known token is remembered without asking the database again.
+    CACHE_SECONDS = 60.0
+
     def __init__(self, database: Database) -> None:
         self.db = database
+        self._known: dict[str, tuple[Caller, float]] = {}
+        self._lock = threading.Lock()
         with self.db.transaction() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {tx.table('api_tokens')} ("
@@ -49,10 +56,22 @@ class TokenBook:
         return token
 
     def identify(self, token: str) -> Caller | None:
+        key = digest(token)
+        now = time.monotonic()
+        known = self._known.get(key)
+        if known is not None and known[1] > now:
+            return known[0]
         with self.db.transaction(commit=False) as tx:
             tx.execute(
                 f"SELECT actor, role FROM {tx.table('api_tokens')} WHERE token_digest = ?",
-                (digest(token),),
+                (key,),
             )
             row = tx.fetchone()
-        return None if row is None else Caller(row["actor"], Role(row["role"]))
+        if row is None:
+            return None
+        caller = Caller(row["actor"], Role(row["role"]))
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[key] = (caller, now + self.CACHE_SECONDS)
+        return caller

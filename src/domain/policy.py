@@ -14,7 +14,6 @@ import tomllib
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
-from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -245,8 +244,10 @@ class Policy(_Strict):
     satisfaction: SatisfactionPolicy = SatisfactionPolicy()
     callbacks: CallbackPolicy = CallbackPolicy()
 
-    @cached_property
+    @property
     def version(self) -> str:
+        """Name and digest of the content; recomputed on each call (a copy made with
+        `model_copy(update=...)` is another policy), so callers in hot paths keep it."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"{self.name}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 

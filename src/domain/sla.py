@@ -275,12 +275,9 @@ def rule_of(policy: Policy, subject: Subject, target: str) -> Target:
 
 
 def targets(subject: Subject, policy: Policy, calendar: BusinessCalendar) -> list[SlaTarget]:
-    """Every SLA target of the subject under `policy` (the one it was booked under)."""
-    if policy.version != subject.policy_version:
-        raise ValueError(
-            f"{subject.kind} {subject.aggregate_id} was booked under policy "
-            f"{subject.policy_version}, not {policy.version}"
-        )
+    """Every SLA target of the subject under `policy`, which must be the one it was
+    booked under (`subject.policy_version`; not checked here: a policy's version is
+    a digest, too dear to recompute for every record), and that policy's calendar."""
     names = WORK_ORDER_TARGETS if subject.kind == "work_order" else COMPLAINT_TARGETS
     return [_target(subject, policy, calendar, name) for name in names]
 
@@ -382,9 +379,10 @@ def _share(allowed: timedelta, share: Decimal) -> timedelta:
 _CALENDARS: dict[tuple[str, str], BusinessCalendar] = {}
 
 
-def calendar_for(policy: Policy, timezone: str) -> BusinessCalendar:
-    """The business calendar of a policy in a time zone (built once, then shared)."""
-    key = (policy.version, timezone)
+def calendar_for(policy: Policy, timezone: str, version: str | None = None) -> BusinessCalendar:
+    """The business calendar of a policy in a time zone (built once, then shared).
+    Callers that already know the policy's `version` pass it: it is the cache key."""
+    key = (version or policy.version, timezone)
     found = _CALENDARS.get(key)
     if found is None:
         c = policy.calendar

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fieldledger.projections.appraisal import AppraisalView
+from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.read_model import ReadModel
+from fieldledger.projections.satisfaction import SatisfactionView
 from fieldledger.projections.sla import SlaView
 
-READ_MODELS: list[type[ReadModel]] = [SlaView]
+READ_MODELS: list[type[ReadModel]] = [SlaView, SatisfactionView, AppraisalView, CallbacksView]

@@ -11,15 +11,16 @@ does not advance refuses the whole batch.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, Notification, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from fieldledger.application.database import Database, Tx
@@ -28,6 +29,8 @@ from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Ta
 
 GENERATIONS = "projection_generations"
 BATCH_SIZE = 500
+#: A scratch generation older than this was left by a crashed process: dropped.
+SCRATCH_LEFTOVER_AGE = timedelta(hours=6)
 
 
 class ProjectionFailed(Exception):
@@ -94,9 +97,11 @@ class Projections:
     # -- generations ---------------------------------------------------------
 
     def tables(self, name: str, generation: int) -> Tables:
+        """Physical table names of a generation; negative generations are scratch ones."""
         model = self.models[name]
+        suffix = f"g{generation}" if generation > 0 else f"s{-generation}"
         return Tables(
-            {base: self.db.table(f"{base}_g{generation}") for base in model.tables}, generation
+            {base: self.db.table(f"{base}_{suffix}") for base in model.tables}, generation
         )
 
     def tracking_key(self, name: str, generation: int) -> str:
@@ -155,7 +160,6 @@ class Projections:
         the head of the store). Returns the new position."""
         generation = generation or self.live_generation(name)
         assert generation is not None
-        model = self.models[name]
         tables = self.tables(name, generation)
         key = self.tracking_key(name, generation)
         with self._locks[name]:
@@ -169,15 +173,7 @@ class Projections:
                     break
                 try:
                     with self.db.transaction() as tx:
-                        model.begin_batch(tx, tables)
-                        for n in notifications:
-                            event = self.ledger.mapper.to_domain_event(n)
-                            try:
-                                model.handle(tx, tables, event, n.id)
-                            except Exception as e:
-                                error = f"{type(e).__name__}: {e}"
-                                raise ProjectionFailed(name, n.id, error) from e
-                        model.end_batch(tx, tables)
+                        self._apply(tx, name, tables, notifications)
                         last = notifications[-1].id
                         self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
                 except IntegrityError:
@@ -191,6 +187,20 @@ class Projections:
                 if progress is not None:
                     progress(len(notifications), position)
         return position
+
+    def _apply(
+        self, tx: Tx, name: str, tables: Tables, notifications: Sequence[Notification]
+    ) -> None:
+        """Feed one batch of stored events to a read model, in the caller's transaction."""
+        model = self.models[name]
+        model.begin_batch(tx, tables)
+        for n in notifications:
+            event = self.ledger.mapper.to_domain_event(n)
+            try:
+                model.handle(tx, tables, event, n.id)
+            except Exception as e:
+                raise ProjectionFailed(name, n.id, f"{type(e).__name__}: {e}") from e
+        model.end_batch(tx, tables)
 
     def catch_up_all(self) -> dict[str, int]:
         return {name: self.catch_up(name) for name in self.models}
@@ -275,6 +285,67 @@ class Projections:
             (name, generation),
         )
 
+    # -- time travel ---------------------------------------------------------
+
+    def position_at(self, instant: datetime) -> int:
+        """The store position of the last event recorded at or before `instant`
+        (0 when none was). A binary search over the store: positions follow the
+        order of recording, so the recorded_at of events ascends with them (up to
+        the milliseconds between a command's stamp and its commit)."""
+        low, high = 0, self.head()  # the answer lies in [low, high]
+        while low < high:
+            middle = (low + high + 1) // 2
+            found = self.ledger.recorder.select_notifications(start=middle, limit=1, stop=high)
+            if found and _recorded_at(self.ledger.mapper.to_domain_event(found[0])) <= instant:
+                low = found[0].id
+            else:  # nothing recorded in [middle, high] is at or before the instant
+                high = middle - 1
+        return low
+
+    @contextmanager
+    def scratch(self, name: str, until: int) -> Iterator[tuple[Tx, Tables]]:
+        """A read model as it was at store position `until`: built from zero into a
+        throwaway (scratch) generation of its tables, read in one transaction, then
+        dropped. Costs a replay of every event up to `until`; nothing is tracked and
+        the live generation is untouched."""
+        model = self.models[name]
+        generation = -(secrets.randbelow(2**31 - 2) + 1)
+        tables = self.tables(name, generation)
+        with self.db.transaction() as tx:
+            self._drop_leftover_scratch(tx, name)
+            tx.execute(
+                f"INSERT INTO {tx.table(GENERATIONS)} (name, generation, state, "
+                "schema_version, created_at) VALUES (?, ?, 'scratch', ?, ?)",
+                (name, generation, model.schema_version, _now()),
+            )
+            model.create_tables(tx, tables)
+        try:
+            position = 0
+            while position < until:
+                notifications = self.ledger.recorder.select_notifications(
+                    start=position + 1, limit=self.batch_size, stop=until
+                )
+                if not notifications:
+                    break
+                with self.db.transaction() as tx:
+                    self._apply(tx, name, tables, notifications)
+                position = notifications[-1].id
+            with self.db.transaction(commit=False) as tx:
+                yield tx, tables
+        finally:
+            with self.db.transaction() as tx:
+                self._drop(tx, name, generation)
+
+    def _drop_leftover_scratch(self, tx: Tx, name: str) -> None:
+        cutoff = (datetime.now(UTC) - SCRATCH_LEFTOVER_AGE).isoformat()
+        leftovers = tx.query(
+            f"SELECT generation FROM {tx.table(GENERATIONS)} "
+            "WHERE name = ? AND state = 'scratch' AND created_at < ?",
+            (name, cutoff),
+        )
+        for row in leftovers:
+            self._drop(tx, name, int(row["generation"]))
+
     # -- status --------------------------------------------------------------
 
     def status(self) -> list[Status]:
@@ -334,6 +405,11 @@ class BackgroundProjector:
                 except Exception as e:  # a database hiccup: try again next round
                     self.last_errors[name] = f"{type(e).__name__}: {e}"
             self._stop.wait(self.interval)
+
+
+def _recorded_at(event: Any) -> datetime:
+    recorded: datetime = event.timestamp
+    return recorded
 
 
 def _now() -> str:

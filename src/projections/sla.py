@@ -170,7 +170,8 @@ class SlaView(ReadModel):
             )
             tx.execute(f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", (key,))
             policy = self._policy(tx, t, subject.policy_version)
-            rows = targets(subject, policy, calendar_for(policy, self.settings.timezone))
+            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+            rows = targets(subject, policy, calendar)
             tx.executemany(
                 f"INSERT INTO {t.sla_targets} VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -49,6 +49,7 @@ class Lifecycles:
         self.rng = random.Random(seed)
         self.now = START
         self.policy: Policy = builtin_policy()
+        self.policy_version = self.policy.version  # a digest: computed once
         self.live: list[LedgerAggregate] = []
         self.ids: list[str] = []
 
@@ -80,7 +81,7 @@ class Lifecycles:
             if not switched and created >= aggregates // 2:
                 # Half-way the company adopts a stricter policy: later bookings use it.
                 self.ledger.adopt_policy(STRICTER)
-                self.policy, switched = STRICTER, True
+                self.policy, self.policy_version, switched = STRICTER, STRICTER.version, True
             if created < aggregates and (not self.live or self.rng.random() < 0.25):
                 aggregate = self.create()
                 created += 1
@@ -116,7 +117,7 @@ class Lifecycles:
                 channel=Channel.PHONE,
                 billing=Billing.PAID,
                 description="",
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
                 appointment=appointment,
             )
         else:
@@ -128,7 +129,7 @@ class Lifecycles:
                 category="service",
                 severity=rng.choice(list(Severity)),
                 description="complaint",
-                policy_version=self.policy.version,
+                policy_version=self.policy_version,
             )
         self.live.append(aggregate)
         self.ids.append(str(aggregate.id))

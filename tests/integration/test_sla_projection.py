@@ -190,7 +190,8 @@ def test_rows_use_the_policy_each_order_was_booked_under_even_after_a_change(
 ) -> None:
     old = book(ledger, sh(10, 8, 9))  # builtin: priority response 2 h -> 11:00
     ledger.adopt_policy(STRICTER)
-    ledger.policy = STRICTER  # as if the service restarted with a stricter policy file
+    # As if the service restarted with a stricter policy file:
+    ledger.policy, ledger.policy_version = STRICTER, STRICTER.version
     new = book(ledger, sh(10, 8, 9))  # stricter: 1 h -> 10:00
     # A service that now runs yet another policy rebuilds from zero: both orders
     # keep their own, learnt from the PolicyAdopted events.

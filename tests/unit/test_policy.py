@@ -67,3 +67,8 @@ def test_a_bad_policy_is_a_one_line_error_naming_the_key(edit: tuple[str, str], 
 def test_a_file_that_is_not_toml_says_so() -> None:
     with pytest.raises(PolicyError, match="not valid TOML"):
         parse_policy("name = ")
+
+
+def test_a_copy_with_changes_is_another_version() -> None:
+    changed = builtin_policy().model_copy(update={"name": "changed"})
+    assert changed.version != builtin_policy().version

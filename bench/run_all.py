@@ -1,0 +1,277 @@
+"""Reproduce docs/benchmarks.md: every figure against a baseline in the same run.
+
+    bench/run_all            # the whole table (about 15-20 minutes on 2 cores)
+    bench/run_all --quick    # small sizes, to check the harness (a minute or two)
+
+Phases (each also runnable alone: --only commands|rebuild|queries):
+- commands: `fieldledger serve` on PostgreSQL driven by wrk (16 clients running
+  whole lifecycles) vs pgbench's one-row INSERT at the same concurrency, and the
+  client's own ceiling against /healthz;
+- rebuild: all projections from zero vs reading and decoding the same events;
+- queries: p50/p99 of /history, /audit by actor and by day, /sla/board, warm.
+Sizes: 100k and 1M events (scaling), 1 and 2 API workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+VENV_BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get(
+    "FIELDLEDGER_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+CLIENTS = 16
+
+
+def db_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def fresh_database(name: str) -> str:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return db_url(name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fieldledger(*args: str, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [str(VENV_BIN / "fieldledger"), *args], env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+@contextmanager
+def serving(
+    url: str, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
+    port = free_port()
+    env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "fieldledger"), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("fieldledger serve did not start")
+            time.sleep(0.2)
+        yield base, env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wrk(base: str, script: str, seconds: int, args: list[str]) -> dict[str, float]:
+    cmd = ["wrk", f"-t{CLIENTS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s",
+           str(BENCH / script), base, "--", *args]  # fmt: skip
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if m is None:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "requests": total,
+            "errors": int(non2xx.group(1)) if non2xx else 0}  # fmt: skip
+
+
+def pgbench_insert(seconds: int) -> float:
+    url = fresh_database("fl_bench_pgbench")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text)")
+    out = subprocess.run(
+        ["pgbench", "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-f",
+         str(BENCH / "insert.sql"), url],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def phase_commands(seconds: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "workers": {}}
+    for workers in (1, 2):
+        url = fresh_database("fl_bench_commands")
+        with serving(url, workers) as (base, env):
+            disp = fieldledger(
+                "token", "issue", "--actor", "disp-bench", "--role", "dispatcher", env=env
+            )
+            tech = fieldledger(
+                "token", "issue", "--actor", "tech-bench", "--role", "technician", env=env
+            )
+            app = fieldledger(
+                "token", "issue", "--actor", "app-bench", "--role", "client_app", env=env
+            )
+            ceiling = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+            commands = wrk(base, "lifecycle.lua", seconds, [disp, tech, app])
+        result["workers"][workers] = {"client_ceiling": ceiling, "commands": commands}
+    return result
+
+
+def phase_rebuild(url: str) -> dict[str, Any]:
+    from fieldledger.application.ledger import FieldLedger
+    from fieldledger.domain.policy import builtin_policy
+    from fieldledger.projections.catalog import READ_MODELS
+    from fieldledger.projections.projector import Projections
+    from fieldledger.projections.read_model import ProjectionSettings
+
+    ledger = FieldLedger(url)
+    try:
+        head = ledger.recorder.max_notification_id() or 0
+        started = time.perf_counter()
+        position, decoded = 0, 0
+        while True:
+            batch = ledger.recorder.select_notifications(start=position + 1, limit=500)
+            if not batch:
+                break
+            for n in batch:
+                ledger.mapper.to_domain_event(n)
+            decoded += len(batch)
+            position = batch[-1].id
+        decode_rate = decoded / (time.perf_counter() - started)
+        projections = Projections(
+            ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai")
+        )
+        per_model: dict[str, float] = {}
+        total_started = time.perf_counter()
+        for name in projections.models:
+            started = time.perf_counter()
+            projections.rebuild(name)
+            per_model[name] = head / (time.perf_counter() - started)
+        all_rate = head / (time.perf_counter() - total_started)
+    finally:
+        ledger.close()
+    return {"events": head, "read_decode_per_s": decode_rate, "rebuild_all_per_s": all_rate,
+            "rebuild_all_ratio": all_rate / decode_rate * len(per_model) if per_model else 0.0,
+            "per_model_per_s": per_model}  # fmt: skip
+
+
+def latencies(client: httpx.Client, path: str, params: dict[str, Any], n: int) -> dict[str, float]:
+    for _ in range(20):  # warm
+        client.get(path, params=params).raise_for_status()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.get(path, params=params).raise_for_status()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return {"p50_ms": statistics.median(samples), "p99_ms": samples[int(len(samples) * 0.99) - 1]}
+
+
+def phase_queries(url: str, n: int) -> dict[str, Any]:
+    """p50/p99 of the supervisors' queries against a warm service."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT originator_id FROM fieldledger_events WHERE originator_version = 10 LIMIT 1"
+        ).fetchone()
+    assert row is not None, "the generated store has no order with 10 events"
+    order_id = row[0]
+    board = {"at": "2026-10-30T10:00:00+08:00", "status": "red,yellow"}
+    one_day = {"from": "2026-06-01T00:00:00+08:00", "to": "2026-06-02T00:00:00+08:00"}
+    with serving(url, 1) as (base, env):
+        token = fieldledger(
+            "token", "issue", "--actor", "sup-bench", "--role", "supervisor", env=env
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            _wait_caught_up(client)
+            return {
+                "history": latencies(client, f"/work-orders/{order_id}/history", {}, n),
+                "audit_by_actor": latencies(client, "/audit", {"actor": "tech-017"}, n),
+                "audit_by_day": latencies(client, "/audit", one_day, n),
+                "sla_board": latencies(client, "/sla/board", board, n),
+            }
+
+
+def _wait_caught_up(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        status = client.get("/projections").json()["projections"]
+        if all(p["lag"] == 0 for p in status):
+            return
+        time.sleep(1)
+    raise RuntimeError("projections did not catch up")
+
+
+def generate(url: str, events: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(BENCH / "generate.py"), "--events", str(events),
+                    "--database-url", url], check=True)  # fmt: skip
+    return events / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["commands", "rebuild", "queries"])
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("pgbench") is None:
+        sys.exit("bench needs wrk and pgbench (bench/run_all installs them)")
+    sizes = [5_000, 20_000] if args.quick else [100_000, 1_000_000]
+    seconds = 5 if args.quick else 20
+    n = 100 if args.quick else 500
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "sizes": {}}
+    if args.only in (None, "commands"):
+        report["commands"] = phase_commands(seconds)
+        print(json.dumps(report["commands"], indent=1), flush=True)
+    for size in sizes if args.only != "commands" else []:
+        url = fresh_database(f"fl_bench_{size}")
+        entry: dict[str, Any] = {"generate_per_s": generate(url, size)}
+        if args.only in (None, "rebuild"):
+            entry["rebuild"] = phase_rebuild(url)
+        if args.only in (None, "queries"):
+            entry["queries"] = phase_queries(url, n)
+        report["sizes"][size] = entry
+        print(json.dumps({size: entry}, indent=1), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+-- wrk script: the client's own ceiling against a trivial endpoint.
+wrk.method = "GET"
+wrk.path = "/healthz"

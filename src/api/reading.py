@@ -1,0 +1,74 @@
+"""How report queries read a read model: the live view, or the view as of an instant.
+
+- Live: the live generation, optionally first brought up to `min_position` (the
+  `X-Position` of a command: read your writes).
+- `as_of=T`: the events recorded up to T (the last event whose recorded_at is at
+  or before T) replayed from zero into a scratch generation that is dropped after
+  the answer. Costs a replay of every event up to T; `min_position` is moot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import HTTPException, Query
+from fieldledger.application.database import Tx
+from fieldledger.domain.errors import InvalidCommand
+from fieldledger.domain.periods import local_midnight
+from fieldledger.projections.projector import ProjectionFailed, Projections
+from fieldledger.projections.read_model import Tables
+from pydantic import AwareDatetime
+
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(
+        description="the answer as it was at this instant (replays the events recorded "
+        "up to it: slower, linear in their number)"
+    ),
+]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="read your writes: first catch up to this X-Position"),
+]
+
+
+@contextmanager
+def reading(
+    projections: Projections, name: str, *, as_of: datetime | None, min_position: int | None
+) -> Iterator[tuple[Tx, Tables, Any]]:
+    """(transaction, tables, read model) of the view asked for."""
+    model = projections.models[name]
+    try:
+        if as_of is not None:
+            with projections.scratch(name, projections.position_at(as_of)) as (tx, tables):
+                yield tx, tables, model
+            return
+        if min_position is not None:
+            projections.wait_for(name, min_position)
+    except ProjectionFailed as e:
+        raise HTTPException(503, f"the {name} view is stopped: {e}") from None
+    with projections.reading(name) as (tx, tables):
+        yield tx, tables, model
+
+
+def instant_or_day(text: str | None, field: str, timezone: str, *, end: bool) -> datetime | None:
+    """A bound of a time range: an ISO instant with offset, or a date — a local
+    day in `timezone`, from its start (`from`) or through its end (`to`)."""
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return local_midnight(day + timedelta(days=1) if end else day, timezone)
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidCommand(
+            field, f"{text!r} is neither a date (YYYY-MM-DD) nor an ISO 8601 instant"
+        ) from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InvalidCommand(field, "an instant must carry a time zone offset")
+    return instant

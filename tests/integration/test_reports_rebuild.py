@@ -1,0 +1,111 @@
+"""Satisfaction, appraisal and callbacks: a rebuild from zero equals the view built
+incrementally, batch by batch, while the history was being written; and a
+scratch generation at a past position equals the view as it was there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fieldledger.application.database import Tx
+from fieldledger.projections.projector import Projections, rows_of
+from fieldledger.projections.read_model import Tables
+
+from tests.integration.conftest import open_world
+from tests.integration.field import utc
+from tests.integration.histories import History
+
+REPORTS = ("satisfaction", "appraisal", "callbacks")
+
+
+def rows(tx: Tx, tables: Tables) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for base, table in tables.names.items():
+        found = tx.query(f"SELECT * FROM {table}")
+        out[base] = sorted((tuple(sorted(r.items())) for r in found), key=repr)
+    return out
+
+
+def live_rows(projections: Projections, name: str) -> dict[str, list[Any]]:
+    generation = projections.live_generation(name)
+    assert generation is not None
+    return rows_of(projections, name, generation)
+
+
+def check_rebuild_equals_incremental(url: str, seed: int, rounds: int, steps: int) -> None:
+    world, ledger = open_world(url, batch_size=7)
+    try:
+        history = History(world.field, seed, utc("2026-09-20T00:00"))
+        projections = world.projections
+        snapshots: dict[str, tuple[int, dict[str, list[Any]]]] = {}
+        for round_ in range(rounds):
+            history.run(steps)
+            for name in REPORTS:
+                projections.catch_up(name)
+                if round_ == rounds // 2:
+                    snapshots[name] = (projections.head(), live_rows(projections, name))
+        assert projections.head() > rounds * steps  # a real history was written
+        for name in REPORTS:
+            incremental = live_rows(projections, name)
+            assert any(incremental.values()), f"{name} saw nothing"
+            projections.rebuild(name)
+            assert live_rows(projections, name) == incremental, name
+            position, then = snapshots[name]
+            with projections.scratch(name, position) as (tx, tables):
+                assert rows(tx, tables) == then, name
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rebuild_equals_incremental_on_sqlite(sqlite_url: str, seed: int) -> None:
+    check_rebuild_equals_incremental(sqlite_url, seed, rounds=6, steps=80)
+
+
+@pytest.mark.postgres
+def test_rebuild_equals_incremental_on_postgres(pg_url: str) -> None:
+    check_rebuild_equals_incremental(pg_url, seed=4, rounds=4, steps=50)
+
+
+def test_scratch_tables_are_dropped_and_the_live_view_untouched(sqlite_url: str) -> None:
+    world, ledger = open_world(sqlite_url)
+    try:
+        History(world.field, 5, utc("2026-09-20T00:00")).run(60)
+        projections = world.projections
+        projections.catch_up("appraisal")
+        before = live_rows(projections, "appraisal")
+        with projections.scratch("appraisal", 10) as (tx, tables):
+            scratch_names = list(tables.names.values())
+            assert tables.generation < 0
+        with projections.db.transaction(commit=False) as tx:
+            for table in scratch_names:
+                assert tx.scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = ?", (table,)
+                ) == 0
+            assert tx.scalar(
+                "SELECT COUNT(*) FROM projection_generations WHERE state = 'scratch'"
+            ) == 0
+        assert live_rows(projections, "appraisal") == before
+        assert [s.lag for s in projections.status() if s.name == "appraisal"] == [0]
+    finally:
+        ledger.close()
+
+
+def test_position_at_finds_the_last_event_recorded_by_an_instant(sqlite_url: str) -> None:
+    world, ledger = open_world(sqlite_url)
+    try:
+        f = world.field
+        assert world.projections.position_at(utc("2026-10-01T00:00")) == 0
+        ledger.adopt_policy()  # position 1, recorded at the clock's start (2026-01-01)
+        f.book(utc("2026-10-01T02:00"), technician=None)  # position 2
+        f.book(utc("2026-10-02T02:00"))  # positions 3, 4 (booked, assigned)
+        f.book(utc("2026-10-03T02:00"))  # positions 5, 6
+        p = world.projections.position_at
+        assert p(utc("2025-12-31T23:59")) == 0
+        assert p(utc("2026-10-01T01:59")) == 1
+        assert p(utc("2026-10-01T02:00")) == 2
+        assert p(utc("2026-10-02T12:00")) == 4
+        assert p(utc("2026-10-03T02:00")) == 6
+        assert p(utc("2030-01-01T00:00")) == 6
+    finally:
+        ledger.close()
