@@ -1,20 +1,21 @@
-"""Refuse request bodies over a limit (413) before they are read into memory."""
+"""Refuse request bodies over 64 KiB (413 problem+json), whatever the method.
+
+The body is read here, before any route sees the request: a declared
+Content-Length over the limit is refused at once, and a body without one
+(chunked) is counted as it arrives and refused as soon as it passes the limit.
+At most the limit is ever held in memory. The route then reads the buffered
+body as usual. Reading first makes the limit hold for every method and route,
+also those that never read their body (a GET with a body).
+"""
 
 from __future__ import annotations
 
 import json
 
-from starlette.exceptions import HTTPException
+from fieldledger.api.problems import PROBLEM_JSON, problem_body
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class BodyTooLarge(HTTPException):
-    """Raised while the body streams in; the app's handlers answer it as 413."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request bodies are limited to {limit // 1024} KiB")
 
 
 class BodyLimit:
@@ -27,44 +28,43 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.strip().isdigit() and int(value) > self.limit:
                 await self._refuse(send)
                 return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] == "http.disconnect":
+                return  # the client is gone: nobody to answer
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # waits for http.disconnect, as a server would
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({
-            "type": "/problems/body-too-large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"request bodies are limited to {self.limit // 1024} KiB",
-        }).encode()
+        detail = f"request bodies are limited to {self.limit // 1024} KiB"
+        body = json.dumps(problem_body(413, detail, slug="body-too-large")).encode()
         await send({
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
         })  # fmt: skip
         await send({"type": "http.response.body", "body": body})

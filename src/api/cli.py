@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from fieldledger.application.event_store import StoreConfigError
@@ -18,6 +19,9 @@ from fieldledger.projections.projector import ProjectionFailed, Projections
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import TaskID
+
+if TYPE_CHECKING:
+    from fieldledger.application.ledger import FieldLedger
 
 app = typer.Typer(
     help="fieldledger: work orders and complaints as an event-sourced ledger.",
@@ -52,6 +56,30 @@ def load_settings() -> Settings:
     return settings
 
 
+def redacted(database_url: str) -> str:
+    """The URL as it may be shown: without its password."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_ledger(settings: Settings) -> FieldLedger:
+    """The ledger on FIELDLEDGER_DATABASE_URL, or a one-line error when it cannot open."""
+    from eventsourcing.persistence import PersistenceError
+    from fieldledger.application.ledger import FieldLedger
+
+    try:
+        return FieldLedger(
+            settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
+        )
+    except StoreConfigError as e:
+        fail(f"FIELDLEDGER_DATABASE_URL: {e}")
+    except PersistenceError as e:
+        fail(f"cannot open the database {redacted(settings.database_url)}: {e}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -62,18 +90,16 @@ def serve(
     import uvicorn
 
     settings = load_settings()
-    try:
-        from fieldledger.application.event_store import store_environment
-
-        store_environment(settings.database_url)
-    except StoreConfigError as e:
-        fail(str(e))
-    warn_about_calendar(settings)
+    # Open the store once before serving, so that a bad URL or an unreachable
+    # database is a one-line error here rather than a traceback from a worker.
+    open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {settings.database_url}: API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: "
+        f"API docs at http://{shown}:{port}/docs",
         err=True,
     )
+    warn_about_calendar(settings)
     uvicorn.run(
         "fieldledger.api.app:create_app",
         factory=True,
@@ -109,14 +135,9 @@ def token_issue(
 ) -> None:
     """Issue an API token; prints the token alone on stdout."""
     from fieldledger.application.database import Database
-    from fieldledger.application.ledger import FieldLedger
     from fieldledger.application.tokens import TokenBook
 
-    settings = load_settings()
-    try:
-        ledger = FieldLedger(settings.database_url, policy=settings.loaded_policy)
-    except StoreConfigError as e:
-        fail(str(e))
+    ledger = open_ledger(load_settings())
     try:
         token = TokenBook(Database(ledger.recorder)).issue(actor, role, datetime.now(UTC))
     except DomainError as e:
@@ -128,17 +149,11 @@ def token_issue(
 
 @contextmanager
 def opened_projections() -> Iterator[Projections]:
-    from fieldledger.application.ledger import FieldLedger
     from fieldledger.projections.catalog import READ_MODELS
     from fieldledger.projections.read_model import ProjectionSettings
 
     settings = load_settings()
-    try:
-        ledger = FieldLedger(
-            settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
-        )
-    except StoreConfigError as e:
-        fail(str(e))
+    ledger = open_ledger(settings)
     try:
         ledger.adopt_policy()  # before any view is built: views learn policies from events
         yield Projections(

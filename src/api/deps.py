@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -13,6 +14,8 @@ from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.errors import InvalidCommand
+from fieldledger.domain.facts import Role
+from fieldledger.domain.permissions import authorize
 from fieldledger.projections.projector import Projections
 
 bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger token issue`")
@@ -47,16 +50,33 @@ def get_caller(
     return caller
 
 
+def permits(table: dict[str, frozenset[Role]], command: str) -> Callable[[Caller], None]:
+    """A route dependency: the token's role may give `command` at all (else 403).
+
+    Checked before the body is validated, so that a role that may never give the
+    command is told so, not how to fix its body. The ledger checks again, with the
+    aggregate (a technician's own work orders).
+    """
+
+    def check(caller: CallerDep) -> None:
+        authorize(table, command, caller.role, caller.actor)
+
+    return check
+
+
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
 def get_expected_version(
     if_match: Annotated[
         str | None,
-        Header(description='the version the command expects, as in the ETag: "N"'),
+        Header(
+            alias="If-Match",
+            description='the version the command expects, as in the ETag: "N" (`*`: any)',
+        ),
     ] = None,
 ) -> int | None:
-    if if_match is None:
+    if if_match is None or if_match.strip() == "*":
         return None
     found = _ETAG.match(if_match)
     if found is None:
@@ -64,11 +84,28 @@ def get_expected_version(
     return int(found.group(1))
 
 
+def refuse_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", description="not allowed: a create has no version to match"),
+    ] = None,
+) -> None:
+    """A create has no prior version: a precondition on one cannot hold, so say so."""
+    if if_match is not None:
+        raise InvalidCommand(
+            "If-Match", "a create has no version to match; send If-Match to commands only"
+        )
+
+
 async def get_idempotency(
     request: Request,
     idempotency_key: Annotated[
         str | None,
-        Header(description="repeat a command safely: same key and body, same answer"),
+        Header(
+            alias="Idempotency-Key",
+            description="repeat a command safely: same key and body, same answer, "
+            "nothing written again (1-200 characters, per actor)",
+        ),
     ] = None,
 ) -> Idempotency | None:
     if idempotency_key is None:
@@ -78,7 +115,10 @@ async def get_idempotency(
         raise InvalidCommand("Idempotency-Key", "must be 1 to 200 characters")
     raw = await request.body()
     try:
-        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+        # The same JSON however written; no body, `null` and `{}` say the same.
+        parsed = json.loads(raw) if raw.strip() else None
+        canonical = json.dumps({} if parsed is None else parsed, sort_keys=True,
+                               separators=(",", ":"))  # fmt: skip
     except ValueError:
         canonical = raw.decode("utf-8", "replace")
     fingerprint = hashlib.sha256(
@@ -93,3 +133,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 ExpectedVersionDep = Annotated[int | None, Depends(get_expected_version)]
 IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]
+NoIfMatchDep = Annotated[None, Depends(refuse_if_match)]

@@ -16,6 +16,7 @@ from datetime import date
 from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoding
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -77,6 +78,10 @@ def store_environment(database_url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # The receipts are written by the recorder's own insert path, which the
+            # library's optional database functions would bypass: keep them off
+            # whatever the process environment says.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             "APPLICATION_RECORDER_TOPIC": get_topic(LedgerPostgresRecorder),
         }
         schema = parse_qs(parts.query).get("schema")
@@ -180,6 +185,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             return None
         return Receipt(actor, key, row["fingerprint"], json.loads(row["response"]))
 
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        """The notification id (store position) of one recorded event."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid FROM {self.events_table_name} "
+                "WHERE originator_id=? AND originator_version=?",
+                (originator_id.hex, version),
+            )
+            row = c.fetchone()
+        return None if row is None else int(row[0])
+
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
@@ -217,3 +233,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if row is None:
             return None
         return Receipt(actor, key, row["fingerprint"], row["response"])
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        """The notification id (store position) of one recorded event."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id FROM {}.{} "
+                    "WHERE originator_id=%s AND originator_version=%s"
+                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
+                (originator_id, version),
+            )
+            row = curs.fetchone()
+        return None if row is None else int(row["notification_id"])

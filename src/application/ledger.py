@@ -32,7 +32,7 @@ from fieldledger.application.group_commit import GroupCommitter
 from fieldledger.domain import complaints, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
-from fieldledger.domain.errors import DomainError
+from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.facts import Context, LedgerAggregate, Role
 from fieldledger.domain.permissions import (
     COMPLAINT_COMMANDS,
@@ -114,7 +114,7 @@ class CommandResult:
     id: UUID
     version: int
     state: str
-    #: Position of the last event written in the store (None on an idempotent replay).
+    #: Position of the last event written in the store (on a replay: of the first answer).
     position: int | None = None
     created: bool = False
     replayed: bool = False
@@ -124,11 +124,12 @@ class CommandResult:
                 "created": self.created}
 
     @staticmethod
-    def from_receipt(data: Mapping[str, Any]) -> CommandResult:
+    def from_receipt(data: Mapping[str, Any], position: int | None) -> CommandResult:
         return CommandResult(
             id=UUID(data["id"]),
             version=int(data["version"]),
             state=str(data["state"]),
+            position=position,
             created=bool(data.get("created", False)),
             replayed=True,
         )
@@ -210,8 +211,21 @@ class FieldLedger(Application[UUID]):
         assert isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder)
         return recorder
 
-    def context(self, caller: Caller, occurred_at: datetime | None) -> Context:
-        return Context(caller.actor, caller.role, self.clock(), occurred_at)
+    def context(
+        self,
+        caller: Caller,
+        occurred_at: datetime | None,
+        previous: LedgerAggregate | None = None,
+    ) -> Context:
+        """Who and when. A command that does not say when it happened happened now,
+        but never before the record's previous event: that one may lie up to the
+        allowed clock skew ahead of the server's clock (a phone's clock running
+        fast), and the order of `occurred_at` must hold."""
+        now = self.clock()
+        last = None if previous is None else previous.last_occurred_at
+        if occurred_at is None and last is not None and last > now:
+            occurred_at = last
+        return Context(caller.actor, caller.role, now, occurred_at)
 
     # -- policies -------------------------------------------------------------
 
@@ -291,6 +305,12 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(COMPLAINT_COMMANDS, "lodge", caller.role, caller.actor)
+        work_order_id = fields.get("work_order_id")
+        if work_order_id is not None:
+            try:
+                self.get(WorkOrder, work_order_id)
+            except NotFound:
+                raise InvalidCommand("work_order_id", f"no work order {work_order_id}") from None
         self.adopt_policy()
         return self._create(
             caller,
@@ -370,19 +390,30 @@ class FieldLedger(Application[UUID]):
         points: Decimal | None,
         note: str,
         occurred_at: datetime | None = None,
+        expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
-        """Record conduct; the staff member's record is opened on its first entry."""
+        """Record conduct; the staff member's record is opened on its first entry.
+
+        `expected_version` is the record's version before this entry (0 while it
+        has none), as in the ETag of the previous conduct answer.
+        """
         authorize(STAFF_COMMANDS, "conduct", caller.role, caller.actor)
         replay = self._replay(caller, idempotency)
         if replay is not None:
             return replay
-        for _attempt in range(5):
-            ctx = self.context(caller, occurred_at)
-            staff: StaffMember
+        attempts = 1 if expected_version is not None else 5
+        for _attempt in range(attempts):
+            staff: StaffMember | None
             try:
                 staff = self.repository.get(staff_aggregate_id(staff_id))
             except AggregateNotFoundError:
+                staff = None
+            ctx = self.context(caller, occurred_at, staff)
+            current = 0 if staff is None else staff.version
+            if expected_version is not None and current != expected_version:
+                raise VersionMismatch(expected_version, current)
+            if staff is None:
                 staff = StaffMember.register(ctx, staff_id)
             assert isinstance(staff, StaffMember)
             staff.record_conduct(ctx, self.policy.conduct, kind, points, note)
@@ -393,9 +424,15 @@ class FieldLedger(Application[UUID]):
                 replay = self._replay(caller, idempotency)
                 if replay is not None:
                     return replay
+                if expected_version is not None:
+                    raise VersionMismatch(expected_version, self._version_of(staff.id)) from None
                 continue
             return dataclasses.replace(result, position=position)
         raise Busy(f"staff member {staff_id} is being changed by others; try again")
+
+    def _version_of(self, aggregate_id: UUID) -> int:
+        events = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return events[0].originator_version if events else 0
 
     def _update(
         self,
@@ -409,6 +446,9 @@ class FieldLedger(Application[UUID]):
         expected_version: int | None,
         idempotency: Idempotency | None,
     ) -> CommandResult:
+        # The role first: a role that may never give the command learns nothing,
+        # not even whether the id exists or what an earlier request answered.
+        authorize(table, command, caller.role, caller.actor)
         replay = self._replay(caller, idempotency)
         if replay is not None:
             return replay
@@ -421,7 +461,7 @@ class FieldLedger(Application[UUID]):
             authorize(table, command, caller.role, caller.actor, aggregate)
             if expected_version is not None and aggregate.version != expected_version:
                 raise VersionMismatch(expected_version, aggregate.version)
-            act(aggregate, self.context(caller, occurred_at))
+            act(aggregate, self.context(caller, occurred_at, aggregate))
             result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
             try:
                 position = self._save(caller, idempotency, result, aggregate)
@@ -430,7 +470,7 @@ class FieldLedger(Application[UUID]):
                 if replay is not None:
                     return replay
                 if expected_version is not None:
-                    current = self.get(kind, aggregate_id).version
+                    current = self._version_of(aggregate_id)
                     raise VersionMismatch(expected_version, current) from None
                 continue
             return dataclasses.replace(result, position=position)
@@ -446,7 +486,10 @@ class FieldLedger(Application[UUID]):
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {idempotency.key!r} was already used for another request"
             )
-        return CommandResult.from_receipt(receipt.response)
+        answered = receipt.response
+        # The events are immutable: their position is the one the first answer gave.
+        position = self.ledger_recorder.position_of(UUID(answered["id"]), int(answered["version"]))
+        return CommandResult.from_receipt(answered, position)
 
     def _save(
         self,

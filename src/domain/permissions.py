@@ -43,14 +43,16 @@ WORK_ORDER_COMMANDS: dict[str, frozenset[Role]] = {
 
 # The contract names no "who" for complaints beyond client apps booking and
 # following them for customers; this is the split a complaints desk works by
-# (docs/roles.md): client apps lodge and confirm for the customer, the service
-# desk (dispatchers) and supervisors handle, supervisors and the system escalate.
+# (docs/api.md, "Who may do what"): client apps lodge and confirm for the
+# customer, the service desk (dispatchers) and supervisors handle, supervisors
+# and the system escalate. Findings may hold staff at fault, which costs them
+# appraisal points: like conduct, that judgement is a supervisor's alone.
 _DESK = frozenset({_DISPATCH, _SUPER})
 COMPLAINT_COMMANDS: dict[str, frozenset[Role]] = {
     "lodge": frozenset({_CLIENT, _DISPATCH, _SUPER}),
     "acknowledge": _DESK,
     "assign": _DESK,
-    "record-findings": _DESK,
+    "record-findings": frozenset({_SUPER}),
     "plan": _DESK,
     "update-progress": _DESK,
     "resolve": _DESK,

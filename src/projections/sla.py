@@ -128,6 +128,12 @@ class SlaView(ReadModel):
     # -- events --------------------------------------------------------------
 
     def begin_batch(self, tx: Tx, t: Tables) -> None:
+        if tx.dialect == "sqlite":
+            # Take the write lock first: a transaction that reads (a subject) and
+            # then writes gets "database is locked" at once, without waiting, when
+            # another process wrote meanwhile (WAL snapshot). A write that changes
+            # nothing takes the lock, waiting for it as long as the store allows.
+            tx.execute(f"UPDATE {t.sla_subjects} SET kind = kind WHERE 1 = 0")
         self._subjects = {}
         self._dirty = {}
 

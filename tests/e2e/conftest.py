@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from fieldledger.api.app import create_app
+from fieldledger.application.database import Database
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
 
@@ -48,6 +49,15 @@ class Api:
         self.app.state.projections.catch_up_all()
 
     def event_count(self) -> int:
+        """How many events the store holds (a count: PostgreSQL's positions have gaps
+        where a transaction was rolled back)."""
+        recorder = self.app.state.ledger.recorder
+        with Database(recorder).transaction(commit=False) as tx:
+            table = tx.table(recorder.events_table_name)
+            return int(tx.scalar(f"SELECT COUNT(*) FROM {table}"))
+
+    def head(self) -> int:
+        """The position of the last event in the store (what X-Position speaks of)."""
         return int(self.app.state.ledger.recorder.max_notification_id() or 0)
 
 

@@ -35,7 +35,7 @@ def visit(
     booked = ok(dispatcher.post("/work-orders", {
         "customer": {"name": "张三", "phone": "13800000000", "address": "北京"},
         "service_type": service_type, "priority": "routine", "zone": "urban",
-        "channel": "phone", "billing": "paid",
+        "channel": "phone", "billing": "paid", "description": "漏水",
         "appointment": {"start": iso(start), "end": iso(start + timedelta(hours=2))},
         "occurred_at": iso(start - timedelta(days=1)),
     }), 201).json()  # fmt: skip

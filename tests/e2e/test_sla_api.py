@@ -20,6 +20,7 @@ from tests.e2e.conftest import Actor, Api
 ORDER = {
     "customer": {"name": "王芳", "phone": "13800000000", "address": "上海"},
     "service_type": "repair", "zone": "urban", "channel": "phone", "billing": "paid",
+    "description": "不制冷",
 }  # fmt: skip
 
 

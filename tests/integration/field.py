@@ -160,16 +160,19 @@ class Field:
         self.cc(r.id, "assign", at, department="quality", owner_id="sup-1")
         return r.id
 
-    def cc(self, complaint: UUID, command: str, at: datetime, **args: Any) -> int:
+    def cc(
+        self, complaint: UUID, command: str, at: datetime, *, by: Caller = DISPATCHER, **args: Any
+    ) -> int:
         self.at(at)
-        return self.ledger.complaint_command(DISPATCHER, complaint, command, args).version
+        return self.ledger.complaint_command(by, complaint, command, args).version
 
     def findings(
         self, complaint: UUID, at: datetime, responsible: list[str], *, at_fault: bool = True
     ) -> int:
+        # Findings that may hold staff at fault are a supervisor's (docs/api.md).
         return self.cc(
-            complaint, "record-findings", at, root_cause="late and rude", evidence=[],
-            responsible_staff_ids=responsible, company_at_fault=at_fault,
+            complaint, "record-findings", at, by=SUPERVISOR, root_cause="late and rude",
+            evidence=[], responsible_staff_ids=responsible, company_at_fault=at_fault,
         )  # fmt: skip
 
     def resolve(self, complaint: UUID, at: datetime) -> int:

@@ -13,10 +13,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response
-from fieldledger.api.deps import CallerDep, ExpectedVersionDep, IdempotencyDep, LedgerDep
+from fastapi import APIRouter, Depends, Response
+from fieldledger.api.deps import (
+    CallerDep,
+    ExpectedVersionDep,
+    IdempotencyDep,
+    LedgerDep,
+    permits,
+)
 from fieldledger.api.problems import responses
 from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
+from fieldledger.domain.facts import Role
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 
@@ -55,6 +62,33 @@ def answer(result: CommandResult, response: Response) -> CommandAnswer:
     return CommandAnswer(id=result.id, version=result.version, state=result.state)
 
 
+#: What a command's success answer carries besides its body, for /openapi.json.
+ANSWER_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {"description": 'the new version, "N": send it as If-Match with the next command',
+             "schema": {"type": "string"}},
+    "X-Position": {"description": "store position of the last event written: a "
+                   "read-your-writes token for read models", "schema": {"type": "integer"}},
+    "Idempotent-Replayed": {"description": "`true` when this is the stored answer to an "
+                            "earlier request with the same Idempotency-Key",
+                            "schema": {"type": "string", "enum": ["true"]}},
+}  # fmt: skip
+#: The ETag of a query's answer.
+READ_ETAG: dict[str, Any] = {
+    "description": 'the version answered, "N": send it as If-Match with a command',
+    "schema": {"type": "string"},
+}
+CREATED_HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {"description": "the new resource", "schema": {"type": "string"}},
+    **ANSWER_HEADERS,
+}
+
+
+def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
+    """The success answer (with its headers) and the error answers of a command."""
+    headers = CREATED_HEADERS if status == 201 else ANSWER_HEADERS
+    return {status: {"headers": headers}, **responses(*errors)}
+
+
 def add_command_route(
     router: APIRouter,
     *,
@@ -62,9 +96,30 @@ def add_command_route(
     body_model: type[CommandBody],
     run: Runner,
     summary: str,
-    who: str,
+    who: frozenset[Role],
+    table: dict[str, frozenset[Role]],
 ) -> None:
+    # A command whose body has required fields needs a body; one without may be
+    # sent with none at all (or `{}`, or `{"occurred_at": ...}`).
+    needs_body = any(f.is_required() for f in body_model.model_fields.values())
+
     def endpoint(
+        id: UUID,
+        response: Response,
+        ledger: LedgerDep,
+        caller: CallerDep,
+        expected_version: ExpectedVersionDep,
+        idempotency: IdempotencyDep,
+        body: body_model,  # type: ignore[valid-type]
+    ) -> CommandAnswer:
+        given: CommandBody = body
+        result = run(
+            ledger, caller, id, command, given.to_args(), given.occurred_at,
+            expected_version, idempotency,
+        )  # fmt: skip
+        return answer(result, response)
+
+    def endpoint_optional_body(
         id: UUID,
         response: Response,
         ledger: LedgerDep,
@@ -80,14 +135,17 @@ def add_command_route(
         )  # fmt: skip
         return answer(result, response)
 
-    endpoint.__name__ = f"{command.replace('-', '_')}"
+    chosen = endpoint if needs_body else endpoint_optional_body
+    chosen.__name__ = f"{command.replace('-', '_')}"
+    roles = ", ".join(sorted(r.value for r in who))
     router.add_api_route(
         f"/{{id}}/{command}",
-        endpoint,
+        chosen,
         methods=["POST"],
         response_model=CommandAnswer,
         summary=summary,
-        description=f"{summary}. Who: {who}.",
-        responses=responses(401, 403, 404, 409, 412, 413, 422),
+        description=f"{summary}. Who: {roles}.",
+        dependencies=[Depends(permits(table, command))],
+        responses=command_responses(200, 401, 403, 404, 409, 412, 413, 422),
         operation_id=f"{router.prefix.strip('/').replace('-', '_')}_{command.replace('-', '_')}",
     )

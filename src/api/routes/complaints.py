@@ -4,10 +4,18 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
-from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep
+from fastapi import APIRouter, Depends, Query, Response
+from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
 from fieldledger.api.problems import responses
-from fieldledger.api.routes.commands import CommandAnswer, CommandBody, add_command_route, answer
+from fieldledger.api.routes.commands import (
+    READ_ETAG,
+    CommandAnswer,
+    CommandBody,
+    add_command_route,
+    answer,
+    command_responses,
+)
+from fieldledger.api.routes.schemas import ComplaintView
 from fieldledger.api.routes.views import HistoryView, complaint_view, history_view
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
@@ -45,7 +53,7 @@ class NoData(CommandBody):
     pass
 
 
-class Assign(CommandBody):
+class AssignOwner(CommandBody):
     department: Name
     owner_id: Name
 
@@ -99,8 +107,12 @@ class Escalate(CommandBody):
     status_code=201,
     response_model=CommandAnswer,
     summary="Lodge a complaint (a critical one is escalated to level 3 at once)",
-    description="Lodge a complaint. Who: client_app, dispatcher, supervisor.",
-    responses=responses(401, 403, 413, 422),
+    description="Lodge a complaint. Who: "
+    + ", ".join(sorted(r.value for r in COMPLAINT_COMMANDS["lodge"]))
+    + ". `work_order_id`, when given, must name a work order (else 422). "
+    "If-Match is refused (422): a create has no version to match.",
+    dependencies=[Depends(permits(COMPLAINT_COMMANDS, "lodge"))],
+    responses=command_responses(201, 401, 403, 413, 422),
     operation_id="complaints_lodge",
 )
 def lodge(
@@ -109,6 +121,7 @@ def lodge(
     ledger: LedgerDep,
     caller: CallerDep,
     idempotency: IdempotencyDep,
+    _if_match: NoIfMatchDep,
 ) -> CommandAnswer:
     result = ledger.lodge_complaint(
         caller, occurred_at=body.occurred_at, idempotency=idempotency, **body.to_args()
@@ -129,7 +142,7 @@ def _run(
 
 COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
     "acknowledge": (NoData, "Acknowledge the complaint"),
-    "assign": (Assign, "Assign a department and owner"),
+    "assign": (AssignOwner, "Assign a department and owner"),
     "record-findings": (RecordFindings, "Record the investigation's findings"),
     "plan": (Plan, "Plan the resolution"),
     "update-progress": (UpdateProgress, "Note progress"),
@@ -145,12 +158,21 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
         body_model=_body,
         run=_run,
         summary=_summary,
-        who=", ".join(sorted(r.value for r in COMPLAINT_COMMANDS[_command])),
+        who=COMPLAINT_COMMANDS[_command],
+        table=COMPLAINT_COMMANDS,
     )
 
 
-@router.get("/{id}", summary="A complaint: state, version, SLA targets",
-            responses=responses(401, 404, 422))  # fmt: skip
+@router.get(
+    "/{id}",
+    summary="A complaint: state, version, SLA targets",
+    description="The complaint as it is now, or with `as_of` as it was at that instant: "
+    "rebuilt from its events that occurred (`occurred_at`) at or before it. Before its "
+    "first event it did not exist: 404. The `ETag` header is the version answered.",
+    response_model=None,
+    responses={200: {"model": ComplaintView, "headers": {"ETag": READ_ETAG}},
+               **responses(401, 404, 422)},
+)  # fmt: skip
 def get_complaint(
     id: UUID,
     response: Response,

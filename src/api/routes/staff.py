@@ -3,10 +3,16 @@
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Response
-from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep
-from fieldledger.api.problems import responses
-from fieldledger.api.routes.commands import CommandAnswer, CommandBody, answer
+from fastapi import APIRouter, Depends, Path, Response
+from fieldledger.api.deps import (
+    CallerDep,
+    ExpectedVersionDep,
+    IdempotencyDep,
+    LedgerDep,
+    permits,
+)
+from fieldledger.api.routes.commands import CommandAnswer, CommandBody, answer, command_responses
+from fieldledger.domain.permissions import STAFF_COMMANDS
 from pydantic import Field
 
 router = APIRouter(prefix="/staff", tags=["staff"])
@@ -23,19 +29,28 @@ class Conduct(CommandBody):
     "/{staff_id}/conduct",
     response_model=CommandAnswer,
     summary="Record conduct (points within the kind's range)",
-    description="Record a staff member's conduct. Who: supervisor.",
-    responses=responses(401, 403, 409, 413, 422),
+    description="Record a staff member's conduct; the staff member's record is opened on "
+    "its first entry. Who: "
+    + ", ".join(sorted(r.value for r in STAFF_COMMANDS["conduct"]))
+    + ". `kind` is one of the policy's conduct kinds; `points` (negative) must lie within "
+    "the kind's range and may be left out for a kind with a single value. If-Match takes "
+    'the ETag of the previous conduct answer ("0" before the first entry).',
+    dependencies=[Depends(permits(STAFF_COMMANDS, "conduct"))],
+    responses=command_responses(200, 401, 403, 409, 412, 413, 422),
+    operation_id="staff_conduct",
 )
 def record_conduct(
-    staff_id: Annotated[str, Field(min_length=1, max_length=200)],
+    staff_id: Annotated[str, Path(min_length=1, max_length=200)],
     body: Conduct,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
+    expected_version: ExpectedVersionDep,
     idempotency: IdempotencyDep,
 ) -> CommandAnswer:
     result = ledger.record_conduct(
         caller, staff_id, kind=body.kind, points=body.points, note=body.note,
-        occurred_at=body.occurred_at, idempotency=idempotency,
+        occurred_at=body.occurred_at, expected_version=expected_version,
+        idempotency=idempotency,
     )  # fmt: skip
     return answer(result, response)

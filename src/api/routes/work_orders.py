@@ -5,10 +5,18 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
-from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep
+from fastapi import APIRouter, Depends, Query, Response
+from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
 from fieldledger.api.problems import responses
-from fieldledger.api.routes.commands import CommandAnswer, CommandBody, add_command_route, answer
+from fieldledger.api.routes.commands import (
+    READ_ETAG,
+    CommandAnswer,
+    CommandBody,
+    add_command_route,
+    answer,
+    command_responses,
+)
+from fieldledger.api.routes.schemas import WorkOrderView
 from fieldledger.api.routes.views import HistoryView, history_view, work_order_view
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.permissions import WORK_ORDER_COMMANDS
@@ -35,7 +43,8 @@ class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     phone: Annotated[str, Field(min_length=1, max_length=50)]
-    address: Annotated[str, Field(max_length=1000)] = ""
+    #: Where the technician goes: required (contract §4 lists it, not as optional).
+    address: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class AppointmentIn(BaseModel):
@@ -52,7 +61,8 @@ class Book(CommandBody):
     appointment: AppointmentIn | None = None
     channel: Channel
     billing: Billing
-    description: Annotated[str, Field(max_length=4000)] = ""
+    #: What the customer needs done: required (contract §4 lists it, not as optional).
+    description: Text
 
     def to_args(self) -> dict[str, Any]:
         return {
@@ -69,7 +79,7 @@ class Book(CommandBody):
         }
 
 
-class Assign(CommandBody):
+class AssignTechnician(CommandBody):
     technician_id: Name
 
 
@@ -155,8 +165,11 @@ class LogCallback(CommandBody):
     status_code=201,
     response_model=CommandAnswer,
     summary="Book a work order",
-    description="Book a work order. Who: client_app, dispatcher.",
-    responses=responses(401, 403, 413, 422),
+    description="Book a work order. Who: "
+    + ", ".join(sorted(r.value for r in WORK_ORDER_COMMANDS["book"]))
+    + ". If-Match is refused (422): a create has no version to match.",
+    dependencies=[Depends(permits(WORK_ORDER_COMMANDS, "book"))],
+    responses=command_responses(201, 401, 403, 413, 422),
     operation_id="work_orders_book",
 )
 def book(
@@ -165,6 +178,7 @@ def book(
     ledger: LedgerDep,
     caller: CallerDep,
     idempotency: IdempotencyDep,
+    _if_match: NoIfMatchDep,
 ) -> CommandAnswer:
     result = ledger.book_work_order(
         caller, occurred_at=body.occurred_at, idempotency=idempotency, **body.to_args()
@@ -184,7 +198,7 @@ def _run(
 
 
 COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
-    "assign": (Assign, "Assign a technician"),
+    "assign": (AssignTechnician, "Assign a technician"),
     "confirm": (NoData, "Technician re-confirms time and place with the customer"),
     "depart": (NoData, "Technician departs for the site"),
     "notify-late": (NotifyLate, "Warn the customer of a late arrival"),
@@ -210,14 +224,20 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
         body_model=_body,
         run=_run,
         summary=_summary,
-        who=", ".join(sorted(r.value for r in WORK_ORDER_COMMANDS[_command])),
+        who=WORK_ORDER_COMMANDS[_command],
+        table=WORK_ORDER_COMMANDS,
     )
 
 
 @router.get(
     "/{id}",
     summary="A work order: state, version, SLA targets",
-    responses=responses(401, 404, 422),
+    description="The work order as it is now, or with `as_of` as it was at that instant: "
+    "rebuilt from its events that occurred (`occurred_at`) at or before it. Before its "
+    "first event it did not exist: 404. The `ETag` header is the version answered.",
+    response_model=None,
+    responses={200: {"model": WorkOrderView, "headers": {"ETag": READ_ETAG}},
+               **responses(401, 404, 422)},
 )
 def get_work_order(
     id: UUID,
