@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fieldledger.api import problems
@@ -16,6 +17,7 @@ from fieldledger.api.routes import (
     health,
     projections,
     satisfaction,
+    sla,
     staff,
     work_orders,
 )
@@ -23,10 +25,13 @@ from fieldledger.application.database import Database
 from fieldledger.application.event_store import schema_lock
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
+from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
+from fieldledger.domain.sla import calendar_report
 from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
+from fieldledger.projections.sla import SlaRedTargets
 
 DESCRIPTION = """\
 An event-sourced system of record for on-site service work orders and customer
@@ -37,6 +42,12 @@ complaints. Every request carries `Authorization: Bearer TOKEN` (issue one with
 """
 
 
+def calendar_health(settings: Settings, year: int) -> dict[str, Any]:
+    """The calendar's country, and which of this year and next lack official
+    make-up working days (an SLA computed in them may be off)."""
+    return calendar_report(settings.loaded_policy, settings.timezone, (year, year + 1))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     policy = settings.loaded_policy  # validated before anything starts
@@ -44,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with schema_lock(settings.database_url):
-            ledger = FieldLedger(settings.database_url, policy=policy)
+            ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+            ledger.adopt_policy()  # read models learn each policy from the events
             app.state.ledger = ledger
             app.state.tokens = TokenBook(Database(ledger.recorder))
             projections = Projections(
@@ -53,15 +65,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ProjectionSettings(policy=policy, timezone=settings.timezone),
                 batch_size=settings.projection_batch_size,
             )
-        app.state.health_details = {"policy_version": policy.version}
+        app.state.health_details = {
+            "policy_version": policy.version,
+            # Evaluated per request: this year and next, as the clock turns.
+            "calendar": lambda: calendar_health(settings, ledger.clock().year),
+        }
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         app.state.projector = projector
+        sweeper = BackgroundSweeper(ledger, SlaRedTargets(projections), settings.sweep_interval)
+        sweeping = settings.background and settings.sweep_interval > 0
+        app.state.sweeper = sweeper if sweeping else None
         if settings.background:
             projector.start()
+        if sweeping:
+            sweeper.start()
         try:
             yield
         finally:
+            if sweeping:
+                sweeper.stop()
             if settings.background:
                 projector.stop()
             ledger.close()
@@ -74,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (health, work_orders, complaints, staff, audit, projections):
+    for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
     for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from fieldledger.application.event_store import StoreConfigError, schema_lock
 from fieldledger.application.settings import Settings
-from fieldledger.domain.errors import DomainError
+from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.policy import PolicyError
 from fieldledger.projections.projector import ProjectionFailed, Projections, RebuildSuperseded
 from pydantic import ValidationError
@@ -35,6 +35,8 @@ projections_app = typer.Typer(help="Read models: status and rebuilds.", no_args_
 app.add_typer(projections_app, name="projections")
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+sla_app = typer.Typer(help="SLA: automatic escalation.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -72,7 +74,9 @@ def open_ledger(settings: Settings) -> FieldLedger:
 
     try:
         with schema_lock(settings.database_url):
-            return FieldLedger(settings.database_url, policy=settings.loaded_policy)
+            return FieldLedger(
+                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
+            )
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
     except PersistenceError as e:
@@ -98,6 +102,7 @@ def serve(
         f"API docs at http://{shown}:{port}/docs",
         err=True,
     )
+    warn_about_calendar(settings)
     uvicorn.run(
         "fieldledger.api.app:create_app",
         factory=True,
@@ -106,6 +111,24 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def warn_about_calendar(settings: Settings) -> None:
+    """One warning line when this year or next lacks official make-up working days."""
+    from zoneinfo import ZoneInfo
+
+    from fieldledger.domain.sla import calendar_report
+
+    year = datetime.now(ZoneInfo(settings.timezone)).year
+    report = calendar_report(settings.loaded_policy, settings.timezone, (year, year + 1))
+    missing = report["years_without_makeup_data"]
+    if missing:
+        typer.echo(
+            f"fieldledger: warning: the {report['country']} calendar data has no official "
+            f"make-up working days for {', '.join(map(str, missing))}; SLA due times there "
+            "are computed without them (update the holidays package when they are published)",
+            err=True,
+        )
 
 
 @token_app.command("issue")
@@ -135,12 +158,15 @@ def opened_projections() -> Iterator[Projections]:
     settings = load_settings()
     ledger = open_ledger(settings)
     try:
-        yield Projections(
-            ledger,
-            READ_MODELS,
-            ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
-            batch_size=settings.projection_batch_size,
-        )
+        ledger.adopt_policy()  # before any view is built: views learn policies from events
+        with schema_lock(settings.database_url):
+            projections = Projections(
+                ledger,
+                READ_MODELS,
+                ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
+                batch_size=settings.projection_batch_size,
+            )
+        yield projections
     finally:
         ledger.close()
 
@@ -231,7 +257,6 @@ def audit_verify(
 ) -> None:
     """Check the tamper-evident hash chain of every event; exit 0 only when intact."""
     from fieldledger.application.hash_chain import verify_chain
-    from fieldledger.application.ledger import FieldLedger
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     anchors: dict[int, str] = {}
@@ -240,11 +265,7 @@ def audit_verify(
         if not position.isdigit() or len(chained) != 64:
             fail(f"--anchor {given!r}: expected POSITION:CHAIN_HASH (64 hex digits)")
         anchors[int(position)] = chained.lower()
-    settings = load_settings()
-    try:
-        ledger = FieldLedger(settings.database_url, policy=settings.loaded_policy)
-    except StoreConfigError as e:
-        fail(str(e))
+    ledger = open_ledger(load_settings())
     try:
         head = ledger.recorder.max_notification_id() or 0
         columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn())
@@ -265,6 +286,45 @@ def audit_verify(
     typer.echo(
         f"audit trail intact: {verdict.events} events up to position {verdict.head}; "
         f"to anchor it outside the database, keep {verdict.head}:{verdict.head_chain_hash or '-'}"
+    )
+
+
+@sla_app.command("sweep")
+def sla_sweep(
+    at: Annotated[
+        str | None,
+        typer.Option(help="the instant to sweep at, ISO 8601 with offset (default: now)"),
+    ] = None,
+) -> None:
+    """One pass of automatic escalation: each target red at that instant, still
+    open and not escalated yet, is escalated once (actor system)."""
+    from fieldledger.application.sla_sweep import sweep
+    from fieldledger.projections.sla import SlaRedTargets
+
+    instant: datetime | None = None
+    if at is not None:
+        try:
+            instant = datetime.fromisoformat(at.strip())
+        except ValueError:
+            fail(f"--at: {at!r} is not an ISO 8601 time (e.g. 2026-10-09T10:00:00+08:00)")
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
+    with opened_projections() as projections:
+        try:
+            report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+        except InvalidCommand as e:
+            fail(f"--{e.field}: {e.message}")
+        except ProjectionFailed as e:
+            fail(str(e), code=1)
+    for done in report.escalated:
+        typer.echo(
+            f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
+            f"{done.target} past due (version {done.version})"
+        )
+    typer.echo(
+        f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
+        f"{len(report.skipped)} skipped",
+        err=True,
     )
 
 

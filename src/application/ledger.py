@@ -30,6 +30,7 @@ from fieldledger.application.event_store import (
 )
 from fieldledger.application.group_commit import GroupCommitter
 from fieldledger.domain import complaints, work_orders
+from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.facts import Context, LedgerAggregate, Role
@@ -83,6 +84,10 @@ class VersionMismatch(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     """The key was used before with another request (HTTP 422)."""
+
+
+class UnknownPolicy(DomainError):
+    """An order names a policy version that was never recorded as adopted."""
 
 
 class Busy(DomainError):
@@ -144,6 +149,10 @@ class HistoryEntry:
     hash: str | None = None
 
 
+#: Who the service itself acts as: policy adoption, the SLA sweep.
+SYSTEM = Caller("system", Role.SYSTEM)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -177,6 +186,7 @@ class FieldLedger(Application[UUID]):
         policy: Policy | None = None,
         clock: Callable[[], datetime] = utc_now,
         env: EnvType | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         merged: dict[str, str] = {}
         if database_url is not None:
@@ -188,6 +198,10 @@ class FieldLedger(Application[UUID]):
         self.policy_version = self.policy.version
         self.clock = clock
         self.committer = GroupCommitter(self._write)
+        #: The time zone of calendars (FIELDLEDGER_TIMEZONE).
+        self.timezone = timezone
+        self._policies: dict[str, Policy] = {self.policy_version: self.policy}
+        self._adopted: set[str] = set()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -215,6 +229,52 @@ class FieldLedger(Application[UUID]):
             occurred_at = last
         return Context(caller.actor, caller.role, now, occurred_at)
 
+    # -- policies -------------------------------------------------------------
+
+    def adopt_policy(self, policy: Policy | None = None) -> int | None:
+        """Record `policy` (default: the one in force) as adopted, once per version.
+
+        Called at start by the service and the CLI, and before the first booking
+        or lodging of a process, so that the store holds each policy before any
+        order booked under it: read models learn past policies from the events.
+        Returns the position of the `PolicyAdopted` written, None when it was
+        recorded before.
+        """
+        version = self.policy_version if policy is None else policy.version
+        if version in self._adopted:  # the usual case: no hashing, no reading
+            return None
+        policy = policy or self.policy
+        position: int | None = None
+        try:
+            self.repository.get(adopted_policy_id(version))
+        except AggregateNotFoundError:
+            record = AdoptedPolicy.adopt(Context(SYSTEM.actor, SYSTEM.role, self.clock()), policy)
+            try:
+                position = self.save(record)[-1].notification.id
+            except IntegrityError:
+                position = None  # another process recorded it first
+        self._adopted.add(version)
+        self._policies[version] = policy
+        return position
+
+    def policy_by_version(self, version: str) -> Policy:
+        """The policy of that version, as adopted (orders keep their booking's policy)."""
+        found = self._policies.get(version)
+        if found is not None:
+            return found
+        try:
+            record: Any = self.repository.get(adopted_policy_id(version))
+        except AggregateNotFoundError:
+            builtin = builtin_policy()
+            if builtin.version != version:
+                raise UnknownPolicy(f"policy {version} was never recorded as adopted") from None
+            found = builtin
+        else:
+            assert isinstance(record, AdoptedPolicy)
+            found = record.policy
+        self._policies[version] = found
+        return found
+
     # -- creating -----------------------------------------------------------
 
     def book_work_order(
@@ -226,6 +286,7 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        self.adopt_policy()
         return self._create(
             caller,
             idempotency,
@@ -252,6 +313,7 @@ class FieldLedger(Application[UUID]):
                 self.get(WorkOrder, work_order_id)
             except NotFound:
                 raise InvalidCommand("work_order_id", f"no work order {work_order_id}") from None
+        self.adopt_policy()
         return self._create(
             caller,
             idempotency,

@@ -315,6 +315,10 @@ class BusinessCalendar:
     def _local_date(self, instant: datetime) -> date:
         return instant.astimezone(self._zone).date()
 
+    def local_date(self, instant: datetime) -> date:
+        """The calendar's local date of an aware instant."""
+        return self._local_date(_utc(instant, "instant"))
+
     def is_working_time(self, instant: datetime) -> bool:
         """True when `instant` lies in a window, its end included."""
         moment = _utc(instant, "instant")

@@ -17,7 +17,16 @@ from enum import Enum
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import holidays
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class PolicyError(ValueError):
@@ -78,6 +87,24 @@ class CalendarPolicy(_Strict):
     @classmethod
     def empty_means_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    # Checked here so that a typo stops the service at start, not the SLA later.
+    @field_validator("country")
+    @classmethod
+    def holidays_knows_the_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not known to the holidays package")
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def the_country_has_the_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if value is not None and (
+            country is None or value not in holidays.list_supported_countries()[country]
+        ):
+            raise ValueError(f"country {country} has no subdivision {value!r}")
+        return value
 
 
 class Clock(Enum):
@@ -233,6 +260,17 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"policy is not valid TOML: {e}") from None
     try:
         return Policy.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise PolicyError(f"policy key '{key}': {first['msg']}") from None
+
+
+def policy_from_document(document: dict[str, Any]) -> Policy:
+    """A policy from its plain-data form (`Policy.model_dump(mode="json")`), as
+    recorded when it was adopted; raises PolicyError naming the key."""
+    try:
+        return Policy.model_validate(document)
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -7,5 +7,12 @@ from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.read_model import ReadModel
 from fieldledger.projections.satisfaction import SatisfactionView
+from fieldledger.projections.sla import SlaView
 
-READ_MODELS: list[type[ReadModel]] = [SatisfactionView, AppraisalView, CallbacksView, AuditTrail]
+READ_MODELS: list[type[ReadModel]] = [
+    SlaView,
+    SatisfactionView,
+    AppraisalView,
+    CallbacksView,
+    AuditTrail,
+]

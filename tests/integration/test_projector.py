@@ -52,6 +52,8 @@ def ledger(database_url: str) -> Iterator[FieldLedger]:
 
 
 def book(ledger: FieldLedger, n: int) -> None:
+    """n orders booked and assigned: 2n events, after the ledger's PolicyAdopted
+    (recorded once, before the first booking)."""
     for i in range(n):
         r = ledger.book_work_order(
             DISPATCHER, customer=Customer(f"c{i}", "1"), service_type="repair",
@@ -71,11 +73,11 @@ def test_events_are_projected_in_batches_exactly_once(ledger: FieldLedger) -> No
     book(ledger, 10)
     assert projections.catch_up("event_counts") == projections.head()
     assert projections.catch_up("event_counts") == projections.head()  # nothing twice
-    assert counts(projections) == {"Booked": 10, "Assigned": 10}
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 10, "Assigned": 10}
     # A second projector over the same store (another process) adds nothing.
     other = Projections(ledger, [EventCounts], SETTINGS, batch_size=3)
     other.catch_up("event_counts")
-    assert counts(projections) == {"Booked": 10, "Assigned": 10}
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 10, "Assigned": 10}
     (status,) = projections.status()
     assert (status.position, status.lag, status.error) == (projections.head(), 0, None)
 
@@ -84,9 +86,9 @@ def test_wait_for_brings_the_view_up_to_a_position(ledger: FieldLedger) -> None:
     projections = Projections(ledger, [EventCounts], SETTINGS)
     book(ledger, 2)
     (status,) = projections.status()
-    assert status.lag == 4
-    projections.wait_for("event_counts", 3)
-    assert projections.position("event_counts", 1) == 3
+    assert status.lag == 5
+    projections.wait_for("event_counts", 4)
+    assert projections.position("event_counts", 1) == 4
 
 
 def test_a_rebuild_fills_a_fresh_generation_and_swaps_it_in(ledger: FieldLedger) -> None:
@@ -112,12 +114,12 @@ def test_a_failing_event_stops_the_projection_there_and_is_reported(ledger: Fiel
         fail_on = "Assigned"
 
     projections = Projections(ledger, [Failing], SETTINGS, batch_size=100)
-    with pytest.raises(ProjectionFailed, match="position 2"):
+    with pytest.raises(ProjectionFailed, match="position 3"):
         projections.catch_up("event_counts")
     (status,) = projections.status()
-    assert status.position == 1  # stopped at the failing event, not before its batch
-    assert counts(projections) == {"Booked": 1}
-    assert status.error_position == 2
+    assert status.position == 2  # stopped at the failing event, not before its batch
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
+    assert status.error_position == 3
     assert status.error is not None and "cannot count this" in status.error
     # It does not skip the event on the next run either.
     with pytest.raises(ProjectionFailed):
@@ -139,8 +141,8 @@ def test_a_failing_statement_is_pinned_to_its_event_even_when_pipelined(
 ) -> None:
     book(ledger, 3)
     projections = Projections(ledger, [BadStatement], SETTINGS, batch_size=100)
-    with pytest.raises(ProjectionFailed, match="position 2"):
+    with pytest.raises(ProjectionFailed, match="position 3"):
         projections.catch_up("event_counts")
     (status,) = projections.status()
-    assert (status.position, status.error_position) == (1, 2)
-    assert counts(projections) == {"Booked": 1}
+    assert (status.position, status.error_position) == (2, 3)
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}

@@ -96,14 +96,16 @@ def test_position_at_finds_the_last_event_recorded_by_an_instant(sqlite_url: str
     try:
         f = world.field
         assert world.projections.position_at(utc("2026-10-01T00:00")) == 0
-        f.book(utc("2026-10-01T02:00"), technician=None)  # position 1
-        f.book(utc("2026-10-02T02:00"))  # positions 2, 3 (booked, assigned)
-        f.book(utc("2026-10-03T02:00"))  # positions 4, 5
+        ledger.adopt_policy()  # position 1, recorded at the clock's start (2026-01-01)
+        f.book(utc("2026-10-01T02:00"), technician=None)  # position 2
+        f.book(utc("2026-10-02T02:00"))  # positions 3, 4 (booked, assigned)
+        f.book(utc("2026-10-03T02:00"))  # positions 5, 6
         p = world.projections.position_at
-        assert p(utc("2026-10-01T01:59")) == 0
-        assert p(utc("2026-10-01T02:00")) == 1
-        assert p(utc("2026-10-02T12:00")) == 3
-        assert p(utc("2026-10-03T02:00")) == 5
-        assert p(utc("2030-01-01T00:00")) == 5
+        assert p(utc("2025-12-31T23:59")) == 0
+        assert p(utc("2026-10-01T01:59")) == 1
+        assert p(utc("2026-10-01T02:00")) == 2
+        assert p(utc("2026-10-02T12:00")) == 4
+        assert p(utc("2026-10-03T02:00")) == 6
+        assert p(utc("2030-01-01T00:00")) == 6
     finally:
         ledger.close()

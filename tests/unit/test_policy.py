@@ -51,6 +51,8 @@ def test_the_same_policy_has_the_same_version_and_a_change_changes_it() -> None:
         (("uniform = { min = -1, max = -1 }", "uniform = { min = -1, max = -3 }"),
          "conduct.kinds.uniform"),
         (("praise = 5", "praise = 5\nbonus = 1"), "appraisal.bonus"),
+        (('country = "CN"', 'country = "XX"'), "calendar.country"),
+        (('subdivision = ""', 'subdivision = "ZZ"'), "calendar.subdivision"),
     ],
 )
 def test_a_bad_policy_is_a_one_line_error_naming_the_key(edit: tuple[str, str], key: str) -> None:

@@ -10,16 +10,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class SlaTargetView(BaseModel):
+    """One SLA target (docs/sla.md), its status at now (or at `as_of`)."""
+
     target: str
-    due_at: datetime | None
+    due_at: datetime | None = Field(description="null while on hold with time left")
     met_at: datetime | None
-    status: Literal["met", "blue", "yellow", "red"]
-    paused_seconds: float
+    status: Literal["met", "blue", "yellow", "red", "cancelled", "waived"]
+    paused_seconds: int = Field(description="clock time of the ended holds")
     policy_version: str
+    clock: Literal["24x7", "business", "appointment"]
+    started_at: datetime
+    yellow_from: datetime | None
+    breached: bool | None = Field(description="met or ended late; null while undecided")
+    closed_at: datetime | None = Field(description="when it ended without being met")
+    paused_since: datetime | None = Field(description="start of the hold it is in now")
+    escalated: bool
+    calendar_warning: str | None
 
 
 class CustomerView(BaseModel):

@@ -7,7 +7,9 @@ from typing import Any
 from uuid import UUID
 
 from fieldledger.application.ledger import FieldLedger, HistoryEntry, plain
+from fieldledger.application.sla import sla_targets
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.sla import SlaTarget
 from fieldledger.domain.work_orders import WorkOrder
 from pydantic import BaseModel
 
@@ -50,6 +52,35 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else plain(value)
 
 
+def sla_row(target: SlaTarget, at: datetime) -> dict[str, Any]:
+    """One SLA target as JSON, with its status at `at` (docs/sla.md)."""
+    return {
+        "target": target.target,
+        "due_at": _iso(target.due_at),
+        "met_at": _iso(target.met_at),
+        "status": target.status_at(at),
+        "paused_seconds": target.paused_seconds,
+        "policy_version": target.policy_version,
+        "clock": target.clock,
+        "started_at": _iso(target.started_at),
+        "yellow_from": _iso(target.yellow_from),
+        "breached": target.breached,
+        "closed_at": _iso(target.closed_at),
+        "paused_since": _iso(target.paused_since),
+        "escalated": target.escalated,
+        "calendar_warning": target.calendar_warning,
+    }
+
+
+def sla_view(
+    ledger: FieldLedger, aggregate_id: UUID, as_of: datetime | None
+) -> list[dict[str, Any]]:
+    """The targets computed from the aggregate's own events now (no projection lag),
+    or as they stood at `as_of`."""
+    at = as_of or ledger.clock()
+    return [sla_row(t, at) for t in sla_targets(ledger, aggregate_id, as_of)]
+
+
 def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) -> dict[str, Any]:
     return {
         "id": str(wo.id),
@@ -74,7 +105,7 @@ def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) 
         "callbacks": wo.callbacks,
         "policy_version": wo.policy_version,
         "as_of": _iso(as_of),
-        "sla": [],
+        "sla": sla_view(ledger, wo.id, as_of),
     }
 
 
@@ -102,5 +133,5 @@ def complaint_view(ledger: FieldLedger, c: Complaint, as_of: datetime | None) ->
         "lodged_at": _iso(c.lodged_at),
         "policy_version": c.policy_version,
         "as_of": _iso(as_of),
-        "sla": [],
+        "sla": sla_view(ledger, c.id, as_of),
     }

@@ -1,0 +1,215 @@
+"""`/sla/board` and `/sla/compliance`: what supervisors watch (contract §6, §7).
+
+Both read the SLA projection. `min_position` (a command's `X-Position`) makes
+the view catch up to that write first. Times may be given with an offset
+(`2026-10-09T10:00:00+08:00`, `...Z`); `from`/`to` also take a date, read in
+FIELDLEDGER_TIMEZONE (`to` as a date includes that day). A `+` sent unencoded
+in a query string arrives as a space and is read as `+`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query
+from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
+from fieldledger.api.problems import responses
+from fieldledger.application.ledger import plain
+from fieldledger.domain.errors import InvalidCommand
+from fieldledger.domain.sla import OPEN_STATUSES, Kind, Status
+from fieldledger.projections import sla
+from pydantic import BaseModel, Field
+
+router = APIRouter(prefix="/sla", tags=["sla"])
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
+
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="read your writes: first catch the view up to this X-Position"),
+]
+KindParam = Annotated[
+    Literal["work_order", "complaint"] | None, Query(description="only this kind of record")
+]
+
+
+def parse_instant(name: str, value: str, timezone: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO 8601 instant with offset, or a date (local midnight in `timezone`;
+    with `end_of_day`, the midnight that ends it)."""
+    text = _SPACED_OFFSET.sub(r"+\1", value.strip())
+    if _DATE.match(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise InvalidCommand(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+        if end_of_day:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCommand(
+            name, f"{value!r} is not an ISO 8601 time (e.g. 2026-10-09T10:00:00+08:00)"
+        ) from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InvalidCommand(name, f"{value!r} needs a time zone offset (e.g. +08:00 or Z)")
+    return instant.astimezone(UTC)
+
+
+def parse_statuses(value: str | None) -> list[Status]:
+    if value is None or not value.strip():
+        return list(OPEN_STATUSES)
+    chosen = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in OPEN_STATUSES]
+    if unknown:
+        raise InvalidCommand(
+            "status",
+            f"unknown status {unknown[0]!r}; the board shows open targets: "
+            + ", ".join(OPEN_STATUSES),
+        )
+    return [s for s in OPEN_STATUSES if s in chosen]
+
+
+class BoardItemOut(BaseModel):
+    aggregate_id: str
+    kind: str
+    target: str
+    due_at: str | None
+    status: str
+    escalation_level: int
+    owner_id: str | None
+    started_at: str
+    policy_version: str
+    calendar_warning: str | None
+
+
+class BoardOut(BaseModel):
+    at: str
+    items: list[BoardItemOut]
+
+
+class ComplianceGroupOut(BaseModel):
+    key: str | None
+    met: int
+    breached: int
+    open: int
+    rate: float | None
+
+
+class ComplianceOut(BaseModel):
+    from_: str | None = Field(None, alias="from")
+    to: str | None
+    at: str
+    group_by: str | None
+    kind: str | None
+    groups: list[ComplianceGroupOut]
+
+
+@router.get(
+    "/board",
+    response_model=BoardOut,
+    summary="Open SLA targets with their status at an instant",
+    description=(
+        "Targets open at `at` (default now): clock started, not yet met, not "
+        "cancelled or waived, with their status then (`red` past due, `yellow` "
+        "from 80% of the allowed time used, `blue` on track), the owner "
+        "(technician or complaint owner) and escalation level as of then. A target "
+        "met after `at` was open at `at`. Red first, then by due time."
+    ),
+    responses=responses(401, 422),
+)
+def sla_board(
+    projections: ProjectionsDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    at: Annotated[str | None, Query(description="ISO 8601 instant with offset")] = None,
+    status: Annotated[
+        str | None, Query(description="comma-separated: red, yellow, blue (default all)")
+    ] = None,
+    kind: KindParam = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    instant = ledger.clock() if at is None else parse_instant("at", at, settings.timezone)
+    statuses = parse_statuses(status)
+    if min_position is not None:
+        projections.wait_for(sla.NAME, min_position)
+    with projections.reading(sla.NAME) as (tx, t):
+        items = sla.board(tx, t, instant, statuses, kind)
+    return {
+        "at": plain(instant),
+        "items": [
+            {
+                "aggregate_id": i.aggregate_id,
+                "kind": i.kind,
+                "target": i.target,
+                "due_at": None if i.due_at is None else plain(i.due_at),
+                "status": i.status,
+                "escalation_level": i.escalation_level,
+                "owner_id": i.owner_id,
+                "started_at": plain(i.started_at),
+                "policy_version": i.policy_version,
+                "calendar_warning": i.calendar_warning,
+            }
+            for i in items
+        ],
+    }
+
+
+@router.get(
+    "/compliance",
+    response_model=ComplianceOut,
+    summary="SLA compliance per group: met on time, breached, open, rate",
+    description=(
+        "Targets whose clock started in [`from`, `to`): `met` on time, `breached` "
+        "(met late, cancelled after its due time, or past due now), `open` (running, "
+        "not yet due). Cancelled or waived targets that were not yet due are not "
+        "counted. `rate` = met / (met + breached) in percent, two decimals; null "
+        "when nothing is decided yet. `group_by`: priority, zone, technician (work "
+        "orders), severity (complaints), target, kind; none: one group `all`."
+    ),
+    responses=responses(401, 422),
+)
+def sla_compliance(
+    projections: ProjectionsDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    from_: Annotated[
+        str | None, Query(alias="from", description="ISO 8601 instant, or a date")
+    ] = None,
+    to: Annotated[
+        str | None, Query(description="ISO 8601 instant (excluded), or a date (included)")
+    ] = None,
+    group_by: Annotated[sla.GroupBy | None, Query(description="how to group")] = None,
+    kind: KindParam = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    start = None if from_ is None else parse_instant("from", from_, settings.timezone)
+    end = None if to is None else parse_instant("to", to, settings.timezone, end_of_day=True)
+    if start is not None and end is not None and end <= start:
+        raise InvalidCommand("to", "must be after from")
+    if group_by is not None:
+        implied: Kind | None = sla.GROUP_COLUMNS[group_by][1]
+        if kind is not None and implied is not None and kind != implied:
+            raise InvalidCommand("group_by", f"{group_by} applies to {implied} records only")
+    now = ledger.clock()
+    if min_position is not None:
+        projections.wait_for(sla.NAME, min_position)
+    with projections.reading(sla.NAME) as (tx, t):
+        groups = sla.compliance(tx, t, start=start, end=end, now=now, group_by=group_by, kind=kind)
+    return {
+        "from": None if start is None else plain(start),
+        "to": None if end is None else plain(end),
+        "at": plain(now),
+        "group_by": group_by,
+        "kind": kind,
+        "groups": [
+            {"key": g.key, "met": g.met, "breached": g.breached, "open": g.open, "rate": g.rate}
+            for g in groups
+        ],
+    }

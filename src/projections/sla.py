@@ -1,0 +1,402 @@
+"""The SLA read model: every target of every work order and complaint, with its
+due time, met time, pauses and the policy version that computed it (contract §6,
+§7: `/sla/board`, `/sla/compliance`, and the sweep's candidates).
+
+Each row holds instants, not a status: a target's status at any T follows from
+`started_at`, `yellow_from`, `due_at`, `met_at` and `closed_at` alone
+(`domain.sla.SlaTarget.status_at`), so "what was red last Friday at 10:00" is
+one query. Rows are recomputed by the domain's own `targets()` from what the SLA
+knows of the aggregate (`Subject`, kept as JSON per aggregate), with the policy
+the order was booked under, learnt from the `PolicyAdopted` events: the view the
+HTTP API computes at request time and this one hold the same values, and a
+rebuild from zero equals the incremental view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from fieldledger.application.database import Row, Tx
+from fieldledger.application.ledger import UnknownPolicy
+from fieldledger.application.sla_sweep import RedTarget
+from fieldledger.domain.adopted_policies import AdoptedPolicy
+from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.policy import Policy, builtin_policy, policy_from_document
+from fieldledger.domain.sla import (
+    OPEN_STATUSES,
+    Kind,
+    SlaTarget,
+    Status,
+    Subject,
+    calendar_for,
+    targets,
+)
+from fieldledger.domain.work_orders import WorkOrder
+from fieldledger.projections.projector import Projections
+from fieldledger.projections.read_model import ReadModel, Tables
+
+NAME = "sla"
+
+#: Events that change what the SLA knows of an aggregate after its creation.
+_CHANGES = (
+    WorkOrder.Assigned, WorkOrder.Arrived, WorkOrder.Accepted, WorkOrder.ResolvedRemotely,
+    WorkOrder.Cancelled, WorkOrder.PutOnHold, WorkOrder.Resumed, WorkOrder.Escalated,
+    Complaint.Acknowledged, Complaint.Assigned, Complaint.Resolved, Complaint.Closed,
+    Complaint.Escalated,
+)  # fmt: skip
+#: Events after which the owner or escalation level may be different.
+_OWNER_OR_LEVEL = (WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated)
+
+GroupBy = Literal["priority", "zone", "technician", "severity", "target", "kind"]
+GROUP_COLUMNS: dict[str, tuple[str, Kind | None]] = {
+    "priority": ("priority", "work_order"),
+    "zone": ("zone", "work_order"),
+    "technician": ("owner_id", "work_order"),
+    "severity": ("severity", "complaint"),
+    "target": ("target", None),
+    "kind": ("kind", None),
+}
+
+
+def stamp(value: datetime) -> str:
+    """An instant as stored: UTC ISO 8601, fixed width, so text order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return None if value is None else stamp(value)
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class SlaView(ReadModel):
+    name = NAME
+    schema_version = 1
+    tables: ClassVar[tuple[str, ...]] = (
+        "sla_policies",
+        "sla_subjects",
+        "sla_targets",
+        "sla_owners",
+    )
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        #: Policies by version; a version is a digest of its content, so a cache
+        #: shared by generations cannot differ from what each would read.
+        self._policies: dict[str, Policy] = {}
+        self._subjects: dict[str, Subject] = {}
+        self._dirty: dict[str, None] = {}
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.sla_policies} ("
+            "version TEXT PRIMARY KEY, name TEXT NOT NULL, document TEXT NOT NULL, "
+            "adopted_at TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.sla_subjects} ("
+            "aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.sla_targets} ("
+            "aggregate_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL, "
+            "policy_version TEXT NOT NULL, clock TEXT NOT NULL, started_at TEXT NOT NULL, "
+            "allowed_seconds REAL NOT NULL, due_at TEXT, yellow_from TEXT, met_at TEXT, "
+            "closed_at TEXT, closed_as TEXT, paused_seconds INTEGER NOT NULL, "
+            "paused_since TEXT, escalated INTEGER NOT NULL, calendar_warning TEXT, "
+            "priority TEXT, zone TEXT, severity TEXT, owner_id TEXT, "
+            "PRIMARY KEY (aggregate_id, target))"
+        )
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.sla_owners} ("
+            "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, "
+            "escalation_level INTEGER NOT NULL, owner_id TEXT, "
+            "PRIMARY KEY (aggregate_id, version))"
+        )
+        for column in ("started_at", "due_at"):
+            index = f"sla_targets_g{t.generation}_{column}"
+            tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {t.sla_targets} ({column})")
+
+    # -- events --------------------------------------------------------------
+
+    def begin_batch(self, tx: Tx, t: Tables) -> None:
+        if tx.dialect == "sqlite":
+            # Take the write lock first: a transaction that reads (a subject) and
+            # then writes gets "database is locked" at once, without waiting, when
+            # another process wrote meanwhile (WAL snapshot). A write that changes
+            # nothing takes the lock, waiting for it as long as the store allows.
+            tx.execute(f"UPDATE {t.sla_subjects} SET kind = kind WHERE 1 = 0")
+        self._subjects = {}
+        self._dirty = {}
+
+    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+        if isinstance(event, AdoptedPolicy.PolicyAdopted):
+            tx.execute(
+                f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (version) DO NOTHING",
+                (event.version, event.name, json.dumps(event.document, sort_keys=True),
+                 stamp(event.occurred_at)),
+            )  # fmt: skip
+            self._policies.setdefault(event.version, policy_from_document(event.document))
+            return
+        key = str(event.originator_id)
+        subject = Subject.start(event)
+        if subject is not None:
+            self._subjects[key] = subject
+        elif isinstance(event, _CHANGES):
+            subject = self._subject(tx, t, key)
+            if subject is None or not subject.apply(event):
+                return
+        else:
+            return
+        self._dirty[key] = None
+        if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
+            tx.execute(
+                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (aggregate_id, version) DO NOTHING",
+                (key, event.originator_version, stamp(event.occurred_at),
+                 subject.escalation_level, subject.owner_id),
+            )  # fmt: skip
+
+    def end_batch(self, tx: Tx, t: Tables) -> None:
+        for key in self._dirty:
+            subject = self._subjects[key]
+            tx.execute(
+                f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
+                "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
+                (key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)),
+            )
+            tx.execute(f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", (key,))
+            policy = self._policy(tx, t, subject.policy_version)
+            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+            rows = targets(subject, policy, calendar)
+            tx.executemany(
+                f"INSERT INTO {t.sla_targets} VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_row(subject, target) for target in rows],
+            )
+        self._subjects = {}
+        self._dirty = {}
+
+    def _subject(self, tx: Tx, t: Tables, key: str) -> Subject | None:
+        found = self._subjects.get(key)
+        if found is None:
+            data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
+            if data is None:
+                return None
+            found = self._subjects[key] = Subject.from_data(json.loads(data))
+        return found
+
+    def _policy(self, tx: Tx, t: Tables, version: str) -> Policy:
+        found = self._policies.get(version)
+        if found is None:
+            document = tx.scalar(
+                f"SELECT document FROM {t.sla_policies} WHERE version = ?", (version,)
+            )
+            if document is not None:
+                found = policy_from_document(json.loads(document))
+            else:
+                # Orders booked before policies were recorded: a version is the
+                # digest of its content, so a policy at hand with that version is it.
+                at_hand = [self.settings.policy, builtin_policy()]
+                found = next((p for p in at_hand if p.version == version), None)
+                if found is None:
+                    raise UnknownPolicy(f"policy {version} was never recorded as adopted")
+            self._policies[version] = found
+        return found
+
+
+def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
+    return (
+        target.aggregate_id, target.target, target.kind, target.policy_version, target.clock,
+        stamp(target.started_at), target.allowed.total_seconds(), _stamp(target.due_at),
+        _stamp(target.yellow_from), _stamp(target.met_at), _stamp(target.closed_at),
+        target.closed_as, target.paused_seconds, _stamp(target.paused_since),
+        int(target.escalated), target.calendar_warning, subject.priority, subject.zone,
+        subject.severity, subject.owner_id,
+    )  # fmt: skip
+
+
+# -- queries -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardItem:
+    aggregate_id: str
+    kind: Kind
+    target: str
+    started_at: datetime
+    due_at: datetime | None
+    status: Status
+    escalation_level: int
+    owner_id: str | None
+    policy_version: str
+    calendar_warning: str | None
+
+
+@dataclass(frozen=True)
+class ComplianceGroup:
+    key: str | None
+    met: int
+    breached: int
+    open: int
+
+    @property
+    def rate(self) -> float | None:
+        """Met on time as a percentage of the decided (met + breached), 2 decimals."""
+        decided = self.met + self.breached
+        if not decided:
+            return None
+        pct = (Decimal(self.met) * 100 / decided).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        return float(pct)
+
+
+_STATUS_AT = (
+    "CASE WHEN due_at IS NOT NULL AND due_at < ? THEN 'red' "
+    "WHEN yellow_from IS NOT NULL AND yellow_from <= ? THEN 'yellow' ELSE 'blue' END"
+)
+_OPEN_AT = (
+    "started_at <= ? AND (met_at IS NULL OR met_at > ?) AND (closed_at IS NULL OR closed_at > ?)"
+)
+
+
+def board(
+    tx: Tx,
+    t: Tables,
+    at: datetime,
+    statuses: Sequence[Status] = OPEN_STATUSES,
+    kind: Kind | None = None,
+) -> list[BoardItem]:
+    """Targets open at `at` with their status then, and owner and level as of then."""
+    s = stamp(at)
+    wanted = [x for x in OPEN_STATUSES if x in statuses]
+    if not wanted:
+        return []
+    latest = (
+        f"FROM {t.sla_owners} o WHERE o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? "
+        "ORDER BY o.version DESC LIMIT 1"
+    )
+    kind_filter = "" if kind is None else "AND kind = ? "
+    rows = tx.query(
+        "SELECT * FROM ("
+        "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
+        f"x.calendar_warning, {_STATUS_AT} AS status, "
+        f"(SELECT o.escalation_level {latest}) AS escalation_level, "
+        f"(SELECT o.owner_id {latest}) AS owner_id "
+        f"FROM {t.sla_targets} x WHERE {_OPEN_AT} {kind_filter}"
+        f") b WHERE status IN ({', '.join('?' for _ in wanted)}) "
+        "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
+        "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
+        (s, s, s, s, s, s, s, *([] if kind is None else [kind]), *wanted),
+    )
+    return [
+        BoardItem(
+            aggregate_id=r["aggregate_id"],
+            kind=r["kind"],
+            target=r["target"],
+            started_at=datetime.fromisoformat(r["started_at"]),
+            due_at=_instant(r["due_at"]),
+            status=r["status"],
+            escalation_level=int(r["escalation_level"] or 0),
+            owner_id=r["owner_id"],
+            policy_version=r["policy_version"],
+            calendar_warning=r["calendar_warning"],
+        )
+        for r in rows
+    ]
+
+
+def red_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
+    """The sweep's candidates: red at `at`, still neither met nor ended, not escalated."""
+    s = stamp(at)
+    rows = tx.query(
+        f"SELECT aggregate_id, kind, target FROM {t.sla_targets} "
+        "WHERE started_at <= ? AND due_at IS NOT NULL AND due_at < ? "
+        "AND met_at IS NULL AND closed_at IS NULL AND escalated = 0 "
+        "ORDER BY due_at, aggregate_id, target",
+        (s, s),
+    )
+    return [RedTarget(UUID(r["aggregate_id"]), r["kind"], r["target"]) for r in rows]
+
+
+def compliance(
+    tx: Tx,
+    t: Tables,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    group_by: GroupBy | None = None,
+    kind: Kind | None = None,
+) -> list[ComplianceGroup]:
+    """Targets whose clock started in [start, end): met on time, breached (met
+    late, ended late, or past due now), open (still running, not yet due).
+    Targets ended in time (cancelled or waived) are not counted."""
+    n = stamp(now)
+    column, implied_kind = GROUP_COLUMNS[group_by] if group_by else ("'all'", None)
+    conditions: list[str] = ["1 = 1"]
+    params: list[str] = []
+    if start is not None:
+        conditions.append("started_at >= ?")
+        params.append(stamp(start))
+    if end is not None:
+        conditions.append("started_at < ?")
+        params.append(stamp(end))
+    for k in (kind, implied_kind):
+        if k is not None:
+            conditions.append("kind = ?")
+            params.append(k)
+    rows = tx.query(
+        f"SELECT {column} AS key, "
+        "SUM(CASE WHEN met_at IS NOT NULL AND met_at <= due_at THEN 1 ELSE 0 END) AS met, "
+        "SUM(CASE WHEN (met_at IS NOT NULL AND met_at > due_at) "
+        "OR (met_at IS NULL AND closed_at IS NOT NULL AND due_at < closed_at) "
+        "OR (met_at IS NULL AND closed_at IS NULL AND due_at < ?) THEN 1 ELSE 0 END) AS breached, "
+        "SUM(CASE WHEN met_at IS NULL AND closed_at IS NULL "
+        "AND (due_at IS NULL OR due_at >= ?) THEN 1 ELSE 0 END) AS open "
+        f"FROM {t.sla_targets} WHERE {' AND '.join(conditions)}"
+        + (f" GROUP BY {column}" if group_by else ""),
+        (n, n, *params),
+    )
+    groups = [
+        ComplianceGroup(r["key"], int(r["met"] or 0), int(r["breached"] or 0), int(r["open"] or 0))
+        for r in rows
+    ]
+    groups = [g for g in groups if g.met or g.breached or g.open]
+    return sorted(groups, key=lambda g: (g.key is None, g.key or ""))
+
+
+def stored_targets(tx: Tx, t: Tables, aggregate_id: UUID | str) -> list[Row]:
+    """The rows of one aggregate (for tests and diagnostics)."""
+    return tx.query(
+        f"SELECT * FROM {t.sla_targets} WHERE aggregate_id = ? ORDER BY target",
+        (str(aggregate_id),),
+    )
+
+
+def known_policies(tx: Tx, t: Tables) -> list[str]:
+    return [
+        r["version"] for r in tx.query(f"SELECT version FROM {t.sla_policies} ORDER BY version")
+    ]
+
+
+class SlaRedTargets:
+    """The SLA view as the sweep's source of candidates."""
+
+    def __init__(self, projections: Projections) -> None:
+        self.projections = projections
+
+    def catch_up(self) -> None:
+        self.projections.catch_up(NAME)
+
+    def red_targets(self, at: datetime) -> list[RedTarget]:
+        with self.projections.reading(NAME) as (tx, t):
+            return red_targets(tx, t, at)
