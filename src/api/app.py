@@ -11,6 +11,7 @@ from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
     appraisal,
+    audit,
     callbacks,
     complaints,
     health,
@@ -62,7 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "calendar": lambda: calendar_health(settings, ledger.clock().year),
         }
         projections = Projections(
-            ledger, READ_MODELS, ProjectionSettings(policy=policy, timezone=settings.timezone)
+            ledger,
+            READ_MODELS,
+            ProjectionSettings(policy=policy, timezone=settings.timezone),
+            batch_size=settings.projection_batch_size,
         )
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
@@ -91,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (health, work_orders, complaints, staff, projections, sla):
+    for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
     for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)

@@ -15,7 +15,7 @@ from fieldledger.application.event_store import StoreConfigError
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.policy import PolicyError
-from fieldledger.projections.projector import ProjectionFailed, Projections
+from fieldledger.projections.projector import ProjectionFailed, Projections, RebuildSuperseded
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import TaskID
@@ -35,6 +35,8 @@ projections_app = typer.Typer(help="Read models: status and rebuilds.", no_args_
 app.add_typer(projections_app, name="projections")
 sla_app = typer.Typer(help="SLA: automatic escalation.", no_args_is_help=True)
 app.add_typer(sla_app, name="sla")
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -155,11 +157,11 @@ def opened_projections() -> Iterator[Projections]:
     settings = load_settings()
     ledger = open_ledger(settings)
     try:
-        ledger.adopt_policy()  # before any view is built: views learn policies from events
         yield Projections(
             ledger,
             READ_MODELS,
             ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
+            batch_size=settings.projection_batch_size,
         )
     finally:
         ledger.close()
@@ -172,12 +174,21 @@ def projections_status() -> None:
     from rich.table import Table
 
     with opened_projections() as projections:
-        table = Table("projection", "generation", "position", "lag", "error")
+        table = Table("projection", "generation", "position", "lag", "error", "rebuild")
         for s in projections.status():
-            error = "" if s.error is None else f"at {s.error_position}: {s.error}"
+            error = "" if s.error is None else f"stopped at {s.error_position}: {s.error}"
             if s.stale:
                 error = (error + " " if error else "") + "(stale: rebuild it)"
-            table.add_row(s.name, str(s.generation), str(s.position), str(s.lag), error)
+            rebuild = ""
+            if s.building_generation is not None:
+                rebuild = f"generation {s.building_generation} at {s.building_position}"
+                if s.building_error is not None:
+                    rebuild += f", failed: {s.building_error}"
+                else:
+                    rebuild += " (under way, or killed: run the rebuild again)"
+            table.add_row(
+                s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild
+            )
         Console().print(table)
 
 
@@ -224,7 +235,7 @@ def projections_rebuild(
 
                 try:
                     generation = projections.rebuild(name, progress=advance)
-                except ProjectionFailed as e:
+                except (ProjectionFailed, RebuildSuperseded) as e:
                     fail(str(e), code=1)
                 bar.update(task, completed=max(head, 1))
                 bar.console.print(f"{name}: generation {generation} is live")
@@ -266,6 +277,55 @@ def sla_sweep(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
         f"{len(report.skipped)} skipped",
         err=True,
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="POSITION:CHAIN_HASH noted earlier outside the database (repeatable); "
+            "each must still match"
+        ),
+    ] = None,
+) -> None:
+    """Check the tamper-evident hash chain of every event; exit 0 only when intact."""
+    from fieldledger.application.hash_chain import verify_chain
+    from fieldledger.application.ledger import FieldLedger
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    anchors: dict[int, str] = {}
+    for given in anchor or []:
+        position, _, chained = given.partition(":")
+        if not position.isdigit() or len(chained) != 64:
+            fail(f"--anchor {given!r}: expected POSITION:CHAIN_HASH (64 hex digits)")
+        anchors[int(position)] = chained.lower()
+    settings = load_settings()
+    try:
+        ledger = FieldLedger(settings.database_url, policy=settings.loaded_policy)
+    except StoreConfigError as e:
+        fail(str(e))
+    try:
+        head = ledger.recorder.max_notification_id() or 0
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn())
+        console = Console(stderr=True)
+        with Progress(
+            *columns, console=console, transient=True, disable=not console.is_terminal
+        ) as bar:
+            task = bar.add_task("verify", total=max(head, 1))
+            verdict = verify_chain(
+                ledger.recorder,
+                anchors=anchors,
+                progress=lambda position: bar.update(task, completed=position),
+            )
+    finally:
+        ledger.close()
+    if verdict.broken is not None:
+        fail(str(verdict.broken), code=1)
+    typer.echo(
+        f"audit trail intact: {verdict.events} events up to position {verdict.head}; "
+        f"to anchor it outside the database, keep {verdict.head}:{verdict.head_chain_hash or '-'}"
     )
 
 

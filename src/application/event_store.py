@@ -3,13 +3,15 @@
 We do not write an event store: the `eventsourcing` library's SQLite and
 PostgreSQL recorders are used as they are, extended only so that what must be
 written atomically with a command's events is written in the same transaction:
-the idempotency receipt of the request that caused them.
+the idempotency receipt of the request that caused them, and the events' rows
+of the tamper-evident hash chain (`hash_chain.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +24,13 @@ from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoding
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
+from fieldledger.application.hash_chain import (
+    HASHES_TABLE,
+    HashRow,
+    canonical_id,
+    chain_rows,
+    versions_before,
+)
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -156,6 +165,11 @@ def _rows(receipts: Sequence[Receipt]) -> list[tuple[str, str, str, str]]:
 RECEIPTS_TABLE = "idempotency_receipts"
 
 
+def _sqlite_id(originator_id: Any) -> str:
+    """Ids as the library's SQLite recorder stores them (UUID hex)."""
+    return originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -163,6 +177,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {RECEIPTS_TABLE} ("
             "actor TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, "
             "response TEXT NOT NULL, PRIMARY KEY (actor, key))",
+            f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} ("
+            "position INTEGER PRIMARY KEY, originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, event_hash TEXT NOT NULL, "
+            "chain_hash TEXT NOT NULL, UNIQUE (originator_id, originator_version))",
         ]
 
     def _insert_events(
@@ -172,7 +190,47 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         receipts: list[Receipt] = kwargs.get("receipts") or []
         if receipts:
             c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?, ?, ?, ?)", _rows(receipts))
+        if stored_events:
+            assert ids is not None
+            self._insert_hashes(c, stored_events, ids)
         return ids
+
+    def _insert_hashes(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], ids: Sequence[int]
+    ) -> None:
+        # The events' INSERT took the database's write lock: nothing else is
+        # appended before this transaction commits, so the chain cannot fork.
+        c.execute(f"SELECT chain_hash FROM {HASHES_TABLE} ORDER BY position DESC LIMIT 1")
+        last = c.fetchone()
+        previous: dict[str, str] = {}
+        for key, (originator_id, version) in versions_before(stored_events).items():
+            c.execute(
+                f"SELECT event_hash FROM {HASHES_TABLE} "
+                "WHERE originator_id = ? AND originator_version = ?",
+                (_sqlite_id(originator_id), version),
+            )
+            found = c.fetchone()
+            if found is not None:
+                previous[key] = found[0]
+        rows = chain_rows(stored_events, ids, None if last is None else last[0], previous)
+        c.executemany(
+            f"INSERT INTO {HASHES_TABLE} VALUES (?, ?, ?, ?, ?)",
+            [
+                (r.position, _sqlite_id(r.originator_id), r.originator_version, r.event_hash,
+                 r.chain_hash)
+                for r in rows
+            ],
+        )
+
+    def event_hashes(self, originator_id: UUID) -> dict[int, str]:
+        """The hash of each version of one aggregate."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_version, event_hash FROM {HASHES_TABLE} "
+                "WHERE originator_id = ?",
+                (_sqlite_id(originator_id),),
+            )
+            return {int(r[0]): str(r[1]) for r in c.fetchall()}
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
         with self.datastore.transaction(commit=False) as c:
@@ -200,7 +258,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        self.receipts_table = Identifier(self.datastore.schema), Identifier(RECEIPTS_TABLE)
+        if datastore.enable_db_functions:
+            # The library's database function inserts events without our hook.
+            raise StoreConfigError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported: events must be hashed "
+                "in the same transaction"
+            )
+        schema = Identifier(self.datastore.schema)
+        self.receipts_table = schema, Identifier(RECEIPTS_TABLE)
+        hashes = schema, Identifier(HASHES_TABLE)
+        id_type = Identifier(self.datastore.originator_id_type)
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} ("
@@ -208,9 +275,33 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "response jsonb NOT NULL, PRIMARY KEY (actor, key))"
             ).format(*self.receipts_table)
         )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} ("
+                "position bigint PRIMARY KEY, originator_id {} NOT NULL, "
+                "originator_version bigint NOT NULL, event_hash text NOT NULL, "
+                "chain_hash text NOT NULL, UNIQUE (originator_id, originator_version))"
+            ).format(*hashes, id_type)
+        )
         self.insert_receipt_statement = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s)").format(
             *self.receipts_table
         )
+        # What new hashes chain onto: the store's last chain hash (originator_id
+        # NULL) and each saved aggregate's hash before its first new event.
+        self.chain_tip_statement = SQL(
+            "(SELECT NULL::{id_type} AS originator_id, chain_hash AS hash FROM {s}.{h} "
+            "ORDER BY position DESC LIMIT 1) UNION ALL "
+            "(SELECT h.originator_id, h.event_hash FROM {s}.{h} h "
+            "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS w(id, v) "
+            "ON h.originator_id = w.id AND h.originator_version = w.v)"
+        ).format(s=hashes[0], h=hashes[1], id_type=id_type)
+        self.insert_hashes_statement = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s, %s)").format(
+            *hashes
+        )
+        self.event_hashes_statement = SQL(
+            "SELECT originator_version, event_hash FROM {}.{} WHERE originator_id = %s"
+        ).format(*hashes)
+        self._chain_tips = threading.local()
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -220,6 +311,45 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         receipts: list[Receipt] = kwargs.get("receipts") or []
         if receipts:
             curs.executemany(self.insert_receipt_statement, _rows(receipts))
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # The library locks the events table (EXCLUSIVE) and inserts; the chain
+        # tip is read after the lock, in the same pipeline: no extra round trip.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        before = list(versions_before(stored_events).values())
+        lookup = curs.connection.cursor()
+        lookup.execute(
+            self.chain_tip_statement, ([oid for oid, _ in before], [v for _, v in before])
+        )
+        self._chain_tips.lookup = lookup
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert ids is not None
+        lookup: Cursor[DictRow] = self._chain_tips.__dict__.pop("lookup")
+        last: str | None = None
+        previous: dict[str, str] = {}
+        for row in lookup.fetchall():
+            if row["originator_id"] is None:
+                last = row["hash"]
+            else:
+                previous[canonical_id(row["originator_id"])] = row["hash"]
+        rows = chain_rows(stored_events, ids, last, previous)
+        # Pipelined: sent with the COMMIT, which reports any error.
+        curs.connection.cursor().executemany(
+            self.insert_hashes_statement, [_pg_hash_row(r) for r in rows]
+        )
+        return ids
+
+    def event_hashes(self, originator_id: UUID) -> dict[int, str]:
+        """The hash of each version of one aggregate."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.event_hashes_statement, (originator_id,))
+            return {int(r["originator_version"]): str(r["event_hash"]) for r in curs.fetchall()}
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
         with self.datastore.transaction(commit=False) as curs:
@@ -246,3 +376,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
+
+
+def _pg_hash_row(r: HashRow) -> tuple[Any, ...]:
+    return (r.position, r.originator_id, r.originator_version, r.event_hash, r.chain_hash)

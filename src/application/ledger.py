@@ -145,6 +145,8 @@ class HistoryEntry:
     occurred_at: datetime
     recorded_at: datetime
     data: dict[str, Any]
+    #: The event's link in the tamper-evident hash chain (hash_chain.py).
+    hash: str | None = None
 
 
 #: Who the service itself acts as: policy adoption, the SLA sweep.
@@ -185,6 +187,7 @@ class FieldLedger(Application[UUID]):
         clock: Callable[[], datetime] = utc_now,
         env: EnvType | None = None,
         timezone: str = "Asia/Shanghai",
+        record_policy: bool = True,
     ) -> None:
         merged: dict[str, str] = {}
         if database_url is not None:
@@ -200,6 +203,9 @@ class FieldLedger(Application[UUID]):
         self.timezone = timezone
         self._policies: dict[str, Policy] = {self.policy_version: self.policy}
         self._adopted: set[str] = set()
+        #: Record the policy before the first booking or lodging (see adopt_policy).
+        #: Off only for stores of synthetic events whose positions a test counts.
+        self.record_policy = record_policy
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -232,9 +238,11 @@ class FieldLedger(Application[UUID]):
     def adopt_policy(self, policy: Policy | None = None) -> int | None:
         """Record `policy` (default: the one in force) as adopted, once per version.
 
-        Called at start by the service and the CLI, and before the first booking
-        or lodging of a process, so that the store holds each policy before any
-        order booked under it: read models learn past policies from the events.
+        Called when the service starts, and before the first booking or lodging
+        of a process (whatever the edge), so that the store holds each policy
+        before any order booked under it: read models learn past policies from
+        the events. Commands that book nothing (the CLI's projections and sweep)
+        write nothing.
         Returns the position of the `PolicyAdopted` written, None when it was
         recorded before.
         """
@@ -284,7 +292,8 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
-        self.adopt_policy()
+        if self.record_policy:
+            self.adopt_policy()
         return self._create(
             caller,
             idempotency,
@@ -311,7 +320,8 @@ class FieldLedger(Application[UUID]):
                 self.get(WorkOrder, work_order_id)
             except NotFound:
                 raise InvalidCommand("work_order_id", f"no work order {work_order_id}") from None
-        self.adopt_policy()
+        if self.record_policy:
+            self.adopt_policy()
         return self._create(
             caller,
             idempotency,
@@ -538,10 +548,13 @@ class FieldLedger(Application[UUID]):
 
     def history(self, kind: type[A], aggregate_id: UUID) -> list[HistoryEntry]:
         self.get(kind, aggregate_id)
-        return [history_entry(e) for e in self.events.get(aggregate_id)]
+        events = list(self.events.get(aggregate_id))
+        # Read after the events: each was committed with its hash.
+        hashes = self.ledger_recorder.event_hashes(aggregate_id)
+        return [history_entry(e, hashes.get(e.originator_version)) for e in events]
 
 
-def history_entry(event: Any) -> HistoryEntry:
+def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
     data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
     return HistoryEntry(
         aggregate_id=event.originator_id,
@@ -552,6 +565,7 @@ def history_entry(event: Any) -> HistoryEntry:
         occurred_at=event.occurred_at,
         recorded_at=event.timestamp,
         data=data,
+        hash=hash,
     )
 
 

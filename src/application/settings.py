@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     #: Run projectors (and sweeps) in the background of `serve`; tests turn it off
     #: and catch up explicitly.
     background: bool = True
+    #: Events per projection transaction (catch-up and rebuilds).
+    projection_batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: An event recorded more than this many minutes after it occurred is
+    #: flagged `late` in the audit search (docs/audit.md).
+    late_report_minutes: float = Field(default=5.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from fieldledger.projections.appraisal import AppraisalView
+from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.read_model import ReadModel
 from fieldledger.projections.satisfaction import SatisfactionView
 from fieldledger.projections.sla import SlaView
 
-READ_MODELS: list[type[ReadModel]] = [SlaView, SatisfactionView, AppraisalView, CallbacksView]
+READ_MODELS: list[type[ReadModel]] = [
+    SlaView,
+    SatisfactionView,
+    AppraisalView,
+    CallbacksView,
+    AuditTrail,
+]

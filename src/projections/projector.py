@@ -11,7 +11,9 @@ does not advance refuses the whole batch.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, Notification, Tracking, TrackingRecorder
+import psycopg
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    Tracking,
+    TrackingRecorder,
+)
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from fieldledger.application.database import Database, Tx
@@ -31,6 +41,8 @@ GENERATIONS = "projection_generations"
 BATCH_SIZE = 500
 #: A scratch generation older than this was left by a crashed process: dropped.
 SCRATCH_LEFTOVER_AGE = timedelta(hours=6)
+#: The tracking tables of the library's recorders (SQLite's name is fixed).
+TRACKING_TABLES = {"sqlite": "tracking", "postgres": "projection_tracking"}
 
 
 class ProjectionFailed(Exception):
@@ -43,6 +55,10 @@ class ProjectionFailed(Exception):
         super().__init__(f"projection {name} failed at position {position}: {error}")
 
 
+class RebuildSuperseded(Exception):
+    """Another rebuild of the same read model replaced this one's generation."""
+
+
 @dataclass(frozen=True)
 class Status:
     name: str
@@ -52,6 +68,10 @@ class Status:
     error: str | None
     error_position: int | None
     stale: bool
+    #: A rebuild under way (or killed, or failed): its generation and position.
+    building_generation: int | None = None
+    building_position: int | None = None
+    building_error: str | None = None
 
 
 def tracking_recorder(db: Database) -> TrackingRecorder:
@@ -62,10 +82,32 @@ def tracking_recorder(db: Database) -> TrackingRecorder:
     else:
         recorder = PostgresTrackingRecorder(
             db.datastore,  # type: ignore[arg-type]
-            tracking_table_name="projection_tracking",
+            tracking_table_name=TRACKING_TABLES["postgres"],
         )
     recorder.create_table()
     return recorder
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database hiccup (lost connection, lock timeout, deadlock, busy SQLite)
+    rather than a fault of the read model on an event: retried, never recorded."""
+    if isinstance(error, psycopg.OperationalError | OperationalError | InterfaceError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        message = str(error).lower()
+        return "locked" in message or "busy" in message
+    return False
+
+
+class _Moved(Exception):
+    """The generation's tracked position is not where this batch starts."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+
+class _Gone(Exception):
+    """The generation was retired or dropped (a rebuild swapped another in)."""
 
 
 class Projections:
@@ -82,6 +124,8 @@ class Projections:
         self.db = Database(ledger.recorder)
         self.tracking = tracking_recorder(self.db)
         self.models: dict[str, ReadModel] = {m.name: m(settings) for m in read_models}
+        if batch_size < 1:
+            raise ValueError("the projection batch size must be at least 1")
         self.batch_size = batch_size
         self._locks = {name: threading.Lock() for name in self.models}
         with self.db.transaction() as tx:
@@ -109,10 +153,13 @@ class Projections:
 
     def live_generation(self, name: str) -> int | None:
         with self.db.transaction(commit=False) as tx:
-            value = tx.scalar(
-                f"SELECT generation FROM {tx.table(GENERATIONS)} WHERE name = ? AND state = 'live'",
-                (name,),
-            )
+            return self._live_generation(tx, name)
+
+    def _live_generation(self, tx: Tx, name: str) -> int | None:
+        value = tx.scalar(
+            f"SELECT generation FROM {tx.table(GENERATIONS)} WHERE name = ? AND state = 'live'",
+            (name,),
+        )
         return None if value is None else int(value)
 
     def _ensure_live(self, name: str) -> None:
@@ -133,12 +180,23 @@ class Projections:
 
     @contextmanager
     def reading(self, name: str) -> Iterator[tuple[Tx, Tables]]:
-        """A read-only transaction on the live generation of a read model."""
-        generation = self.live_generation(name)
-        if generation is None:  # pragma: no cover - created at start
-            raise LookupError(name)
+        """A read-only transaction on the live generation of a read model.
+
+        The generation is looked up inside the transaction: on SQLite the
+        snapshot keeps its tables even if a rebuild drops them meanwhile; on
+        PostgreSQL a shared advisory lock holds off the drop until we are done.
+        """
         with self.db.transaction(commit=False) as tx:
+            if tx.dialect == "postgres":
+                tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (self._drop_lock(name),))
+            generation = self._live_generation(tx, name)
+            if generation is None:  # pragma: no cover - created at start
+                raise LookupError(name)
             yield tx, self.tables(name, generation)
+
+    def _drop_lock(self, name: str) -> int:
+        digest = hashlib.sha256(f"fieldledger:{self.db.schema}:{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
 
     # -- running -------------------------------------------------------------
 
@@ -157,11 +215,15 @@ class Projections:
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Project events after the generation's position, up to `until` (default:
-        the head of the store). Returns the new position."""
+        the head of the store). Returns the new position.
+
+        Each batch is one transaction that first claims the generation's
+        tracking row: projectors of one generation (threads, processes) take
+        turns, and a batch that does not start where the tracking stands is
+        rolled back, so no event is ever applied twice. A generation retired by
+        a rebuild (in any process) stops being projected."""
         generation = generation or self.live_generation(name)
         assert generation is not None
-        tables = self.tables(name, generation)
-        key = self.tracking_key(name, generation)
         with self._locks[name]:
             self._raise_recorded_error(name, generation)
             position = self.position(name, generation)
@@ -172,45 +234,96 @@ class Projections:
                 if not notifications:
                     break
                 try:
-                    with self.db.transaction() as tx:
-                        self._apply(tx, name, tables, notifications)
-                        last = notifications[-1].id
-                        self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
-                except IntegrityError:
-                    # Another projector (another process) wrote this batch first.
+                    position = self._apply_batch(name, generation, position, notifications)
+                except _Moved as moved:
+                    position = moved.position  # another projector got there first
+                    continue
+                except IntegrityError:  # pragma: no cover - the claim prevents it
                     position = self.position(name, generation)
                     continue
-                except ProjectionFailed as failed:
-                    self._record_error(name, generation, failed)
-                    raise
-                position = last
+                except _Gone:
+                    break
                 if progress is not None:
                     progress(len(notifications), position)
         return position
 
+    def _apply_batch(
+        self, name: str, generation: int, start: int, notifications: Sequence[Notification]
+    ) -> int:
+        """One tracked batch in one transaction; returns the new position."""
+        tables = self.tables(name, generation)
+        key = self.tracking_key(name, generation)
+        last = notifications[-1].id
+        try:
+            with self.db.transaction() as tx:
+                claimed = self._claim(tx, key)
+                if claimed != start:
+                    raise _Moved(claimed)
+                state = tx.scalar(
+                    f"SELECT state FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
+                    (name, generation),
+                )
+                if state not in ("live", "building"):
+                    raise _Gone
+                self._apply(tx, name, tables, notifications)
+                self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
+        except ProjectionFailed as failed:
+            # Stop *at* the failing event: the events before it are applied.
+            good = [n for n in notifications if n.id < failed.position]
+            if good:
+                self._apply_batch(name, generation, start, good)
+            self._record_error(name, generation, failed)
+            raise
+        return last
+
     def _apply(
         self, tx: Tx, name: str, tables: Tables, notifications: Sequence[Notification]
     ) -> None:
-        """Feed one batch of stored events to a read model, in the caller's transaction."""
+        """Feed one batch of stored events to a read model, in the caller's transaction.
+        A fault of the read model is a ProjectionFailed at its event; a database
+        hiccup propagates as it is (retried, never recorded)."""
         model = self.models[name]
         model.begin_batch(tx, tables)
         for n in notifications:
-            event = self.ledger.mapper.to_domain_event(n)
             try:
+                event = self.ledger.mapper.to_domain_event(n)
                 model.handle(tx, tables, event, n.id)
             except Exception as e:
+                if is_transient(e):
+                    raise
                 raise ProjectionFailed(name, n.id, f"{type(e).__name__}: {e}") from e
-        model.end_batch(tx, tables)
+        try:
+            model.end_batch(tx, tables)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            error = f"{type(e).__name__} ending the batch up to {notifications[-1].id}: {e}"
+            raise ProjectionFailed(name, notifications[0].id, error) from e
+
+    def _claim(self, tx: Tx, key: str) -> int:
+        """Lock the generation's tracking row for this transaction; its position."""
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        value = tx.scalar(
+            f"INSERT INTO {table} (application_name, notification_id) VALUES (?, 0) "
+            "ON CONFLICT (application_name) DO UPDATE "
+            f"SET notification_id = {table}.notification_id RETURNING notification_id",
+            (key,),
+        )
+        return int(value or 0)
 
     def catch_up_all(self) -> dict[str, int]:
         return {name: self.catch_up(name) for name in self.models}
 
     def wait_for(self, name: str, position: int) -> None:
-        """Read your writes: bring the live view up to `position` before answering."""
-        generation = self.live_generation(name)
-        assert generation is not None
-        if self.position(name, generation) < position:
-            self.catch_up(name, generation=generation, until=position)
+        """Read your writes: bring the live view up to `position` before answering
+        (never past the head of the store)."""
+        target = min(position, self.head())
+        for _attempt in range(5):  # a rebuild may swap generations meanwhile
+            generation = self.live_generation(name)
+            assert generation is not None
+            if self.position(name, generation) >= target:
+                return
+            self.catch_up(name, generation=generation, until=target)
 
     def _record_error(self, name: str, generation: int, failed: ProjectionFailed) -> None:
         with self.db.transaction() as tx:
@@ -236,9 +349,11 @@ class Projections:
     def rebuild(self, name: str, progress: Callable[[int, int], None] | None = None) -> int:
         """Build the read model from zero into a fresh generation while the live one
         serves, then swap them atomically. A rebuild killed at any point leaves the
-        live generation serving; running it again starts a fresh build."""
+        live generation serving; running it again drops the abandoned generation
+        and starts a fresh build."""
         model = self.models[name]
         with self.db.transaction() as tx:
+            self._lock_generations(tx, name)
             tx.execute(
                 f"SELECT generation, state FROM {tx.table(GENERATIONS)} WHERE name = ?", (name,)
             )
@@ -254,13 +369,31 @@ class Projections:
             )
             model.create_tables(tx, self.tables(name, generation))
         self.catch_up(name, generation=generation, progress=progress)
-        # Swap: the new generation catches the last events and goes live in one
-        # transaction with the retirement of the old one.
+        while not self._swap(name, generation):
+            self.catch_up(name, generation=generation, progress=progress)
+        self.catch_up(name, generation=generation, progress=progress)  # events since
+        self._drop_retired(name)
+        return generation
+
+    def _swap(self, name: str, generation: int) -> bool:
+        """Make the built generation live if it is at least as far as the live
+        one; in one transaction that holds off the live one's projectors."""
         with self._locks[name], self.db.transaction() as tx:
-            retired = tx.query(
-                f"SELECT generation FROM {tx.table(GENERATIONS)} WHERE name = ? AND state = 'live'",
-                (name,),
+            self._lock_generations(tx, name)
+            live = self._live_generation(tx, name)
+            live_position = 0 if live is None else self._claim(tx, self.tracking_key(name, live))
+            position = self._claim(tx, self.tracking_key(name, generation))
+            state = tx.scalar(
+                f"SELECT state FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
+                (name, generation),
             )
+            if state != "building":
+                raise RebuildSuperseded(
+                    f"the rebuild of {name} (generation {generation}) was replaced by another "
+                    "rebuild; the live view is unchanged by this one"
+                )
+            if position < live_position:
+                return False  # the live view moved on meanwhile: catch up first
             tx.execute(
                 f"UPDATE {tx.table(GENERATIONS)} SET state = 'retired' "
                 "WHERE name = ? AND state = 'live'",
@@ -271,11 +404,27 @@ class Projections:
                 "WHERE name = ? AND generation = ?",
                 (name, generation),
             )
-        self.catch_up(name, generation=generation)
+        return True
+
+    def _lock_generations(self, tx: Tx, name: str) -> None:
+        """Write first: on PostgreSQL this locks the read model's generation rows
+        against a concurrent rebuild or swap; on SQLite it takes the write lock
+        before anything is read (a read-then-write transaction can fail with
+        SQLITE_BUSY when another process wrote in between)."""
+        tx.execute(f"UPDATE {tx.table(GENERATIONS)} SET state = state WHERE name = ?", (name,))
+
+    def _drop_retired(self, name: str) -> None:
         with self.db.transaction() as tx:
-            for row in retired:
+            if tx.dialect == "postgres":
+                # Wait for readers that may have looked up the retired generation.
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (self._drop_lock(name),))
+            self._lock_generations(tx, name)
+            for row in tx.query(
+                f"SELECT generation FROM {tx.table(GENERATIONS)} "
+                "WHERE name = ? AND state = 'retired'",
+                (name,),
+            ):
                 self._drop(tx, name, int(row["generation"]))
-        return generation
 
     def _drop(self, tx: Tx, name: str, generation: int) -> None:
         for table in self.tables(name, generation).names.values():
@@ -283,6 +432,10 @@ class Projections:
         tx.execute(
             f"DELETE FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
             (name, generation),
+        )
+        tx.execute(
+            f"DELETE FROM {tx.table(TRACKING_TABLES[tx.dialect])} WHERE application_name = ?",
+            (self.tracking_key(name, generation),),
         )
 
     # -- time travel ---------------------------------------------------------
@@ -312,6 +465,7 @@ class Projections:
         generation = -(secrets.randbelow(2**31 - 2) + 1)
         tables = self.tables(name, generation)
         with self.db.transaction() as tx:
+            self._lock_generations(tx, name)
             self._drop_leftover_scratch(tx, name)
             tx.execute(
                 f"INSERT INTO {tx.table(GENERATIONS)} (name, generation, state, "
@@ -351,15 +505,15 @@ class Projections:
     def status(self) -> list[Status]:
         head = self.head()
         with self.db.transaction(commit=False) as tx:
-            rows = {
-                r["name"]: r
-                for r in tx.query(f"SELECT * FROM {tx.table(GENERATIONS)} WHERE state = 'live'")
-            }
+            rows = tx.query(f"SELECT * FROM {tx.table(GENERATIONS)} WHERE state <> 'retired'")
+        live = {r["name"]: r for r in rows if r["state"] == "live"}
+        building = {r["name"]: r for r in rows if r["state"] == "building"}
         result = []
         for name, model in self.models.items():
-            row = rows.get(name)
+            row = live.get(name)
             generation = None if row is None else int(row["generation"])
             position = 0 if generation is None else self.position(name, generation)
+            build = building.get(name)
             result.append(
                 Status(
                     name=name,
@@ -369,6 +523,11 @@ class Projections:
                     error=None if row is None else row["error"],
                     error_position=None if row is None else row["error_position"],
                     stale=row is not None and int(row["schema_version"]) != model.schema_version,
+                    building_generation=None if build is None else int(build["generation"]),
+                    building_position=(
+                        None if build is None else self.position(name, int(build["generation"]))
+                    ),
+                    building_error=None if build is None else build["error"],
                 )
             )
         return result

@@ -22,6 +22,8 @@ class HistoryEvent(BaseModel):
     occurred_at: datetime
     recorded_at: datetime
     data: dict[str, Any]
+    #: sha256 chaining the event to its aggregate's previous one (docs/audit.md).
+    hash: str | None
 
 
 class HistoryView(BaseModel):
@@ -39,6 +41,7 @@ def history_view(entries: list[HistoryEntry]) -> HistoryView:
                 occurred_at=e.occurred_at,
                 recorded_at=e.recorded_at,
                 data=e.data,
+                hash=e.hash,
             )
             for e in entries
         ]

@@ -1,0 +1,229 @@
+"""The audit trail: every event of every aggregate, searchable (contract §7 `/audit`).
+
+One row per event, keyed by its store position (the order events were
+recorded, which never changes and only grows: the key of stable pagination),
+with the columns the search filters on indexed, and the event's hash from the
+tamper-evident chain. Whether an event was reported late is decided at query
+time from `delay_seconds` (recorded_at - occurred_at), so a changed threshold
+needs no rebuild. docs/audit.md gives the decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from fieldledger.application.database import Tx
+from fieldledger.application.hash_chain import HASHES_TABLE
+from fieldledger.application.ledger import history_entry
+from fieldledger.domain.adopted_policies import AdoptedPolicy
+from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.facts import LedgerAggregate
+from fieldledger.domain.staff import StaffMember
+from fieldledger.domain.work_orders import WorkOrder
+from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
+
+#: The `kind` of an event: which aggregate it belongs to.
+KINDS: dict[type[Any], str] = {
+    WorkOrder.Event: "work_order",
+    Complaint.Event: "complaint",
+    StaffMember.Event: "staff",
+    AdoptedPolicy.Event: "policy",
+}
+
+
+def kind_of(event: Any) -> str:
+    for base, kind in KINDS.items():
+        if isinstance(event, base):
+            return kind
+    # An aggregate added later (e.g. a policy record): its class in snake_case.
+    outer = type(event).__qualname__.split(".")[0]
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", outer).lower()
+
+
+def known_event_types() -> frozenset[str]:
+    """The type names events can have (for validating the `type` filter)."""
+    names: set[str] = set()
+    pending: list[type[Any]] = [LedgerAggregate.Event]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            pending.append(sub)
+            # Not the bases, nor the `Created` class the library adds to every
+            # aggregate (ours are created by Booked, Lodged, Registered).
+            if sub.__name__ not in ("Event", "Created"):
+                names.add(sub.__name__)
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What a search asks for; every field left None matches everything."""
+
+    actor: str | None = None
+    role: str | None = None
+    types: tuple[str, ...] = ()
+    aggregate_id: str | None = None
+    kind: str | None = None
+    #: On occurred_at (when it happened in the field): from inclusive, to exclusive.
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    late: bool | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    position: int
+    aggregate_id: str
+    kind: str
+    type: str
+    version: int
+    actor: str
+    role: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+    hash: str | None
+    late: bool
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class AuditTrail(ReadModel):
+    name = "audit"
+    tables: ClassVar[tuple[str, ...]] = ("audit_events",)
+
+    #: Columns searched by equality, each indexed together with the position.
+    INDEXED: ClassVar[tuple[str, ...]] = ("actor", "role", "type", "aggregate_id", "kind")
+
+    def __init__(self, settings: ProjectionSettings) -> None:
+        super().__init__(settings)
+        # The batch's rows, inserted together in `end_batch`; per thread, since a
+        # scratch build (as_of) may feed this instance while the live view catches up.
+        self._batch = threading.local()
+
+    @property
+    def _rows(self) -> list[list[Any]]:
+        rows: list[list[Any]] | None = getattr(self._batch, "rows", None)
+        if rows is None:
+            rows = self._batch.rows = []
+        return rows
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.audit_events} ("
+            "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, kind TEXT NOT NULL, "
+            "type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL, "
+            "role TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+            "delay_seconds DOUBLE PRECISION NOT NULL, data TEXT NOT NULL, hash TEXT)"
+        )
+        prefix = f"audit_events_g{t.generation}"
+        for column in self.INDEXED:
+            tx.execute(
+                f"CREATE INDEX IF NOT EXISTS {prefix}_by_{column} "
+                f"ON {t.audit_events} ({column}, position)"
+            )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {prefix}_by_time "
+            f"ON {t.audit_events} (occurred_at, position)"
+        )
+
+    # -- projecting ------------------------------------------------------------
+
+    def begin_batch(self, tx: Tx, t: Tables) -> None:
+        self._batch.rows = []
+
+    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+        entry = history_entry(event)
+        delay = (entry.recorded_at - entry.occurred_at).total_seconds()
+        self._rows.append([
+            position, str(entry.aggregate_id), kind_of(event), entry.type, entry.version,
+            entry.actor, entry.role, _utc(entry.occurred_at), _utc(entry.recorded_at), delay,
+            json.dumps(entry.data, sort_keys=True, ensure_ascii=False), None,
+        ])  # fmt: skip
+
+    def end_batch(self, tx: Tx, t: Tables) -> None:
+        rows, self._batch.rows = self._rows, []
+        if not rows:
+            return
+        # The hashes were committed with the events: one query for the batch.
+        hashes = {
+            int(r["position"]): r["event_hash"]
+            for r in tx.query(
+                f"SELECT position, event_hash FROM {tx.table(HASHES_TABLE)} "
+                "WHERE position >= ? AND position <= ?",
+                (rows[0][0], rows[-1][0]),
+            )
+        }
+        for row in rows:
+            row[-1] = hashes.get(row[0])
+        tx.executemany(
+            f"INSERT INTO {t.audit_events} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (position) DO NOTHING",
+            rows,
+        )
+
+    # -- querying --------------------------------------------------------------
+
+    @staticmethod
+    def search(
+        tx: Tx,
+        t: Tables,
+        query: AuditFilter,
+        *,
+        before: int | None,
+        limit: int,
+        late_after: timedelta,
+    ) -> list[AuditRecord]:
+        """Newest first (by store position), `limit` events before position `before`."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column in ("actor", "role", "aggregate_id", "kind"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.types:
+            where.append(f"type IN ({', '.join('?' for _ in query.types)})")
+            params.extend(query.types)
+        if query.occurred_from is not None:
+            where.append("occurred_at >= ?")
+            params.append(_utc(query.occurred_from))
+        if query.occurred_to is not None:
+            where.append("occurred_at < ?")
+            params.append(_utc(query.occurred_to))
+        threshold = late_after.total_seconds()
+        if query.late is not None:
+            where.append("delay_seconds > ?" if query.late else "delay_seconds <= ?")
+            params.append(threshold)
+        if before is not None:
+            where.append("position < ?")
+            params.append(before)
+        sql = f"SELECT * FROM {t.audit_events}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY position DESC LIMIT ?"
+        params.append(limit)
+        return [
+            AuditRecord(
+                position=int(r["position"]),
+                aggregate_id=r["aggregate_id"],
+                kind=r["kind"],
+                type=r["type"],
+                version=int(r["version"]),
+                actor=r["actor"],
+                role=r["role"],
+                occurred_at=datetime.fromisoformat(r["occurred_at"]),
+                recorded_at=datetime.fromisoformat(r["recorded_at"]),
+                data=json.loads(r["data"]),
+                hash=r["hash"],
+                late=float(r["delay_seconds"]) > threshold,
+            )
+            for r in tx.query(sql, params)
+        ]
