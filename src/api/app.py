@@ -22,6 +22,7 @@ from fieldledger.api.routes import (
     work_orders,
 )
 from fieldledger.application.database import Database
+from fieldledger.application.event_store import schema_lock
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
 from fieldledger.application.sla_sweep import BackgroundSweeper
@@ -53,21 +54,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+        with schema_lock(settings.database_url):
+            ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+            app.state.ledger = ledger
+            app.state.tokens = TokenBook(Database(ledger.recorder))
+            projections = Projections(
+                ledger,
+                READ_MODELS,
+                ProjectionSettings(policy=policy, timezone=settings.timezone),
+                batch_size=settings.projection_batch_size,
+            )
         ledger.adopt_policy()  # read models learn each policy from the events
-        app.state.ledger = ledger
-        app.state.tokens = TokenBook(Database(ledger.recorder))
         app.state.health_details = {
             "policy_version": policy.version,
             # Evaluated per request: this year and next, as the clock turns.
             "calendar": lambda: calendar_health(settings, ledger.clock().year),
         }
-        projections = Projections(
-            ledger,
-            READ_MODELS,
-            ProjectionSettings(policy=policy, timezone=settings.timezone),
-            batch_size=settings.projection_batch_size,
-        )
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         app.state.projector = projector

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from fieldledger.application.event_store import StoreConfigError
+from fieldledger.application.event_store import StoreConfigError, schema_lock
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.policy import PolicyError
@@ -73,9 +73,10 @@ def open_ledger(settings: Settings) -> FieldLedger:
     from fieldledger.application.ledger import FieldLedger
 
     try:
-        return FieldLedger(
-            settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
-        )
+        with schema_lock(settings.database_url):
+            return FieldLedger(
+                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
+            )
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
     except PersistenceError as e:

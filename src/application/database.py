@@ -33,6 +33,17 @@ class Tx:
         self.dialect = dialect
         self.schema = schema
 
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """On PostgreSQL, send statements without waiting for each answer (psycopg's
+        pipeline mode): a batch of handler writes costs about one round trip. A
+        statement that returns rows still waits for its answer."""
+        if self.dialect == "postgres":
+            with self.cursor.connection.pipeline():
+                yield
+        else:
+            yield
+
     def table(self, name: str) -> str:
         if self.dialect == "postgres":
             return SQL("{}.{}").format(Identifier(self.schema), Identifier(name)).as_string(None)

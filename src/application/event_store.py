@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
@@ -20,7 +21,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoding
+import psycopg
+from eventsourcing.persistence import JSONTranscoder, OperationalError, StoredEvent, Transcoding
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
@@ -101,6 +103,39 @@ def store_environment(database_url: str) -> dict[str, str]:
         f"unsupported database URL {database_url!r}: use sqlite:///PATH or "
         "postgresql://USER[:PW]@HOST[:PORT]/DB"
     )
+
+
+@contextmanager
+def schema_lock(database_url: str) -> Iterator[None]:
+    """Hold while creating tables at start: on PostgreSQL, processes starting at
+    once (`serve --workers N`) would otherwise race in the library's CREATE OR
+    REPLACE statements ("tuple concurrently updated"). A session advisory lock
+    on a connection of its own; SQLite serialises its DDL by itself."""
+    env = store_environment(database_url)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        yield
+        return
+    try:
+        conn = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            autocommit=True,
+        )
+    except psycopg.OperationalError as e:
+        raise OperationalError(str(e).strip()) from None
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        yield
+    finally:
+        conn.close()  # ends the session, and with it the lock
+
+
+#: An arbitrary constant naming fieldledger's start-up lock among advisory locks.
+SCHEMA_LOCK_KEY = 0x46_4C_44_47  # "FLDG"
 
 
 # -- transcodings: exact round trips of our value objects ---------------------

@@ -248,33 +248,72 @@ class Projections:
         return position
 
     def _apply_batch(
-        self, name: str, generation: int, start: int, notifications: Sequence[Notification]
+        self,
+        name: str,
+        generation: int,
+        start: int,
+        notifications: Sequence[Notification],
+        *,
+        pipelined: bool = True,
     ) -> int:
-        """One tracked batch in one transaction; returns the new position."""
+        """One tracked batch in one transaction; returns the new position.
+
+        The handlers' statements are pipelined (PostgreSQL), so a batch does not
+        wait for each write's answer. A statement that fails in a pipeline
+        reports its error later than its event; so the batch is then tried again
+        unpipelined, where a failure is pinned to its event."""
         tables = self.tables(name, generation)
         key = self.tracking_key(name, generation)
         last = notifications[-1].id
+        if pipelined and self.db.dialect == "postgres":
+            try:
+                return self._apply_pipelined(name, generation, start, notifications)
+            except (_Moved, _Gone):
+                raise
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                # Fall through: apply it again, one statement at a time.
         try:
             with self.db.transaction() as tx:
                 claimed = self._claim(tx, key)
                 if claimed != start:
                     raise _Moved(claimed)
-                state = tx.scalar(
-                    f"SELECT state FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
-                    (name, generation),
-                )
-                if state not in ("live", "building"):
-                    raise _Gone
+                self._check_state(tx, name, generation)
                 self._apply(tx, name, tables, notifications)
                 self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
         except ProjectionFailed as failed:
             # Stop *at* the failing event: the events before it are applied.
             good = [n for n in notifications if n.id < failed.position]
             if good:
-                self._apply_batch(name, generation, start, good)
+                self._apply_batch(name, generation, start, good, pipelined=False)
             self._record_error(name, generation, failed)
             raise
         return last
+
+    def _apply_pipelined(
+        self, name: str, generation: int, start: int, notifications: Sequence[Notification]
+    ) -> int:
+        tables = self.tables(name, generation)
+        key = self.tracking_key(name, generation)
+        last = notifications[-1].id
+        with self.db.transaction() as tx:
+            claimed = self._claim(tx, key)
+            if claimed != start:
+                raise _Moved(claimed)
+            self._check_state(tx, name, generation)
+            with tx.pipelined():
+                self._apply(tx, name, tables, notifications)
+            self.tracking._insert_tracking(tx.cursor, Tracking(key, last))  # type: ignore[attr-defined]
+        return last
+
+    def _check_state(self, tx: Tx, name: str, generation: int) -> None:
+        state = tx.scalar(
+            f"SELECT state FROM {tx.table(GENERATIONS)} WHERE name = ? AND generation = ?",
+            (name, generation),
+        )
+        if state not in ("live", "building"):
+            raise _Gone
 
     def _apply(
         self, tx: Tx, name: str, tables: Tables, notifications: Sequence[Notification]

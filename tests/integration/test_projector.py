@@ -124,3 +124,25 @@ def test_a_failing_event_stops_the_projection_there_and_is_reported(ledger: Fiel
     # It does not skip the event on the next run either.
     with pytest.raises(ProjectionFailed):
         projections.catch_up("event_counts")
+
+
+class BadStatement(EventCounts):
+    """Fails in the database, not in Python: its SQL for one event type is wrong."""
+
+    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+        if type(event).__name__ == "Assigned":
+            tx.execute(f"INSERT INTO {t.event_counts} (no_such_column) VALUES (?)", (1,))
+            return
+        super().handle(tx, t, event, position)
+
+
+def test_a_failing_statement_is_pinned_to_its_event_even_when_pipelined(
+    ledger: FieldLedger,
+) -> None:
+    book(ledger, 3)  # after the ledger's PolicyAdopted: Booked at 2, Assigned at 3, ...
+    projections = Projections(ledger, [BadStatement], SETTINGS, batch_size=100)
+    with pytest.raises(ProjectionFailed, match="position 3"):
+        projections.catch_up("event_counts")
+    (status,) = projections.status()
+    assert (status.position, status.error_position) == (2, 3)
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
