@@ -158,7 +158,6 @@ def opened_projections() -> Iterator[Projections]:
     settings = load_settings()
     ledger = open_ledger(settings)
     try:
-        ledger.adopt_policy()  # before any view is built: views learn policies from events
         with schema_lock(settings.database_url):
             projections = Projections(
                 ledger,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from fieldledger.application.database import Tx
 from fieldledger.application.hash_chain import HASHES_TABLE
 from fieldledger.application.ledger import history_entry
+from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.facts import LedgerAggregate
 from fieldledger.domain.staff import StaffMember
@@ -31,6 +32,7 @@ KINDS: dict[type[Any], str] = {
     WorkOrder.Event: "work_order",
     Complaint.Event: "complaint",
     StaffMember.Event: "staff",
+    AdoptedPolicy.Event: "policy",
 }
 
 

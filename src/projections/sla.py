@@ -15,6 +15,7 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,8 +93,9 @@ class SlaView(ReadModel):
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
-        self._subjects: dict[str, Subject] = {}
-        self._dirty: dict[str, None] = {}
+        #: What a batch touched (subjects by aggregate id; the dirty ones, in
+        #: order), per thread: a scratch build may run beside the live catch-up.
+        self._batch = threading.local()
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -122,20 +124,15 @@ class SlaView(ReadModel):
             "PRIMARY KEY (aggregate_id, version))"
         )
         for column in ("started_at", "due_at"):
-            index = f"sla_targets_g{t.generation}_{column}"
+            generation = f"g{t.generation}" if t.generation > 0 else f"s{-t.generation}"
+            index = f"sla_targets_{generation}_{column}"
             tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {t.sla_targets} ({column})")
 
     # -- events --------------------------------------------------------------
 
     def begin_batch(self, tx: Tx, t: Tables) -> None:
-        if tx.dialect == "sqlite":
-            # Take the write lock first: a transaction that reads (a subject) and
-            # then writes gets "database is locked" at once, without waiting, when
-            # another process wrote meanwhile (WAL snapshot). A write that changes
-            # nothing takes the lock, waiting for it as long as the store allows.
-            tx.execute(f"UPDATE {t.sla_subjects} SET kind = kind WHERE 1 = 0")
-        self._subjects = {}
-        self._dirty = {}
+        self._batch.subjects = {}
+        self._batch.dirty = {}
 
     def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
@@ -150,14 +147,14 @@ class SlaView(ReadModel):
         key = str(event.originator_id)
         subject = Subject.start(event)
         if subject is not None:
-            self._subjects[key] = subject
+            self._batch.subjects[key] = subject
         elif isinstance(event, _CHANGES):
             subject = self._subject(tx, t, key)
             if subject is None or not subject.apply(event):
                 return
         else:
             return
-        self._dirty[key] = None
+        self._batch.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
             tx.execute(
                 f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
@@ -167,8 +164,8 @@ class SlaView(ReadModel):
             )  # fmt: skip
 
     def end_batch(self, tx: Tx, t: Tables) -> None:
-        for key in self._dirty:
-            subject = self._subjects[key]
+        for key in self._batch.dirty:
+            subject = self._batch.subjects[key]
             tx.execute(
                 f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
                 "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
@@ -183,16 +180,17 @@ class SlaView(ReadModel):
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_row(subject, target) for target in rows],
             )
-        self._subjects = {}
-        self._dirty = {}
+        self._batch.subjects = {}
+        self._batch.dirty = {}
 
     def _subject(self, tx: Tx, t: Tables, key: str) -> Subject | None:
-        found = self._subjects.get(key)
+        subjects: dict[str, Subject] = self._batch.subjects
+        found = subjects.get(key)
         if found is None:
             data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
             if data is None:
                 return None
-            found = self._subjects[key] = Subject.from_data(json.loads(data))
+            found = subjects[key] = Subject.from_data(json.loads(data))
         return found
 
     def _policy(self, tx: Tx, t: Tables, version: str) -> Policy:

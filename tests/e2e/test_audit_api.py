@@ -36,8 +36,9 @@ def search(who: Actor, **params: Any) -> Any:
 
 @pytest.fixture
 def scene(api: Api) -> dict[str, Any]:
-    """Two work orders (one booked an hour after it happened), a critical
-    complaint (Lodged + Escalated) and a conduct record."""
+    """After the PolicyAdopted the service records when it starts (position 1):
+    two work orders (one booked an hour after it happened), a critical complaint
+    (Lodged + Escalated) and a conduct record."""
     dispatcher = api.actor("disp-1", "dispatcher")
     supervisor = api.actor("sup-1", "supervisor")
     first = book(dispatcher)
@@ -61,8 +62,9 @@ def test_every_event_newest_first_with_the_contract_fields(api: Api, scene: dict
         ("staff", "ConductRecorded"), ("staff", "Registered"),
         ("complaint", "Escalated"), ("complaint", "Lodged"),
         ("work_order", "Booked"), ("work_order", "Assigned"), ("work_order", "Booked"),
+        ("policy", "PolicyAdopted"),
     ]  # fmt: skip
-    assert [e["position"] for e in events] == list(range(7, 0, -1))
+    assert [e["position"] for e in events] == list(range(8, 0, -1))
     for e in events:
         assert {"type", "version", "actor", "role", "occurred_at", "recorded_at", "data", "hash",
                 "aggregate_id", "kind"} <= e.keys()  # fmt: skip
@@ -87,7 +89,7 @@ def test_late_reports_are_flagged(api: Api, scene: dict[str, Any]) -> None:
     assert datetime.fromisoformat(booked["recorded_at"]) - scene["late_at"] >= timedelta(hours=1)
     only_late = search(scene["supervisor"], late="true")["events"]
     assert [e["position"] for e in only_late] == [booked["position"]]
-    assert len(search(scene["supervisor"], late="false")["events"]) == 6
+    assert len(search(scene["supervisor"], late="false")["events"]) == 7
 
 
 def test_filters(api: Api, scene: dict[str, Any]) -> None:
@@ -102,16 +104,17 @@ def test_filters(api: Api, scene: dict[str, Any]) -> None:
     assert types(type="Lodged,Assigned") == ["Lodged", "Assigned"]
     assert types(aggregate_id=scene["first"]) == ["Assigned", "Booked"]
     assert types(kind="complaint") == ["Escalated", "Lodged"]
+    assert types(kind="policy") == types(role="system") == ["PolicyAdopted"]
     assert types(kind="work_order", actor="disp-1", type="Booked") == ["Booked", "Booked"]
     # from/to are on occurred_at: the late booking happened an hour ago.
     late_at: datetime = scene["late_at"]
     assert types(to=(late_at + timedelta(minutes=1)).isoformat()) == ["Booked"]
     assert types(**{"from": late_at.isoformat(), "to": (late_at + timedelta(seconds=1)).isoformat()}) == ["Booked"]
-    assert len(types(**{"from": (late_at + timedelta(minutes=1)).isoformat()})) == 6
+    assert len(types(**{"from": (late_at + timedelta(minutes=1)).isoformat()})) == 7
     assert types(actor="nobody") == []
     # A date is a whole local day: `to` includes it.
     assert types(to="2020-01-01") == []
-    assert len(types(**{"from": "2020-01-01", "to": "2999-12-31"})) == 7
+    assert len(types(**{"from": "2020-01-01", "to": "2999-12-31"})) == 8
 
 
 def test_pages_follow_the_cursor(api: Api, scene: dict[str, Any]) -> None:
@@ -126,7 +129,7 @@ def test_pages_follow_the_cursor(api: Api, scene: dict[str, Any]) -> None:
         if body["next_cursor"] is None:
             break
         params["cursor"] = body["next_cursor"]
-    assert (pages, seen) == (3, [7, 6, 5, 4, 3, 2, 1])
+    assert (pages, seen) == (3, [8, 7, 6, 5, 4, 3, 2, 1])
     # The cursor belongs to its search.
     first = search(system, limit=2, actor="disp-1")
     assert [e["type"] for e in first["events"]] == ["Booked", "Assigned"]
@@ -167,7 +170,9 @@ def test_read_your_writes_with_min_position(api: Api) -> None:
     position = r.headers["X-Position"]
     assert search(supervisor)["events"] == []  # not projected yet (no background here)
     events = search(supervisor, min_position=position)["events"]
-    assert [e["aggregate_id"] for e in events] == [r.json()["id"]]
+    # The booking, after the policy the service recorded when it started.
+    assert [(e["aggregate_id"], e["type"]) for e in events][:1] == [(r.json()["id"], "Booked")]
+    assert [e["type"] for e in events[1:]] == ["PolicyAdopted"]
 
 
 def test_who_may_search(api: Api) -> None:
@@ -218,18 +223,19 @@ def test_a_failed_projection_is_reported_not_skipped(
     r = dispatcher.post("/work-orders", ORDER)
     original = AuditTrail.handle
 
+    # Positions: 1 the PolicyAdopted of the service's start, 2 and 3 the bookings.
     def refuse_second(self: AuditTrail, tx: Any, t: Any, event: Any, position: int) -> None:
-        if position == 2:
+        if position == 3:
             raise RuntimeError("cannot file this")
         original(self, tx, t, event, position)
 
     monkeypatch.setattr(AuditTrail, "handle", refuse_second)
     r = supervisor.get("/audit", min_position=r.headers["X-Position"])
     assert r.status_code == 503
-    assert "failed at position 2" in r.json()["detail"]
+    assert "failed at position 3" in r.json()["detail"]
     (status,) = [p for p in supervisor.get("/projections").json()["projections"]
                  if p["name"] == "audit"]  # fmt: skip
-    assert (status["position"], status["lag"], status["error_position"]) == (1, 1, 2)
+    assert (status["position"], status["lag"], status["error_position"]) == (2, 1, 3)
     assert "cannot file this" in status["error"]
     # The view still serves what it has.
-    assert [e["position"] for e in search(supervisor)["events"]] == [1]
+    assert [e["position"] for e in search(supervisor)["events"]] == [2, 1]

@@ -75,7 +75,8 @@ def search(projections: Projections, **filters: Any) -> list[Any]:
 
 def test_given_events_the_rows(ledger: FieldLedger) -> None:
     projections = Projections(ledger, [AuditTrail], SETTINGS, batch_size=2)
-    late = book(ledger, occurred_at=START - timedelta(hours=2))  # position 1, recorded 01:00:30
+    # Position 1: the ledger records its policy before its first booking (01:00:30).
+    late = book(ledger, occurred_at=START - timedelta(hours=2))  # position 2, recorded 01:01:00
     ledger.work_order_command(DISPATCHER, late.id, "assign", {"technician_id": "tech-1"})
     complaint = ledger.lodge_complaint(
         SUPERVISOR, customer=Complainant("c", "1"), channel=ComplaintChannel.EMAIL,
@@ -86,27 +87,28 @@ def test_given_events_the_rows(ledger: FieldLedger) -> None:
     projections.catch_up("audit")
     rows = search(projections)
     assert [(r.position, r.kind, r.type, r.version, r.actor, r.role, r.late) for r in rows] == [
-        (6, "staff", "ConductRecorded", 2, "sup-1", "supervisor", False),
-        (5, "staff", "Registered", 1, "sup-1", "supervisor", False),
-        (4, "complaint", "Escalated", 2, "sup-1", "supervisor", False),
-        (3, "complaint", "Lodged", 1, "sup-1", "supervisor", False),
-        (2, "work_order", "Assigned", 2, "disp-1", "dispatcher", False),
-        (1, "work_order", "Booked", 1, "disp-1", "dispatcher", True),
+        (7, "staff", "ConductRecorded", 2, "sup-1", "supervisor", False),
+        (6, "staff", "Registered", 1, "sup-1", "supervisor", False),
+        (5, "complaint", "Escalated", 2, "sup-1", "supervisor", False),
+        (4, "complaint", "Lodged", 1, "sup-1", "supervisor", False),
+        (3, "work_order", "Assigned", 2, "disp-1", "dispatcher", False),
+        (2, "work_order", "Booked", 1, "disp-1", "dispatcher", True),
+        (1, "policy", "PolicyAdopted", 1, "system", "system", False),
     ]
-    booked = rows[-1]
+    booked = rows[-2]
     assert booked.aggregate_id == str(late.id)
     assert booked.occurred_at == START - timedelta(hours=2)
-    assert booked.recorded_at == START + timedelta(seconds=30)
+    assert booked.recorded_at == START + timedelta(seconds=60)
     assert rows[0].data == {"kind": "sleeping", "note": "asleep in the van", "points": -2,
                             "staff_id": "tech-1"}  # fmt: skip
     assert rows[3].aggregate_id == rows[2].aggregate_id == str(complaint.id)
     history = {e.version: e.hash for e in ledger.history(WorkOrder, late.id)}
     assert (booked.hash, rows[4].hash) == (history[1], history[2])
     # Filters on indexed columns, and occurred_at for time.
-    assert [r.position for r in search(projections, actor="disp-1")] == [2, 1]
-    assert [r.position for r in search(projections, types=("Escalated", "Booked"))] == [4, 1]
-    assert [r.position for r in search(projections, occurred_to=START)] == [1]
-    assert [r.position for r in search(projections, late=True)] == [1]
+    assert [r.position for r in search(projections, actor="disp-1")] == [3, 2]
+    assert [r.position for r in search(projections, types=("Escalated", "Booked"))] == [5, 2]
+    assert [r.position for r in search(projections, occurred_to=START)] == [2]
+    assert [r.position for r in search(projections, late=True)] == [2]
 
 
 def test_a_rebuild_while_commands_arrive_ends_equal_to_a_clean_rebuild(

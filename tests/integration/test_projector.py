@@ -139,7 +139,7 @@ class BadStatement(EventCounts):
 def test_a_failing_statement_is_pinned_to_its_event_even_when_pipelined(
     ledger: FieldLedger,
 ) -> None:
-    book(ledger, 3)
+    book(ledger, 3)  # after the ledger's PolicyAdopted: Booked at 2, Assigned at 3, ...
     projections = Projections(ledger, [BadStatement], SETTINGS, batch_size=100)
     with pytest.raises(ProjectionFailed, match="position 3"):
         projections.catch_up("event_counts")

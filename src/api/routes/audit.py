@@ -35,6 +35,7 @@ class Kind(StrEnum):
     work_order = "work_order"
     complaint = "complaint"
     staff = "staff"
+    policy = "policy"
 
 
 class AuditEvent(HistoryEvent):

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
 from fieldledger.api.problems import responses
+from fieldledger.api.reading import MinPosition, reading
 from fieldledger.application.ledger import plain
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.sla import OPEN_STATUSES, Kind, Status
@@ -28,10 +29,6 @@ router = APIRouter(prefix="/sla", tags=["sla"])
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
 
-MinPosition = Annotated[
-    int | None,
-    Query(ge=0, description="read your writes: first catch the view up to this X-Position"),
-]
 KindParam = Annotated[
     Literal["work_order", "complaint"] | None, Query(description="only this kind of record")
 ]
@@ -120,7 +117,7 @@ class ComplianceOut(BaseModel):
         "(technician or complaint owner) and escalation level as of then. A target "
         "met after `at` was open at `at`. Red first, then by due time."
     ),
-    responses=responses(401, 422),
+    responses=responses(401, 422, 503),
 )
 def sla_board(
     projections: ProjectionsDep,
@@ -136,9 +133,7 @@ def sla_board(
 ) -> dict[str, Any]:
     instant = ledger.clock() if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
-    if min_position is not None:
-        projections.wait_for(sla.NAME, min_position)
-    with projections.reading(sla.NAME) as (tx, t):
+    with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
     return {
         "at": plain(instant),
@@ -172,7 +167,7 @@ def sla_board(
         "when nothing is decided yet. `group_by`: priority, zone, technician (work "
         "orders), severity (complaints), target, kind; none: one group `all`."
     ),
-    responses=responses(401, 422),
+    responses=responses(401, 422, 503),
 )
 def sla_compliance(
     projections: ProjectionsDep,
@@ -198,9 +193,7 @@ def sla_compliance(
         if kind is not None and implied is not None and kind != implied:
             raise InvalidCommand("group_by", f"{group_by} applies to {implied} records only")
     now = ledger.clock()
-    if min_position is not None:
-        projections.wait_for(sla.NAME, min_position)
-    with projections.reading(sla.NAME) as (tx, t):
+    with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
         groups = sla.compliance(tx, t, start=start, end=end, now=now, group_by=group_by, kind=kind)
     return {
         "from": None if start is None else plain(start),
