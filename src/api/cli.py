@@ -40,8 +40,9 @@ app.add_typer(sla_app, name="sla")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """A one-line message on stderr and a non-zero exit."""
-    typer.echo(f"fieldledger: {message}", err=True)
+    """A one-line message on stderr and a non-zero exit (a driver's multi-line
+    message, e.g. psycopg's connection failure with its hint, is folded)."""
+    typer.echo(f"fieldledger: {' '.join(message.split())}", err=True)
     raise typer.Exit(code)
 
 
