@@ -279,7 +279,11 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url or set FIELDLEDGER_DATABASE_URL")
-    FieldLedger(args.database_url).close()  # create the tables once, before the writers
+    # Create the tables once, before the writers, and record the policy in force
+    # (as the service does at start): read models learn policies from the events.
+    ledger = FieldLedger(args.database_url)
+    ledger.adopt_policy()
+    ledger.close()
     started = time.perf_counter()
     share = args.events // args.jobs
     shares = [share + (args.events - share * args.jobs if i == 0 else 0) for i in range(args.jobs)]
