@@ -171,6 +171,39 @@ def opened_projections() -> Iterator[Projections]:
         ledger.close()
 
 
+@projections_app.command("run")
+def projections_run() -> None:
+    """Keep every read model caught up, and sweep SLAs, until stopped (SIGTERM or
+    Ctrl-C): the one projector process beside API workers started with
+    FIELDLEDGER_BACKGROUND=false (docs/benchmarks.md says why)."""
+    import signal
+    import threading
+
+    from fieldledger.application.sla_sweep import BackgroundSweeper
+    from fieldledger.projections.projector import BackgroundProjector
+    from fieldledger.projections.sla import SlaRedTargets
+
+    settings = load_settings()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with opened_projections() as projections:
+        projector = BackgroundProjector(projections, interval=settings.poll_interval)
+        sweeper = (
+            BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
+                              settings.sweep_interval)
+            if settings.sweep_interval > 0 else None
+        )  # fmt: skip
+        projector.start()
+        if sweeper is not None:
+            sweeper.start()
+        typer.echo(f"projecting {', '.join(projections.models)}; stop with Ctrl-C", err=True)
+        stopping.wait()
+        if sweeper is not None:
+            sweeper.stop()
+        projector.stop()
+
+
 @projections_app.command("status")
 def projections_status() -> None:
     """Position, lag behind the event store and last error of each projection."""
