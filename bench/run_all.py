@@ -70,14 +70,28 @@ def fieldledger(*args: str, env: dict[str, str]) -> str:
 
 @contextmanager
 def serving(
-    url: str, workers: int, extra_env: dict[str, str] | None = None
+    url: str, workers: int, separate_projector: bool = False
 ) -> Iterator[tuple[str, dict[str, str]]]:
+    """`fieldledger serve` on `url`; with `separate_projector`, the deployment the
+    docs recommend: API workers without background threads
+    (FIELDLEDGER_BACKGROUND=false) and one `fieldledger projections run`."""
     port = free_port()
-    env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url, **(extra_env or {})}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "fieldledger"), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url}
+    serve_env = {**env, "FIELDLEDGER_BACKGROUND": "false"} if separate_projector else env
+    procs = [
+        subprocess.Popen(
+            [str(VENV_BIN / "fieldledger"), "serve", "--port", str(port),
+             "--workers", str(workers)],
+            env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    if separate_projector:
+        procs.append(
+            subprocess.Popen(
+                [str(VENV_BIN / "fieldledger"), "projections", "run"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -87,16 +101,18 @@ def serving(
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or proc.poll() is not None:
+            if time.monotonic() > deadline or procs[0].poll() is not None:
                 raise RuntimeError("fieldledger serve did not start")
             time.sleep(0.2)
         yield base, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def wrk(base: str, script: str, seconds: int, args: list[str]) -> dict[str, float]:
@@ -133,22 +149,22 @@ def pgbench_insert(seconds: int) -> float:
 
 
 def phase_commands(seconds: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "workers": {}}
-    for workers in (1, 2):
+    result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "runs": {}}
+    for workers, separate in ((1, False), (2, False), (1, True), (2, True)):
         url = fresh_database("fl_bench_commands")
-        with serving(url, workers) as (base, env):
-            disp = fieldledger(
-                "token", "issue", "--actor", "disp-bench", "--role", "dispatcher", env=env
-            )
-            tech = fieldledger(
-                "token", "issue", "--actor", "tech-bench", "--role", "technician", env=env
-            )
-            app = fieldledger(
-                "token", "issue", "--actor", "app-bench", "--role", "client_app", env=env
-            )
+        with serving(url, workers, separate_projector=separate) as (base, env):
+            disp, tech, app = (
+                fieldledger("token", "issue", "--actor", actor, "--role", role, env=env)
+                for actor, role in (("disp-bench", "dispatcher"), ("tech-bench", "technician"),
+                                    ("app-bench", "client_app"))
+            )  # fmt: skip
             ceiling = wrk(base, "trivial.lua", max(5, seconds // 2), [])
             commands = wrk(base, "lifecycle.lua", seconds, [disp, tech, app])
-        result["workers"][workers] = {"client_ceiling": ceiling, "commands": commands}
+        label = f"{workers} worker{'s' if workers > 1 else ''}" + (
+            " + projector process" if separate else " (projector in process)"
+        )
+        result["runs"][label] = {"client_ceiling": ceiling, "commands": commands}
+        print(label, json.dumps(result["runs"][label]), flush=True)
     return result
 
 
@@ -212,7 +228,7 @@ def phase_queries(url: str, n: int) -> dict[str, Any]:
     order_id = row[0]
     board = {"at": "2026-10-30T10:00:00+08:00", "status": "red,yellow"}
     one_day = {"from": "2026-06-01T00:00:00+08:00", "to": "2026-06-02T00:00:00+08:00"}
-    with serving(url, 1) as (base, env):
+    with serving(url, 1, separate_projector=True) as (base, env):
         token = fieldledger(
             "token", "issue", "--actor", "sup-bench", "--role", "supervisor", env=env
         )
