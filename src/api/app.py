@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fieldledger.api import problems
+from fieldledger.api.background import wire, workers
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
     appraisal,
@@ -15,6 +16,7 @@ from fieldledger.api.routes import (
     callbacks,
     complaints,
     health,
+    notifications,
     projections,
     satisfaction,
     sla,
@@ -25,13 +27,11 @@ from fieldledger.application.database import Database
 from fieldledger.application.event_store import schema_lock
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
-from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
 from fieldledger.projections.catalog import READ_MODELS
-from fieldledger.projections.projector import BackgroundProjector, Projections
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import ProjectionSettings
-from fieldledger.projections.sla import SlaRedTargets
 
 DESCRIPTION = """\
 An event-sourced system of record for on-site service work orders and customer
@@ -71,22 +71,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "calendar": lambda: calendar_health(settings, ledger.clock().year),
         }
         app.state.projections = projections
-        projector = BackgroundProjector(projections, interval=settings.poll_interval)
-        app.state.projector = projector
-        sweeper = BackgroundSweeper(ledger, SlaRedTargets(projections), settings.sweep_interval)
-        sweeping = settings.background and settings.sweep_interval > 0
-        app.state.sweeper = sweeper if sweeping else None
+        wire(projections, app.state.tokens)
+        background = workers(settings, projections)
+        app.state.projector = background.projector
+        app.state.sweeper = background.sweeper if settings.background else None
+        app.state.delivery = background.delivery if settings.background else None
         if settings.background:
-            projector.start()
-        if sweeping:
-            sweeper.start()
+            background.start()
         try:
             yield
         finally:
-            if sweeping:
-                sweeper.stop()
-            if settings.background:
-                projector.stop()
+            background.stop()
             ledger.close()
 
     app = FastAPI(
@@ -99,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks):
+    for module in (satisfaction, appraisal, callbacks, notifications):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

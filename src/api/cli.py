@@ -179,29 +179,19 @@ def projections_run() -> None:
     import signal
     import threading
 
-    from fieldledger.application.sla_sweep import BackgroundSweeper
-    from fieldledger.projections.projector import BackgroundProjector
-    from fieldledger.projections.sla import SlaRedTargets
+    from fieldledger.api.background import wire, workers
 
     settings = load_settings()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     with opened_projections() as projections:
-        projector = BackgroundProjector(projections, interval=settings.poll_interval)
-        sweeper = (
-            BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
-                              settings.sweep_interval)
-            if settings.sweep_interval > 0 else None
-        )  # fmt: skip
-        projector.start()
-        if sweeper is not None:
-            sweeper.start()
+        wire(projections)
+        background = workers(settings, projections)
+        background.start()
         typer.echo(f"projecting {', '.join(projections.models)}; stop with Ctrl-C", err=True)
         stopping.wait()
-        if sweeper is not None:
-            sweeper.stop()
-        projector.stop()
+        background.stop()
 
 
 @projections_app.command("status")
@@ -332,6 +322,7 @@ def sla_sweep(
     """One pass of automatic escalation: each target red at that instant, still
     open and not escalated yet, is escalated once (actor system)."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.projections.satisfaction import SatisfactionSources
     from fieldledger.projections.sla import SlaRedTargets
 
     instant: datetime | None = None
@@ -344,7 +335,8 @@ def sla_sweep(
             fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
     with opened_projections() as projections:
         try:
-            report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+            report = sweep(projections.ledger, SlaRedTargets(projections), instant,
+                           surveys=SatisfactionSources(projections))  # fmt: skip
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -354,8 +346,14 @@ def sla_sweep(
             f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
             f"{done.target} past due (version {done.version})"
         )
+    for reminder in report.reminded:
+        typer.echo(
+            f"reminded {reminder.owner_id or 'nobody'} of {reminder.kind} "
+            f"{reminder.aggregate_id}: {reminder.target} turned yellow"
+        )
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
+        f"{len(report.reminded)} reminded, {len(report.surveys_sent)} survey cards sent, "
         f"{len(report.skipped)} skipped",
         err=True,
     )

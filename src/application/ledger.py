@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -41,6 +41,7 @@ from fieldledger.domain.permissions import (
     authorize,
 )
 from fieldledger.domain.policy import Policy, builtin_policy
+from fieldledger.domain.repeat_calls import customer_key, repeat_window
 from fieldledger.domain.staff import StaffMember, staff_aggregate_id
 from fieldledger.domain.work_orders import WorkOrder
 
@@ -54,6 +55,8 @@ VALUE_TYPES: list[type[Any]] = [
     work_orders.Appointment,
     work_orders.Part,
     work_orders.Feedback,
+    work_orders.ChecklistItem,
+    complaints.InformedVia,
     complaints.ComplaintChannel,
     complaints.Severity,
     complaints.ComplaintState,
@@ -92,6 +95,16 @@ class UnknownPolicy(DomainError):
 
 class Busy(DomainError):
     """Concurrent writers kept winning the race; try again (HTTP 409)."""
+
+
+class RepeatCallFinder(Protocol):
+    """Where a booking finds the earlier order it repeats (a read model)."""
+
+    def earlier_order(
+        self, customer: str, service_type: str, since: datetime, until: datetime
+    ) -> UUID | None:
+        """The latest order of that customer key and service type accepted or
+        resolved remotely in [since, until], if any."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +219,12 @@ class FieldLedger(Application[UUID]):
         #: Record the policy before the first booking or lodging (see adopt_policy).
         #: Off only for stores of synthetic events whose positions a test counts.
         self.record_policy = record_policy
+        #: Finds earlier orders for repeat-call linking (wired by the service);
+        #: without it, only the links a booking names are recorded.
+        self.repeat_calls: RepeatCallFinder | None = None
+        #: Says whether a staff id is known (wired by the service: token holders);
+        #: without it, hand-overs accept any id.
+        self.staff_directory: Callable[[str], bool] | None = None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -292,18 +311,50 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        previous = fields.get("previous_work_order_id")
+        if previous is not None:
+            try:
+                self.get(WorkOrder, previous)
+            except NotFound:
+                raise InvalidCommand(
+                    "previous_work_order_id", f"no work order {previous}"
+                ) from None
         if self.record_policy:
             self.adopt_policy()
-        return self._create(
-            caller,
-            idempotency,
-            lambda: WorkOrder.book(
-                self.context(caller, occurred_at),
-                id=uuid4(),
-                policy_version=self.policy_version,
+
+        def book() -> WorkOrder:
+            ctx = self.context(caller, occurred_at)
+            repeat_of = None
+            if previous is None:
+                repeat_of = self.find_repeated_order(
+                    fields["customer"].phone, fields["service_type"], ctx.when
+                )
+            return WorkOrder.book(
+                ctx, id=uuid4(), policy_version=self.policy_version, repeat_of=repeat_of,
                 **fields,
-            ),
+            )  # fmt: skip
+
+        return self._create(caller, idempotency, book)
+
+    def find_repeated_order(self, phone: str, service_type: str, when: datetime) -> UUID | None:
+        """The earlier order a booking at `when` repeats (contract §11.4), if any."""
+        if self.repeat_calls is None:
+            return None
+        since = when - repeat_window(self.policy.procedure)
+        return self.repeat_calls.earlier_order(
+            customer_key(phone), service_type.strip(), since, when
         )
+
+    def _check_staff(
+        self, table: dict[str, frozenset[Role]], caller: Caller, command: str,
+        args: Mapping[str, Any],
+    ) -> None:  # fmt: skip
+        if command != "hand-over" or self.staff_directory is None:
+            return
+        authorize(table, command, caller.role, caller.actor)  # the role first
+        to = str(args.get("to_staff_id", "")).strip()
+        if to and not self.staff_directory(to):
+            raise InvalidCommand("to_staff_id", f"no staff member {to} is known")
 
     def lodge_complaint(
         self,
@@ -367,6 +418,7 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         method = WORK_ORDER_METHODS[command]
+        self._check_staff(WORK_ORDER_COMMANDS, caller, command, args)
         return self._update(
             WorkOrder, WORK_ORDER_COMMANDS, caller, order_id, command,
             lambda wo, ctx: getattr(wo, method)(ctx, **args),
@@ -385,6 +437,7 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         method = COMPLAINT_METHODS[command]
+        self._check_staff(COMPLAINT_COMMANDS, caller, command, args)
         return self._update(
             Complaint, COMPLAINT_COMMANDS, caller, complaint_id, command,
             lambda c, ctx: getattr(c, method)(ctx, **args),
@@ -587,6 +640,9 @@ WORK_ORDER_METHODS: dict[str, str] = {
     "escalate": "escalate",
     "cancel": "cancel",
     "log-callback": "log_callback",
+    "hand-over": "hand_over",
+    "remind": "remind",
+    "send-survey": "send_survey",
 }
 
 COMPLAINT_METHODS: dict[str, str] = {
@@ -598,4 +654,7 @@ COMPLAINT_METHODS: dict[str, str] = {
     "resolve": "resolve",
     "confirm": "confirm",
     "escalate": "escalate",
+    "visit": "visit",
+    "hand-over": "hand_over",
+    "remind": "remind",
 }

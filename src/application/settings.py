@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     #: An event recorded more than this many minutes after it occurred is
     #: flagged `late` in the audit search (docs/audit.md).
     late_report_minutes: float = Field(default=5.0, ge=0)
+    #: Where notifications are POSTed (contract §11.6); none: not delivered, only
+    #: listed by `GET /notifications`.
+    webhook_url: str | None = None
+    #: Seconds one delivery attempt may take (connect, send, answer).
+    webhook_timeout: float = Field(default=5.0, gt=0, le=300)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("timezone")
     @classmethod

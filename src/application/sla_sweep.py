@@ -1,4 +1,7 @@
-"""The SLA sweep (contract §6): escalate each red target once, as the system.
+"""The SLA sweep (contract §6, §11.3, §11.4): escalate each red target once and
+appoint its coordinator, remind the handler of each target turned yellow once,
+send the survey card of each ended call once — as the system. Each is a step
+of its own (`escalate_if_red`, `remind_if_yellow`, `send_survey_if_due`).
 
 A read model finds the candidates fast (`RedTargetSource`: the SLA projection,
 caught up first); each candidate is then checked against the aggregate's own
@@ -12,22 +15,44 @@ target = the target)`, actor `system`, role `system`. A sweep "at T" escalates
 targets that were red at T and are still neither met nor ended now; the event
 occurs at T, or at the aggregate's latest event when that is later (an event may
 not occur before its predecessor).
+
+Coordinators (004 二(二): 立即派專人協調): an escalation to level L appoints the
+next staff id of the order's policy's roster for L, taking turns by how many
+coordinators were appointed at L before (the SLA view counts them; a sweep
+counts its own on top). Two sweeps at once may give two orders the same turn.
+
+Reminders (004 二(二): 主動提醒處理人): a target yellow at T, still open, not
+reminded yet gets `ReminderIssued {target, owner_id}` — the technician (or the
+complaint's owner), else the accountable first responder. A target that went
+from blue to red between two sweeps is escalated, not reminded.
+
+Survey cards (003 第十八條): an order ended (accepted, resolved remotely, or
+cancelled after the technician was on site) on a local day before T's gets
+`SurveySent` once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
-from fieldledger.application.ledger import SYSTEM, FieldLedger, VersionMismatch
+from fieldledger.application.ledger import (
+    SYSTEM,
+    CommandResult,
+    FieldLedger,
+    NotFound,
+    VersionMismatch,
+)
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW
 from fieldledger.domain.sla import Kind
+from fieldledger.domain.work_orders import WorkOrder
 
 log = logging.getLogger("fieldledger.sla")
 
@@ -51,6 +76,22 @@ class RedTargetSource(Protocol):
     def red_targets(self, at: datetime) -> list[RedTarget]:
         """Targets red at `at`, still open now, not escalated, in a stable order."""
 
+    def yellow_targets(self, at: datetime) -> list[RedTarget]:
+        """Targets yellow at `at`, still open now, not reminded, in a stable order."""
+
+    def appointments(self, level: int) -> int:
+        """How many coordinators were appointed at `level` so far."""
+
+
+class SurveySource(Protocol):
+    """Where the sweep finds ended orders whose survey card is due (a read model)."""
+
+    def catch_up(self) -> None:
+        """Bring the view up to the head of the store."""
+
+    def surveys_due(self, at: datetime) -> list[UUID]:
+        """Orders ended on a local day before `at`'s, without a survey card sent."""
+
 
 @dataclass(frozen=True)
 class Escalation:
@@ -61,6 +102,22 @@ class Escalation:
     version: int
     occurred_at: datetime
     position: int | None
+    coordinator_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reminder:
+    aggregate_id: UUID
+    kind: Kind
+    target: str
+    owner_id: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class SurveyCard:
+    work_order_id: UUID
+    version: int
 
 
 @dataclass(frozen=True)
@@ -76,10 +133,35 @@ class SweepReport:
     at: datetime
     escalated: list[Escalation] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    reminded: list[Reminder] = field(default_factory=list)
+    surveys_sent: list[SurveyCard] = field(default_factory=list)
 
 
-def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = None) -> SweepReport:
-    """One pass of automatic escalation at `at` (default: now)."""
+class Turns:
+    """Round robin through the rosters: the next turn per level, this sweep's own
+    appointments counted on top of those the SLA view knows."""
+
+    def __init__(self, source: RedTargetSource) -> None:
+        self.source = source
+        self._next: dict[int, int] = {}
+
+    def peek(self, level: int) -> int:
+        if level not in self._next:
+            self._next[level] = self.source.appointments(level)
+        return self._next[level]
+
+    def taken(self, level: int) -> None:
+        self._next[level] = self.peek(level) + 1
+
+
+def sweep(
+    ledger: FieldLedger,
+    source: RedTargetSource,
+    at: datetime | None = None,
+    surveys: SurveySource | None = None,
+) -> SweepReport:
+    """One pass of the sweep at `at` (default: now): escalations, reminders,
+    survey cards (when a source of them is given)."""
     now = ledger.clock()
     if at is None:
         at = now
@@ -90,17 +172,34 @@ def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = No
         raise InvalidCommand("at", f"{at.isoformat()} lies in the future; a sweep looks back")
     source.catch_up()
     report = SweepReport(at)
+    turns = Turns(source)
     for candidate in source.red_targets(at):
-        outcome = escalate_if_red(ledger, candidate, at)
+        outcome = escalate_if_red(ledger, candidate, at, turns)
         if isinstance(outcome, Escalation):
             report.escalated.append(outcome)
         else:
             report.skipped.append(outcome)
+    for candidate in source.yellow_targets(at):
+        reminded = remind_if_yellow(ledger, candidate, at)
+        if isinstance(reminded, Reminder):
+            report.reminded.append(reminded)
+        else:
+            report.skipped.append(reminded)
+    if surveys is not None:
+        surveys.catch_up()
+        for order_id in surveys.surveys_due(at):
+            sent = send_survey_if_due(ledger, order_id, at)
+            if sent is not None:
+                report.surveys_sent.append(sent)
     return report
 
 
+def _command(ledger: FieldLedger, kind: Kind) -> Callable[..., CommandResult]:
+    return ledger.work_order_command if kind == "work_order" else ledger.complaint_command
+
+
 def escalate_if_red(
-    ledger: FieldLedger, candidate: RedTarget, at: datetime
+    ledger: FieldLedger, candidate: RedTarget, at: datetime, turns: Turns | None = None
 ) -> Escalation | Skipped:
     """Escalate the candidate's order if, by its own events, the target is red at
     `at`, still open, and not escalated yet."""
@@ -127,19 +226,17 @@ def escalate_if_red(
         assert target.due_at is not None
         level = min(subject.escalation_level + 1, 3)
         occurred_at = max(at, subject.last_occurred_at)
-        args = {
+        roster = ledger.policy_by_version(subject.policy_version).escalation
+        coordinator = None if turns is None else roster.coordinator(level, turns.peek(level))
+        args: dict[str, Any] = {
             "level": level,
             "reason": f"SLA target {target.target} is past due "
             f"(due {target.due_at.isoformat()}, not met by {at.isoformat()})",
             "target": target.target,
+            "coordinator_id": coordinator,
         }
-        command = (
-            ledger.work_order_command
-            if candidate.kind == "work_order"
-            else ledger.complaint_command
-        )
         try:
-            result = command(
+            result = _command(ledger, candidate.kind)(
                 SYSTEM, candidate.aggregate_id, "escalate", args,
                 occurred_at=occurred_at, expected_version=subject.version,
             )  # fmt: skip
@@ -147,19 +244,89 @@ def escalate_if_red(
             continue  # changed meanwhile (perhaps by another sweep): look again
         except CommandNotAllowed as e:
             return skip(str(e))
+        if coordinator is not None and turns is not None:
+            turns.taken(level)
         return Escalation(
             candidate.aggregate_id, candidate.kind, candidate.target, level,
-            result.version, occurred_at, result.position,
+            result.version, occurred_at, result.position, coordinator,
         )  # fmt: skip
     return skip("kept changing during the sweep; the next sweep looks again")
+
+
+def remind_if_yellow(
+    ledger: FieldLedger, candidate: RedTarget, at: datetime
+) -> Reminder | Skipped:
+    """Remind the handler of a target yellow at `at` by its own events, once."""
+
+    def skip(why: str) -> Skipped:
+        return Skipped(candidate.aggregate_id, candidate.kind, candidate.target, why)
+
+    for _attempt in range(ATTEMPTS):
+        subject = subject_of(ledger, candidate.aggregate_id)
+        if subject is None or subject.kind != candidate.kind:
+            return skip("no such record")
+        found = [t for t in targets_of(ledger, subject) if t.target == candidate.target]
+        if not found:
+            return skip("no such target")
+        target = found[0]
+        if target.reminded:
+            return skip("already reminded for this target")
+        if target.met_at is not None or target.closed_at is not None:
+            return skip("met or ended since")
+        if target.status_at(at) != "yellow":
+            return skip(f"not yellow at {at.isoformat()}")
+        owner = subject.handler_id
+        try:
+            result = _command(ledger, candidate.kind)(
+                SYSTEM, candidate.aggregate_id, "remind",
+                {"target": target.target, "owner_id": owner},
+                occurred_at=max(at, subject.last_occurred_at), expected_version=subject.version,
+            )  # fmt: skip
+        except VersionMismatch:
+            continue
+        except CommandNotAllowed as e:
+            return skip(str(e))
+        return Reminder(candidate.aggregate_id, candidate.kind, target.target, owner,
+                        result.version)  # fmt: skip
+    return skip("kept changing during the sweep; the next sweep looks again")
+
+
+def send_survey_if_due(ledger: FieldLedger, order_id: UUID, at: datetime) -> SurveyCard | None:
+    """Record the survey card of an ended order once (003 第十八條)."""
+    for _attempt in range(ATTEMPTS):
+        try:
+            order = ledger.get(WorkOrder, order_id)
+        except NotFound:
+            return None
+        if not order.ended or order.survey_sent_at is not None:
+            return None
+        occurred_at = max(at, order.last_occurred_at or at)
+        try:
+            result = ledger.work_order_command(
+                SYSTEM, order_id, "send-survey", {}, occurred_at=occurred_at,
+                expected_version=order.version,
+            )  # fmt: skip
+        except VersionMismatch:
+            continue
+        except CommandNotAllowed:
+            return None
+        return SurveyCard(order_id, result.version)
+    return None
 
 
 class BackgroundSweeper:
     """Runs `sweep` every `interval` seconds in a thread (in `fieldledger serve`)."""
 
-    def __init__(self, ledger: FieldLedger, source: RedTargetSource, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: FieldLedger,
+        source: RedTargetSource,
+        interval: float,
+        surveys: SurveySource | None = None,
+    ) -> None:
         self.ledger = ledger
         self.source = source
+        self.surveys = surveys
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -176,7 +343,7 @@ class BackgroundSweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                report = sweep(self.ledger, self.source)
+                report = sweep(self.ledger, self.source, surveys=self.surveys)
             except Exception as e:  # a database hiccup or a failed view: next round
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("SLA sweep failed: %s", self.last_error)

@@ -55,6 +55,17 @@ class TokenBook:
             )
         return token
 
+    def knows_staff(self, staff_id: str) -> bool:
+        """Whether `staff_id` holds a token of a staff role (not a client app, not
+        the system): the staff a record may be handed over to."""
+        with self.db.transaction(commit=False) as tx:
+            found = tx.scalar(
+                f"SELECT COUNT(*) FROM {tx.table('api_tokens')} WHERE actor = ? "
+                "AND role NOT IN ('client_app', 'system')",
+                (staff_id,),
+            )
+        return bool(found)
+
     def identify(self, token: str) -> Caller | None:
         key = digest(token)
         now = time.monotonic()

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import (
     Context,
     LedgerAggregate,
@@ -21,7 +23,7 @@ from fieldledger.domain.facts import (
     require_between,
     require_text,
 )
-from fieldledger.domain.work_orders import check_escalation
+from fieldledger.domain.work_orders import check_escalation, check_reminder, hand_over
 
 
 class ComplaintChannel(Enum):
@@ -35,6 +37,15 @@ class Severity(Enum):
     MINOR = "minor"
     MAJOR = "major"
     CRITICAL = "critical"
+
+
+class InformedVia(Enum):
+    """How the customer was told the outcome (003 第二十條)."""
+
+    PHONE = "phone"
+    VISIT = "visit"
+    LETTER = "letter"
+    EMAIL = "email"
 
 
 class ComplaintState(Enum):
@@ -74,8 +85,17 @@ class Complaint(LedgerAggregate):
         work_order_id: UUID | None
         staff_ids: list[str]
         policy_version: str
+        #: Who took the complaint (002 篇三 首問負責制): accountable until a hand-over.
+        first_responder_id: str
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["first_responder_id"] = state["actor"]
 
         def happen(self, c: Complaint) -> None:
+            c.first_responder_id = c.accountable_id = self.first_responder_id
             c.customer = self.customer
             c.channel = self.channel
             c.category = self.category
@@ -125,9 +145,18 @@ class Complaint(LedgerAggregate):
 
     class Resolved(Event):
         outcome: str
+        #: How the customer was told the outcome (003 第二十條).
+        customer_informed_via: InformedVia | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["customer_informed_via"] = None
 
         def happen(self, c: Complaint) -> None:
             c.state = C.RESOLVED
+            c.informed_via = self.customer_informed_via
             c.resolutions += 1
 
     class Closed(Event):
@@ -151,11 +180,48 @@ class Complaint(LedgerAggregate):
         level: int
         reason: str
         target: str | None
+        #: Appointed from the policy's roster for the level (004 二(二)).
+        coordinator_id: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["coordinator_id"] = None
 
         def happen(self, c: Complaint) -> None:
+            if self.coordinator_id is not None:
+                c.coordinator_id = self.coordinator_id
             c.escalation_level = self.level
             if self.target is not None:
                 c.escalated_targets = [*c.escalated_targets, self.target]
+
+    class CustomerVisited(Event):
+        """The complaining customer was visited in person (003 第二十二條)."""
+
+        visited_by: str
+        note: str
+
+        def happen(self, c: Complaint) -> None:
+            c.visits += 1
+
+    class HandedOver(Event):
+        from_staff_id: str
+        to_staff_id: str
+        note: str
+
+        def happen(self, c: Complaint) -> None:
+            c.accountable_id = self.to_staff_id
+
+    class ReminderIssued(Event):
+        target: str
+        owner_id: str | None
+
+        def happen(self, c: Complaint) -> None:
+            c.reminded_targets = [*c.reminded_targets, self.target]
+
+    #: States in which nothing more is done (hand-overs refused).
+    closed_states = frozenset({C.CLOSED})
 
     def __init__(self) -> None:
         super().__init__()
@@ -178,6 +244,12 @@ class Complaint(LedgerAggregate):
         self.csat: int | None = None
         self.escalation_level = 0
         self.escalated_targets: list[str] = []
+        self.first_responder_id: str | None = None
+        self.accountable_id: str | None = None
+        self.coordinator_id: str | None = None
+        self.reminded_targets: list[str] = []
+        self.visits = 0
+        self.informed_via: InformedVia | None = None
 
     # -- commands -----------------------------------------------------------
 
@@ -211,6 +283,7 @@ class Complaint(LedgerAggregate):
             work_order_id=work_order_id,
             staff_ids=[require_text("staff_ids", s, max_length=200) for s in staff_ids or []],
             policy_version=policy_version,
+            first_responder_id=ctx.actor,
         )
         if severity is Severity.CRITICAL:
             complaint._record(
@@ -219,6 +292,7 @@ class Complaint(LedgerAggregate):
                 level=3,
                 reason="critical complaint: escalated to level 3 on lodging",
                 target=None,
+                coordinator_id=None,
             )
         return complaint
 
@@ -276,24 +350,67 @@ class Complaint(LedgerAggregate):
             raise self.refuse("update-progress")
         self._record(self.ProgressUpdated, ctx, note=require_text("note", note))
 
-    def resolve(self, ctx: Context, outcome: str) -> None:
-        if self.state not in (C.INVESTIGATED, C.PLANNED, C.REOPENED):
-            raise self.refuse("resolve")
-        self._record(self.Resolved, ctx, outcome=require_text("outcome", outcome))
+    def resolve(
+        self, ctx: Context, outcome: str, customer_informed_via: InformedVia | None = None
+    ) -> None:
+        """000 五(三)1: a plan first; 003 第二十條: the customer is told the outcome."""
+        if self.state is not C.PLANNED:
+            why = "plan the resolution first" if self.state in WORKING_STATES else ""
+            raise self.refuse("resolve", why)
+        if customer_informed_via is None:
+            raise InvalidCommand(
+                "customer_informed_via", "say how the customer was told: phone, visit, letter "
+                "or email",
+            )  # fmt: skip
+        self._record(self.Resolved, ctx, outcome=require_text("outcome", outcome),
+                     customer_informed_via=customer_informed_via)  # fmt: skip
+
+    def visit(self, ctx: Context, visited_by: str, note: str) -> None:
+        """003 第二十二條: the complaining customer is visited in person."""
+        if self.state is C.CLOSED:
+            raise self.refuse("visit", "the complaint is closed")
+        self._record(
+            self.CustomerVisited, ctx,
+            visited_by=require_text("visited_by", visited_by, max_length=200),
+            note=note.strip(),
+        )  # fmt: skip
+
+    def hand_over(self, ctx: Context, to_staff_id: str, note: str) -> None:
+        hand_over(self, ctx, to_staff_id, note)
+
+    def remind(self, ctx: Context, target: str, owner_id: str | None) -> None:
+        if self.state is C.CLOSED:
+            raise self.refuse("remind")
+        check_reminder(self, target)
+        self._record(self.ReminderIssued, ctx, target=target, owner_id=owner_id)
 
     def confirm(self, ctx: Context, satisfied: bool, csat: int) -> None:
         if self.state is not C.RESOLVED:
             raise self.refuse("confirm", "it must be resolved first")
         require_between("csat", csat, 1, 5)
+        if satisfied and self.severity is not Severity.MINOR and not self.visits:
+            raise self.refuse(
+                "confirm",
+                f"a {self.severity.value} complaint is closed only after a visit to the "
+                "customer (POST /complaints/{id}/visit)",
+            )
         if satisfied:
             self._record(self.Closed, ctx, csat=csat)
         else:
             self._record(self.Reopened, ctx, csat=csat, reopen_count=self.reopens + 1)
 
-    def escalate(self, ctx: Context, level: int, reason: str, target: str | None = None) -> None:
+    def escalate(
+        self,
+        ctx: Context,
+        level: int,
+        reason: str,
+        target: str | None = None,
+        coordinator_id: str | None = None,
+    ) -> None:
         if self.state is C.CLOSED:
             raise self.refuse("escalate")
         check_escalation(self, level, target)
         self._record(
-            self.Escalated, ctx, level=level, reason=require_text("reason", reason), target=target
-        )
+            self.Escalated, ctx, level=level, reason=require_text("reason", reason),
+            target=target, coordinator_id=coordinator_id,
+        )  # fmt: skip

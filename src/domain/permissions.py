@@ -39,6 +39,11 @@ WORK_ORDER_COMMANDS: dict[str, frozenset[Role]] = {
     "escalate": frozenset({_SUPER, _DISPATCH, _SYSTEM}),
     "cancel": frozenset({_CLIENT, _DISPATCH}),
     "log-callback": frozenset({_DISPATCH, _SUPER}),
+    # 002 篇三 首問負責制: the service desk passes an order on; the sweep reminds
+    # and sends survey cards.
+    "hand-over": frozenset({_DISPATCH, _SUPER}),
+    "remind": frozenset({_SYSTEM}),
+    "send-survey": frozenset({_SYSTEM}),
 }
 
 # The contract names no "who" for complaints beyond client apps booking and
@@ -58,6 +63,9 @@ COMPLAINT_COMMANDS: dict[str, frozenset[Role]] = {
     "resolve": _DESK,
     "confirm": frozenset({_CLIENT, _DISPATCH, _SUPER}),
     "escalate": frozenset({_SUPER, _DISPATCH, _SYSTEM}),
+    "visit": _DESK,
+    "hand-over": _DESK,
+    "remind": frozenset({_SYSTEM}),
 }
 
 STAFF_COMMANDS: dict[str, frozenset[Role]] = {

@@ -235,6 +235,47 @@ class CallbackPolicy(_Strict):
     then_every_months: Annotated[int, Field(ge=1)] = 3
 
 
+class EscalationPolicy(_Strict):
+    """Who coordinates an order gone red (004 二(二): 紅色預警: 立即派專人協調).
+
+    `roster` lists staff ids per escalation level; the sweep's escalation to a
+    level appoints the next of that level's list in turn (round robin). A level
+    without a list appoints nobody (`coordinator_id` null)."""
+
+    roster: dict[int, list[Annotated[str, Field(min_length=1, max_length=200)]]] = {}
+
+    @field_validator("roster", mode="before")
+    @classmethod
+    def roster_keys_are_levels(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            try:
+                levels = {int(k): v for k, v in value.items()}
+            except ValueError:
+                raise ValueError("roster keys are escalation levels 1 to 3") from None
+            if any(not 1 <= level <= 3 for level in levels):
+                raise ValueError("roster keys are escalation levels 1 to 3")
+            return levels
+        return value
+
+    def coordinator(self, level: int, turn: int) -> str | None:
+        """The coordinator of the `turn`-th appointment (from 0) at `level`."""
+        staff = self.roster.get(level) or []
+        return staff[turn % len(staff)] if staff else None
+
+
+class ProcedurePolicy(_Strict):
+    """Numbers of the service procedure (contract §11.4) that the rulebooks leave open."""
+
+    #: A booking of the same customer and service type within this many days of an
+    #: order's acceptance or remote resolution is linked to it as a repeat call
+    #: (002: 不應讓客戶打第二次電話; 003: 不允許對同一問題重複進行修復).
+    repeat_call_days: Annotated[int, Field(ge=1, le=366)] = 30
+    #: A survey card sent this many days ago without feedback is overdue.
+    survey_overdue_days: Annotated[int, Field(ge=1, le=366)] = 7
+    #: 004: 問題一次性解決率 ≥ 90%; below it, the satisfaction summary flags the group.
+    first_contact_resolution_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(90)
+
+
 class Policy(_Strict):
     name: str = "custom"
     calendar: CalendarPolicy = CalendarPolicy()
@@ -243,6 +284,8 @@ class Policy(_Strict):
     conduct: ConductPolicy
     satisfaction: SatisfactionPolicy = SatisfactionPolicy()
     callbacks: CallbackPolicy = CallbackPolicy()
+    escalation: EscalationPolicy = EscalationPolicy()
+    procedure: ProcedurePolicy = ProcedurePolicy()
 
     @property
     def version(self) -> str:

@@ -88,6 +88,17 @@ class Subject:
     closed_at: datetime | None = None
     #: "cancelled" or "resolved_remotely".
     closed_by: str | None = None
+    #: The first responder, or whom it was handed over to (002 篇三 首問負責制).
+    accountable_id: str | None = None
+    #: The coordinator last appointed by an escalation (004 二(二)).
+    coordinator_id: str | None = None
+    #: Targets whose handler was reminded when they turned yellow (004 二(二)).
+    reminded_targets: list[str] = field(default_factory=list)
+
+    @property
+    def handler_id(self) -> str | None:
+        """Whom a reminder goes to: the technician or owner, else the accountable."""
+        return self.owner_id or self.accountable_id
 
     @classmethod
     def start(cls, event: Any) -> Subject | None:
@@ -101,6 +112,7 @@ class Subject:
             "started_at": when,
             "version": event.originator_version,
             "last_occurred_at": when,
+            "accountable_id": event.first_responder_id,
         }
         if isinstance(event, WorkOrder.Booked):
             return cls(
@@ -153,7 +165,14 @@ class Subject:
             self.met.setdefault("resolution", when)
         elif isinstance(event, Complaint.Closed):
             self.met.setdefault("closure", when)
+        elif isinstance(event, WorkOrder.HandedOver | Complaint.HandedOver):
+            self.accountable_id = event.to_staff_id
+        elif isinstance(event, WorkOrder.ReminderIssued | Complaint.ReminderIssued):
+            if event.target not in self.reminded_targets:
+                self.reminded_targets.append(event.target)
         elif isinstance(event, WorkOrder.Escalated | Complaint.Escalated):
+            if event.coordinator_id is not None:
+                self.coordinator_id = event.coordinator_id
             self.escalation_level = event.level
             if event.target is not None and event.target not in self.escalated_targets:
                 self.escalated_targets.append(event.target)
@@ -182,6 +201,9 @@ class Subject:
             "pauses": [[_iso(s), _iso(e)] for s, e in self.pauses],
             "closed_at": _iso(self.closed_at),
             "closed_by": self.closed_by,
+            "accountable_id": self.accountable_id,
+            "coordinator_id": self.coordinator_id,
+            "reminded_targets": list(self.reminded_targets),
         }
 
     @classmethod
@@ -207,6 +229,9 @@ class Subject:
             pauses=[(datetime.fromisoformat(s), when(e)) for s, e in data["pauses"]],
             closed_at=when(data["closed_at"]),
             closed_by=data["closed_by"],
+            accountable_id=data.get("accountable_id"),
+            coordinator_id=data.get("coordinator_id"),
+            reminded_targets=list(data.get("reminded_targets", [])),
         )
 
 
@@ -237,6 +262,8 @@ class SlaTarget:
     paused_since: datetime | None
     #: The sweep (or someone) escalated the order for this target.
     escalated: bool
+    #: The sweep reminded the handler when the target turned yellow.
+    reminded: bool
     calendar_warning: str | None
 
     def status_at(self, t: datetime) -> Status:
@@ -349,6 +376,7 @@ def _target(subject: Subject, policy: Policy, calendar: BusinessCalendar, name: 
         paused_seconds=int(paused.total_seconds()),
         paused_since=paused_since,
         escalated=name in subject.escalated_targets,
+        reminded=name in subject.reminded_targets,
         calendar_warning=warning,
     )
 

@@ -8,8 +8,8 @@ sends a completed order back to in_service (rework) and is counted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -86,6 +86,16 @@ class Part:
     name: str
     quantity: int
     unit_price: Decimal | None = None
+    #: Serial numbers of the units this part replaced (002 篇二, 003 第三條).
+    replaced_serial_numbers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One line of the item checklist at completion (004 二(一)2), checked one by one."""
+
+    item: str
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,30 @@ class WorkOrder(LedgerAggregate):
         billing: Billing
         description: str
         policy_version: str
+        #: The product serviced (002 篇二, 003 第三條), when the customer says.
+        model: str | None
+        purchase_date: date | None
+        #: The earlier order this booking names as the same problem (explicit link).
+        previous_work_order_id: UUID | None
+        #: The earlier order this booking is a repeat call of: the one named, or
+        #: the one found by customer and service type within the policy's window.
+        repeat_of: UUID | None
+        #: Who took the call (002 篇三 首問負責制): accountable until a hand-over.
+        first_responder_id: str
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.update(model=None, purchase_date=None, previous_work_order_id=None,
+                         repeat_of=None, first_responder_id=state["actor"])  # fmt: skip
 
         def happen(self, wo: WorkOrder) -> None:
+            wo.model = self.model
+            wo.purchase_date = self.purchase_date
+            wo.previous_work_order_id = self.previous_work_order_id
+            wo.repeat_of = self.repeat_of
+            wo.first_responder_id = wo.accountable_id = self.first_responder_id
             wo.customer = self.customer
             wo.service_type = self.service_type
             wo.priority = self.priority
@@ -166,6 +198,17 @@ class WorkOrder(LedgerAggregate):
     class ServiceStarted(Event):
         identity_shown: bool
         risk_assessment: str
+        #: The rest of the on-site checklist of 004 二(一)2 (all true when recorded).
+        customer_identity_verified: bool
+        site_safe: bool
+        tools_complete: bool
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the checklist had these lines: not checked then.
+            state.update(customer_identity_verified=False, site_safe=False, tools_complete=False)
 
         def happen(self, wo: WorkOrder) -> None:
             wo.state = S.IN_SERVICE
@@ -180,6 +223,14 @@ class WorkOrder(LedgerAggregate):
     class ServiceCompleted(Event):
         summary: str
         parts_used: list[Part]
+        #: The item checklist (004 二(一)2), every item done.
+        checklist: list[ChecklistItem]
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["checklist"] = []
 
         def happen(self, wo: WorkOrder) -> None:
             wo.state = S.COMPLETED
@@ -203,10 +254,28 @@ class WorkOrder(LedgerAggregate):
 
     class ResolvedRemotely(Event):
         summary: str
+        #: Who on the customer's side allowed the remote access (002 10.2.2).
+        authorized_by: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["authorized_by"] = None
 
         def happen(self, wo: WorkOrder) -> None:
             wo.state = S.RESOLVED_REMOTELY
             wo.accepted_at = self.occurred_at
+
+    class RemoteFixFailed(Event):
+        """A hotline or remote fix was tried and did not solve it: the order goes on
+        to a visit (002 10.2.2; the path hotline → remote → on-site)."""
+
+        summary: str
+        authorized_by: str
+
+        def happen(self, wo: WorkOrder) -> None:
+            wo.remote_attempts += 1
 
     class PutOnHold(Event):
         reason: str
@@ -232,8 +301,18 @@ class WorkOrder(LedgerAggregate):
         reason: str
         #: The SLA target that went red, when the escalation is the sweep's.
         target: str | None
+        #: Appointed from the policy's roster for the level (004 二(二): 立即派專人協調).
+        coordinator_id: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["coordinator_id"] = None
 
         def happen(self, wo: WorkOrder) -> None:
+            if self.coordinator_id is not None:
+                wo.coordinator_id = self.coordinator_id
             wo.escalation_level = self.level
             if self.target is not None:
                 wo.escalated_targets = [*wo.escalated_targets, self.target]
@@ -250,6 +329,31 @@ class WorkOrder(LedgerAggregate):
 
         def happen(self, wo: WorkOrder) -> None:
             wo.callbacks += 1
+
+    class HandedOver(Event):
+        """The accountable person hands the order over (002 篇三 首問負責制)."""
+
+        from_staff_id: str
+        to_staff_id: str
+        note: str
+
+        def happen(self, wo: WorkOrder) -> None:
+            wo.accountable_id = self.to_staff_id
+
+    class ReminderIssued(Event):
+        """A target turned yellow: its handler is reminded (004 二(二): 主動提醒處理人)."""
+
+        target: str
+        owner_id: str | None
+
+        def happen(self, wo: WorkOrder) -> None:
+            wo.reminded_targets = [*wo.reminded_targets, self.target]
+
+    class SurveySent(Event):
+        """The survey card went out, for every ended call (003 第十八條)."""
+
+        def happen(self, wo: WorkOrder) -> None:
+            wo.survey_sent_at = self.occurred_at
 
     def __init__(self) -> None:
         super().__init__()
@@ -276,6 +380,17 @@ class WorkOrder(LedgerAggregate):
         self.escalation_level = 0
         self.escalated_targets: list[str] = []
         self.callbacks = 0
+        self.model: str | None = None
+        self.purchase_date: date | None = None
+        self.previous_work_order_id: UUID | None = None
+        self.repeat_of: UUID | None = None
+        self.first_responder_id: str | None = None
+        #: The first responder, or whom it was last handed over to.
+        self.accountable_id: str | None = None
+        self.coordinator_id: str | None = None
+        self.reminded_targets: list[str] = []
+        self.remote_attempts = 0
+        self.survey_sent_at: datetime | None = None
 
     # -- commands -----------------------------------------------------------
 
@@ -294,6 +409,10 @@ class WorkOrder(LedgerAggregate):
         description: str,
         policy_version: str,
         appointment: Appointment | None = None,
+        model: str | None = None,
+        purchase_date: date | None = None,
+        previous_work_order_id: UUID | None = None,
+        repeat_of: UUID | None = None,
     ) -> WorkOrder:
         customer = Customer(
             name=require_text("customer.name", customer.name, max_length=200),
@@ -318,6 +437,11 @@ class WorkOrder(LedgerAggregate):
             billing=billing,
             description=description.strip(),
             policy_version=policy_version,
+            model=None if model is None else require_text("model", model, max_length=200),
+            purchase_date=_purchase_date(purchase_date, ctx),
+            previous_work_order_id=previous_work_order_id,
+            repeat_of=previous_work_order_id or repeat_of,
+            first_responder_id=ctx.actor,
         )
 
     def assign(self, ctx: Context, technician_id: str) -> None:
@@ -364,23 +488,47 @@ class WorkOrder(LedgerAggregate):
             lateness_notified=self.lateness_notified,
         )
 
-    def start(self, ctx: Context, identity_shown: bool, risk_assessment: str) -> None:
+    def start(
+        self,
+        ctx: Context,
+        identity_shown: bool,
+        risk_assessment: str,
+        customer_identity_verified: bool = False,
+        site_safe: bool = False,
+        tools_complete: bool = False,
+    ) -> None:
+        """The on-site checklist of 004 二(一)2: every line true before work starts."""
         if self.state is not S.ON_SITE:
             raise self.refuse("start")
-        if not identity_shown:
-            raise InvalidCommand("identity_shown", "the technician must show ID before starting")
+        checklist = {
+            "identity_shown": (identity_shown, "the technician must show ID before starting"),
+            "customer_identity_verified": (
+                customer_identity_verified, "the customer's identity must be verified"),
+            "site_safe": (site_safe, "the site must be checked safe before starting"),
+            "tools_complete": (tools_complete, "the tools must be checked complete"),
+        }  # fmt: skip
+        for name, (checked, why) in checklist.items():
+            if checked is not True:
+                raise InvalidCommand(name, why)
         self._record(
             self.ServiceStarted,
             ctx,
             identity_shown=True,
             risk_assessment=require_text("risk_assessment", risk_assessment),
+            customer_identity_verified=True,
+            site_safe=True,
+            tools_complete=True,
         )
 
     def change_scope(self, ctx: Context, description: str, new_eta: datetime | None) -> None:
+        """000 二(三)5: the customer is told the new expected completion time."""
         if self.state is not S.IN_SERVICE:
             raise self.refuse("change-scope")
-        if new_eta is not None:
-            require_aware("new_eta", new_eta)
+        if new_eta is None:
+            raise InvalidCommand("new_eta", "tell the customer when the work will now be done")
+        require_aware("new_eta", new_eta)
+        if new_eta <= ctx.when:
+            raise InvalidCommand("new_eta", "must lie after the change of scope")
         self._record(
             self.ScopeChanged,
             ctx,
@@ -388,7 +536,14 @@ class WorkOrder(LedgerAggregate):
             new_eta=new_eta,
         )
 
-    def complete(self, ctx: Context, summary: str, parts_used: list[Part]) -> None:
+    def complete(
+        self,
+        ctx: Context,
+        summary: str,
+        parts_used: list[Part],
+        checklist: list[ChecklistItem] | None = None,
+    ) -> None:
+        """004 二(一)2: the items are checked one by one, every one done."""
         if self.state is not S.IN_SERVICE:
             raise self.refuse("complete")
         for i, part in enumerate(parts_used):
@@ -397,12 +552,28 @@ class WorkOrder(LedgerAggregate):
                 raise InvalidCommand(f"parts_used[{i}].quantity", "must be at least 1")
             if part.unit_price is not None and part.unit_price < 0:
                 raise InvalidCommand(f"parts_used[{i}].unit_price", "must not be negative")
+            for j, serial in enumerate(part.replaced_serial_numbers):
+                require_text(f"parts_used[{i}].replaced_serial_numbers[{j}]", serial,
+                             max_length=200)  # fmt: skip
+        if not checklist:
+            raise InvalidCommand("checklist", "check the items one by one: give at least one")
+        items: list[ChecklistItem] = []
+        for i, line in enumerate(checklist):
+            name = require_text(f"checklist[{i}].item", line.item, max_length=200)
+            if line.done is not True:
+                raise InvalidCommand(f"checklist[{i}].done", f"item {name!r} is not done")
+            items.append(ChecklistItem(name, True))
         self._record(
             self.ServiceCompleted,
             ctx,
             summary=require_text("summary", summary),
-            parts_used=list(parts_used),
-        )
+            parts_used=[
+                Part(p.name.strip(), p.quantity, p.unit_price,
+                     [s.strip() for s in p.replaced_serial_numbers])
+                for p in parts_used
+            ],
+            checklist=items,
+        )  # fmt: skip
 
     def accept(self, ctx: Context, signed_by: str) -> None:
         if self.state is not S.COMPLETED:
@@ -417,10 +588,17 @@ class WorkOrder(LedgerAggregate):
         cleaned = [require_text(f"reasons[{i}]", r) for i, r in enumerate(reasons)]
         self._record(self.Rejected, ctx, reasons=cleaned, rejection_count=self.rejections + 1)
 
-    def resolve_remotely(self, ctx: Context, summary: str) -> None:
+    def resolve_remotely(
+        self, ctx: Context, summary: str, authorized_by: str = "", resolved: bool = True
+    ) -> None:
+        """A hotline or remote fix, with the customer's authorization (002 10.2.2).
+        `resolved=False` records a failed attempt: the order goes on to a visit."""
         if self.state not in (S.BOOKED, S.ASSIGNED, S.CONFIRMED, S.EN_ROUTE):
             raise self.refuse("resolve-remotely")
-        self._record(self.ResolvedRemotely, ctx, summary=require_text("summary", summary))
+        authorized = require_text("authorized_by", authorized_by, max_length=200)
+        event = self.ResolvedRemotely if resolved else self.RemoteFixFailed
+        self._record(event, ctx, summary=require_text("summary", summary),
+                     authorized_by=authorized)  # fmt: skip
 
     def hold(self, ctx: Context, reason: str) -> None:
         if self.state in CLOSED_STATES or self.state in (S.ON_HOLD, S.COMPLETED):
@@ -432,8 +610,16 @@ class WorkOrder(LedgerAggregate):
             raise self.refuse("resume")
         self._record(self.Resumed, ctx)
 
+    @property
+    def ended(self) -> bool:
+        """The call is over and is surveyed (003 第十八條): accepted, resolved
+        remotely, or cancelled after the technician was on site."""
+        return self.state in (S.ACCEPTED, S.RESOLVED_REMOTELY) or (
+            self.state is S.CANCELLED and self.arrived_at is not None
+        )
+
     def give_feedback(self, ctx: Context, feedback: Feedback) -> None:
-        if self.state not in (S.ACCEPTED, S.RESOLVED_REMOTELY):
+        if not self.ended:
             raise self.refuse("feedback", "feedback follows acceptance")
         if self.feedback is not None:
             raise self.refuse("feedback", "feedback was already received")
@@ -448,13 +634,37 @@ class WorkOrder(LedgerAggregate):
         )
         self._record(self.FeedbackReceived, ctx, feedback=checked)
 
-    def escalate(self, ctx: Context, level: int, reason: str, target: str | None = None) -> None:
+    def escalate(
+        self,
+        ctx: Context,
+        level: int,
+        reason: str,
+        target: str | None = None,
+        coordinator_id: str | None = None,
+    ) -> None:
         if self.state in CLOSED_STATES:
             raise self.refuse("escalate")
         check_escalation(self, level, target)
         self._record(
-            self.Escalated, ctx, level=level, reason=require_text("reason", reason), target=target
-        )
+            self.Escalated, ctx, level=level, reason=require_text("reason", reason),
+            target=target, coordinator_id=coordinator_id,
+        )  # fmt: skip
+
+    def hand_over(self, ctx: Context, to_staff_id: str, note: str) -> None:
+        hand_over(self, ctx, to_staff_id, note)
+
+    def remind(self, ctx: Context, target: str, owner_id: str | None) -> None:
+        if self.state in CLOSED_STATES:
+            raise self.refuse("remind")
+        check_reminder(self, target)
+        self._record(self.ReminderIssued, ctx, target=target, owner_id=owner_id)
+
+    def send_survey(self, ctx: Context) -> None:
+        if not self.ended:
+            raise self.refuse("send-survey", "a survey card follows the end of the call")
+        if self.survey_sent_at is not None:
+            raise self.refuse("send-survey", "the survey card was already sent")
+        self._record(self.SurveySent, ctx)
 
     def cancel(self, ctx: Context, reason: str) -> None:
         if self.state in CLOSED_STATES or self.state in (S.IN_SERVICE, S.COMPLETED):
@@ -481,3 +691,28 @@ def check_escalation(aggregate: Any, level: int, target: str | None) -> None:
         )
     if target is not None and target in aggregate.escalated_targets:
         raise aggregate.refuse("escalate", f"target {target} was already escalated")
+
+
+def _purchase_date(value: date | None, ctx: Context) -> date | None:
+    # A day's grace: the customer's date is local, the server's UTC.
+    if value is not None and value > (ctx.when + timedelta(days=1)).date():
+        raise InvalidCommand("purchase_date", "lies in the future")
+    return value
+
+
+def hand_over(aggregate: Any, ctx: Context, to_staff_id: str, note: str) -> None:
+    """First responder (002 篇三 1-7): accountable until handed over, to someone else."""
+    if aggregate.state in getattr(aggregate, "closed_states", CLOSED_STATES):
+        raise aggregate.refuse("hand-over")
+    to = require_text("to_staff_id", to_staff_id, max_length=200)
+    if to == aggregate.accountable_id:
+        raise InvalidCommand("to_staff_id", f"{to} is already accountable for it")
+    aggregate._record(
+        aggregate.HandedOver, ctx, from_staff_id=aggregate.accountable_id, to_staff_id=to,
+        note=require_text("note", note),
+    )  # fmt: skip
+
+
+def check_reminder(aggregate: Any, target: str) -> None:
+    if target in aggregate.reminded_targets:
+        raise aggregate.refuse("remind", f"target {target} was already reminded")

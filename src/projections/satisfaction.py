@@ -1,10 +1,21 @@
-"""Customer satisfaction: surveys of completed work orders, first-time fixes, complaints.
+"""Customer satisfaction: survey cards, first-time fixes, first-contact resolution,
+complaints.
 
-Every completed work order (accepted, or resolved remotely) is surveyed; there
-is no sampling, so `surveys_expected` counts them all and `surveys_received`
-those with feedback. An order belongs to the period of its completion (the
-`occurred_at` of `Accepted` or `ResolvedRemotely`), and its survey with it,
-whenever the survey came in. A complaint belongs to the period it was lodged in.
+Every ended call is surveyed, not a sample (003 第十八條): an order accepted,
+resolved remotely or cancelled after the technician was on site gets its
+survey card from the sweep the next day (`SurveySent`); `surveys_expected`
+counts the cards sent, `surveys_received` those answered, `surveys_overdue`
+those sent more than the policy's `survey_overdue_days` ago without an answer.
+An order belongs to the period it ended in (the `occurred_at` of `Accepted`,
+`ResolvedRemotely` or `Cancelled`), and its survey with it, whenever the survey
+came in. A complaint belongs to the period it was lodged in.
+
+First-contact resolution (004: 問題一次性解決率 ≥ 90%, contract §11.4): of the
+orders resolved (accepted or resolved remotely), the share with no rejection
+and no repeat call linked to them (a later booking naming them, or found by
+customer and service type) within the policy's `repeat_call_days` of their
+resolution. Remote resolutions count. The view also answers the booking's
+question "which earlier order does this call repeat?" (`earlier_order`).
 
 Groups: by the order's technician (its last `Assigned`; `null` for an order
 resolved remotely before anyone was assigned) or by its service type. A
@@ -18,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from uuid import UUID
 
 from fieldledger.application.database import Tx
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.periods import local_date, local_midnight
+from fieldledger.domain.repeat_calls import customer_key, is_repeat_within
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import ReadModel, Tables
 from fieldledger.projections.reporting import (
@@ -33,6 +47,9 @@ from fieldledger.projections.reporting import (
     percentage,
     utc_text,
 )
+
+if TYPE_CHECKING:
+    from fieldledger.projections.projector import Projections
 
 GroupBy = Literal["technician", "service_type"]
 DIMENSIONS = ("attitude", "skill", "punctuality", "promise")
@@ -50,11 +67,14 @@ class _Group:
     fixed_first_time: int = 0
     complaints: int = 0
     complaints_closed: int = 0
+    overdue: int = 0
+    resolved: int = 0
+    first_contact: int = 0
 
 
 class SatisfactionView(ReadModel):
     name = "satisfaction"
-    schema_version = 1
+    schema_version = 2  # 2: survey cards, repeat calls, first-contact resolution
     tables: ClassVar[tuple[str, ...]] = (
         "satisfaction_orders",
         "satisfaction_complaints",
@@ -67,11 +87,21 @@ class SatisfactionView(ReadModel):
             "work_order_id TEXT PRIMARY KEY, service_type TEXT NOT NULL, technician_id TEXT, "
             "outcome TEXT, completed_at TEXT, rejections INTEGER NOT NULL DEFAULT 0, "
             "csat INTEGER, attitude INTEGER, skill INTEGER, punctuality INTEGER, "
-            "promise INTEGER, praise INTEGER, comment TEXT, feedback_at TEXT)"
+            "promise INTEGER, praise INTEGER, comment TEXT, feedback_at TEXT, "
+            "customer_key TEXT, booked_at TEXT, arrived INTEGER NOT NULL DEFAULT 0, "
+            "ended_at TEXT, survey_sent_at TEXT, repeat_calls INTEGER NOT NULL DEFAULT 0)"
         )
         tx.execute(
             f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'completed')} "
             f"ON {t.satisfaction_orders} (completed_at)"
+        )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'ended')} "
+            f"ON {t.satisfaction_orders} (ended_at)"
+        )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'customer')} "
+            f"ON {t.satisfaction_orders} (customer_key, service_type, completed_at)"
         )
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.satisfaction_complaints} ("
@@ -98,10 +128,41 @@ class SatisfactionView(ReadModel):
 
     def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
         tx.execute(
-            f"INSERT INTO {t.satisfaction_orders} (work_order_id, service_type) VALUES (?, ?) "
-            "ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), e.service_type),
+            f"INSERT INTO {t.satisfaction_orders} (work_order_id, service_type, customer_key, "
+            "booked_at) VALUES (?, ?, ?, ?) ON CONFLICT (work_order_id) DO NOTHING",
+            (str(e.originator_id), e.service_type, customer_key(e.customer.phone),
+             utc_text(e.occurred_at)),
+        )  # fmt: skip
+        if e.repeat_of is None:
+            return
+        # A repeat call counts against the earlier order's first-contact
+        # resolution when it came within the window after that resolution.
+        completed = tx.scalar(
+            f"SELECT completed_at FROM {t.satisfaction_orders} WHERE work_order_id = ?",
+            (str(e.repeat_of),),
         )
+        if completed is not None and is_repeat_within(
+            datetime.fromisoformat(completed), e.occurred_at, self.settings.policy.procedure
+        ):
+            tx.execute(
+                f"UPDATE {t.satisfaction_orders} SET repeat_calls = repeat_calls + 1 "
+                "WHERE work_order_id = ?",
+                (str(e.repeat_of),),
+            )
+
+    def _arrived(self, tx: Tx, t: Tables, e: WorkOrder.Arrived) -> None:
+        self._set_order(tx, t, e, arrived=1)
+
+    def _cancelled(self, tx: Tx, t: Tables, e: WorkOrder.Cancelled) -> None:
+        # A call cancelled after the visit ended all the same: it is surveyed.
+        tx.execute(
+            f"UPDATE {t.satisfaction_orders} SET outcome = 'cancelled', ended_at = ? "
+            "WHERE work_order_id = ? AND arrived = 1",
+            (utc_text(e.occurred_at), str(e.originator_id)),
+        )
+
+    def _survey_sent(self, tx: Tx, t: Tables, e: WorkOrder.SurveySent) -> None:
+        self._set_order(tx, t, e, survey_sent_at=utc_text(e.occurred_at))
 
     def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
         self._set_order(tx, t, e, technician_id=e.technician_id)
@@ -110,10 +171,12 @@ class SatisfactionView(ReadModel):
         self._set_order(tx, t, e, rejections=e.rejection_count)
 
     def _accepted(self, tx: Tx, t: Tables, e: WorkOrder.Accepted) -> None:
-        self._set_order(tx, t, e, outcome="accepted", completed_at=utc_text(e.occurred_at))
+        when = utc_text(e.occurred_at)
+        self._set_order(tx, t, e, outcome="accepted", completed_at=when, ended_at=when)
 
     def _resolved_remotely(self, tx: Tx, t: Tables, e: WorkOrder.ResolvedRemotely) -> None:
-        self._set_order(tx, t, e, outcome="resolved_remotely", completed_at=utc_text(e.occurred_at))
+        when = utc_text(e.occurred_at)
+        self._set_order(tx, t, e, outcome="resolved_remotely", completed_at=when, ended_at=when)
 
     def _feedback(self, tx: Tx, t: Tables, e: WorkOrder.FeedbackReceived) -> None:
         f = e.feedback
@@ -181,6 +244,9 @@ class SatisfactionView(ReadModel):
         WorkOrder.Accepted: _accepted,
         WorkOrder.ResolvedRemotely: _resolved_remotely,
         WorkOrder.FeedbackReceived: _feedback,
+        WorkOrder.Arrived: _arrived,
+        WorkOrder.Cancelled: _cancelled,
+        WorkOrder.SurveySent: _survey_sent,
         Complaint.Lodged: _lodged,
         Complaint.InvestigationRecorded: _findings,
         Complaint.Closed: _closed,
@@ -197,17 +263,27 @@ class SatisfactionView(ReadModel):
         start: datetime | None,
         end: datetime | None,
         group_by: GroupBy,
+        now: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """One group per technician or service type with any completed order or
-        complaint in [start, end)."""
+        """One group per technician or service type with any ended order or
+        complaint in [start, end); survey cards overdue as of `now`."""
         key = "o.technician_id" if group_by == "technician" else "o.service_type"
         good_csat = self.settings.policy.satisfaction.good_csat
+        overdue_days = self.settings.policy.procedure.survey_overdue_days
+        # Without `now`, nothing is overdue ('' sorts before every instant).
+        overdue_before = "" if now is None else utc_text(now - timedelta(days=overdue_days))
         groups: dict[str | None, _Group] = {}
 
-        where, params = between("o.completed_at", start, end)
+        where, params = between("o.ended_at", start, end)
         rows = tx.query(
-            f"SELECT {key} AS key, COUNT(*) AS expected, "
+            f"SELECT {key} AS key, COUNT(o.survey_sent_at) AS expected, "
             "COUNT(o.csat) AS received, "
+            "SUM(CASE WHEN o.survey_sent_at < ? AND o.csat IS NULL THEN 1 ELSE 0 END) "
+            "AS overdue, "
+            "SUM(CASE WHEN o.outcome IN ('accepted', 'resolved_remotely') THEN 1 ELSE 0 END) "
+            "AS resolved, "
+            "SUM(CASE WHEN o.outcome IN ('accepted', 'resolved_remotely') AND o.rejections = 0 "
+            "AND o.repeat_calls = 0 THEN 1 ELSE 0 END) AS first_contact, "
             "SUM(CASE WHEN o.csat >= ? THEN 1 ELSE 0 END) AS good, "
             "SUM(o.csat) AS csat_total, "
             + "".join(f"SUM(o.{d}) AS {d}, " for d in DIMENSIONS)
@@ -215,9 +291,9 @@ class SatisfactionView(ReadModel):
             "SUM(CASE WHEN o.outcome = 'accepted' THEN 1 ELSE 0 END) AS accepted, "
             "SUM(CASE WHEN o.outcome = 'accepted' AND o.rejections = 0 THEN 1 ELSE 0 END) "
             "AS fixed_first_time "
-            f"FROM {t.satisfaction_orders} o WHERE o.completed_at IS NOT NULL{where} "
+            f"FROM {t.satisfaction_orders} o WHERE o.ended_at IS NOT NULL{where} "
             f"GROUP BY {key}",
-            (good_csat, *params),
+            (overdue_before, good_csat, *params),
         )
         for r in rows:
             g = groups.setdefault(r["key"], _Group())
@@ -229,6 +305,9 @@ class SatisfactionView(ReadModel):
             g.praised = int(r["praised"] or 0)
             g.accepted = int(r["accepted"] or 0)
             g.fixed_first_time = int(r["fixed_first_time"] or 0)
+            g.overdue = int(r["overdue"] or 0)
+            g.resolved = int(r["resolved"] or 0)
+            g.first_contact = int(r["first_contact"] or 0)
 
         for complaint_keys, closed in self._complaints(tx, t, start, end, group_by):
             for k in complaint_keys:
@@ -277,11 +356,18 @@ class SatisfactionView(ReadModel):
         policy = self.settings.policy.satisfaction
         csat_pct = percentage(g.good, g.received)
         first_time_fix_pct = percentage(g.fixed_first_time, g.accepted)
+        first_contact_pct = percentage(g.first_contact, g.resolved)
         below: list[str] = []
         if csat_pct is not None and csat_pct < policy.csat_target_pct:
             below.append("csat_pct")
         if first_time_fix_pct is not None and first_time_fix_pct < policy.first_time_fix_target_pct:
             below.append("first_time_fix_pct")
+        if (
+            first_contact_pct is not None
+            and first_contact_pct
+            < self.settings.policy.procedure.first_contact_resolution_target_pct
+        ):
+            below.append("first_contact_resolution_pct")
         return {
             "key": key,
             "csat_pct": csat_pct,
@@ -290,6 +376,10 @@ class SatisfactionView(ReadModel):
             "complaints": g.complaints,
             "surveys_expected": g.expected,
             "surveys_received": g.received,
+            "surveys_overdue": g.overdue,
+            "first_contact_resolution_pct": first_contact_pct,
+            "resolved": g.resolved,
+            "first_contact_resolutions": g.first_contact,
             "below_threshold": below,
             "mean_csat": mean(g.csat_total, g.received),
             "praised": g.praised,
@@ -297,3 +387,60 @@ class SatisfactionView(ReadModel):
             "first_time_fixes": g.fixed_first_time,
             "complaints_closed": g.complaints_closed,
         }
+
+
+    # -- the booking's question ------------------------------------------------
+
+    def earlier_order(
+        self, tx: Tx, t: Tables, customer: str, service_type: str, since: datetime,
+        until: datetime,
+    ) -> UUID | None:  # fmt: skip
+        """The latest order of the customer and service type resolved (accepted or
+        resolved remotely) in [since, until]: what a booking then repeats."""
+        found = tx.scalar(
+            f"SELECT work_order_id FROM {t.satisfaction_orders} WHERE customer_key = ? "
+            "AND service_type = ? AND outcome IN ('accepted', 'resolved_remotely') "
+            "AND completed_at >= ? AND completed_at <= ? "
+            "ORDER BY completed_at DESC, work_order_id LIMIT 1",
+            (customer, service_type, utc_text(since), utc_text(until)),
+        )
+        return None if found is None else UUID(str(found))
+
+    def surveys_due(self, tx: Tx, t: Tables, at: datetime) -> list[UUID]:
+        """Orders ended on a local day before `at`'s without a survey card sent."""
+        today = local_midnight(local_date(at, self.settings.timezone), self.settings.timezone)
+        rows = tx.query(
+            f"SELECT work_order_id FROM {t.satisfaction_orders} WHERE ended_at IS NOT NULL "
+            "AND ended_at < ? AND survey_sent_at IS NULL ORDER BY ended_at, work_order_id",
+            (utc_text(today),),
+        )
+        return [UUID(str(r["work_order_id"])) for r in rows]
+
+
+class SatisfactionSources:
+    """The satisfaction view as the booking's repeat-call finder and the sweep's
+    source of survey cards due."""
+
+    NAME = "satisfaction"
+
+    def __init__(self, projections: Projections) -> None:
+        self.projections = projections
+
+    def catch_up(self) -> None:
+        self.projections.catch_up(self.NAME)
+
+    def _view(self) -> SatisfactionView:
+        view = self.projections.models[self.NAME]
+        assert isinstance(view, SatisfactionView)
+        return view
+
+    def earlier_order(
+        self, customer: str, service_type: str, since: datetime, until: datetime
+    ) -> UUID | None:
+        self.catch_up()
+        with self.projections.reading(self.NAME) as (tx, t):
+            return self._view().earlier_order(tx, t, customer, service_type, since, until)
+
+    def surveys_due(self, at: datetime) -> list[UUID]:
+        with self.projections.reading(self.NAME) as (tx, t):
+            return self._view().surveys_due(tx, t, at)

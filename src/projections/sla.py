@@ -49,7 +49,8 @@ _CHANGES = (
     WorkOrder.Assigned, WorkOrder.Arrived, WorkOrder.Accepted, WorkOrder.ResolvedRemotely,
     WorkOrder.Cancelled, WorkOrder.PutOnHold, WorkOrder.Resumed, WorkOrder.Escalated,
     Complaint.Acknowledged, Complaint.Assigned, Complaint.Resolved, Complaint.Closed,
-    Complaint.Escalated,
+    Complaint.Escalated, WorkOrder.HandedOver, Complaint.HandedOver, WorkOrder.ReminderIssued,
+    Complaint.ReminderIssued,
 )  # fmt: skip
 #: Events after which the owner or escalation level may be different.
 _OWNER_OR_LEVEL = (WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated)
@@ -80,12 +81,14 @@ def _instant(value: str | None) -> datetime | None:
 
 class SlaView(ReadModel):
     name = NAME
-    schema_version = 2  # 2: the open_until index the board reads by
+    # 2: the open_until index the board reads by; 3: reminders and coordinators
+    schema_version = 3
     tables: ClassVar[tuple[str, ...]] = (
         "sla_policies",
         "sla_subjects",
         "sla_targets",
         "sla_owners",
+        "sla_appointments",
     )
 
     def __init__(self, settings: Any) -> None:
@@ -115,13 +118,21 @@ class SlaView(ReadModel):
             "closed_at TEXT, closed_as TEXT, paused_seconds INTEGER NOT NULL, "
             "paused_since TEXT, escalated INTEGER NOT NULL, calendar_warning TEXT, "
             "priority TEXT, zone TEXT, severity TEXT, owner_id TEXT, "
+            "reminded INTEGER NOT NULL DEFAULT 0, "
             "PRIMARY KEY (aggregate_id, target))"
         )
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_owners} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, "
-            "escalation_level INTEGER NOT NULL, owner_id TEXT, "
+            "escalation_level INTEGER NOT NULL, owner_id TEXT, coordinator_id TEXT, "
             "PRIMARY KEY (aggregate_id, version))"
+        )
+        # Coordinators appointed by escalations (004 二(二)): the sweep takes
+        # turns through a level's roster by how many were appointed at it.
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.sla_appointments} ("
+            "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, level INTEGER NOT NULL, "
+            "coordinator_id TEXT NOT NULL, PRIMARY KEY (aggregate_id, version))"
         )
         generation = f"g{t.generation}" if t.generation > 0 else f"s{-t.generation}"
         for column in ("started_at", "due_at"):
@@ -165,11 +176,18 @@ class SlaView(ReadModel):
         self._batch.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
             tx.execute(
-                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (aggregate_id, version) DO NOTHING",
                 (key, event.originator_version, stamp(event.occurred_at),
-                 subject.escalation_level, subject.owner_id),
+                 subject.escalation_level, subject.owner_id, subject.coordinator_id),
             )  # fmt: skip
+        coordinator = getattr(event, "coordinator_id", None)
+        if coordinator is not None:
+            tx.execute(
+                f"INSERT INTO {t.sla_appointments} VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (aggregate_id, version) DO NOTHING",
+                (key, event.originator_version, event.level, coordinator),
+            )
 
     def end_batch(self, tx: Tx, t: Tables) -> None:
         for key in self._batch.dirty:
@@ -185,7 +203,7 @@ class SlaView(ReadModel):
             rows = targets(subject, policy, calendar)
             tx.executemany(
                 f"INSERT INTO {t.sla_targets} VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_row(subject, target) for target in rows],
             )
         self._batch.subjects = {}
@@ -227,7 +245,7 @@ def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
         _stamp(target.yellow_from), _stamp(target.met_at), _stamp(target.closed_at),
         target.closed_as, target.paused_seconds, _stamp(target.paused_since),
         int(target.escalated), target.calendar_warning, subject.priority, subject.zone,
-        subject.severity, subject.owner_id,
+        subject.severity, subject.owner_id, int(target.reminded),
     )  # fmt: skip
 
 
@@ -246,6 +264,8 @@ class BoardItem:
     owner_id: str | None
     policy_version: str
     calendar_warning: str | None
+    #: The coordinator appointed by the latest escalation as of then (004 二(二)).
+    coordinator_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -298,12 +318,13 @@ def board(
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
         f"x.calendar_warning, {_STATUS_AT} AS status, "
         f"(SELECT o.escalation_level {latest}) AS escalation_level, "
-        f"(SELECT o.owner_id {latest}) AS owner_id "
+        f"(SELECT o.owner_id {latest}) AS owner_id, "
+        f"(SELECT o.coordinator_id {latest}) AS coordinator_id "
         f"FROM {t.sla_targets} x WHERE {_open_until(tx)} > ? AND started_at <= ? {kind_filter}"
         f") b WHERE status IN ({', '.join('?' for _ in wanted)}) "
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, *([] if kind is None else [kind]), *wanted),
+        (s, s, s, s, s, s, s, *([] if kind is None else [kind]), *wanted),
     )
     return [
         BoardItem(
@@ -317,6 +338,7 @@ def board(
             owner_id=r["owner_id"],
             policy_version=r["policy_version"],
             calendar_warning=r["calendar_warning"],
+            coordinator_id=r["coordinator_id"],
         )
         for r in rows
     ]
@@ -333,6 +355,28 @@ def red_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
         (s, s),
     )
     return [RedTarget(UUID(r["aggregate_id"]), r["kind"], r["target"]) for r in rows]
+
+
+def yellow_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
+    """The sweep's reminder candidates: yellow at `at` (time used past `yellow_at`,
+    not yet due), still neither met nor ended, not reminded yet."""
+    s = stamp(at)
+    rows = tx.query(
+        f"SELECT aggregate_id, kind, target FROM {t.sla_targets} "
+        "WHERE started_at <= ? AND yellow_from IS NOT NULL AND yellow_from <= ? "
+        "AND (due_at IS NULL OR due_at >= ?) "
+        "AND met_at IS NULL AND closed_at IS NULL AND reminded = 0 "
+        "ORDER BY yellow_from, aggregate_id, target",
+        (s, s, s),
+    )
+    return [RedTarget(UUID(r["aggregate_id"]), r["kind"], r["target"]) for r in rows]
+
+
+def appointments(tx: Tx, t: Tables, level: int) -> int:
+    """How many coordinators escalations have appointed at `level` so far."""
+    return int(
+        tx.scalar(f"SELECT COUNT(*) FROM {t.sla_appointments} WHERE level = ?", (level,)) or 0
+    )
 
 
 def compliance(
@@ -408,3 +452,11 @@ class SlaRedTargets:
     def red_targets(self, at: datetime) -> list[RedTarget]:
         with self.projections.reading(NAME) as (tx, t):
             return red_targets(tx, t, at)
+
+    def yellow_targets(self, at: datetime) -> list[RedTarget]:
+        with self.projections.reading(NAME) as (tx, t):
+            return yellow_targets(tx, t, at)
+
+    def appointments(self, level: int) -> int:
+        with self.projections.reading(NAME) as (tx, t):
+            return appointments(tx, t, level)

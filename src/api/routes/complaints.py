@@ -18,7 +18,13 @@ from fieldledger.api.routes.commands import (
 from fieldledger.api.routes.schemas import ComplaintView
 from fieldledger.api.routes.views import HistoryView, complaint_view, history_view
 from fieldledger.application.ledger import FieldLedger
-from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.complaints import (
+    Complainant,
+    Complaint,
+    ComplaintChannel,
+    InformedVia,
+    Severity,
+)
 from fieldledger.domain.permissions import COMPLAINT_COMMANDS
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -90,6 +96,22 @@ class UpdateProgress(CommandBody):
 
 class Resolve(CommandBody):
     outcome: Text
+    #: How the customer was told the outcome (003 第二十條).
+    customer_informed_via: InformedVia
+
+
+class Visit(CommandBody):
+    """The in-person visit to the complaining customer (003 第二十二條)."""
+
+    visited_by: Name
+    note: Annotated[str, Field(max_length=4000)] = ""
+
+
+class HandOver(CommandBody):
+    """First responder (002 篇三 首問負責制): pass the complaint on, with a note."""
+
+    to_staff_id: Name
+    note: Text
 
 
 class Confirm(CommandBody):
@@ -146,7 +168,9 @@ COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
     "record-findings": (RecordFindings, "Record the investigation's findings"),
     "plan": (Plan, "Plan the resolution"),
     "update-progress": (UpdateProgress, "Note progress"),
-    "resolve": (Resolve, "Resolve"),
+    "resolve": (Resolve, "Resolve (a plan first; say how the customer was told)"),
+    "visit": (Visit, "Record the visit to the complaining customer"),
+    "hand-over": (HandOver, "Hand the complaint over to another staff member"),
     "confirm": (Confirm, "Customer confirms: closed when satisfied, else reopened"),
     "escalate": (Escalate, "Escalate"),
 }

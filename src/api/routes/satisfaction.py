@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fieldledger.api.deps import CallerDep, ProjectionsDep
+from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, instant_or_day, reading
 from fieldledger.domain.errors import InvalidCommand
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/satisfaction", tags=["reports"])
 
-Measure = Literal["csat_pct", "first_time_fix_pct"]
+Measure = Literal["csat_pct", "first_time_fix_pct", "first_contact_resolution_pct"]
 
 
 class Dimensions(BaseModel):
@@ -32,8 +32,20 @@ class SatisfactionGroup(BaseModel):
         description="share of accepted orders accepted with no rejection"
     )
     complaints: int
-    surveys_expected: int = Field(description="completed orders: every one is surveyed")
+    surveys_expected: int = Field(
+        description="survey cards sent: one for every ended call (003 第十八條), by the sweep "
+        "the day after the order was accepted, resolved remotely or cancelled after a visit"
+    )
     surveys_received: int
+    surveys_overdue: int = Field(
+        description="cards sent more than the policy's survey_overdue_days ago, unanswered"
+    )
+    first_contact_resolution_pct: float | None = Field(
+        description="share of resolved orders (accepted or resolved remotely) with no "
+        "rejection and no repeat call linked within the policy's repeat_call_days (004)"
+    )
+    resolved: int = Field(description="orders accepted or resolved remotely")
+    first_contact_resolutions: int
     below_threshold: list[Measure] = Field(
         description="the measures under the policy's targets (a measure without data "
         "is never flagged)"
@@ -49,6 +61,7 @@ class Thresholds(BaseModel):
     good_csat: int
     csat_pct: float
     first_time_fix_pct: float
+    first_contact_resolution_pct: float
 
 
 class SatisfactionSummary(BaseModel):
@@ -74,6 +87,7 @@ class SatisfactionSummary(BaseModel):
 )
 def satisfaction_summary(
     projections: ProjectionsDep,
+    ledger: LedgerDep,
     caller: CallerDep,
     from_: Annotated[
         str | None, Query(alias="from", description="date or ISO instant (inclusive)")
@@ -93,13 +107,18 @@ def satisfaction_summary(
     with reading(projections, "satisfaction", as_of=as_of, min_position=min_position) as (
         tx, tables, view,
     ):  # fmt: skip
-        groups = view.summary(tx, tables, start=start, end=end, group_by=group_by)
+        groups = view.summary(
+            tx, tables, start=start, end=end, group_by=group_by, now=as_of or ledger.clock()
+        )
     policy = model.settings.policy.satisfaction
     return SatisfactionSummary(
         from_=start, to=end, group_by=group_by, as_of=as_of,
         thresholds=Thresholds(
             good_csat=policy.good_csat, csat_pct=float(policy.csat_target_pct),
             first_time_fix_pct=float(policy.first_time_fix_target_pct),
+            first_contact_resolution_pct=float(
+                model.settings.policy.procedure.first_contact_resolution_target_pct
+            ),
         ),
         groups=[SatisfactionGroup.model_validate(g) for g in groups],
     )  # fmt: skip

@@ -7,7 +7,7 @@ tests check that every field answered is described here and the other way round.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -29,6 +29,7 @@ class SlaTargetView(BaseModel):
     closed_at: datetime | None = Field(description="when it ended without being met")
     paused_since: datetime | None = Field(description="start of the hold it is in now")
     escalated: bool
+    reminded: bool = Field(description="the handler was reminded when it turned yellow")
     calendar_warning: str | None
 
 
@@ -77,6 +78,19 @@ class WorkOrderView(BaseModel):
     feedback: FeedbackView | None
     callbacks: int
     policy_version: str
+    model: str | None = Field(description="the product serviced")
+    purchase_date: date | None
+    previous_work_order_id: str | None = Field(description="the earlier order named at booking")
+    repeat_of: str | None = Field(
+        description="the earlier order this call repeats: the one named, or the one of the "
+        "same customer phone and service type resolved within the policy's window"
+    )
+    first_responder_id: str | None = Field(description="who took the call (首問負責制)")
+    accountable_id: str | None = Field(description="the first responder, or whom it was "
+                                       "last handed over to")
+    coordinator_id: str | None = Field(description="appointed by the latest red escalation")
+    remote_attempts: int = Field(description="remote fixes tried that failed")
+    survey_sent_at: datetime | None
     #: The instant asked for with `?as_of=`, else null.
     as_of: datetime | None
     sla: list[SlaTargetView]
@@ -110,5 +124,10 @@ class ComplaintView(BaseModel):
     csat: int | None
     lodged_at: datetime
     policy_version: str
+    first_responder_id: str | None
+    accountable_id: str | None
+    coordinator_id: str | None
+    visits: int = Field(description="in-person visits to the complaining customer")
+    customer_informed_via: Literal["phone", "visit", "letter", "email"] | None
     as_of: datetime | None
     sla: list[SlaTargetView]

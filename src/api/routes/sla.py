@@ -79,6 +79,9 @@ class BoardItemOut(BaseModel):
     status: str
     escalation_level: int
     owner_id: str | None
+    coordinator_id: str | None = Field(
+        description="appointed by the latest red escalation as of then (004 二(二))"
+    )
     started_at: str
     policy_version: str
     calendar_warning: str | None
@@ -146,6 +149,7 @@ def sla_board(
                 "status": i.status,
                 "escalation_level": i.escalation_level,
                 "owner_id": i.owner_id,
+                "coordinator_id": i.coordinator_id,
                 "started_at": plain(i.started_at),
                 "policy_version": i.policy_version,
                 "calendar_warning": i.calendar_warning,

@@ -52,6 +52,10 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else plain(value)
 
 
+def _id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def sla_row(target: SlaTarget, at: datetime) -> dict[str, Any]:
     """One SLA target as JSON, with its status at `at` (docs/sla.md)."""
     return {
@@ -68,6 +72,7 @@ def sla_row(target: SlaTarget, at: datetime) -> dict[str, Any]:
         "closed_at": _iso(target.closed_at),
         "paused_since": _iso(target.paused_since),
         "escalated": target.escalated,
+        "reminded": target.reminded,
         "calendar_warning": target.calendar_warning,
     }
 
@@ -104,6 +109,15 @@ def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) 
         "feedback": plain(wo.feedback),
         "callbacks": wo.callbacks,
         "policy_version": wo.policy_version,
+        "model": wo.model,
+        "purchase_date": None if wo.purchase_date is None else wo.purchase_date.isoformat(),
+        "previous_work_order_id": _id(wo.previous_work_order_id),
+        "repeat_of": _id(wo.repeat_of),
+        "first_responder_id": wo.first_responder_id,
+        "accountable_id": wo.accountable_id,
+        "coordinator_id": wo.coordinator_id,
+        "remote_attempts": wo.remote_attempts,
+        "survey_sent_at": _iso(wo.survey_sent_at),
         "as_of": _iso(as_of),
         "sla": sla_view(ledger, wo.id, as_of),
     }
@@ -132,6 +146,11 @@ def complaint_view(ledger: FieldLedger, c: Complaint, as_of: datetime | None) ->
         "csat": c.csat,
         "lodged_at": _iso(c.lodged_at),
         "policy_version": c.policy_version,
+        "first_responder_id": c.first_responder_id,
+        "accountable_id": c.accountable_id,
+        "coordinator_id": c.coordinator_id,
+        "visits": c.visits,
+        "customer_informed_via": None if c.informed_via is None else c.informed_via.value,
         "as_of": _iso(as_of),
         "sla": sla_view(ledger, c.id, as_of),
     }

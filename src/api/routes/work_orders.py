@@ -1,6 +1,6 @@
 """`/work-orders`: book, the commands of contract §4, and the queries."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from fieldledger.domain.work_orders import (
     Appointment,
     Billing,
     Channel,
+    ChecklistItem,
     Customer,
     Feedback,
     Part,
@@ -63,9 +64,17 @@ class Book(CommandBody):
     billing: Billing
     #: What the customer needs done: required (contract §4 lists it, not as optional).
     description: Text
+    #: The product serviced (002 篇二, 003 第三條).
+    model: Name | None = None
+    purchase_date: date | None = None
+    #: The earlier order this call is about again (a repeat call, contract §11.4).
+    previous_work_order_id: UUID | None = None
 
     def to_args(self) -> dict[str, Any]:
         return {
+            "model": self.model,
+            "purchase_date": self.purchase_date,
+            "previous_work_order_id": self.previous_work_order_id,
             "customer": Customer(**self.customer.model_dump()),
             "service_type": self.service_type,
             "priority": self.priority,
@@ -93,13 +102,19 @@ class NotifyLate(CommandBody):
 
 
 class Start(CommandBody):
+    """The on-site checklist of 004 二(一)2: every line true."""
+
     identity_shown: bool
     risk_assessment: Text
+    customer_identity_verified: bool
+    site_safe: bool
+    tools_complete: bool
 
 
 class ChangeScope(CommandBody):
     description: Text
-    new_eta: AwareDatetime | None = None
+    #: 000 二(三)5: the customer is told the new expected completion time.
+    new_eta: AwareDatetime
 
 
 class PartIn(BaseModel):
@@ -107,15 +122,26 @@ class PartIn(BaseModel):
     name: Name
     quantity: Annotated[int, Field(ge=1)] = 1
     unit_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    #: Serial numbers of the units this part replaced (002 篇二, 003 第三條).
+    replaced_serial_numbers: Annotated[list[Name], Field(max_length=200)] = []
+
+
+class ChecklistItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: Name
+    done: bool
 
 
 class Complete(CommandBody):
     summary: Text
     parts_used: Annotated[list[PartIn], Field(max_length=200)] = []
+    #: The item checklist of 004 二(一)2, checked one by one: every item done.
+    checklist: Annotated[list[ChecklistItemIn], Field(min_length=1, max_length=200)]
 
     def to_args(self) -> dict[str, Any]:
         return {"summary": self.summary,
-                "parts_used": [Part(**p.model_dump()) for p in self.parts_used]}  # fmt: skip
+                "parts_used": [Part(**p.model_dump()) for p in self.parts_used],
+                "checklist": [ChecklistItem(**c.model_dump()) for c in self.checklist]}  # fmt: skip
 
 
 class Accept(CommandBody):
@@ -126,8 +152,19 @@ class Reject(CommandBody):
     reasons: Annotated[list[Text], Field(min_length=1, max_length=50)]
 
 
-class Summary(CommandBody):
+class ResolveRemotely(CommandBody):
     summary: Text
+    #: Who on the customer's side allowed the remote access (002 10.2.2).
+    authorized_by: Name
+    #: false: the remote fix was tried and failed; the order goes on to a visit.
+    resolved: bool = True
+
+
+class HandOver(CommandBody):
+    """First responder (002 篇三 首問負責制): pass the order on, with a note."""
+
+    to_staff_id: Name
+    note: Text
 
 
 class Reason(CommandBody):
@@ -208,13 +245,15 @@ COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
     "complete": (Complete, "Complete the service"),
     "accept": (Accept, "Customer accepts the work (signed)"),
     "reject": (Reject, "Customer rejects the work: back to in service for rework"),
-    "resolve-remotely": (Summary, "Resolve without a visit (hotline or remote fix)"),
+    "resolve-remotely": (ResolveRemotely, "Resolve without a visit (hotline or remote fix), "
+                         "with the customer's authorization; or record that it failed"),
     "hold": (Reason, "Put on hold (SLA clocks paused)"),
     "resume": (NoData, "Resume from hold"),
     "feedback": (FeedbackIn, "Customer feedback (survey)"),
     "escalate": (Escalate, "Escalate"),
     "cancel": (Reason, "Cancel"),
     "log-callback": (LogCallback, "Log a callback to the customer"),
+    "hand-over": (HandOver, "Hand the order over to another staff member"),
 }
 
 for _command, (_body, _summary) in COMMAND_BODIES.items():

@@ -1,0 +1,197 @@
+"""The notification outbox (contract §11.6): who must hear of what, delivered at
+least once.
+
+A read model of the events that call for someone's attention: reminders of
+targets turned yellow (004 二(二): 主動提醒處理人), coordinators appointed by red
+escalations (立即派專人協調), escalations, and — once maintenance contracts exist —
+renewal notices. Which events notify, of what kind and whom, is the one list
+`OUTBOX`: a new kind of notice is one line there.
+
+Each notification has a stable id (`position * 16 + n`, n its place among the
+notifications of the event at that store position), so a rebuild of the view
+gives the same ids and the delivery state (`notification_delivery.py`), kept
+outside the view's generations, still applies. Recipients are staff ids; a
+notification with no recipient (an escalation of an order nobody holds yet)
+still goes to the webhook.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fieldledger.application.database import Tx
+from fieldledger.application.ledger import history_entry, plain
+from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.work_orders import WorkOrder
+from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.reporting import index_name, utc_text
+
+NAME = "notifications"
+#: Notifications per event at most (ids are position * PER_EVENT + n).
+PER_EVENT = 16
+
+Recipients = Callable[[Any, "str | None"], list["str | None"]]
+
+
+def _handler(event: Any, handler: str | None) -> list[str | None]:
+    """The person handling the record: its technician or owner, else its accountable."""
+    return [handler]
+
+
+def _reminded(event: Any, handler: str | None) -> list[str | None]:
+    return [event.owner_id]
+
+
+def _coordinator(event: Any, handler: str | None) -> list[str | None]:
+    return [] if event.coordinator_id is None else [event.coordinator_id]
+
+
+@dataclass(frozen=True)
+class Notifies:
+    """An event that notifies: the kind of notice and whom it is for."""
+
+    event: type[Any]
+    kind: str
+    recipients: Recipients = _handler
+
+
+#: Every event that notifies someone, in the order its notices get ids.
+OUTBOX: tuple[Notifies, ...] = (
+    Notifies(WorkOrder.ReminderIssued, "reminder", _reminded),
+    Notifies(Complaint.ReminderIssued, "reminder", _reminded),
+    Notifies(WorkOrder.Escalated, "coordinator_appointed", _coordinator),
+    Notifies(Complaint.Escalated, "coordinator_appointed", _coordinator),
+    Notifies(WorkOrder.Escalated, "escalation"),
+    Notifies(Complaint.Escalated, "escalation"),
+)
+
+#: Events that change who handles a record (for `_handler`).
+_HANDLING = (
+    WorkOrder.Booked, WorkOrder.Assigned, WorkOrder.HandedOver,
+    Complaint.Lodged, Complaint.Assigned, Complaint.HandedOver,
+)  # fmt: skip
+
+
+class NotificationOutbox(ReadModel):
+    name = NAME
+    schema_version = 1
+    tables: ClassVar[tuple[str, ...]] = ("notifications", "notification_handlers")
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._by_event: dict[type[Any], list[Notifies]] = {}
+        for entry in OUTBOX:
+            self._by_event.setdefault(entry.event, []).append(entry)
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.notifications} ("
+            "id INTEGER PRIMARY KEY, position INTEGER NOT NULL, kind TEXT NOT NULL, "
+            "recipient_id TEXT, aggregate_id TEXT NOT NULL, event_type TEXT NOT NULL, "
+            "occurred_at TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.notifications, 'recipient')} "
+            f"ON {t.notifications} (recipient_id, id)"
+        )
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {t.notification_handlers} ("
+            "aggregate_id TEXT PRIMARY KEY, owner_id TEXT, accountable_id TEXT)"
+        )
+        create_delivery_table(tx)
+
+    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+        if isinstance(event, _HANDLING):
+            self._handling(tx, t, event)
+        entries = self._by_event.get(type(event))
+        if not entries:
+            return
+        handler = self._handler_of(tx, t, str(event.originator_id))
+        entry = history_entry(event)
+        n = 0
+        rows: list[tuple[Any, ...]] = []
+        for notifies in entries:
+            for recipient in notifies.recipients(event, handler):
+                notification_id = position * PER_EVENT + n
+                n += 1
+                payload = {
+                    "id": notification_id,
+                    "kind": notifies.kind,
+                    "recipient_id": recipient,
+                    "aggregate_id": str(event.originator_id),
+                    "event_type": entry.type,
+                    "version": entry.version,
+                    "occurred_at": plain(entry.occurred_at),
+                    "data": entry.data,
+                }
+                rows.append((
+                    notification_id, position, notifies.kind, recipient,
+                    str(event.originator_id), entry.type, utc_text(entry.occurred_at),
+                    json.dumps(payload, sort_keys=True),
+                ))  # fmt: skip
+        tx.executemany(
+            f"INSERT INTO {t.notifications} VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            rows,
+        )
+
+    def _handling(self, tx: Tx, t: Tables, event: Any) -> None:
+        key = str(event.originator_id)
+        if isinstance(event, WorkOrder.Booked | Complaint.Lodged):
+            tx.execute(
+                f"INSERT INTO {t.notification_handlers} VALUES (?, NULL, ?) "
+                "ON CONFLICT (aggregate_id) DO NOTHING",
+                (key, event.first_responder_id),
+            )
+        elif isinstance(event, WorkOrder.HandedOver | Complaint.HandedOver):
+            tx.execute(
+                f"UPDATE {t.notification_handlers} SET accountable_id = ? WHERE aggregate_id = ?",
+                (event.to_staff_id, key),
+            )
+        else:
+            owner = event.technician_id if isinstance(event, WorkOrder.Assigned) else event.owner_id
+            tx.execute(
+                f"UPDATE {t.notification_handlers} SET owner_id = ? WHERE aggregate_id = ?",
+                (owner, key),
+            )
+
+    def _handler_of(self, tx: Tx, t: Tables, aggregate_id: str) -> str | None:
+        rows = tx.query(
+            f"SELECT owner_id, accountable_id FROM {t.notification_handlers} "
+            "WHERE aggregate_id = ?",
+            (aggregate_id,),
+        )
+        if not rows:
+            return None
+        return rows[0]["owner_id"] or rows[0]["accountable_id"]  # type: ignore[no-any-return]
+
+    # -- queries ---------------------------------------------------------------
+
+    def for_staff(
+        self, tx: Tx, t: Tables, staff_id: str, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """The staff member's notifications after the cursor `after`, oldest first,
+        with when each was delivered to the webhook (null: not yet, or no webhook)."""
+        deliveries = tx.table(DELIVERIES)
+        rows = tx.query(
+            f"SELECT n.payload, d.delivered_at FROM {t.notifications} n "
+            f"LEFT JOIN {deliveries} d ON d.notification_id = n.id "
+            "WHERE n.recipient_id = ? AND n.id > ? ORDER BY n.id LIMIT ?",
+            (staff_id, after, limit),
+        )
+        return [{**json.loads(r["payload"]), "delivered_at": r["delivered_at"]} for r in rows]
+
+
+#: The delivery state, kept outside the view's generations (a rebuild keeps it).
+DELIVERIES = "notification_deliveries"
+
+
+def create_delivery_table(tx: Tx) -> None:
+    tx.execute(
+        f"CREATE TABLE IF NOT EXISTS {tx.table(DELIVERIES)} ("
+        "notification_id INTEGER PRIMARY KEY, attempts INTEGER NOT NULL, "
+        "next_attempt_at TEXT, delivered_at TEXT, last_error TEXT)"
+    )
