@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.e2e.conftest import Actor, Api
+from tests.procedure import CHECKLIST_JSON as CHECKLIST
+from tests.procedure import ON_SITE_CHECKS
 
 ROLES = ("client_app", "dispatcher", "technician", "supervisor", "analyst", "system")
 #: The actor id each role's token speaks for; the technician is the one assigned.
@@ -61,8 +63,8 @@ WORK_ORDER_PATH: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("confirmed", "technician", "confirm", None),
     ("en_route", "technician", "depart", None),
     ("on_site", "technician", "arrive", None),
-    ("in_service", "technician", "start", {"identity_shown": True, "risk_assessment": "none"}),
-    ("completed", "technician", "complete", {"summary": "replaced the valve", "parts_used": []}),
+    ("in_service", "technician", "start", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "none"}),
+    ("completed", "technician", "complete", {"summary": "replaced the valve", "parts_used": [], "checklist": CHECKLIST}),
     ("accepted", "client_app", "accept", {"signed_by": "张三"}),
 ]
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import ACTOR_OF, Desk, booking, iso, lodging, utc
+from tests.procedure import CHECKLIST_JSON as CHECKLIST
+from tests.procedure import ON_SITE_CHECKS
 
 
 def check_step(
@@ -77,13 +79,13 @@ def test_work_order_lifecycle(api: Api) -> None:
         ("technician", "notify-late",
          {"expected_arrival": iso(at[5]), "reason": "traffic"}, "en_route", "LatenessNotified"),
         ("technician", "arrive", None, "on_site", "Arrived"),
-        ("technician", "start", {"identity_shown": True, "risk_assessment": "gas off"},
+        ("technician", "start", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "gas off"},
          "in_service", "ServiceStarted"),
         ("technician", "complete", {"summary": "valve replaced",
          "parts_used": [{"name": "valve", "quantity": 1, "unit_price": 12.5}]},
          "completed", "ServiceCompleted"),
         ("client_app", "reject", {"reasons": ["still leaking"]}, "in_service", "Rejected"),
-        ("technician", "complete", {"summary": "seal replaced too", "parts_used": []},
+        ("technician", "complete", {"summary": "seal replaced too", "parts_used": [], "checklist": CHECKLIST},
          "completed", "ServiceCompleted"),
         ("client_app", "accept", {"signed_by": "张三"}, "accepted", "Accepted"),
         ("client_app", "feedback", {"csat": 4, "attitude": 4, "skill": 3, "punctuality": 2,

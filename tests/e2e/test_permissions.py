@@ -19,6 +19,8 @@ import pytest
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import ACTOR_OF, ROLES, Desk, assert_problem, booking, lodging
+from tests.procedure import CHECKLIST_JSON as CHECKLIST
+from tests.procedure import ON_SITE_CHECKS
 
 # Contract §4, "who".
 WORK_ORDER_WHO: dict[str, set[str]] = {
@@ -79,11 +81,11 @@ WORK_ORDER_CASES = [
     Case("work-orders", "notify-late", "en_route",
          {"expected_arrival": "2030-01-01T10:00:00+08:00", "reason": "traffic"}),
     Case("work-orders", "arrive", "en_route", None),
-    Case("work-orders", "start", "on_site", {"identity_shown": True, "risk_assessment": "ok"}),
+    Case("work-orders", "start", "on_site", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "ok"}),
     Case("work-orders", "change-scope", "in_service",
          {"description": "also the radiator", "new_eta": "2030-01-01T12:00:00+00:00"}),
     Case("work-orders", "complete", "in_service",
-         {"summary": "done", "parts_used": [{"name": "valve", "quantity": 2}]}),
+         {"summary": "done", "parts_used": [{"name": "valve", "quantity": 2}], "checklist": CHECKLIST}),
     Case("work-orders", "accept", "completed", {"signed_by": "张三"}),
     Case("work-orders", "reject", "completed", {"reasons": ["still leaking"]}),
     Case("work-orders", "resolve-remotely", "assigned", {"summary": "reset by phone"}),

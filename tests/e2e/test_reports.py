@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.conftest import Actor, Api
+from tests.procedure import CHECKLIST_JSON as CHECKLIST
+from tests.procedure import ON_SITE_CHECKS
 
 APPOINTMENT = datetime(2026, 10, 14, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -50,11 +52,11 @@ def visit(
     command(tech, "depart", at)
     arrived = start + timedelta(minutes=minutes_late)
     command(tech, "arrive", arrived)
-    command(tech, "start", arrived, identity_shown=True, risk_assessment="dry floor")
-    command(tech, "complete", arrived + timedelta(hours=1), summary="fixed", parts_used=[])
+    command(tech, "start", arrived, identity_shown=True, **ON_SITE_CHECKS, risk_assessment="dry floor")
+    command(tech, "complete", arrived + timedelta(hours=1), summary="fixed", parts_used=[], checklist=CHECKLIST)
     for _ in range(rejections):
         command(tech, "reject", arrived + timedelta(hours=1), reasons=["still leaking"])
-        command(tech, "complete", arrived + timedelta(hours=2), summary="fixed", parts_used=[])
+        command(tech, "complete", arrived + timedelta(hours=2), summary="fixed", parts_used=[], checklist=CHECKLIST)
     last = command(tech, "accept", arrived + timedelta(hours=2), signed_by="张三")
     return order, last
 

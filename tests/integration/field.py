@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from fieldledger.application.ledger import Caller, FieldLedger
-from fieldledger.domain.complaints import Complainant, ComplaintChannel, Severity
+from fieldledger.domain.complaints import Complainant, ComplaintChannel, InformedVia, Severity
 from fieldledger.domain.facts import Role
 from fieldledger.domain.work_orders import (
     Appointment,
@@ -27,6 +27,8 @@ from fieldledger.domain.work_orders import (
     Zone,
 )
 from fieldledger.projections.projector import Projections
+
+from tests.procedure import CHECKLIST, ON_SITE_CHECKS
 
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)
 SUPERVISOR = Caller("sup-1", Role.SUPERVISOR)
@@ -114,15 +116,18 @@ class Field:
     def finish(self, order: UUID, at: datetime, *, rejections: int = 0) -> int:
         """Start, complete (reworked `rejections` times), accepted at `at`."""
         tech = self.tech(order)
-        self.wo(tech, order, "start", at, identity_shown=True, risk_assessment="ok")
-        self.wo(tech, order, "complete", at, summary="fixed", parts_used=[])
+        self.wo(tech, order, "start", at, identity_shown=True, **ON_SITE_CHECKS,
+                risk_assessment="ok")  # fmt: skip
+        self.wo(tech, order, "complete", at, summary="fixed", parts_used=[], checklist=CHECKLIST)
         for _ in range(rejections):
             self.wo(CLIENT, order, "reject", at, reasons=["still leaking"])
-            self.wo(tech, order, "complete", at, summary="fixed again", parts_used=[])
+            self.wo(tech, order, "complete", at, summary="fixed again", parts_used=[],
+                    checklist=CHECKLIST)  # fmt: skip
         return self.wo(CLIENT, order, "accept", at, signed_by="张三")
 
     def resolve_remotely(self, order: UUID, at: datetime) -> int:
-        return self.wo(DISPATCHER, order, "resolve-remotely", at, summary="reset by phone")
+        return self.wo(DISPATCHER, order, "resolve-remotely", at, summary="reset by phone",
+                       authorized_by="王芳")  # fmt: skip
 
     def feedback(
         self,
@@ -176,7 +181,12 @@ class Field:
         )  # fmt: skip
 
     def resolve(self, complaint: UUID, at: datetime) -> int:
-        return self.cc(complaint, "resolve", at, outcome="apologised")
+        """Plan (000 五(三)1), visit (003 第二十二條) and resolve, telling the customer."""
+        self.cc(complaint, "plan", at, measures="apologise", owner_id="sup-1",
+                due=at + timedelta(days=3))  # fmt: skip
+        self.cc(complaint, "visit", at, visited_by="sup-1", note="apologised in person")
+        return self.cc(complaint, "resolve", at, outcome="apologised",
+                       customer_informed_via=InformedVia.VISIT)  # fmt: skip
 
     # -- staff ---------------------------------------------------------------
 

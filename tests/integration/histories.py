@@ -23,6 +23,7 @@ from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Feedback, WorkOrder, WorkOrderState
 
 from tests.integration.field import CLIENT, DISPATCHER, Caller, Field
+from tests.procedure import CHECKLIST, ON_SITE_CHECKS
 
 STAFF = ("tech-1", "tech-2", "tech-3", "tech-4")
 SERVICE_TYPES = ("repair", "install", "inspection")
@@ -92,7 +93,8 @@ class History:
             return self.later(order, 1, 20)
 
         if state in (S.BOOKED, S.ASSIGNED) and rng.random() < 0.08:
-            do(DISPATCHER, "resolve-remotely", soon(), summary="fixed by phone")
+            do(DISPATCHER, "resolve-remotely", soon(), summary="fixed by phone",
+               authorized_by="customer")  # fmt: skip
         elif state is S.BOOKED or (state is S.ASSIGNED and rng.random() < 0.1):
             do(DISPATCHER, "assign", soon(), technician_id=rng.choice(STAFF))
         elif state is S.ASSIGNED:
@@ -112,9 +114,10 @@ class History:
                 arrival = wo.appointment.start + timedelta(minutes=rng.randint(-15, 25))
             do(tech, "arrive", self.later(order, 10, 60, at=arrival))
         elif state is S.ON_SITE:
-            do(tech, "start", soon(), identity_shown=True, risk_assessment="ok")
+            do(tech, "start", soon(), identity_shown=True, **ON_SITE_CHECKS, risk_assessment="ok")
         elif state is S.IN_SERVICE:
-            do(tech, "complete", self.later(order, 20, 120), summary="done", parts_used=[])
+            do(tech, "complete", self.later(order, 20, 120), summary="done", parts_used=[],
+               checklist=CHECKLIST)  # fmt: skip
         elif state is S.COMPLETED and rng.random() < 0.25:
             do(CLIENT, "reject", soon(), reasons=["not fixed"])
         elif state is S.COMPLETED:

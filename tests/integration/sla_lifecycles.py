@@ -16,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from fieldledger.application.ledger import FieldLedger
-from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.complaints import (
+    Complainant,
+    Complaint,
+    ComplaintChannel,
+    InformedVia,
+    Severity,
+)
 from fieldledger.domain.complaints import ComplaintState as C
 from fieldledger.domain.facts import Context, LedgerAggregate, Role
 from fieldledger.domain.policy import Policy, builtin_policy, builtin_policy_text, parse_policy
@@ -30,6 +36,7 @@ from fieldledger.domain.work_orders import (
     Zone,
 )
 from fieldledger.domain.work_orders import WorkOrderState as S
+from tests.procedure import CHECKLIST
 
 START = datetime(2026, 9, 14, 0, 30, tzinfo=UTC)  # Mon 08:30 in Shanghai
 
@@ -168,14 +175,14 @@ class Lifecycles:
         if state is S.EN_ROUTE:
             choices += [lambda: wo.arrive(t())] * 3
         if state is S.ON_SITE:
-            choices += [lambda: wo.start(t(), True, "ok")] * 3
+            choices += [lambda: wo.start(t(), True, "ok", True, True, True)] * 3
         if state is S.IN_SERVICE:
-            choices += [lambda: wo.complete(t(), "done", [])] * 3
+            choices += [lambda: wo.complete(t(), "done", [], CHECKLIST)] * 3
         if state is S.COMPLETED:
             choices += [lambda: wo.accept(t(), "客户")] * 4
             choices += [lambda: wo.reject(t(), ["still broken"])]
         if state in (S.BOOKED, S.ASSIGNED, S.CONFIRMED, S.EN_ROUTE):
-            choices += [lambda: wo.resolve_remotely(self.ctx(), "fixed by phone")]
+            choices += [lambda: wo.resolve_remotely(self.ctx(), "fixed by phone", "客户")]
         if state not in (S.ON_HOLD, S.COMPLETED):
             choices += [lambda: wo.hold(self.ctx(), "waiting")]
         if state is S.ON_HOLD:
@@ -198,12 +205,15 @@ class Lifecycles:
             choices += [lambda: c.assign(self.ctx(), "quality", rng.choice(["sup-1", "sup-2"]))]
         if state in (C.ASSIGNED, C.REOPENED):
             choices += [lambda: c.record_findings(self.ctx(), "cause", [], ["tech-1"], True)] * 2
-        if state in (C.INVESTIGATED, C.PLANNED, C.REOPENED):
-            choices += [lambda: c.resolve(self.ctx(), "fixed")] * 2
-        if state is C.INVESTIGATED:
+        if state is C.PLANNED:
+            choices += [lambda: c.resolve(self.ctx(), "fixed", InformedVia.PHONE)] * 2
+        if state in (C.INVESTIGATED, C.REOPENED):
             choices += [lambda: c.plan(self.ctx(), "train", "sup-1", self.now + timedelta(days=2))]
+        if state is not C.CLOSED and c.visits == 0:
+            choices += [lambda: c.visit(self.ctx(), "sup-1", "")]
         if state is C.RESOLVED:
-            choices += [lambda: c.confirm(self.ctx(), rng.random() < 0.8, rng.randint(1, 5))] * 3
+            satisfied = rng.random() < 0.8 and (c.visits > 0 or c.severity is Severity.MINOR)
+            choices += [lambda: c.confirm(self.ctx(), satisfied, rng.randint(1, 5))] * 3
         choices += [lambda: self.escalate(c, ("acknowledgement", "resolution", "closure"))]
         rng.choice(choices)()
         return True

@@ -33,6 +33,8 @@ from fieldledger.domain.work_orders import (
     Zone,
 )
 
+from tests.procedure import CHECKLIST, ON_SITE_CHECKS
+
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)
 TECH = Caller("tech-1", Role.TECHNICIAN)
 CLIENT = Caller("app-1", Role.CLIENT_APP)
@@ -82,9 +84,11 @@ def test_events_round_trip_exactly(app: FieldLedger) -> None:
     run(app, TECH, order, "confirm")
     run(app, TECH, order, "depart")
     run(app, TECH, order, "arrive")
-    run(app, TECH, order, "start", identity_shown=True, risk_assessment="电源已断开")
+    run(app, TECH, order, "start", identity_shown=True, **ON_SITE_CHECKS,
+        risk_assessment="电源已断开")  # fmt: skip
     run(app, TECH, order, "complete", summary="换了皮带",
-        parts_used=[Part("皮带 belt", 2, Decimal("38.50")), Part("screw", 4, None)])  # fmt: skip
+        parts_used=[Part("皮带 belt", 2, Decimal("38.50"), ["SN-0042"]), Part("screw", 4, None)],
+        checklist=CHECKLIST)  # fmt: skip
     written = app.get(WorkOrder, order).collect_events()  # none pending after a load
     assert written == []
     stored = list(app.events.get(order))
@@ -97,7 +101,10 @@ def test_events_round_trip_exactly(app: FieldLedger) -> None:
     assert booked.appointment.start.utcoffset() == timedelta(hours=8)
     completed = stored[-1]
     assert isinstance(completed, WorkOrder.ServiceCompleted)
-    assert completed.parts_used == [Part("皮带 belt", 2, Decimal("38.50")), Part("screw", 4, None)]
+    assert completed.parts_used == [
+        Part("皮带 belt", 2, Decimal("38.50"), ["SN-0042"]), Part("screw", 4, None)
+    ]
+    assert completed.checklist == CHECKLIST
     assert isinstance(completed.parts_used[0].unit_price, Decimal)
     # Every event, re-encoded, is byte for byte what was stored.
     for event in stored:
@@ -114,13 +121,16 @@ def test_lifecycle_with_two_rejections_replays_to_the_in_memory_state(app: Field
         (TECH, "notify-late", {"expected_arrival": datetime(2026, 10, 10, 2, 20, tzinfo=UTC),
                                "reason": "堵车"}),
         (TECH, "arrive", {}),
-        (TECH, "start", {"identity_shown": True, "risk_assessment": "water off"}),
-        (TECH, "change-scope", {"description": "also the pump", "new_eta": None}),
-        (TECH, "complete", {"summary": "belt", "parts_used": []}),
+        (TECH, "start",
+         {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "water off"}),
+        (TECH, "change-scope",
+         {"description": "also the pump", "new_eta": datetime(2030, 1, 1, tzinfo=UTC)}),
+        (TECH, "complete", {"summary": "belt", "parts_used": [], "checklist": CHECKLIST}),
         (CLIENT, "reject", {"reasons": ["still noisy"]}),
-        (TECH, "complete", {"summary": "belt and pump", "parts_used": []}),
+        (TECH, "complete", {"summary": "belt and pump", "parts_used": [], "checklist": CHECKLIST}),
         (CLIENT, "reject", {"reasons": ["leaks"]}),
-        (TECH, "complete", {"summary": "seal", "parts_used": [Part("seal", 1, Decimal("5"))]}),
+        (TECH, "complete",
+         {"summary": "seal", "parts_used": [Part("seal", 1, Decimal("5"))], "checklist": CHECKLIST}),
         (CLIENT, "accept", {"signed_by": "陈小姐"}),
         (CLIENT, "feedback", {"feedback": Feedback(4, 3, 4, 2, 4, False, "还行")}),
         (DISPATCHER, "log-callback", {"outcome": "reached", "note": "all good"}),

@@ -11,6 +11,7 @@ from fieldledger.domain.complaints import (
     Complaint,
     ComplaintChannel,
     ComplaintState,
+    InformedVia,
     Severity,
 )
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
@@ -54,7 +55,8 @@ def to_state(c: Complaint, clock: Clock, target: ComplaintState) -> Complaint:
         (C.ASSIGNED, lambda: c.assign(clock.ctx(), "service quality", "sup-1")),
         (C.INVESTIGATED, lambda: c.record_findings(clock.ctx(), "rude", ["call log"], ["tech-1"], True)),
         (C.PLANNED, lambda: c.plan(clock.ctx(), "apology and training", "sup-1", clock.now + timedelta(days=3))),
-        (C.RESOLVED, lambda: c.resolve(clock.ctx(), "apologised, refunded call-out fee")),
+        (C.PLANNED, lambda: c.visit(clock.ctx(), "sup-1", "apologised in person")),
+        (C.RESOLVED, lambda: c.resolve(clock.ctx(), "apologised, refunded call-out fee", InformedVia.VISIT)),
         (C.CLOSED, lambda: c.confirm(clock.ctx(Role.CLIENT_APP, "app"), True, 4)),
     ]
     for state, step in steps:
@@ -85,7 +87,8 @@ def test_full_lifecycle_reopened_once_then_closed(clock: Clock) -> None:
     c.confirm(clock.ctx(Role.CLIENT_APP, "app"), False, 2)
     assert (c.state, c.reopens) == (C.REOPENED, 1)
     c.update_progress(clock.ctx(), "second visit booked")
-    c.resolve(clock.ctx(), "replaced unit")
+    c.plan(clock.ctx(), "replace the unit", "sup-1", clock.now + timedelta(days=2))
+    c.resolve(clock.ctx(), "replaced unit", InformedVia.PHONE)
     c.confirm(clock.ctx(Role.CLIENT_APP, "app"), True, 5)
     assert (c.state, c.csat, c.resolutions) == (C.CLOSED, 5, 2)
 
@@ -102,8 +105,10 @@ COMMANDS = {
     "record-findings": lambda c, k: c.record_findings(k.ctx(), "cause", [], [], False),
     "plan": lambda c, k: c.plan(k.ctx(), "fix", "sup-1", k.now + timedelta(days=1)),
     "update-progress": lambda c, k: c.update_progress(k.ctx(), "called customer"),
-    "resolve": lambda c, k: c.resolve(k.ctx(), "fixed"),
+    "resolve": lambda c, k: c.resolve(k.ctx(), "fixed", InformedVia.LETTER),
     "confirm": lambda c, k: c.confirm(k.ctx(Role.CLIENT_APP), True, 5),
+    "visit": lambda c, k: c.visit(k.ctx(), "sup-1", ""),
+    "hand-over": lambda c, k: c.hand_over(k.ctx(), "desk-9", "going on leave"),
 }
 ALLOWED = {
     "acknowledge": {C.LODGED},
@@ -111,8 +116,10 @@ ALLOWED = {
     "record-findings": {C.ASSIGNED, C.INVESTIGATED, C.PLANNED, C.REOPENED},
     "plan": {C.INVESTIGATED, C.PLANNED, C.REOPENED},
     "update-progress": {C.ASSIGNED, C.INVESTIGATED, C.PLANNED, C.REOPENED},
-    "resolve": {C.INVESTIGATED, C.PLANNED, C.REOPENED},
+    "resolve": {C.PLANNED},
     "confirm": {C.RESOLVED},
+    "visit": set(C) - {C.CLOSED},
+    "hand-over": set(C) - {C.CLOSED},
 }
 
 

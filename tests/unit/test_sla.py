@@ -17,7 +17,13 @@ from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.complaints import (
+    Complainant,
+    Complaint,
+    ComplaintChannel,
+    InformedVia,
+    Severity,
+)
 from fieldledger.domain.facts import Context, Role
 from fieldledger.domain.policy import Policy, builtin_policy, builtin_policy_text, parse_policy
 from fieldledger.domain.sla import SlaTarget, Subject, calendar_for, targets
@@ -30,6 +36,8 @@ from fieldledger.domain.work_orders import (
     WorkOrder,
     Zone,
 )
+
+from tests.procedure import CHECKLIST
 
 SH = ZoneInfo("Asia/Shanghai")
 POLICY = builtin_policy()
@@ -101,11 +109,11 @@ def test_routine_order_booked_on_the_eve_of_national_day() -> None:
     # Wed 09-30 16:00: 1.5 working h left that day; 10-01..07 off; Thu 10-08 from 08:30.
     # response 4 h: 1.5 + 2.5 -> Thu 10-08 11:00
     # arrival 6 h (urban): 1.5 + 4.5 -> Thu 10-08 13:00
-    # resolution 24 h: 1.5 + 9 (Thu) + 9 (Fri) = 19.5, + 4.5 on Sat 10-10 (make-up day) -> 13:00
+    # resolution 24 h round the clock (004 二(二) 24小時內解決, contract §11.3): Thu 10-01 16:00
     assert due(book(sh(9, 30, 16))) == {
         "response": sh(10, 8, 11),
         "arrival": sh(10, 8, 13),
-        "resolution": sh(10, 10, 13),
+        "resolution": sh(10, 1, 16),
     }
 
 
@@ -130,11 +138,11 @@ def test_order_booked_late_friday_before_the_make_up_saturday() -> None:
     # Fri 10-09 17:00, routine suburban: 0.5 h Fri, Sat 10-10 worked, Sun 10-11 off.
     # response 4 h: 0.5 + 3.5 -> Sat 10-10 12:00
     # arrival 7 h: 0.5 + 6.5 -> Sat 10-10 15:00
-    # resolution 24 h: 0.5 + 9 (Sat) + 9 (Mon 10-12) = 18.5, + 5.5 Tue 10-13 -> 14:00
+    # resolution 24 h round the clock (004 二(二), contract §11.3): Sat 10-10 17:00
     assert due(book(sh(10, 9, 17), zone="suburban")) == {
         "response": sh(10, 10, 12),
         "arrival": sh(10, 10, 15),
-        "resolution": sh(10, 13, 14),
+        "resolution": sh(10, 10, 17),
     }
 
 
@@ -247,8 +255,8 @@ def test_arrival_and_acceptance_meet_their_targets() -> None:
     wo.confirm(tech(sh(10, 8, 9, 20)))
     wo.depart(tech(sh(10, 8, 9, 30)))
     wo.arrive(tech(sh(10, 8, 10, 30)))
-    wo.start(tech(sh(10, 8, 10, 40)), True, "ok")
-    wo.complete(tech(sh(10, 9, 16)), "fixed", [])
+    wo.start(tech(sh(10, 8, 10, 40)), True, "ok", True, True, True)
+    wo.complete(tech(sh(10, 9, 16)), "fixed", [], CHECKLIST)
     wo.accept(tech(sh(10, 9, 16, 5)), "王芳")
     got = sla(wo)
     assert got["arrival"].met_at == sh(10, 8, 10, 30)
@@ -352,7 +360,7 @@ def test_cancelling_while_on_hold_ends_the_hold_for_the_sla() -> None:
 
 def test_remote_resolution_meets_resolution_and_waives_the_visit() -> None:
     wo = book(sh(10, 8, 9), "priority")
-    wo.resolve_remotely(ctx(sh(10, 8, 9, 40)), "reset over the phone")
+    wo.resolve_remotely(ctx(sh(10, 8, 9, 40)), "reset over the phone", "王芳")
     got = sla(wo)
     assert got["resolution"].met_at == sh(10, 8, 9, 40)
     assert got["resolution"].breached is False
@@ -365,9 +373,12 @@ def test_complaint_targets_are_met_by_their_events() -> None:
     c.acknowledge(ctx(sh(10, 8, 9, 30)))
     c.assign(ctx(sh(10, 8, 10)), "service quality", "sup-1")
     c.record_findings(ctx(sh(10, 9, 10)), "rude", ["call"], ["tech-1"], True)
-    c.resolve(ctx(sh(10, 9, 11)), "apologised")
+    c.plan(ctx(sh(10, 9, 10, 30)), "apologise", "sup-1", sh(10, 10))
+    c.resolve(ctx(sh(10, 9, 11)), "apologised", InformedVia.PHONE)
     c.confirm(ctx(sh(10, 9, 12)), False, 2)  # reopened: the resolution stays met
-    c.resolve(ctx(sh(10, 12, 11)), "refunded")
+    c.plan(ctx(sh(10, 12, 10)), "refund", "sup-1", sh(10, 13))
+    c.visit(ctx(sh(10, 12, 10, 30)), "sup-1", "")
+    c.resolve(ctx(sh(10, 12, 11)), "refunded", InformedVia.VISIT)
     c.confirm(ctx(sh(10, 12, 12)), True, 4)
     got = sla(c)
     assert got["acknowledgement"].met_at == sh(10, 8, 9, 30)
@@ -391,9 +402,9 @@ def test_rows_record_the_policy_they_were_computed_with() -> None:
 
 
 def test_a_target_running_into_a_year_without_make_up_data_says_so() -> None:
-    # Wed 12-30 09:00 routine: resolution 24 h = 8.5 + 9 (Thu 12-31) + 6.5 in 2027.
+    # Thu 12-31 09:00 priority: resolution 16 working h = 8.5 + 7.5 in 2027 (01-01 off).
     # holidays has 2027's festivals but not its make-up working days yet.
-    got = sla(book(sh(12, 30, 9)))
+    got = sla(book(sh(12, 31, 9), "priority"))
     assert got["resolution"].due_at is not None
     assert got["resolution"].due_at.year == 2027
     warning = got["resolution"].calendar_warning

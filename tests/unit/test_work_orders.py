@@ -13,6 +13,7 @@ from fieldledger.domain.work_orders import (
     Appointment,
     Billing,
     Channel,
+    ChecklistItem,
     Customer,
     Feedback,
     Part,
@@ -37,6 +38,7 @@ class Clock:
         return Context(actor, role, self.now, **kw)  # type: ignore[arg-type]
 
 
+CHECKED = [ChecklistItem("refrigerant pressure", True), ChecklistItem("drain", True)]
 GOOD = Feedback(csat=5, attitude=4, skill=4, punctuality=4, promise=4, praise=True, comment="好")
 
 
@@ -63,8 +65,9 @@ def advance(wo: WorkOrder, clock: Clock, to: WorkOrderState) -> WorkOrder:
         (S.CONFIRMED, lambda: wo.confirm(clock.ctx())),
         (S.EN_ROUTE, lambda: wo.depart(clock.ctx())),
         (S.ON_SITE, lambda: wo.arrive(clock.ctx())),
-        (S.IN_SERVICE, lambda: wo.start(clock.ctx(), True, "gas off, ladder checked")),
-        (S.COMPLETED, lambda: wo.complete(clock.ctx(), "recharged", [Part("R32", 1)])),
+        (S.IN_SERVICE, lambda: wo.start(clock.ctx(), True, "gas off, ladder checked",
+                                         True, True, True)),
+        (S.COMPLETED, lambda: wo.complete(clock.ctx(), "recharged", [Part("R32", 1)], CHECKED)),
         (S.ACCEPTED, lambda: wo.accept(clock.ctx(Role.CLIENT_APP, "app"), "王芳")),
     ]
     for state, step in steps:
@@ -112,9 +115,9 @@ def test_full_lifecycle_with_two_rejections_counts_them(clock: Clock) -> None:
     wo = advance(book(clock), clock, S.COMPLETED)
     wo.reject(clock.ctx(Role.CLIENT_APP, "app"), ["still warm"])
     assert wo.state is S.IN_SERVICE
-    wo.complete(clock.ctx(), "again", [])
+    wo.complete(clock.ctx(), "again", [], CHECKED)
     wo.reject(clock.ctx(Role.CLIENT_APP, "app"), ["noisy"])
-    wo.complete(clock.ctx(), "third time", [])
+    wo.complete(clock.ctx(), "third time", [], CHECKED)
     wo.accept(clock.ctx(Role.CLIENT_APP, "app"), "王芳")
     assert (wo.state, wo.rejections, wo.completions) == (S.ACCEPTED, 2, 3)
     rejected = [e for e in wo.collect_events() if isinstance(e, WorkOrder.Rejected)]
@@ -129,17 +132,20 @@ COMMANDS = {
     "depart": lambda wo, c: wo.depart(c.ctx()),
     "notify-late": lambda wo, c: wo.notify_late(c.ctx(), c.now + timedelta(hours=1), "traffic"),
     "arrive": lambda wo, c: wo.arrive(c.ctx()),
-    "start": lambda wo, c: wo.start(c.ctx(), True, "ok"),
-    "change-scope": lambda wo, c: wo.change_scope(c.ctx(), "also the fan", None),
-    "complete": lambda wo, c: wo.complete(c.ctx(), "done", []),
+    "start": lambda wo, c: wo.start(c.ctx(), True, "ok", True, True, True),
+    "change-scope": lambda wo, c: wo.change_scope(c.ctx(), "also the fan", c.now + timedelta(hours=3)),
+    "complete": lambda wo, c: wo.complete(c.ctx(), "done", [], CHECKED),
     "accept": lambda wo, c: wo.accept(c.ctx(Role.CLIENT_APP), "王芳"),
     "reject": lambda wo, c: wo.reject(c.ctx(Role.CLIENT_APP), ["bad"]),
-    "resolve-remotely": lambda wo, c: wo.resolve_remotely(c.ctx(Role.DISPATCHER), "reset"),
+    "resolve-remotely": lambda wo, c: wo.resolve_remotely(c.ctx(Role.DISPATCHER), "reset", "王芳"),
     "hold": lambda wo, c: wo.hold(c.ctx(Role.DISPATCHER), "waiting for parts"),
     "resume": lambda wo, c: wo.resume(c.ctx(Role.DISPATCHER)),
     "feedback": lambda wo, c: wo.give_feedback(c.ctx(Role.CLIENT_APP), GOOD),
     "cancel": lambda wo, c: wo.cancel(c.ctx(Role.CLIENT_APP), "no longer needed"),
     "log-callback": lambda wo, c: wo.log_callback(c.ctx(Role.DISPATCHER), "reached", "fine"),
+    "hand-over": lambda wo, c: wo.hand_over(c.ctx(Role.DISPATCHER), "disp-2", "shift ends"),
+    "remind": lambda wo, c: wo.remind(c.ctx(Role.SYSTEM, "system"), "resolution", "tech-1"),
+    "send-survey": lambda wo, c: wo.send_survey(c.ctx(Role.SYSTEM, "system")),
 }
 
 ALLOWED = {
@@ -159,6 +165,9 @@ ALLOWED = {
     "feedback": {S.ACCEPTED, S.RESOLVED_REMOTELY},
     "cancel": {S.BOOKED, S.ASSIGNED, S.CONFIRMED, S.EN_ROUTE, S.ON_SITE, S.ON_HOLD},
     "log-callback": {S.ACCEPTED, S.RESOLVED_REMOTELY},
+    "hand-over": set(S) - {S.ACCEPTED, S.CANCELLED, S.RESOLVED_REMOTELY},
+    "remind": set(S) - {S.ACCEPTED, S.CANCELLED, S.RESOLVED_REMOTELY},
+    "send-survey": {S.ACCEPTED, S.RESOLVED_REMOTELY},
 }
 
 
@@ -173,7 +182,7 @@ def order_in(state: WorkOrderState, clock: Clock) -> WorkOrder:
         return wo
     if state is S.RESOLVED_REMOTELY:
         wo = book(clock)
-        wo.resolve_remotely(clock.ctx(Role.DISPATCHER), "reset over the phone")
+        wo.resolve_remotely(clock.ctx(Role.DISPATCHER), "reset over the phone", "王芳")
         return wo
     return advance(book(clock), clock, state)
 
@@ -242,7 +251,7 @@ def test_rejection_needs_a_reason(clock: Clock) -> None:
 def test_parts_need_a_positive_quantity(clock: Clock) -> None:
     wo = advance(book(clock), clock, S.IN_SERVICE)
     with pytest.raises(InvalidCommand, match=r"parts_used\[0\].quantity"):
-        wo.complete(clock.ctx(), "done", [Part("filter", 0, Decimal("9.90"))])
+        wo.complete(clock.ctx(), "done", [Part("filter", 0, Decimal("9.90"))], CHECKED)
 
 
 def test_arrival_measures_minutes_late_against_the_appointment(clock: Clock) -> None:
