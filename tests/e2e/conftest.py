@@ -16,7 +16,10 @@ from fastapi.testclient import TestClient
 from fieldledger.api.app import create_app
 from fieldledger.application.database import Database
 from fieldledger.application.settings import Settings
+from fieldledger.application.sla_sweep import SweepReport, sweep
 from fieldledger.application.tokens import TokenBook
+from fieldledger.projections.satisfaction import SatisfactionSources
+from fieldledger.projections.sla import SlaRedTargets
 
 
 class Actor:
@@ -47,6 +50,12 @@ class Api:
 
     def catch_up(self) -> None:
         self.app.state.projections.catch_up_all()
+
+    def sweep(self, at: datetime | None = None) -> SweepReport:
+        """One pass of the sweep (escalations, reminders, survey cards) at `at`."""
+        projections = self.app.state.projections
+        return sweep(self.app.state.ledger, SlaRedTargets(projections), at,
+                     surveys=SatisfactionSources(projections))  # fmt: skip
 
     def event_count(self) -> int:
         """How many events the store holds (a count: PostgreSQL's positions have gaps

@@ -63,8 +63,10 @@ WORK_ORDER_PATH: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("confirmed", "technician", "confirm", None),
     ("en_route", "technician", "depart", None),
     ("on_site", "technician", "arrive", None),
-    ("in_service", "technician", "start", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "none"}),
-    ("completed", "technician", "complete", {"summary": "replaced the valve", "parts_used": [], "checklist": CHECKLIST}),
+    ("in_service", "technician", "start",
+     {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "none"}),
+    ("completed", "technician", "complete",
+     {"summary": "replaced the valve", "parts_used": [], "checklist": CHECKLIST}),
     ("accepted", "client_app", "accept", {"signed_by": "张三"}),
 ]
 
@@ -72,11 +74,14 @@ WORK_ORDER_PATH: list[tuple[str, str, str, dict[str, Any] | None]] = [
 COMPLAINT_PATH: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("acknowledged", "dispatcher", "acknowledge", None),
     ("assigned", "dispatcher", "assign", {"department": "service", "owner_id": "sup-1"}),
+    # 003 第二十二條: the customer is visited (a major complaint closes only after one).
+    ("assigned", "dispatcher", "visit", {"visited_by": "sup-1", "note": "apologised"}),
     ("investigated", "supervisor", "record-findings",
      {"root_cause": "rushed visit", "evidence": ["call log"], "company_at_fault": False}),
     ("planned", "supervisor", "plan",
      {"measures": "revisit", "owner_id": "sup-1", "due": "2030-01-01T00:00:00+00:00"}),
-    ("resolved", "dispatcher", "resolve", {"outcome": "revisited, fixed"}),
+    ("resolved", "dispatcher", "resolve",
+     {"outcome": "revisited, fixed", "customer_informed_via": "phone"}),
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from tests.e2e.scenarios import (
     lodging,
     utc,
 )
+from tests.procedure import ON_SITE_CHECKS
 
 # -- tokens -------------------------------------------------------------------
 
@@ -146,8 +147,9 @@ def test_invalid_command_bodies_are_422_naming_the_field(api: Api) -> None:
     before = api.event_count()
     cases: list[tuple[str, str, Any, str]] = [
         ("technician", f"/work-orders/{on_site}/start",
-         {"identity_shown": False, "risk_assessment": "ok"}, "identity_shown"),
-        ("technician", f"/work-orders/{on_site}/start", {"identity_shown": True}, "risk_assessment"),
+         {"identity_shown": False, "risk_assessment": "ok", **ON_SITE_CHECKS}, "identity_shown"),
+        ("technician", f"/work-orders/{on_site}/start", {"identity_shown": True, **ON_SITE_CHECKS},
+         "risk_assessment"),
         ("technician", f"/work-orders/{on_site}/start", None, "body"),
         ("client_app", f"/work-orders/{accepted}/feedback",
          {"csat": 6, "attitude": 4, "skill": 4, "punctuality": 4, "promise": 4}, "csat"),

@@ -79,13 +79,17 @@ def test_work_order_lifecycle(api: Api) -> None:
         ("technician", "notify-late",
          {"expected_arrival": iso(at[5]), "reason": "traffic"}, "en_route", "LatenessNotified"),
         ("technician", "arrive", None, "on_site", "Arrived"),
-        ("technician", "start", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "gas off"},
+        ("technician", "start",
+         {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "gas off"},
          "in_service", "ServiceStarted"),
         ("technician", "complete", {"summary": "valve replaced",
-         "parts_used": [{"name": "valve", "quantity": 1, "unit_price": 12.5}]},
+         "parts_used": [{"name": "valve", "quantity": 1, "unit_price": 12.5,
+                         "replaced_serial_numbers": ["V-2019-0042"]}],
+         "checklist": [{"item": "valve tight", "done": True}, {"item": "no leak", "done": True}]},
          "completed", "ServiceCompleted"),
         ("client_app", "reject", {"reasons": ["still leaking"]}, "in_service", "Rejected"),
-        ("technician", "complete", {"summary": "seal replaced too", "parts_used": [], "checklist": CHECKLIST},
+        ("technician", "complete",
+         {"summary": "seal replaced too", "parts_used": [], "checklist": CHECKLIST},
          "completed", "ServiceCompleted"),
         ("client_app", "accept", {"signed_by": "张三"}, "accepted", "Accepted"),
         ("client_app", "feedback", {"csat": 4, "attitude": 4, "skill": 3, "punctuality": 2,
@@ -105,7 +109,11 @@ def test_work_order_lifecycle(api: Api) -> None:
     assert by_type["Arrived"]["lateness_notified"] is True
     assert by_type["Rejected"] == {"reasons": ["still leaking"], "rejection_count": 1}
     assert by_type["FeedbackReceived"]["feedback"]["csat"] == 4
-    assert events[7]["data"]["parts_used"] == [{"name": "valve", "quantity": 1, "unit_price": 12.5}]
+    # 002 篇二, 003 第三條: the replaced unit's serial number is kept with the part.
+    assert events[7]["data"]["parts_used"] == [{"name": "valve", "quantity": 1, "unit_price": 12.5,
+                                                "replaced_serial_numbers": ["V-2019-0042"]}]
+    assert events[7]["data"]["checklist"] == [{"item": "valve tight", "done": True},
+                                              {"item": "no leak", "done": True}]  # 004 二(一)2
     final = desk["client_app"].get(f"/work-orders/{order}").json()
     assert (final["completions"], final["rejections"]) == (2, 1)
     assert final["technician_id"] == "tech-1"
@@ -115,7 +123,7 @@ def test_work_order_lifecycle(api: Api) -> None:
 def test_complaint_lifecycle(api: Api) -> None:
     desk = Desk(api)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-    at = [start + timedelta(hours=2 * i) for i in range(11)]
+    at = [start + timedelta(hours=2 * i) for i in range(13)]
     order = desk.work_order_in("accepted")
 
     r = desk["client_app"].post("/complaints", lodging(
@@ -139,9 +147,15 @@ def test_complaint_lifecycle(api: Api) -> None:
          "due": iso(at[10] + timedelta(days=3))}, "planned", "ResolutionPlanned"),
         ("dispatcher", "update-progress", {"note": "revisit booked"}, "planned",
          "ProgressUpdated"),
-        ("dispatcher", "resolve", {"outcome": "revisited"}, "resolved", "Resolved"),
+        ("dispatcher", "resolve", {"outcome": "revisited", "customer_informed_via": "phone"},
+         "resolved", "Resolved"),
         ("client_app", "confirm", {"satisfied": False, "csat": 2}, "reopened", "Reopened"),
-        ("dispatcher", "resolve", {"outcome": "refund given"}, "resolved", "Resolved"),
+        ("supervisor", "plan", {"measures": "refund", "owner_id": "sup-1",
+         "due": iso(at[10] + timedelta(days=3))}, "planned", "ResolutionPlanned"),
+        ("supervisor", "visit", {"visited_by": "sup-1", "note": "brought the refund"},
+         "planned", "CustomerVisited"),
+        ("dispatcher", "resolve", {"outcome": "refund given", "customer_informed_via": "visit"},
+         "resolved", "Resolved"),
         ("client_app", "confirm", {"satisfied": True, "csat": 5}, "closed", "Closed"),
     ]  # fmt: skip
     for i, (role, command, body, state, event) in enumerate(steps, start=1):

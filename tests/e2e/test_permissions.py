@@ -42,6 +42,8 @@ WORK_ORDER_WHO: dict[str, set[str]] = {
     "escalate": {"supervisor", "dispatcher", "system"},
     "cancel": {"client_app", "dispatcher"},
     "log-callback": {"dispatcher", "supervisor"},
+    # Contract §11.4 (002 篇三 首問負責制): the service desk hands over.
+    "hand-over": {"dispatcher", "supervisor"},
 }
 
 # Contract §5 has no "who" column: docs/api.md decides it.
@@ -55,6 +57,8 @@ COMPLAINT_WHO: dict[str, set[str]] = {
     "resolve": {"dispatcher", "supervisor"},
     "confirm": {"client_app", "dispatcher", "supervisor"},
     "escalate": {"supervisor", "dispatcher", "system"},
+    "visit": {"dispatcher", "supervisor"},
+    "hand-over": {"dispatcher", "supervisor"},
 }
 
 # Contract §6: "conduct recorded by a supervisor".
@@ -81,14 +85,17 @@ WORK_ORDER_CASES = [
     Case("work-orders", "notify-late", "en_route",
          {"expected_arrival": "2030-01-01T10:00:00+08:00", "reason": "traffic"}),
     Case("work-orders", "arrive", "en_route", None),
-    Case("work-orders", "start", "on_site", {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "ok"}),
+    Case("work-orders", "start", "on_site",
+         {"identity_shown": True, **ON_SITE_CHECKS, "risk_assessment": "ok"}),
     Case("work-orders", "change-scope", "in_service",
          {"description": "also the radiator", "new_eta": "2030-01-01T12:00:00+00:00"}),
     Case("work-orders", "complete", "in_service",
-         {"summary": "done", "parts_used": [{"name": "valve", "quantity": 2}], "checklist": CHECKLIST}),
+         {"summary": "done", "parts_used": [{"name": "valve", "quantity": 2}],
+          "checklist": CHECKLIST}),
     Case("work-orders", "accept", "completed", {"signed_by": "张三"}),
     Case("work-orders", "reject", "completed", {"reasons": ["still leaking"]}),
-    Case("work-orders", "resolve-remotely", "assigned", {"summary": "reset by phone"}),
+    Case("work-orders", "resolve-remotely", "assigned",
+         {"summary": "reset by phone", "authorized_by": "张三"}),
     Case("work-orders", "hold", "assigned", {"reason": "parts on order"}),
     Case("work-orders", "resume", "on_hold", {}),
     Case("work-orders", "feedback", "accepted", {"csat": 5, "attitude": 4, "skill": 4,
@@ -96,6 +103,7 @@ WORK_ORDER_CASES = [
     Case("work-orders", "escalate", "assigned", {"level": 2, "reason": "customer angry"}),
     Case("work-orders", "cancel", "assigned", {"reason": "customer away"}),
     Case("work-orders", "log-callback", "accepted", {"outcome": "reached", "note": "all fine"}),
+    Case("work-orders", "hand-over", "assigned", {"to_staff_id": "sup-1", "note": "escalated"}),
 ]  # fmt: skip
 
 COMPLAINT_CASES = [
@@ -107,7 +115,10 @@ COMPLAINT_CASES = [
     Case("complaints", "plan", "investigated",
          {"measures": "coaching", "owner_id": "sup-1", "due": "2030-01-01T00:00:00Z"}),
     Case("complaints", "update-progress", "assigned", {"note": "called the customer"}),
-    Case("complaints", "resolve", "investigated", {"outcome": "apologised"}),
+    Case("complaints", "resolve", "planned",
+         {"outcome": "apologised", "customer_informed_via": "letter"}),
+    Case("complaints", "visit", "assigned", {"visited_by": "sup-1", "note": ""}),
+    Case("complaints", "hand-over", "assigned", {"to_staff_id": "sup-1", "note": "yours"}),
     Case("complaints", "confirm", "resolved", {"satisfied": True, "csat": 4}),
     Case("complaints", "escalate", "lodged", {"level": 1, "reason": "no answer in a day"}),
 ]  # fmt: skip
@@ -190,7 +201,8 @@ def test_a_technician_acts_only_on_work_orders_assigned_to_them(api: Api) -> Non
     for path, body in [
         (f"/work-orders/{order}/confirm", None),
         (f"/work-orders/{order}/hold", {"reason": "not mine"}),
-        (f"/work-orders/{unassigned}/resolve-remotely", {"summary": "fixed by phone"}),
+        (f"/work-orders/{unassigned}/resolve-remotely",
+         {"summary": "fixed by phone", "authorized_by": "张三"}),
     ]:
         r = other.post(path, body)
         problem = assert_problem(r, 403, "/problems/forbidden")

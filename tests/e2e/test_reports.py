@@ -52,11 +52,14 @@ def visit(
     command(tech, "depart", at)
     arrived = start + timedelta(minutes=minutes_late)
     command(tech, "arrive", arrived)
-    command(tech, "start", arrived, identity_shown=True, **ON_SITE_CHECKS, risk_assessment="dry floor")
-    command(tech, "complete", arrived + timedelta(hours=1), summary="fixed", parts_used=[], checklist=CHECKLIST)
+    command(tech, "start", arrived, identity_shown=True, **ON_SITE_CHECKS,
+            risk_assessment="dry floor")  # fmt: skip
+    command(tech, "complete", arrived + timedelta(hours=1), summary="fixed", parts_used=[],
+            checklist=CHECKLIST)  # fmt: skip
     for _ in range(rejections):
         command(tech, "reject", arrived + timedelta(hours=1), reasons=["still leaking"])
-        command(tech, "complete", arrived + timedelta(hours=2), summary="fixed", parts_used=[], checklist=CHECKLIST)
+        command(tech, "complete", arrived + timedelta(hours=2), summary="fixed", parts_used=[],
+                checklist=CHECKLIST)  # fmt: skip
     last = command(tech, "accept", arrived + timedelta(hours=2), signed_by="张三")
     return order, last
 
@@ -164,7 +167,12 @@ def test_appraisal_answers_clear_errors(api: Api) -> None:
 def test_satisfaction_summary(api: Api) -> None:
     first, _ = visit(api, "tech-1", service_type="repair")
     second, _ = visit(api, "tech-1", day=1, rejections=1, service_type="install")
-    visit(api, "tech-2", day=2, service_type="repair")
+    third, _ = visit(api, "tech-2", day=2, service_type="repair")
+    # The same phone and service type a day after the first was accepted: a repeat
+    # call of it (002, 003; contract §11.4), which costs the first its first-contact
+    # resolution.
+    assert ok(api.actor("ana-1", "analyst").get(f"/work-orders/{third}")).json()[
+        "repeat_of"] == first
     feedback(api, first, APPOINTMENT + timedelta(days=3), 5)
     before_second = a_moment_passes()
     feedback(api, second, APPOINTMENT + timedelta(days=3), 3)
@@ -175,22 +183,30 @@ def test_satisfaction_summary(api: Api) -> None:
         "work_order_id": second, "occurred_at": iso(APPOINTMENT + timedelta(days=4)),
     }), 201)  # fmt: skip
     api.catch_up()
+    assert len(api.sweep().surveys_sent) == 3  # 003 第十八條: a card for every call
+    api.catch_up()
 
     analyst = api.actor("ana-1", "analyst")
     body = ok(analyst.get("/satisfaction/summary", **{
         "from": "2026-10-01", "to": "2026-10-31", "group_by": "technician"
     })).json()  # fmt: skip
     assert body["from"].startswith("2026-09-30T16:00:00")  # local midnight, Shanghai
-    assert body["thresholds"] == {"good_csat": 4, "csat_pct": 85, "first_time_fix_pct": 90}
+    assert body["thresholds"] == {"good_csat": 4, "csat_pct": 85, "first_time_fix_pct": 90,
+                                  "first_contact_resolution_pct": 90}
     groups = {g["key"]: g for g in body["groups"]}
     one = groups["tech-1"]
     assert (one["csat_pct"], one["first_time_fix_pct"]) == (50, 50)
     assert one["dimensions"] == {"attitude": 4, "skill": 3, "punctuality": 4, "promise": 3}
     assert (one["surveys_expected"], one["surveys_received"], one["complaints"]) == (2, 2, 1)
-    assert one["below_threshold"] == ["csat_pct", "first_time_fix_pct"]
+    # 004 問題一次性解決率: the first was called about again, the second reworked.
+    assert (one["first_contact_resolution_pct"], one["surveys_overdue"]) == (0, 0)
+    assert one["below_threshold"] == [
+        "csat_pct", "first_time_fix_pct", "first_contact_resolution_pct"
+    ]
     two = groups["tech-2"]
     assert (two["surveys_expected"], two["surveys_received"], two["csat_pct"]) == (1, 0, None)
     assert two["first_time_fix_pct"] == 100 and two["below_threshold"] == []
+    assert two["first_contact_resolution_pct"] == 100
 
     by_type = ok(analyst.get("/satisfaction/summary", group_by="service_type")).json()
     assert [(g["key"], g["surveys_expected"], g["complaints"]) for g in by_type["groups"]] == [

@@ -101,7 +101,7 @@ def test_the_board_at_an_instant(api: Api) -> None:
     assert board["items"] == [{
         "aggregate_id": late, "kind": "work_order", "target": "response",
         "due_at": "2026-10-08T03:00:00+00:00", "status": "red", "escalation_level": 0,
-        "owner_id": None, "started_at": "2026-10-08T01:00:00+00:00",
+        "owner_id": None, "coordinator_id": None, "started_at": "2026-10-08T01:00:00+00:00",
         "policy_version": builtin_policy().version, "calendar_warning": None,
     }]  # fmt: skip
 

@@ -36,6 +36,7 @@ from fieldledger.domain.work_orders import (
     Zone,
 )
 from fieldledger.domain.work_orders import WorkOrderState as S
+
 from tests.procedure import CHECKLIST
 
 START = datetime(2026, 9, 14, 0, 30, tzinfo=UTC)  # Mon 08:30 in Shanghai
