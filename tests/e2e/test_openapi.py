@@ -50,10 +50,27 @@ CONTRACT_BODIES: dict[str, set[str]] = {
     "/complaints/{id}/confirm": {"satisfied", "csat"},
     "/complaints/{id}/escalate": {"level", "reason"},
     "/staff/{staff_id}/conduct": {"kind", "points", "note"},
+    # Contract §11.4 (the second reading of the rulebooks).
+    "/work-orders/{id}/hand-over": {"to_staff_id", "note"},
+    "/complaints/{id}/visit": {"visited_by", "note"},
+    "/complaints/{id}/hand-over": {"to_staff_id", "note"},
 }  # fmt: skip
+#: Fields contract §11.4 adds to §4 and §5's bodies.
+SECOND_READING: dict[str, set[str]] = {
+    "/work-orders": {"model", "purchase_date", "previous_work_order_id"},
+    "/work-orders/{id}/start": {"customer_identity_verified", "site_safe", "tools_complete"},
+    "/work-orders/{id}/complete": {"checklist"},
+    "/work-orders/{id}/resolve-remotely": {"authorized_by"},
+    "/complaints/{id}/resolve": {"customer_informed_via"},
+}
+for _path, _fields in SECOND_READING.items():
+    CONTRACT_BODIES[_path] = CONTRACT_BODIES[_path] | _fields
 CREATES = {"/work-orders", "/complaints"}
 #: Fields the service takes beyond the contract's, each documented in docs/api.md.
-EXTENSIONS = {"/complaints/{id}/record-findings": {"responsible_staff_ids"}}
+EXTENSIONS = {
+    "/complaints/{id}/record-findings": {"responsible_staff_ids"},
+    "/work-orders/{id}/resolve-remotely": {"resolved"},
+}
 
 # Bounds the contract states: (path, field) → (minimum, maximum) or enum values.
 RANGES = {

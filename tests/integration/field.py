@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from fieldledger.application.ledger import Caller, FieldLedger
+from fieldledger.application.sla_sweep import SweepReport, sweep
 from fieldledger.domain.complaints import Complainant, ComplaintChannel, InformedVia, Severity
 from fieldledger.domain.facts import Role
 from fieldledger.domain.work_orders import (
@@ -27,6 +28,8 @@ from fieldledger.domain.work_orders import (
     Zone,
 )
 from fieldledger.projections.projector import Projections
+from fieldledger.projections.satisfaction import SatisfactionSources
+from fieldledger.projections.sla import SlaRedTargets
 
 from tests.procedure import CHECKLIST, ON_SITE_CHECKS
 
@@ -187,6 +190,14 @@ class Field:
         self.cc(complaint, "visit", at, visited_by="sup-1", note="apologised in person")
         return self.cc(complaint, "resolve", at, outcome="apologised",
                        customer_informed_via=InformedVia.VISIT)  # fmt: skip
+
+    # -- the sweep -------------------------------------------------------------
+
+    def sweep(self, projections: Projections, at: datetime) -> SweepReport:
+        """The sweep at `at` (the clock moved there): escalations, reminders, survey cards."""
+        self.at(at)
+        return sweep(self.ledger, SlaRedTargets(projections), at,
+                     surveys=SatisfactionSources(projections))  # fmt: skip
 
     # -- staff ---------------------------------------------------------------
 

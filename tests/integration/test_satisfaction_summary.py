@@ -16,6 +16,8 @@ def summary(
     world: World, group_by: str, start: datetime | None = OCTOBER[0],
     end: datetime | None = OCTOBER[1],
 ) -> dict[Any, dict[str, Any]]:  # fmt: skip
+    # The survey cards of every ended call go out with the sweep (003 第十八條).
+    world.field.sweep(world.projections, max(world.field.clock.now, utc("2026-12-01T00:00")))
     groups: list[dict[str, Any]] = read(
         world.projections, "satisfaction", "summary", start=start, end=end, group_by=group_by
     )
@@ -55,7 +57,12 @@ def test_csat_dimensions_first_time_fix_and_surveys_per_technician(world: World)
                                  "promise": 3.67}  # fmt: skip
     assert one["first_time_fix_pct"] == 66.67  # 2 of 3 accepted without rejection
     assert (one["surveys_expected"], one["surveys_received"]) == (4, 3)
-    assert one["below_threshold"] == ["csat_pct", "first_time_fix_pct"]
+    # First-contact resolution (004, contract §11.4): a, c and the remote fix of 4
+    # resolved (remote fixes count); b was reworked.
+    assert one["first_contact_resolution_pct"] == 75
+    assert one["below_threshold"] == [
+        "csat_pct", "first_time_fix_pct", "first_contact_resolution_pct"
+    ]
     assert (one["mean_csat"], one["praised"], one["complaints"]) == (3.67, 1, 0)
     two = groups["tech-2"]
     assert (two["csat_pct"], two["first_time_fix_pct"], two["below_threshold"]) == (100, 100, [])
