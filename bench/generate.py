@@ -26,7 +26,13 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 from fieldledger.application.ledger import FieldLedger
-from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.complaints import (
+    Complainant,
+    Complaint,
+    ComplaintChannel,
+    InformedVia,
+    Severity,
+)
 from fieldledger.domain.facts import Context, LedgerAggregate, Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.staff import StaffMember
@@ -34,6 +40,7 @@ from fieldledger.domain.work_orders import (
     Appointment,
     Billing,
     Channel,
+    ChecklistItem,
     Customer,
     Feedback,
     Part,
@@ -55,6 +62,8 @@ SERVICES = [
 CONDUCT = [("uniform", None), ("grooming", Decimal("-0.5")), ("posture", None),
            ("sleeping", Decimal("-2")), ("personal_call", None), ("chatting", None),
            ("reading", None), ("absence", None)]  # fmt: skip
+
+CHECKLIST = [ChecklistItem("试机正常", True)]
 
 
 class Simulation:
@@ -101,7 +110,7 @@ class Simulation:
             wo.cancel(self.ctx("disp-1", Role.DISPATCHER, t), "客户取消")
             return wo, tech
         if fate < 0.10:
-            wo.resolve_remotely(self.ctx("disp-1", Role.DISPATCHER, t), "电话指导解决")
+            wo.resolve_remotely(self.ctx("disp-1", Role.DISPATCHER, t), "电话指导解决", "客户")
             return wo, tech
         wo.assign(self.ctx("disp-1", Role.DISPATCHER, t), tech)
         if r.random() < 0.05:
@@ -124,7 +133,7 @@ class Simulation:
         t = max(arrive_at, depart_at + timedelta(minutes=2))
         wo.arrive(self.ctx(tech, Role.TECHNICIAN, t))
         t += timedelta(minutes=3)
-        wo.start(self.ctx(tech, Role.TECHNICIAN, t), True, "已断电, 已检查")
+        wo.start(self.ctx(tech, Role.TECHNICIAN, t), True, "已断电, 已检查", True, True, True)
         if r.random() < 0.1:
             t += timedelta(minutes=20)
             wo.change_scope(
@@ -137,7 +146,7 @@ class Simulation:
                 if r.random() < 0.5
                 else []
             )
-            wo.complete(self.ctx(tech, Role.TECHNICIAN, t), "已修复", parts)
+            wo.complete(self.ctx(tech, Role.TECHNICIAN, t), "已修复", parts, CHECKLIST)
             t += timedelta(minutes=5)
             if round_ < 2 and r.random() < 0.12:
                 wo.reject(self.ctx("app-1", Role.CLIENT_APP, t), ["仍有异响"])
@@ -194,17 +203,19 @@ class Simulation:
                         "超时",
                     )
                 c.plan(self.ctx(*desk, t), "上门致歉", "sup-1", t + timedelta(days=3))
+                c.visit(self.ctx(*desk, t), "sup-1", "上门致歉")
             elif step == 4:
                 c.update_progress(self.ctx(*desk, t), "已联系客户")
             elif step == 5:
-                c.resolve(self.ctx(*desk, t), "已解决")
+                c.resolve(self.ctx(*desk, t), "已解决", InformedVia.PHONE)
             elif step == 6:
                 satisfied = r.random() < 0.85
                 c.confirm(self.ctx("app-1", Role.CLIENT_APP, t), satisfied, 4 if satisfied else 2)
                 if satisfied:
                     break
             elif step == 7:
-                c.resolve(self.ctx(*desk, t), "再次处理")
+                c.plan(self.ctx(*desk, t), "再次处理", "sup-1", t + timedelta(days=3))
+                c.resolve(self.ctx(*desk, t), "再次处理", InformedVia.VISIT)
                 t += timedelta(hours=5)
                 c.confirm(self.ctx("app-1", Role.CLIENT_APP, t), True, 4)
         return c

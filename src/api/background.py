@@ -46,6 +46,8 @@ class Workers:
     def stop(self) -> None:
         for worker in reversed(self.started):
             worker.stop()
+        if self.delivery is not None and self.delivery not in self.started:
+            self.delivery.delivery.close()  # its HTTP client, never used
         self.started.clear()
 
 

@@ -51,7 +51,7 @@ from fieldledger.application.ledger import (
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW
-from fieldledger.domain.sla import Kind
+from fieldledger.domain.sla import Kind, SlaTarget, Subject
 from fieldledger.domain.work_orders import WorkOrder
 
 log = logging.getLogger("fieldledger.sla")
@@ -198,6 +198,17 @@ def _command(ledger: FieldLedger, kind: Kind) -> Callable[..., CommandResult]:
     return ledger.work_order_command if kind == "work_order" else ledger.complaint_command
 
 
+def _look(ledger: FieldLedger, candidate: RedTarget) -> tuple[Subject, SlaTarget] | str:
+    """The candidate's record and target by the record's own events, or why not."""
+    subject = subject_of(ledger, candidate.aggregate_id)
+    if subject is None or subject.kind != candidate.kind:
+        return "no such record"
+    found = [t for t in targets_of(ledger, subject) if t.target == candidate.target]
+    if not found:
+        return "no such target"
+    return subject, found[0]
+
+
 def escalate_if_red(
     ledger: FieldLedger, candidate: RedTarget, at: datetime, turns: Turns | None = None
 ) -> Escalation | Skipped:
@@ -208,13 +219,10 @@ def escalate_if_red(
         return Skipped(candidate.aggregate_id, candidate.kind, candidate.target, why)
 
     for _attempt in range(ATTEMPTS):
-        subject = subject_of(ledger, candidate.aggregate_id)
-        if subject is None or subject.kind != candidate.kind:
-            return skip("no such record")
-        found = [t for t in targets_of(ledger, subject) if t.target == candidate.target]
-        if not found:
-            return skip("no such target")
-        target = found[0]
+        looked = _look(ledger, candidate)
+        if isinstance(looked, str):
+            return skip(looked)
+        subject, target = looked
         if target.escalated:
             return skip("already escalated for this target")
         if target.met_at is not None:
@@ -262,13 +270,10 @@ def remind_if_yellow(
         return Skipped(candidate.aggregate_id, candidate.kind, candidate.target, why)
 
     for _attempt in range(ATTEMPTS):
-        subject = subject_of(ledger, candidate.aggregate_id)
-        if subject is None or subject.kind != candidate.kind:
-            return skip("no such record")
-        found = [t for t in targets_of(ledger, subject) if t.target == candidate.target]
-        if not found:
-            return skip("no such target")
-        target = found[0]
+        looked = _look(ledger, candidate)
+        if isinstance(looked, str):
+            return skip(looked)
+        subject, target = looked
         if target.reminded:
             return skip("already reminded for this target")
         if target.met_at is not None or target.closed_at is not None:

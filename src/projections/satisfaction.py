@@ -99,6 +99,12 @@ class SatisfactionView(ReadModel):
             f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'ended')} "
             f"ON {t.satisfaction_orders} (ended_at)"
         )
+        # The sweep's question, "which ended orders have no survey card yet?",
+        # reads the few unsent ones, not every order ever ended.
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'unsurveyed')} "
+            f"ON {t.satisfaction_orders} (survey_sent_at, ended_at)"
+        )
         tx.execute(
             f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'customer')} "
             f"ON {t.satisfaction_orders} (customer_key, service_type, completed_at)"

@@ -366,6 +366,7 @@ def yellow_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
         "WHERE started_at <= ? AND yellow_from IS NOT NULL AND yellow_from <= ? "
         "AND (due_at IS NULL OR due_at >= ?) "
         "AND met_at IS NULL AND closed_at IS NULL AND reminded = 0 "
+        f"AND {_open_until(tx)} = '9999' "  # the open targets, by their index
         "ORDER BY yellow_from, aggregate_id, target",
         (s, s, s),
     )
