@@ -80,6 +80,18 @@ def test_sweep_at_an_instant(database_url: str) -> None:
     ]
 
 
+def test_sweep_reminds_the_handler_of_a_yellow_target_once_004_2_2(database_url: str) -> None:
+    order = book_late_order(database_url)  # response due 11:00, yellow from 10:36
+    result = invoke(database_url, "sla", "sweep", "--at", "2026-10-08T10:40:00+08:00")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"reminded disp-1 of work_order {order}: response turned yellow"
+    ]
+    assert "0 escalated, 1 reminded" in result.stderr
+    again = invoke(database_url, "sla", "sweep", "--at", "2026-10-08T10:50:00+08:00")
+    assert again.stdout == "" and "0 reminded" in again.stderr
+
+
 @pytest.mark.parametrize(
     ("at", "says"),
     [
