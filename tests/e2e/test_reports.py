@@ -167,6 +167,7 @@ def test_appraisal_answers_clear_errors(api: Api) -> None:
 def test_satisfaction_summary(api: Api) -> None:
     first, _ = visit(api, "tech-1", service_type="repair")
     second, _ = visit(api, "tech-1", day=1, rejections=1, service_type="install")
+    api.catch_up()  # as the background projector does between calls
     third, _ = visit(api, "tech-2", day=2, service_type="repair")
     # The same phone and service type a day after the first was accepted: a repeat
     # call of it (002, 003; contract §11.4), which costs the first its first-contact

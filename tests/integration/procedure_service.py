@@ -51,6 +51,7 @@ class Service:
         previous: UUID | None = None,
     ) -> UUID:  # fmt: skip
         self.field.at(at)
+        self.projections.catch_up("satisfaction")  # as the background projector does
         return self.ledger.book_work_order(
             DISPATCHER, customer=Customer("张三", phone, "北京"), service_type=service_type,
             priority=Priority.ROUTINE, zone=Zone.URBAN, channel=Channel.PHONE,
