@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
+from fieldledger.api.json_bodies import JsonBodies
 from fieldledger.api.routes import (
     appraisal,
     audit,
@@ -101,5 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(JsonBodies)
+    app.add_middleware(BodyLimit)  # added last: runs first
     return app

@@ -7,6 +7,7 @@ Every event records who did it (`actor`, `role`), when it happened in the field
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -138,6 +139,24 @@ class LedgerAggregate(Aggregate):
     def state_name(self) -> str:
         state = getattr(self, "state", None)
         return state.value if isinstance(state, Enum) else str(state)
+
+
+#: The C0 control characters but tab, line feed and carriage return: no text
+#: the service accepts holds one (PostgreSQL cannot even store NUL in text).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F]")
+#: The one pattern of ids of people (staff, technicians, owners, actors).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+
+
+def require_id(field: str, value: str) -> str:
+    """An id of a person, as `ID_PATTERN` says (used by the CLI's tokens)."""
+    if re.fullmatch(ID_PATTERN, value) is None:
+        raise InvalidCommand(
+            field,
+            "must be 1 to 100 characters: letters A-Z a-z, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
 
 
 def require_text(field: str, value: str, *, max_length: int = 4000) -> str:
