@@ -21,6 +21,7 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
 from fieldledger.domain.facts import CONTROL_CHARACTERS, ID_PATTERN
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, WithJsonSchema
@@ -141,6 +142,11 @@ def money(maximum: int, *, minimum: int | None = 0) -> Any:
         BeforeValidator(_money),
         WithJsonSchema(schema),
     ]
+
+
+#: The id of a record (work order, complaint) in a path: a UUID. A malformed one
+#: names no record (404), but a control character in it is refused (422).
+RecordId = Annotated[UUID, BeforeValidator(refuse_control_characters)]
 
 
 # -- query parameters ----------------------------------------------------------

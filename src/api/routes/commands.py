@@ -21,7 +21,7 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
-from fieldledger.api.fields import Instant
+from fieldledger.api.fields import Instant, RecordId
 from fieldledger.api.problems import responses
 from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
 from fieldledger.domain.facts import Role
@@ -105,7 +105,7 @@ def add_command_route(
     needs_body = any(f.is_required() for f in body_model.model_fields.values())
 
     def endpoint(
-        id: UUID,
+        id: RecordId,
         response: Response,
         ledger: LedgerDep,
         caller: CallerDep,
@@ -121,7 +121,7 @@ def add_command_route(
         return answer(result, response)
 
     def endpoint_optional_body(
-        id: UUID,
+        id: RecordId,
         response: Response,
         ledger: LedgerDep,
         caller: CallerDep,

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
-from fieldledger.api.fields import Flag, Instant, Int, Name, Phone, StaffId, Text
+from fieldledger.api.fields import Flag, Instant, Int, Name, Phone, RecordId, StaffId, Text
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -173,7 +173,7 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_complaint(
-    id: UUID,
+    id: RecordId,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
@@ -192,5 +192,5 @@ def get_complaint(
 @router.get("/{id}/history", response_model=HistoryView,
             summary="The audit trail of a complaint, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
-def complaint_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def complaint_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
     return history_view(ledger.history(Complaint, id))

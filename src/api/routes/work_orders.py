@@ -6,7 +6,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
-from fieldledger.api.fields import Flag, Instant, Int, Name, Note, Phone, StaffId, Text, money
+from fieldledger.api.fields import (
+    Flag,
+    Instant,
+    Int,
+    Name,
+    Note,
+    Phone,
+    RecordId,
+    StaffId,
+    Text,
+    money,
+)
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -238,7 +249,7 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
                **responses(401, 404, 422)},
 )
 def get_work_order(
-    id: UUID,
+    id: RecordId,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
@@ -260,5 +271,5 @@ def get_work_order(
     summary="The audit trail of a work order, oldest first",
     responses=responses(401, 404, 422),
 )
-def work_order_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def work_order_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
     return history_view(ledger.history(WorkOrder, id))
