@@ -56,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with schema_lock(settings.database_url):
-            ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+            ledger = FieldLedger(
+                settings.database_url, policy=policy, timezone=settings.timezone,
+                max_backdate=settings.backdate_bound,
+            )  # fmt: skip
             ledger.adopt_policy()  # read models learn each policy from the events
             app.state.ledger = ledger
             app.state.tokens = TokenBook(Database(ledger.recorder))

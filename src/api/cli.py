@@ -76,8 +76,9 @@ def open_ledger(settings: Settings) -> FieldLedger:
     try:
         with schema_lock(settings.database_url):
             return FieldLedger(
-                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
-            )
+                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone,
+                max_backdate=settings.backdate_bound,
+            )  # fmt: skip
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
     except PersistenceError as e:

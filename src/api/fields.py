@@ -56,29 +56,34 @@ def _refuse_blank(value: Any) -> Any:
     return value
 
 
-def text(max_length: int, *, blank: bool = False) -> Any:
-    """A trimmed text of at most `max_length` characters (counted as sent)."""
-    checks: list[Any] = [BeforeValidator(refuse_control_characters)]
-    if not blank:
-        checks.append(BeforeValidator(_refuse_blank))
-    limits = Field(
-        min_length=0 if blank else 1,
-        max_length=max_length,
-        pattern=NOTE_PATTERN if blank else TEXT_PATTERN,
-    )
-    # Constraints next to the type (so that /openapi.json shows them), the
-    # friendlier checks around them (so that they answer first), trimming last.
-    return Annotated[(str, Strict(), limits, *reversed(checks), AfterValidator(str.strip))]
-
+# Each text type: the constraints next to the type (so that /openapi.json shows
+# them), the friendlier checks around them (so that they answer first: the last
+# BeforeValidator runs first), trimming last. Lengths count the text as sent.
+_NO_CONTROLS = BeforeValidator(refuse_control_characters)
+_NOT_BLANK = BeforeValidator(_refuse_blank)
+_TRIM = AfterValidator(str.strip)
 
 #: Free text: descriptions, reasons, summaries (trimmed, non-blank, 1-4000).
-Text = text(4000)
+Text = Annotated[
+    str, Strict(), Field(min_length=1, max_length=4000, pattern=TEXT_PATTERN),
+    _NOT_BLANK, _NO_CONTROLS, _TRIM,
+]  # fmt: skip
 #: A short name: customer names, service types, categories (trimmed, non-blank, 1-200).
-Name = text(200)
+Name = Annotated[
+    str, Strict(), Field(min_length=1, max_length=200, pattern=TEXT_PATTERN),
+    _NOT_BLANK, _NO_CONTROLS, _TRIM,
+]  # fmt: skip
+#: A short code, e.g. a conduct kind (trimmed, non-blank, 1-50).
+Code = Annotated[
+    str, Strict(), Field(min_length=1, max_length=50, pattern=TEXT_PATTERN),
+    _NOT_BLANK, _NO_CONTROLS, _TRIM,
+]  # fmt: skip
 #: A telephone number as the customer gives it (trimmed, non-blank, 1-50).
-Phone = text(50)
+Phone = Code
 #: An optional comment: may be empty (trimmed, at most 4000).
-Note = text(4000, blank=True)
+Note = Annotated[
+    str, Strict(), Field(max_length=4000, pattern=NOTE_PATTERN), _NO_CONTROLS, _TRIM
+]
 
 
 def _id(value: Any) -> Any:
@@ -131,17 +136,18 @@ def _money(value: Any) -> Any:
     return value
 
 
-def money(maximum: int, *, minimum: int | None = 0) -> Any:
-    """An amount with at most two decimal places, sent as a JSON number."""
-    schema: dict[str, Any] = {"type": "number", "maximum": maximum, "multipleOf": 0.01}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    return Annotated[
-        Decimal,
-        Field(ge=minimum, le=maximum, decimal_places=2, allow_inf_nan=False),
-        BeforeValidator(_money),
-        WithJsonSchema(schema),
-    ]
+_MONEY = BeforeValidator(_money)
+#: A price: 0 to 9,999,999,999.99, at most two decimal places, a JSON number.
+Price = Annotated[
+    Decimal, Field(ge=0, le=9_999_999_999, decimal_places=2, allow_inf_nan=False), _MONEY,
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 9_999_999_999,
+                    "multipleOf": 0.01}),
+]  # fmt: skip
+#: Appraisal points: -9999 to 9999, at most two decimal places, a JSON number.
+Points = Annotated[
+    Decimal, Field(ge=-9999, le=9999, decimal_places=2, allow_inf_nan=False), _MONEY,
+    WithJsonSchema({"type": "number", "minimum": -9999, "maximum": 9999, "multipleOf": 0.01}),
+]  # fmt: skip
 
 
 #: The id of a record (work order, complaint) in a path: a UUID. A malformed one
@@ -186,9 +192,8 @@ def _digits(value: Any) -> Any:
 Position = Annotated[int, Field(ge=0, le=10**18 - 1), BeforeValidator(_digits)]
 
 
-def count(low: int, high: int) -> Any:
-    """A whole number from `low` to `high` in a query: digits only."""
-    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_digits)]
+#: A page size in a query: 1 to 500, digits only.
+PageSize = Annotated[int, Field(ge=1, le=500), BeforeValidator(_digits)]
 
 
 def _day_or_instant(value: Any) -> Any:
@@ -210,11 +215,9 @@ PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"
 #: A month `YYYY-MM` or a quarter `YYYY-Qn`.
 PeriodName = Annotated[str, Strict(), Field(pattern=PERIOD_PATTERN)]
 
-
-def plain_text(max_length: int) -> Any:
-    """A query's free text (a cursor, a list of names): no control characters."""
-    return Annotated[
-        str,
-        Field(min_length=1, max_length=max_length, pattern=TEXT_PATTERN),
-        BeforeValidator(refuse_control_characters),
-    ]
+#: A query's list of names, comma-separated (event types, statuses).
+NameList = Annotated[
+    str, Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN), _NO_CONTROLS
+]
+#: A cursor this service gave out.
+Cursor = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN), _NO_CONTROLS]

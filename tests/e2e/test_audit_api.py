@@ -99,7 +99,9 @@ def test_filters(api: Api, scene: dict[str, Any]) -> None:
         return [e["type"] for e in search(analyst, **params)["events"]]
 
     assert types(actor="disp-1") == ["Booked", "Assigned", "Booked"]
-    assert types(role="supervisor") == ["ConductRecorded", "Registered", "Escalated", "Lodged"]
+    # The critical complaint's escalation on lodging is the system's, not the supervisor's.
+    assert types(role="supervisor") == ["ConductRecorded", "Registered", "Lodged"]
+    assert types(kind="complaint", role="system") == ["Escalated"]
     assert types(type="Booked") == ["Booked", "Booked"]
     assert types(type="Lodged,Assigned") == ["Lodged", "Assigned"]
     assert types(aggregate_id=scene["first"]) == ["Assigned", "Booked"]

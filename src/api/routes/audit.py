@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import DayOrInstant, QueryFlag, StaffId, count, plain_text
+from fieldledger.api.fields import Cursor, DayOrInstant, NameList, PageSize, QueryFlag, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, instant_or_day, reading
 from fieldledger.api.routes.views import HistoryEvent
@@ -28,7 +28,7 @@ router = APIRouter(tags=["audit"])
 #: Who may search the whole history: those who oversee (supervisors), study
 #: (analysts) and automate (system) it. Others read one aggregate's /history.
 AUDITORS = frozenset({Role.SUPERVISOR, Role.ANALYST, Role.SYSTEM})
-MAX_PAGE = 500
+MAX_PAGE = 500  # PageSize (fields.py) says the same in /openapi.json
 MAX_TYPES = 50
 
 
@@ -114,7 +114,7 @@ def audit_search(
     actor: StaffId | None = None,
     role: Role | None = None,
     type: Annotated[
-        plain_text(2000) | None,
+        NameList | None,
         Query(description="an event type (e.g. `Arrived`), or several comma-separated"),
     ] = None,
     aggregate_id: UUID | None = None,
@@ -128,8 +128,8 @@ def audit_search(
     late: Annotated[
         QueryFlag | None, Query(description="only late (true) or timely (false)")
     ] = None,
-    cursor: Annotated[plain_text(500) | None, Query()] = None,
-    limit: count(1, MAX_PAGE) = 50,
+    cursor: Cursor | None = None,
+    limit: PageSize = 50,
     min_position: MinPosition = None,
 ) -> AuditPage:
     types: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import DayOrInstant, plain_text
+from fieldledger.api.fields import DayOrInstant, NameList
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.application.ledger import plain
@@ -127,7 +127,7 @@ def sla_board(
     caller: CallerDep,
     at: Annotated[DayOrInstant | None, Query(description="ISO 8601 instant with offset")] = None,
     status: Annotated[
-        plain_text(100) | None,
+        NameList | None,
         Query(description="comma-separated: red, yellow, blue (default all)"),
     ] = None,
     kind: KindParam = None,

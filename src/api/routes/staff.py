@@ -10,7 +10,7 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
-from fieldledger.api.fields import Note, StaffId, money, text
+from fieldledger.api.fields import Code, Note, Points, StaffId
 from fieldledger.api.routes.commands import CommandAnswer, CommandBody, answer, command_responses
 from fieldledger.domain.permissions import STAFF_COMMANDS
 from pydantic import Field
@@ -19,9 +19,9 @@ router = APIRouter(prefix="/staff", tags=["staff"])
 
 
 class Conduct(CommandBody):
-    kind: Annotated[text(50), Field(examples=["personal_call"])]
+    kind: Annotated[Code, Field(examples=["personal_call"])]
     #: Within the kind's range; may be left out for a kind with a single value.
-    points: money(9999, minimum=-9999) | None = None
+    points: Points | None = None
     note: Note = ""
 
 

@@ -13,10 +13,10 @@ from fieldledger.api.fields import (
     Name,
     Note,
     Phone,
+    Price,
     RecordId,
     StaffId,
     Text,
-    money,
 )
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
@@ -115,7 +115,7 @@ class PartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     quantity: Annotated[Int, Field(ge=1, le=1_000_000)] = 1
-    unit_price: money(9_999_999_999) | None = None
+    unit_price: Price | None = None
 
 
 class Complete(CommandBody):
