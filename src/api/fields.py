@@ -100,8 +100,25 @@ def _id(value: Any) -> Any:
 #: The id of a person: staff member, technician, owner, actor (`ID_PATTERN`).
 StaffId = Annotated[str, Strict(), Field(pattern=ID_PATTERN), BeforeValidator(_id)]
 
-#: Whole numbers and flags: no coercion from strings, floats or booleans.
-Int = Annotated[int, Strict()]
+def _integral(value: Any) -> Any:
+    # JSON has one kind of number: 5.0 is the integer 5 (as JSON Schema says); 5.5 is not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_WHOLE = BeforeValidator(_integral)
+#: Whole numbers and flags: no coercion from strings or booleans (5.0 is 5).
+#: Bounded ones carry their bounds next to the type, so /openapi.json shows them.
+Int = Annotated[int, Strict(), _WHOLE]
+#: A customer satisfaction score, 1 to 5.
+Csat = Annotated[int, Strict(), Field(ge=1, le=5), _WHOLE]
+#: A survey dimension (attitude, skill, punctuality, promise), 1 to 4.
+Score4 = Annotated[int, Strict(), Field(ge=1, le=4), _WHOLE]
+#: An escalation level, 1 to 3.
+Level = Annotated[int, Strict(), Field(ge=1, le=3), _WHOLE]
+#: A quantity of parts, 1 to 1,000,000.
+Quantity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), _WHOLE]
 Flag = Annotated[bool, Strict()]
 
 

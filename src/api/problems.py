@@ -361,6 +361,8 @@ def _problem_only_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         schema = build()
         for path in schema.get("paths", {}).values():
             for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    _not_null(parameter)
                 answers = operation.setdefault("responses", {})
                 answers.setdefault("500", _problem_response(500))
                 for status in [s for s in answers if s[:1] in "45"]:
@@ -383,6 +385,24 @@ def _problem_only_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return schema
 
     return openapi
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """A path, query or header parameter is a string or absent, never JSON null:
+    `X | None = None` in a route means "may be left out", which `required: false`
+    already says. (FastAPI writes it as `anyOf: [X, null]`.)"""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if not options:
+        return
+    kept = [o for o in options if o.get("type") != "null"]
+    if len(kept) == len(options):
+        return
+    del schema["anyOf"]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
 
 
 def _problem_response(status: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
-from fieldledger.api.fields import Flag, Instant, Int, Name, Phone, RecordId, StaffId, Text
+from fieldledger.api.fields import Csat, Flag, Instant, Level, Name, Phone, RecordId, StaffId, Text
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -93,11 +93,11 @@ class Resolve(CommandBody):
 
 class Confirm(CommandBody):
     satisfied: Flag
-    csat: Annotated[Int, Field(ge=1, le=5)]
+    csat: Csat
 
 
 class Escalate(CommandBody):
-    level: Annotated[Int, Field(ge=1, le=3)]
+    level: Level
     reason: Text
 
 

@@ -7,14 +7,17 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
 from fieldledger.api.fields import (
+    Csat,
     Flag,
     Instant,
-    Int,
+    Level,
     Name,
     Note,
     Phone,
     Price,
+    Quantity,
     RecordId,
+    Score4,
     StaffId,
     Text,
 )
@@ -114,7 +117,7 @@ class ChangeScope(CommandBody):
 class PartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    quantity: Annotated[Int, Field(ge=1, le=1_000_000)] = 1
+    quantity: Quantity = 1
     unit_price: Price | None = None
 
 
@@ -143,11 +146,10 @@ class Reason(CommandBody):
     reason: Text
 
 
-Score4 = Annotated[Int, Field(ge=1, le=4)]
 
 
 class FeedbackIn(CommandBody):
-    csat: Annotated[Int, Field(ge=1, le=5)]
+    csat: Csat
     attitude: Score4
     skill: Score4
     punctuality: Score4
@@ -160,7 +162,7 @@ class FeedbackIn(CommandBody):
 
 
 class Escalate(CommandBody):
-    level: Annotated[Int, Field(ge=1, le=3)]
+    level: Level
     reason: Text
 
 
