@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-FUZZ_EXAMPLES = 25
+FUZZ_EXAMPLES = 15
 
 
 @schemathesis.check
