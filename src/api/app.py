@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.json_bodies import JsonBodies
@@ -93,11 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 projector.stop()
             ledger.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service itself (the
+    # fastapi-offline package bundles them): no request leaves the machine.
+    app = FastAPIOffline(
         title="fieldledger",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     problems.install(app)
