@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from fieldledger.api.app import create_app
+from fieldledger.api.reference import reference
 from fieldledger.application.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +55,11 @@ def test_the_docs_link_nothing_outside_the_repository(document: Path) -> None:
         path = (document.parent / target.split("#")[0]).resolve()
         assert path.is_relative_to(ROOT), f"{document.name} links outside the repo: {target}"
         assert path.exists(), f"{document.name} links to a missing file: {target}"
+
+
+def test_the_api_reference_is_current(client: TestClient) -> None:
+    """docs/reference.md is what `python -m fieldledger.api.reference` writes now."""
+    written = (ROOT / "docs" / "reference.md").read_text("utf-8")
+    assert written == reference(client.get("/openapi.json").json()), (
+        "docs/reference.md is out of date: python -m fieldledger.api.reference > docs/reference.md"
+    )

@@ -9,16 +9,22 @@ to completion.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+from fastapi.testclient import TestClient
+from fieldledger.api.app import create_app
 from fieldledger.application.ledger import Caller
+from fieldledger.application.settings import Settings
 from fieldledger.domain.complaints import Complainant, ComplaintChannel, Severity
 from fieldledger.domain.facts import Role
+from pydantic import ValidationError
 
 from tests.e2e.conftest import Api
-from tests.e2e.scenarios import Desk, assert_problem, booking, field_errors, lodging
+from tests.e2e.scenarios import Desk, assert_problem, booking, field_errors, iso, lodging
 
 
 def assert_nothing_stopped(api: Api) -> None:
@@ -242,3 +248,41 @@ def test_a_store_holding_unstorable_text_is_projected_and_rebuilt(api: Api) -> N
     assert r.json()["events"][0]["actor"] == "disp-1"
     r = supervisor.get("/audit", type="Arrived")
     assert r.json()["events"][0]["actor"] == "tech\ufffdx"
+
+
+# -- bounds on time ---------------------------------------------------------------
+
+
+@pytest.fixture
+def bounded(database_url: str) -> Iterator[Api]:
+    """The service with its default FIELDLEDGER_MAX_BACKDATE (7d)."""
+    settings = Settings(database_url=database_url, background=False, sweep_interval=0)
+    assert settings.backdate_bound == timedelta(days=7)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, app)
+
+
+def test_occurred_at_further_back_than_the_bound_is_422(bounded: Api) -> None:
+    desk = Desk(bounded)
+    now = datetime.now(UTC)
+    before = bounded.event_count()
+    for when in ["1900-01-01T00:00:00Z", iso(now - timedelta(days=7, minutes=1))]:
+        r = desk["dispatcher"].post("/work-orders", booking(occurred_at=when))
+        problem = refused(r, 422, "rule-violated", "occurred_at")
+        assert "FIELDLEDGER_MAX_BACKDATE" in problem["detail"]
+    assert bounded.event_count() == before
+    # Within the bound: a phone that synced six days late.
+    order = desk.book(occurred_at=iso(now - timedelta(days=6)))
+    r = desk["dispatcher"].post(f"/work-orders/{order}/assign",
+                                {"technician_id": "tech-1",
+                                 "occurred_at": iso(now - timedelta(days=8))})  # fmt: skip
+    refused(r, 422, "rule-violated", "occurred_at")
+
+
+def test_max_backdate_is_an_interval_or_none() -> None:
+    assert Settings(max_backdate="400d").backdate_bound == timedelta(days=400)
+    assert Settings(max_backdate="12h").backdate_bound == timedelta(hours=12)
+    assert Settings(max_backdate="none").backdate_bound is None
+    with pytest.raises(ValidationError, match="is not an interval"):
+        Settings(max_backdate="a while")

@@ -139,3 +139,10 @@ def test_serve_warns_at_start_about_years_without_make_up_data(
         assert all(str(y) in warning for y in missing) and "make-up" in warning
     else:
         assert warnings == []
+
+
+def test_a_sweep_further_back_than_the_backdating_bound_is_refused(database_url: str) -> None:
+    result = invoke(database_url, "sla", "sweep", "--at", "2026-10-09T00:00:00Z",
+                    FIELDLEDGER_MAX_BACKDATE="7d")  # fmt: skip
+    assert result.exit_code != 0 and result.stdout == ""
+    assert "FIELDLEDGER_MAX_BACKDATE" in result.stderr and len(result.stderr.splitlines()) == 1
