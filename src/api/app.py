@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
-from fieldledger.api.json_bodies import JsonBodies
 from fieldledger.api.routes import (
     appraisal,
     audit,
@@ -109,6 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit)  # added last: runs first
+    app.add_middleware(BodyLimit)
     return app

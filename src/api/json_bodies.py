@@ -12,8 +12,8 @@ can tell them apart (`src/api/problems.py`):
   `/problems/too-deeply-nested`.
 
 A request without a body, or without a `Content-Type`, passes (a body without a
-type is read as JSON). It runs inside `BodyLimit`, which has already read the
-whole body (at most 64 KiB), and hands the same bytes on to the route.
+type is read as JSON). `BodyLimit` calls `check_body` once it has read the
+whole body (at most 64 KiB), before it hands the same bytes on to the route.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import json
 from typing import Any
 
 from fieldledger.api.problems import PROBLEM_JSON, problem_body
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Send
 
 #: Deepest nesting of arrays and objects a body may have (no command needs more than 4).
 MAX_DEPTH = 32
-_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Methods whose body a route may read.
+WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class NotJson(Exception):
@@ -83,45 +84,7 @@ def check_body(content_type: str | None, body: bytes) -> None:
         raise NotJson(422, "too-deeply-nested", f"nested deeper than {MAX_DEPTH} levels")
 
 
-class JsonBodies:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        content_type = None
-        for name, value in scope.get("headers", []):
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-        try:
-            check_body(content_type, body)
-        except NotJson as e:
-            await _refuse(send, e)
-            return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _refuse(send: Send, error: NotJson) -> None:
+async def refuse(send: Send, error: NotJson) -> None:
     field = "Content-Type" if error.status == 415 else "body"
     content = problem_body(
         error.status, error.message, slug=error.slug,

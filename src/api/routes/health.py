@@ -10,8 +10,7 @@
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from fieldledger.api.problems import PROBLEM_JSON, problem_body, responses
+from fieldledger.api.problems import problem, responses
 from fieldledger.projections.projector import Projections
 from pydantic import BaseModel, ConfigDict
 
@@ -63,8 +62,5 @@ def healthz(request: Request) -> dict[str, Any]:
 def readyz(request: Request) -> Any:
     stopped, _stale = troubles(request.app.state.projections)
     if stopped:
-        return JSONResponse(
-            problem_body(503, "; ".join(stopped), slug="unavailable"),
-            status_code=503, media_type=PROBLEM_JSON,
-        )  # fmt: skip
+        return problem(503, "; ".join(stopped), slug="unavailable")
     return {"status": "ready"}
