@@ -8,7 +8,7 @@ level 3 in the same save as it is lodged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -19,6 +19,7 @@ from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import (
     Context,
     LedgerAggregate,
+    Role,
     require_aware,
     require_between,
     require_text,
@@ -286,9 +287,10 @@ class Complaint(LedgerAggregate):
             first_responder_id=ctx.actor,
         )
         if severity is Severity.CRITICAL:
+            # The service escalates it, not whoever lodged it: recorded as `system`.
             complaint._record(
                 cls.Escalated,
-                ctx,
+                replace(ctx, actor=Role.SYSTEM.value, role=Role.SYSTEM, occurred_at=ctx.when),
                 level=3,
                 reason="critical complaint: escalated to level 3 on lodging",
                 target=None,
