@@ -6,7 +6,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
-from fieldledger.api.fields import Csat, Flag, Instant, Level, Name, Phone, RecordId, StaffId, Text
+from fieldledger.api.fields import (
+    Csat,
+    Flag,
+    Instant,
+    Level,
+    Name,
+    Note,
+    Phone,
+    RecordId,
+    StaffId,
+    Text,
+)
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -102,14 +113,14 @@ class Resolve(CommandBody):
 class Visit(CommandBody):
     """The in-person visit to the complaining customer (003 第二十二條)."""
 
-    visited_by: Name
-    note: Annotated[str, Field(max_length=4000)] = ""
+    visited_by: StaffId
+    note: Note = ""
 
 
 class HandOver(CommandBody):
     """First responder (002 篇三 首問負責制): pass the complaint on, with a note."""
 
-    to_staff_id: Name
+    to_staff_id: StaffId
     note: Text
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep
+from fieldledger.api.fields import PageSize, Position, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.domain.errors import NotPermitted
@@ -49,10 +50,9 @@ class Notifications(BaseModel):
 def notifications_for(
     projections: ProjectionsDep,
     caller: CallerDep,
-    for_: Annotated[str, Query(alias="for", min_length=1, max_length=200,
-                               description="the staff id")],
-    cursor: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    for_: Annotated[StaffId, Query(alias="for", description="the staff id")],
+    cursor: Annotated[Position, Query(description="the last id read (0: from the start)")] = 0,
+    limit: Annotated[PageSize, Query(description="at most this many")] = 100,
     min_position: MinPosition = None,
 ) -> Notifications:  # fmt: skip
     if caller.role is Role.TECHNICIAN and caller.actor != for_:

@@ -1,6 +1,6 @@
 """`/work-orders`: book, the commands of contract §4, and the queries."""
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from fieldledger.api.fields import (
     Phone,
     Price,
     Quantity,
+    QueryDate,
     RecordId,
     Score4,
     StaffId,
@@ -78,9 +79,9 @@ class Book(CommandBody):
     description: Text
     #: The product serviced (002 篇二, 003 第三條).
     model: Name | None = None
-    purchase_date: date | None = None
+    purchase_date: QueryDate | None = None
     #: The earlier order this call is about again (a repeat call, contract §11.4).
-    previous_work_order_id: UUID | None = None
+    previous_work_order_id: RecordId | None = None
 
     def to_args(self) -> dict[str, Any]:
         return {
@@ -169,13 +170,13 @@ class ResolveRemotely(CommandBody):
     #: Who on the customer's side allowed the remote access (002 10.2.2).
     authorized_by: Name
     #: false: the remote fix was tried and failed; the order goes on to a visit.
-    resolved: bool = True
+    resolved: Flag = True
 
 
 class HandOver(CommandBody):
     """First responder (002 篇三 首問負責制): pass the order on, with a note."""
 
-    to_staff_id: Name
+    to_staff_id: StaffId
     note: Text
 
 
