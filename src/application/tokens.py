@@ -127,15 +127,19 @@ class TokenBook:
         return token
 
     def knows_staff(self, staff_id: str) -> bool:
-        """Whether `staff_id` holds a token of a staff role (not a client app, not
-        the system): the staff a record may be handed over to."""
+        """Whether `staff_id` holds a valid token (neither revoked nor expired) of a
+        staff role (not a client app, not the system): the staff a record may be
+        handed over to."""
         with self.db.transaction(commit=False) as tx:
-            found = tx.scalar(
-                f"SELECT COUNT(*) FROM {tx.table('api_tokens')} WHERE actor = ? "
-                "AND role NOT IN ('client_app', 'system')",
+            rows = tx.query(
+                f"SELECT expires_at FROM {tx.table('api_tokens')} WHERE actor = ? "
+                "AND role NOT IN ('client_app', 'system') AND revoked_at IS NULL",
                 (staff_id,),
             )
-        return bool(found)
+        now = self.clock()
+        return any(
+            (expires := _instant(r["expires_at"])) is None or expires > now for r in rows
+        )
 
     def identify(self, token: str) -> Caller | None:
         """Who the token speaks for, or None: unknown, expired or revoked."""

@@ -21,10 +21,12 @@ from fieldledger.application.ledger import Caller
 from fieldledger.application.settings import Settings
 from fieldledger.domain.complaints import Complainant, ComplaintChannel, Severity
 from fieldledger.domain.facts import Role
+from fieldledger.domain.work_orders import ChecklistItem
 from pydantic import ValidationError
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import Desk, assert_problem, booking, field_errors, iso, lodging
+from tests.procedure import ON_SITE_CHECKS
 
 
 def assert_nothing_stopped(api: Api) -> None:
@@ -224,8 +226,10 @@ def test_a_store_holding_unstorable_text_is_projected_and_rebuilt(api: Api) -> N
     for command, args, role in [
         ("confirm", {}, Role.TECHNICIAN), ("depart", {}, Role.TECHNICIAN),
         ("arrive", {}, Role.TECHNICIAN),
-        ("start", {"identity_shown": True, "risk_assessment": "gas\u0000leak"}, Role.TECHNICIAN),
-        ("complete", {"summary": "fixed\u0000", "parts_used": []}, Role.TECHNICIAN),
+        ("start", {"identity_shown": True, "risk_assessment": "gas\u0000leak", **ON_SITE_CHECKS},
+         Role.TECHNICIAN),
+        ("complete", {"summary": "fixed\u0000", "parts_used": [],
+                      "checklist": [ChecklistItem("tested\u0000", True)]}, Role.TECHNICIAN),
         ("accept", {"signed_by": "Zhang\u0000"}, Role.CLIENT_APP),
     ]:  # fmt: skip
         ledger.work_order_command(Caller("tech\u0000x", role), order, command, args)

@@ -4,7 +4,7 @@ PostgreSQL: what a client sends and sees, and every refusal writing nothing."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -54,6 +54,10 @@ def test_bad_procedure_input_is_refused_naming_the_field_and_writes_nothing(api:
     invalid(disp.post(hand_over, {"to_staff_id": "nobody-we-know", "note": "yours"}),
             "to_staff_id")  # fmt: skip
     invalid(disp.post(hand_over, {"to_staff_id": "disp-1", "note": "mine"}), "to_staff_id")
+    api.actor("left-the-company", "dispatcher")
+    api.app.state.tokens.revoke_actor("left-the-company", datetime.now(UTC))
+    invalid(disp.post(hand_over, {"to_staff_id": "left-the-company", "note": "yours"}),
+            "to_staff_id")  # a revoked token: no longer staff  # fmt: skip
     invalid(disp.post(hand_over, {"to_staff_id": "sup-1"}), "note")
     # Repeat calls name an existing order.
     invalid(disp.post("/work-orders", booking(
