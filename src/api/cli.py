@@ -99,8 +99,7 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)
@@ -223,9 +222,7 @@ def projections_status() -> None:
                     rebuild += f", failed: {s.building_error}"
                 else:
                     rebuild += " (under way, or killed: run the rebuild again)"
-            table.add_row(
-                s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild
-            )
+            table.add_row(s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild)
         Console().print(table)
 
 
@@ -247,9 +244,7 @@ def projections_rebuild(
         chosen = names or list(projections.models)
         unknown = [n for n in chosen if n not in projections.models]
         if unknown:
-            fail(
-                f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models)
-            )
+            fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
         columns = (
             TextColumn("{task.description}"),
@@ -330,8 +325,12 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system)."""
+    open and not escalated yet, is escalated once (actor system); and of the
+    training deadlines: each passed unmet is recorded overdue once, each final
+    test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.application.training_sweep import sweep_training
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.sla import SlaRedTargets
 
     instant: datetime | None = None
@@ -345,6 +344,9 @@ def sla_sweep(
     with opened_projections() as projections:
         try:
             report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+            training = sweep_training(
+                projections.ledger, AppraisalTrainingWatch(projections), instant
+            )
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -354,9 +356,11 @@ def sla_sweep(
             f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
             f"{done.target} past due (version {done.version})"
         )
+    for staff_id, event_type, what in training.recorded:
+        typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
-        f"{len(report.skipped)} skipped",
+        f"{len(report.skipped)} skipped; training: {len(training.recorded)} recorded",
         err=True,
     )
 
