@@ -206,10 +206,11 @@ class StaffMember(LedgerAggregate):
                      notes=notes.strip())  # fmt: skip
 
     def retrain(self, ctx: Context, note: str) -> None:
-        self._record(self.Retrained, ctx, staff_id=self.staff_id, note=note.strip())
+        self._record(self.Retrained, ctx, staff_id=self.staff_id, note=require_text("note", note))
 
     def reassign(self, ctx: Context, note: str) -> None:
-        self._record(self.Reassigned, ctx, staff_id=self.staff_id, note=note.strip())
+        self._record(self.Reassigned, ctx, staff_id=self.staff_id,
+                     note=require_text("note", note))  # fmt: skip
 
     # -- training (contract §11.7; 001 第3篇) ------------------------------------
 

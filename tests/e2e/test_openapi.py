@@ -49,7 +49,14 @@ CONTRACT_BODIES: dict[str, set[str]] = {
     "/complaints/{id}/resolve": {"outcome"},
     "/complaints/{id}/confirm": {"satisfied", "csat"},
     "/complaints/{id}/escalate": {"level", "reason"},
-    "/staff/{staff_id}/conduct": {"kind", "points", "note"},
+    "/staff/{staff_id}/conduct": {"kind", "points", "minutes", "discipline", "extra_points",
+                                  "note"},
+    "/staff/{staff_id}/quality-checks": {"passed", "notes"},
+    "/staff/{staff_id}/retrained": {"note"},
+    "/staff/{staff_id}/reassigned": {"note"},
+    "/staff/{staff_id}/joined": {"on"},
+    "/staff/{staff_id}/training": {"kind", "held_on", "attended", "disciplined",
+                                   "form_completed", "test_passed", "deadline"},
 }  # fmt: skip
 CREATES = {"/work-orders", "/complaints"}
 #: Fields the service takes beyond the contract's, each documented in docs/api.md.

@@ -55,12 +55,15 @@ class QualityCheck(CommandBody):
     notes: Note = ""
 
 
+Reason = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
 class Retrained(CommandBody):
-    note: Note = ""
+    note: Reason = Field(description="what retraining was done")
 
 
 class Reassigned(CommandBody):
-    note: Note = ""
+    note: Reason = Field(description="the new post, and why")
 
 
 class Joined(CommandBody):
