@@ -179,6 +179,7 @@ def projections_run() -> None:
     import threading
 
     from fieldledger.application.sla_sweep import BackgroundSweeper
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.projector import BackgroundProjector
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -190,7 +191,8 @@ def projections_run() -> None:
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         sweeper = (
             BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
-                              settings.sweep_interval)
+                              settings.sweep_interval,
+                              training=AppraisalTrainingWatch(projections))
             if settings.sweep_interval > 0 else None
         )  # fmt: skip
         projector.start()
