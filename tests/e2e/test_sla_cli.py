@@ -137,3 +137,27 @@ def test_serve_warns_at_start_about_years_without_make_up_data(
         assert all(str(y) in warning for y in missing) and "make-up" in warning
     else:
         assert warnings == []
+
+
+def test_sweep_records_training_overdue_and_dismissal_once(database_url: str) -> None:
+    """Contract §11.7: the sweep's training checks (001 第3篇), from the CLI."""
+    from datetime import date
+
+    ledger = FieldLedger(database_url)
+    boss = Caller("sup-1", Role.SUPERVISOR)
+    try:
+        ledger.staff_command(boss, "tech-5", "joined", {"on": date(2026, 10, 8)})
+        for held in (5, 12, 19):
+            ledger.staff_command(boss, "tech-6", "training", {
+                "training_kind": "fire_safety", "held_on": date(2026, 10, held),
+                "attended": True, "test_passed": False,
+            })  # fmt: skip
+    finally:
+        ledger.close()
+    first = invoke(database_url, "sla", "sweep")
+    assert first.exit_code == 0, first.stderr
+    assert "recorded TrainingOverdue for tech-5: induction_theory" in first.stdout
+    assert "recorded Dismissed for tech-6: fire_safety" in first.stdout
+    second = invoke(database_url, "sla", "sweep")
+    assert second.exit_code == 0, second.stderr
+    assert "training: 0 recorded" in second.stderr
