@@ -140,6 +140,7 @@ class AppraisalView(ReadModel):
         super().__init__(settings)
         #: Policies by version (a version is a digest of its content).
         self._parsed: dict[str, Policy] = {}
+        self._current_version: str | None = None
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         statements = [
@@ -424,8 +425,14 @@ class AppraisalView(ReadModel):
     # -- the policy of a month -------------------------------------------------
 
     def policy_for(self, tx: Tx, t: Tables, month: str) -> Policy:
-        """The policy in force for a month: the latest adopted before the month
-        ended; the service's current policy if none was recorded by then."""
+        """The policy in force for a month (see `in_force`)."""
+        return self.in_force(tx, t, month)[1]
+
+    def in_force(self, tx: Tx, t: Tables, month: str) -> tuple[str, Policy]:
+        """The version and policy in force for a month: the latest adopted before
+        the month ended; the service's current policy if none was recorded by
+        then. The version is the one recorded (a policy of an earlier shape is
+        read into the current models, whose digest would differ)."""
         end = parse_period(month).ends_at(self.settings.timezone)
         row = tx.query(
             f"SELECT version, document FROM {t.appraisal_policies} WHERE adopted_at < ? "
@@ -433,12 +440,16 @@ class AppraisalView(ReadModel):
             (utc_text(end),),
         )
         if not row:
-            return self.settings.policy
+            current = self.settings.policy
+            version = self._current_version
+            if version is None:
+                version = self._current_version = current.version
+            return version, current
         version = row[0]["version"]
         found = self._parsed.get(version)
         if found is None:
             found = self._parsed[version] = policy_from_document(json.loads(row[0]["document"]))
-        return found
+        return version, found
 
     @property
     def policy(self) -> Policy:
@@ -675,7 +686,7 @@ class AppraisalView(ReadModel):
         if not self.knows(tx, t, staff_id):
             raise StaffUnknown(staff_id)
         items = self.items(tx, t, period, staff_id)
-        policy = self.policy_for(tx, t, period.months[-1])
+        version, policy = self.in_force(tx, t, period.months[-1])
         base = policy.appraisal.base_points
         steps = self._discipline_steps(tx, t, period, staff_id, items)
         faults = self._service_faults(tx, t, staff_id, period, policy)
@@ -691,8 +702,8 @@ class AppraisalView(ReadModel):
             "service_faults": faults,
             "training": self._training_of(tx, t, staff_id, period),
             "indicators": self._indicators(tx, t, staff_id, period),
-            "policy_version": policy.version,
-            "policy_versions": {m: self.policy_for(tx, t, m).version for m in period.months},
+            "policy_version": version,
+            "policy_versions": {m: self.in_force(tx, t, m)[0] for m in period.months},
         }
 
     def _discipline_steps(
@@ -813,7 +824,7 @@ class AppraisalView(ReadModel):
     def training_summary(self, tx: Tx, t: Tables, period: Period) -> dict[str, Any]:
         """Pass rates per training kind and attempt for tests held in the period,
         against the targets of the policy in force at the period's end."""
-        policy = self.policy_for(tx, t, period.months[-1])
+        version, policy = self.in_force(tx, t, period.months[-1])
         rows = tx.query(
             f"SELECT training_kind, attempt, test_passed FROM {t.appraisal_training} "
             "WHERE test_passed IS NOT NULL AND held_on >= ? AND held_on < ?",
@@ -832,7 +843,7 @@ class AppraisalView(ReadModel):
                 "below_target": rate is not None and Decimal(str(rate)) < r.target_pct,
             })  # fmt: skip
         return {"period": period.name, "groups": groups, "source": policy.training.source,
-                "policy_version": policy.version}  # fmt: skip
+                "policy_version": version}  # fmt: skip
 
     def _indicators(self, tx: Tx, t: Tables, staff_id: str, period: Period) -> dict[str, Any]:
         start = period.starts_at(self.settings.timezone)

@@ -357,3 +357,42 @@ def test_months_before_any_recorded_policy_use_the_current_one(world: World) -> 
     world.field.conduct("tech-1", "chatting", utc("2026-10-05T02:00"))
     got = appraisal(world, "tech-1", "2026-10")
     assert got["policy_version"] == builtin_policy().version
+
+
+def test_a_month_under_a_policy_of_the_first_shape_reads_it_as_it_was(world: World) -> None:
+    """A policy adopted before contract §11 (one ladder for every kind,
+    `dismissal_recommended`) still reads, under its recorded version: its month
+    is judged as it was then, and the months after under the corrected rules."""
+    import tomllib
+    from pathlib import Path
+
+    from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
+    from fieldledger.domain.facts import Context, Role
+
+    old_text = (Path(__file__).parents[1] / "unit" / "policy_before_section_11.toml").read_text()
+    document = tomllib.loads(old_text)
+    old_version = "builtin@0ld5hape0000"
+    f = world.field
+    f.at(utc("2026-09-01T00:00"))
+    record = AdoptedPolicy._begin(
+        AdoptedPolicy.PolicyAdopted, Context("system", Role.SYSTEM, utc("2026-09-01T00:00")),
+        id=adopted_policy_id(old_version), version=old_version, name="builtin",
+        document=document,
+    )  # fmt: skip
+    f.ledger.save(record)
+    for n in (2, 3, 4, 7, 8):
+        f.conduct("tech-1", "absence", utc(f"2026-09-0{n}T02:00"))
+    f.at(utc("2026-10-01T00:00")).ledger.adopt_policy()  # the corrected built-in
+    for n in (5, 6, 7):
+        f.conduct("tech-1", "absence", utc(f"2026-10-0{n}T02:00"))
+
+    september = appraisal(world, "tech-1", "2026-09")
+    assert september["policy_version"] == old_version
+    assert september["points"] == 50
+    assert september["discipline"] == {"absence": "dismissal"}  # was dismissal_recommended
+    assert [s["discipline"] for s in september["discipline_steps"]] == [
+        "warning", "demerit", "dismissal"
+    ]
+    october = appraisal(world, "tech-1", "2026-10")
+    assert october["policy_version"] == builtin_policy().version
+    assert [s["discipline"] for s in october["discipline_steps"]] == ["dismissal"]
