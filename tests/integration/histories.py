@@ -168,7 +168,8 @@ class History:
                          notes="")  # fmt: skip
             return
         if roll < 0.2:
-            self.f.staff(staff, self.rng.choice(["retrained", "reassigned"]), self.now, note="")
+            self.f.staff(staff, self.rng.choice(["retrained", "reassigned"]), self.now,
+                         note="after three faults")
             return
         if roll < 0.3:
             passed = self.rng.choice([None, True, False, False])
