@@ -451,10 +451,6 @@ class AppraisalView(ReadModel):
             found = self._parsed[version] = policy_from_document(json.loads(row[0]["document"]))
         return version, found
 
-    @property
-    def policy(self) -> Policy:
-        return self.settings.policy
-
     def _month(self, occurred_at: str) -> str:
         return month_of(datetime.fromisoformat(occurred_at), self.settings.timezone)
 
