@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fieldledger.application.training_sweep import sweep_training
@@ -14,6 +15,8 @@ from fieldledger.projections.appraisal import AppraisalTrainingWatch
 from tests.e2e.conftest import Actor, Api
 from tests.e2e.scenarios import assert_problem
 from tests.e2e.test_reports import APPOINTMENT, iso, ok, visit
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def day(n: int, hour: int = 2) -> str:
@@ -225,7 +228,7 @@ def test_training_points_ladder_dismissal_and_summary(api: Api) -> None:
     assert ("tech-1", "Dismissed", "monthly") in report.recorded
     again = sweep_training(app.state.ledger, AppraisalTrainingWatch(app.state.projections))
     assert [r for r in again.recorded if r[0] == "tech-1"] == []
-    now = datetime.now(UTC).strftime("%Y-%m")
+    now = datetime.now(SHANGHAI).strftime("%Y-%m")  # the month the sweep recorded in
     dismissed = appraisal(api, "tech-1", now)
     assert dismissed["discipline"] == {"training:monthly": "dismissal"}
 
@@ -252,7 +255,7 @@ def test_the_sweep_records_training_overdue_once_from_joined_on(api: Api) -> Non
     assert "induction_theory" not in mine  # held on the 2nd working day
     second = sweep_training(app.state.ledger, AppraisalTrainingWatch(app.state.projections))
     assert [r for r in second.recorded if r[0] == "tech-9"] == []
-    now = datetime.now(UTC).strftime("%Y-%m")
+    now = datetime.now(SHANGHAI).strftime("%Y-%m")  # the month the sweep recorded in
     overdue = appraisal(api, "tech-9", now)["training"]["overdue"]
     assert "induction_test" in {o["requirement"] for o in overdue}
 
