@@ -72,8 +72,11 @@ RANGES = {
     ("/work-orders/{id}/escalate", "level"): (1, 3),
     ("/complaints/{id}/escalate", "level"): (1, 3),
     ("/complaints/{id}/confirm", "csat"): (1, 5),
+    ("/staff/{staff_id}/conduct", "minutes"): (0, 24 * 60),  # issue 13: over a day is absurd
 }
 ENUMS = {
+    ("/staff/{staff_id}/conduct", "discipline"): {"warning", "demerit", "dismissal"},
+    ("/staff/{staff_id}/training", "kind"): {"induction", "monthly", "fire_safety"},
     ("/work-orders", "priority"): {"urgent", "priority", "routine"},
     ("/work-orders", "zone"): {"urban", "suburban"},
     ("/work-orders", "channel"): {"phone", "online", "walk_in"},
