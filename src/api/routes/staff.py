@@ -7,8 +7,6 @@ aggregate method (`STAFF_METHODS`), all routed by `_staff_route`.
 """
 
 from collections.abc import Mapping
-from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -19,24 +17,21 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
+from fieldledger.api.fields import Code, Day, Flag, Minutes, Note, Points, StaffId, Text
 from fieldledger.api.routes.commands import CommandAnswer, CommandBody, answer, command_responses
-from fieldledger.domain.appraisal import MAX_MINUTES
 from fieldledger.domain.permissions import STAFF_COMMANDS
 from pydantic import Field
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 
-Note = Annotated[str, Field(max_length=4000)]
-Points = Annotated[Decimal, Field(max_digits=6, decimal_places=2)]
-
 
 class Conduct(CommandBody):
-    kind: Annotated[str, Field(min_length=1, max_length=50, examples=["personal_call"])]
+    kind: Annotated[Code, Field(examples=["personal_call"])]
     #: Within the kind's range; may be left out for a kind with a single value.
     points: Points | None = Field(
         default=None, description="within the kind's range; computed for late_for_shift"
     )
-    minutes: Annotated[int, Field(ge=0, le=MAX_MINUTES)] | None = Field(
+    minutes: Minutes | None = Field(
         default=None, description="late_for_shift only: minutes late (over 10: an absence)"
     )
     discipline: Literal["warning", "demerit", "dismissal"] | None = Field(
@@ -51,33 +46,30 @@ class Conduct(CommandBody):
 
 
 class QualityCheck(CommandBody):
-    passed: bool
+    passed: Flag
     notes: Note = ""
 
 
-Reason = Annotated[str, Field(min_length=1, max_length=4000)]
-
-
 class Retrained(CommandBody):
-    note: Reason = Field(description="what retraining was done")
+    note: Text = Field(description="what retraining was done")
 
 
 class Reassigned(CommandBody):
-    note: Reason = Field(description="the new post, and why")
+    note: Text = Field(description="the new post, and why")
 
 
 class Joined(CommandBody):
-    on: date = Field(description="the day the staff member took up the post (local date)")
+    on: Day = Field(description="the day the staff member took up the post (local date)")
 
 
 class Training(CommandBody):
     kind: Literal["induction", "monthly", "fire_safety"]
-    held_on: date
-    attended: bool
-    disciplined: bool = Field(default=True, description="false: broke class discipline")
-    form_completed: bool = Field(default=True, description="false: feedback form not done")
-    test_passed: bool | None = Field(default=None, description="null: no test held")
-    deadline: date | None = Field(
+    held_on: Day
+    attended: Flag
+    disciplined: Flag = Field(default=True, description="false: broke class discipline")
+    form_completed: Flag = Field(default=True, description="false: feedback form not done")
+    test_passed: Flag | None = Field(default=None, description="null: no test held")
+    deadline: Day | None = Field(
         default=None,
         description="the 3rd failed test of a kind: the day by which it must be passed "
         "(default: the policy's retest_within_days after the test)",
@@ -98,7 +90,7 @@ def _staff_route(
     roles = ", ".join(sorted(r.value for r in STAFF_COMMANDS[command]))
 
     def endpoint(
-        staff_id: Annotated[str, Path(min_length=1, max_length=200)],
+        staff_id: Annotated[StaffId, Path()],
         body: body_model,  # type: ignore[valid-type]
         response: Response,
         ledger: LedgerDep,
@@ -124,7 +116,7 @@ def _staff_route(
         description=f"{description} Who: {roles}. If-Match takes the ETag of the previous "
         'answer about this staff member ("0" before the first entry).',
         dependencies=[Depends(permits(STAFF_COMMANDS, command))],
-        responses=command_responses(200, 401, 403, 409, 412, 413, 422),
+        responses=command_responses(200, 401, 403, 409, 412, 413, 415, 422),
         operation_id=f"staff_{command.replace('-', '_')}",
     )
 
