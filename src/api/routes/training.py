@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
+from fieldledger.api.fields import PeriodName
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
 from fieldledger.domain.periods import month_of, parse_period
@@ -45,7 +46,10 @@ def training_summary(
     projections: ProjectionsDep,
     ledger: LedgerDep,
     caller: CallerDep,
-    period: Annotated[str | None, Query(examples=["2026-10"])] = None,
+    period: Annotated[
+        PeriodName | None, Query(description="YYYY-MM or YYYY-Qn; default: this month",
+                                 examples=["2026-10"])
+    ] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
 ) -> TrainingSummary:
