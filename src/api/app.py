@@ -22,6 +22,7 @@ from fieldledger.api.routes import (
     satisfaction,
     sla,
     staff,
+    training,
     work_orders,
 )
 from fieldledger.application.database import Database
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks, notifications):
+    for module in (satisfaction, appraisal, training, callbacks, notifications):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

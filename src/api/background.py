@@ -10,6 +10,7 @@ from typing import Protocol
 from fieldledger.application.settings import Settings
 from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
+from fieldledger.projections.appraisal import AppraisalTrainingWatch
 from fieldledger.projections.notification_delivery import BackgroundDelivery, WebhookDelivery
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.satisfaction import SatisfactionSources
@@ -58,6 +59,7 @@ def workers(settings: Settings, projections: Projections, *, projector: bool = T
         sweeper = BackgroundSweeper(
             projections.ledger, SlaRedTargets(projections), settings.sweep_interval,
             surveys=SatisfactionSources(projections),
+            training=AppraisalTrainingWatch(projections),
         )  # fmt: skip
     delivery = None
     if settings.webhook_url is not None:

@@ -101,8 +101,7 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)
@@ -313,9 +312,7 @@ def projections_rebuild(
         chosen = names or list(projections.models)
         unknown = [n for n in chosen if n not in projections.models]
         if unknown:
-            fail(
-                f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models)
-            )
+            fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
         columns = (
             TextColumn("{task.description}"),
@@ -396,8 +393,12 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system)."""
+    open and not escalated yet, is escalated once (actor system); and of the
+    training deadlines: each passed unmet is recorded overdue once, each final
+    test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.application.training_sweep import sweep_training
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.satisfaction import SatisfactionSources
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -413,6 +414,9 @@ def sla_sweep(
         try:
             report = sweep(projections.ledger, SlaRedTargets(projections), instant,
                            surveys=SatisfactionSources(projections))  # fmt: skip
+            training = sweep_training(
+                projections.ledger, AppraisalTrainingWatch(projections), instant
+            )
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -427,10 +431,12 @@ def sla_sweep(
             f"reminded {reminder.owner_id or 'nobody'} of {reminder.kind} "
             f"{reminder.aggregate_id}: {reminder.target} turned yellow"
         )
+    for staff_id, event_type, what in training.recorded:
+        typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
         f"{len(report.reminded)} reminded, {len(report.surveys_sent)} survey cards sent, "
-        f"{len(report.skipped)} skipped",
+        f"{len(report.skipped)} skipped; training: {len(training.recorded)} recorded",
         err=True,
     )
 

@@ -49,6 +49,7 @@ from fieldledger.application.ledger import (
     VersionMismatch,
 )
 from fieldledger.application.sla import subject_of, targets_of
+from fieldledger.application.training_sweep import TrainingWatch, sweep_training
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW, describe_interval
 from fieldledger.domain.sla import Kind, SlaTarget, Subject
@@ -333,11 +334,15 @@ class BackgroundSweeper:
         ledger: FieldLedger,
         source: RedTargetSource,
         interval: float,
+        *,
         surveys: SurveySource | None = None,
+        training: TrainingWatch | None = None,
     ) -> None:
         self.ledger = ledger
         self.source = source
         self.surveys = surveys
+        #: The training deadlines' sweep (contract §11.7) runs in the same round.
+        self.training = training
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -355,6 +360,8 @@ class BackgroundSweeper:
         while not self._stop.wait(self.interval):
             try:
                 report = sweep(self.ledger, self.source, surveys=self.surveys)
+                if self.training is not None:
+                    sweep_training(self.ledger, self.training)
             except Exception as e:  # a database hiccup or a failed view: next round
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("SLA sweep failed: %s", self.last_error)
