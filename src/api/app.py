@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from fieldledger.api.routes import (
     audit,
     callbacks,
     complaints,
+    customers,
     health,
     projections,
     satisfaction,
@@ -51,11 +53,20 @@ def calendar_health(settings: Settings, year: int) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     policy = settings.loaded_policy  # validated before anything starts
+    master_key = settings.resolved_master_key  # refused before anything starts
+    if master_key.generated:
+        logging.getLogger("fieldledger").warning(
+            "generated a master key for the embedded database at %s: keep a copy of it "
+            "(without it the customers' personal data cannot be read)", master_key.path
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with schema_lock(settings.database_url):
-            ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+            ledger = FieldLedger(
+                settings.database_url, policy=policy, timezone=settings.timezone,
+                master_key=master_key,
+            )  # fmt: skip
             ledger.adopt_policy()  # read models learn each policy from the events
             app.state.ledger = ledger
             app.state.tokens = TokenBook(Database(ledger.recorder))
@@ -99,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks):
+    for module in (satisfaction, appraisal, callbacks, customers):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

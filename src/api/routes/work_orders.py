@@ -19,6 +19,7 @@ from fieldledger.api.routes.commands import (
 from fieldledger.api.routes.schemas import WorkOrderView
 from fieldledger.api.routes.views import HistoryView, history_view, work_order_view
 from fieldledger.application.ledger import FieldLedger
+from fieldledger.domain.customers import contact_access
 from fieldledger.domain.permissions import WORK_ORDER_COMMANDS
 from fieldledger.domain.work_orders import (
     Appointment,
@@ -253,7 +254,8 @@ def get_work_order(
     else:
         order = ledger.get_as_of(WorkOrder, id, as_of)
     response.headers["ETag"] = f'"{order.version}"'
-    return work_order_view(ledger, order, as_of)
+    access = contact_access(caller.role, caller.actor, order.technician_id)
+    return work_order_view(ledger, order, as_of, access)
 
 
 @router.get(
@@ -263,4 +265,7 @@ def get_work_order(
     responses=responses(401, 404, 422),
 )
 def work_order_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
-    return history_view(ledger.history(WorkOrder, id))
+    entries = ledger.history(WorkOrder, id)
+    order = ledger.get(WorkOrder, id)
+    access = contact_access(caller.role, caller.actor, order.technician_id)
+    return history_view(ledger, entries, access)
