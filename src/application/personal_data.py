@@ -46,14 +46,17 @@ from fieldledger.domain.customers import (
     ERASED,
     ContactAccess,
     SealedPersonalData,
+    Signature,
+    mask_name,
     masked_contact,
 )
 from fieldledger.domain.work_orders import Customer
 
-#: Value objects holding a person's contact details: sealed in every event.
-#: An aggregate whose events name a customer (e.g. a maintenance contract) uses
-#: one of these, or adds its own value object here (str fields, one `phone`).
-PERSONAL_DATA_TYPES: list[type[Any]] = [Customer, Complainant]
+#: Value objects holding a person's data: sealed in every event. An aggregate
+#: whose events name a customer (e.g. a maintenance contract) uses one of these,
+#: or adds its own value object here: a frozen dataclass with a `phone` (the
+#: customer id is derived from it) or a `customer_id` field (whose key seals it).
+PERSONAL_DATA_TYPES: list[type[Any]] = [Customer, Complainant, Signature]
 
 #: The vault's own secrets (the key of the customer-id hash), wrapped alike.
 VAULT_TABLE = "personal_data_vault"
@@ -196,8 +199,10 @@ class PersonalDataVault:
         self.types: dict[str, type[Any]] = {}
         for cls in types:
             fields = dataclasses.fields(cls)
-            if not any(f.name == "phone" for f in fields):
-                raise TypeError(f"{cls.__qualname__}: personal data needs a `phone` field")
+            if not {f.name for f in fields} & {"phone", "customer_id"}:
+                raise TypeError(
+                    f"{cls.__qualname__}: personal data needs a `phone` or `customer_id` field"
+                )
             self.types[get_topic(cls)] = cls
         self._db: Database | None = None
         self._master: MasterKey | None = None
@@ -350,7 +355,8 @@ class PersonalDataVault:
         if topic not in self.types:
             raise TypeError(f"{type(value).__qualname__} is not a personal data type")
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        customer_id = self.customer_id(str(fields["phone"]))
+        owner = fields.pop("customer_id", None)
+        customer_id = UUID(owner) if owner else self.customer_id(str(fields["phone"]))
         key_id, key = self._data_key(customer_id)
         nonce = secrets.token_bytes(_NONCE)
         sealed = AESGCM(key).encrypt(
@@ -362,7 +368,9 @@ class PersonalDataVault:
 
     def _fields_of(self, topic: str) -> list[str]:
         cls = self.types.get(topic)
-        return [] if cls is None else [f.name for f in dataclasses.fields(cls)]
+        if cls is None:
+            return []
+        return [f.name for f in dataclasses.fields(cls) if f.name != "customer_id"]
 
     def _open(self, sealed: Mapping[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any]:
         """The contact as a dict (`customer_id`, then its fields), each field
@@ -407,8 +415,20 @@ class PersonalDataVault:
         found: list[Mapping[str, Any]] = []
         _walk(data, found.append)
         keys = self._keys(s["key_id"] for s in found if _is_sealed(s))
-        return _replace(data, lambda c: masked_contact(
-            self._open(c, keys) if _is_sealed(c) else self._legacy(c), access))  # fmt: skip
+
+        def show(held: Any) -> Any:
+            if isinstance(held, str):  # a name recorded in clear before sealing
+                return held if access is ContactAccess.FULL else mask_name(held)
+            if not _is_sealed(held):
+                return masked_contact(self._legacy(held), access)
+            opened = self._open(held, keys)
+            shown_as = getattr(self.types.get(held["sealed"]), "shown_as", None)
+            if shown_as is not None:  # e.g. a signature: the name alone
+                value = opened.get(shown_as, ERASED)
+                return value if access is ContactAccess.FULL else mask_name(value)
+            return masked_contact(opened, access)
+
+        return _replace(data, show)
 
     # -- erasure and rotation -----------------------------------------------------
 
@@ -460,13 +480,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _is_sealed(value: Mapping[str, Any]) -> bool:
-    return {"sealed", "customer_id", "key_id", "ciphertext"} <= value.keys()
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and {"sealed", "customer_id", "key_id", "ciphertext"} <= (
+        value.keys()
+    )
+
+
+#: Fields that held a person's name in clear before sealing existed.
+_CLEAR_NAMES = frozenset({"signed_by"})
 
 
 def _is_contact(value: Any, key: str | None) -> bool:
-    """A sealed contact, or (in events recorded before sealing) a clear one: a
-    `customer` with a phone."""
+    """Sealed personal data, or (in events recorded before sealing) clear: a
+    `customer` with a phone, a `signed_by` name."""
+    if isinstance(value, str):
+        return key in _CLEAR_NAMES
     if not isinstance(value, dict):
         return False
     return _is_sealed(value) or (key == "customer" and isinstance(value.get("phone"), str))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
@@ -161,6 +161,30 @@ class SealedPersonalData:
     key_id: str
     #: base64 of the AES-GCM nonce and ciphertext.
     ciphertext: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The name a work was signed off with (the customer, or someone for them):
+    personal data, sealed under the customer's key like their contact details,
+    and erased with them. Shown as the name alone."""
+
+    name: str
+    #: Whose key seals it: the customer's id once their contact is sealed...
+    customer_id: str | None = None
+    #: ...else their phone (an order booked and accepted without a reload).
+    phone: str | None = None
+
+    #: What the API shows of it: this one field.
+    shown_as: ClassVar[str] = "name"
+
+    @staticmethod
+    def of(name: str, customer: Any) -> Signature:
+        """`name` signed on behalf of the order's `customer`."""
+        sealed_for = customer_id_of(customer)
+        if sealed_for is not None:
+            return Signature(name, customer_id=str(sealed_for))
+        return Signature(name, phone=str(customer.phone))
 
 
 def customer_id_of(value: Any) -> UUID | None:

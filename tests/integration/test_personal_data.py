@@ -103,7 +103,7 @@ def test_erasure_leaves_no_personal_data_and_changes_nothing_else(database_url: 
         assert vault.key_count(zhang) == 0
         record = ledger.repository.get(zhang)
         assert isinstance(record, CustomerRecord) and record.erasures == 1
-        erased_event = list(ledger.events.get(zhang))[0]
+        erased_event = next(iter(ledger.events.get(zhang)))
         assert type(erased_event).__name__ == "Erased"
         assert erased_event.reason == "consent withdrawn, ticket 17"  # type: ignore[attr-defined]
 
