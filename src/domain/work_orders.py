@@ -410,7 +410,7 @@ class WorkOrder(LedgerAggregate):
     def accept(self, ctx: Context, signed_by: str) -> None:
         if self.state is not S.COMPLETED:
             raise self.refuse("accept", "the work must be completed first")
-        signer = require_text("signed_by", signed_by, max_length=200)
+        signer = require_text("signed_by", signed_by)
         self._record(self.Accepted, ctx, signed_by=Signature.of(signer, self.customer))
 
     def reject(self, ctx: Context, reasons: list[str]) -> None:
