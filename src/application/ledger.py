@@ -496,7 +496,10 @@ class FieldLedger(Application[UUID]):
             keys = self.personal_data.key_count(customer_id)
             if keys == 0:
                 if record is None:
-                    raise NotFound(f"no personal data held for customer {customer_id}")
+                    raise NotFound(
+                        f"no personal data held for customer {customer_id} under a data key "
+                        "(records from before sealing cannot be erased; docs/privacy.md)"
+                    )
                 return CommandResult(record.id, record.version, record.state_name)
             ctx = self.context(caller, None, record)
             if record is None:

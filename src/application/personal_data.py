@@ -195,9 +195,9 @@ class PersonalDataVault:
     store's), opened on the store's database once it exists.
     """
 
-    def __init__(self, types: Iterable[type[Any]] = PERSONAL_DATA_TYPES) -> None:
+    def __init__(self, types: Iterable[type[Any]] | None = None) -> None:
         self.types: dict[str, type[Any]] = {}
-        for cls in types:
+        for cls in PERSONAL_DATA_TYPES if types is None else types:
             fields = dataclasses.fields(cls)
             if not {f.name for f in fields} & {"phone", "customer_id"}:
                 raise TypeError(

@@ -289,3 +289,40 @@ def test_a_wrong_master_key_is_refused_and_rotation_rewraps_the_keys(database_ur
             ledger.personal_data.reveal(moved)
     finally:
         ledger.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractHolder:
+    """A value object another aggregate (a maintenance contract) might name a customer with."""
+
+    name: str
+    phone: str
+    site: str
+
+
+def test_any_aggregates_customer_goes_through_the_same_step(database_url: str) -> None:
+    """What docs/privacy.md tells a new aggregate to do: add its value object to
+    the personal data types; sealing, ids, masking and erasure follow."""
+    from fieldledger.application import personal_data
+
+    types = [*personal_data.PERSONAL_DATA_TYPES, ContractHolder]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(personal_data, "PERSONAL_DATA_TYPES", types)
+        ledger = FieldLedger(database_url)
+    try:
+        vault = ledger.personal_data
+        sealed = vault.seal(ContractHolder("张三", "+86 13800000000", "北京工厂"))
+        # The same customer as their work orders, by the phone.
+        assert sealed.customer_id == str(vault.customer_id("13800000000"))
+        stored = ledger.mapper.transcoder.encode({"holder": ContractHolder("张三", "13800000000", "x")})
+        assert b"\\u5f20" not in stored and "张三".encode() not in stored
+        assert isinstance(ledger.mapper.transcoder.decode(stored)["holder"], SealedPersonalData)
+        shown = vault.disclose({"holder": dataclasses.asdict(sealed)}, ContactAccess.MASKED)
+        assert shown["holder"] == {"customer_id": sealed.customer_id, "name": "张*",
+                                   "phone": "+86****0000", "site": "北京工厂"}  # fmt: skip
+        Field(ledger, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+        ledger.erase_customer(SUPERVISOR, UUID(sealed.customer_id), "asked")
+        assert vault.reveal(sealed) == {"customer_id": sealed.customer_id, "name": ERASED,
+                                        "phone": ERASED, "site": ERASED}  # fmt: skip
+    finally:
+        ledger.close()
