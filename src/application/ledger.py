@@ -588,6 +588,7 @@ class FieldLedger(Application[UUID]):
             else None
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        self.personal_data.prepare(events)
         return self.committer.save(events, receipt)
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:

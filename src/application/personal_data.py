@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,8 @@ VAULT_TABLE = "personal_data_vault"
 MASTER_KEY_BYTES = 32
 _NONCE = 12
 _ID_KEY = "customer_id_key"
+#: How long a data key fetched by `prepare` may wait for its event's sealing.
+PREPARED_SECONDS = 5.0
 
 
 class MasterKeyError(Exception):
@@ -207,6 +210,9 @@ class PersonalDataVault:
         self._db: Database | None = None
         self._master: MasterKey | None = None
         self._id_key = b""
+        #: Data keys fetched for events about to be saved (see `prepare`), with
+        #: when: used once, within PREPARED_SECONDS, else fetched again.
+        self._prepared: dict[str, tuple[float, tuple[str, bytes]]] = {}
         self._lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------
@@ -350,14 +356,36 @@ class PersonalDataVault:
 
     # -- sealing and opening --------------------------------------------------
 
+    def _owner(self, fields: dict[str, Any]) -> UUID:
+        owner = fields.pop("customer_id", None)
+        return UUID(owner) if owner else self.customer_id(str(fields["phone"]))
+
+    def prepare(self, events: Iterable[Any]) -> None:
+        """Fetch (or make) the data keys these events' personal data will be
+        sealed with, in the caller's thread: the group commit that encodes and
+        writes them then does no key I/O in its critical section."""
+        for event in events:
+            for value in vars(event).values():
+                if get_topic(type(value)) in self.types:
+                    customer_id = self._owner(dataclasses.asdict(value))
+                    found = self._data_key(customer_id)
+                    with self._lock:
+                        if len(self._prepared) > 10_000:  # saves that failed before sealing
+                            self._prepared.clear()
+                        self._prepared[str(customer_id)] = (time.monotonic(), found)
+
     def seal(self, value: Any) -> SealedPersonalData:
         topic = get_topic(type(value))
         if topic not in self.types:
             raise TypeError(f"{type(value).__qualname__} is not a personal data type")
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        owner = fields.pop("customer_id", None)
-        customer_id = UUID(owner) if owner else self.customer_id(str(fields["phone"]))
-        key_id, key = self._data_key(customer_id)
+        customer_id = self._owner(fields)
+        with self._lock:
+            prepared = self._prepared.pop(str(customer_id), None)
+        if prepared is not None and time.monotonic() - prepared[0] < PREPARED_SECONDS:
+            key_id, key = prepared[1]
+        else:
+            key_id, key = self._data_key(customer_id)
         nonce = secrets.token_bytes(_NONCE)
         sealed = AESGCM(key).encrypt(
             nonce,
