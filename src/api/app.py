@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     policy = settings.loaded_policy  # validated before anything starts
     master_key = settings.resolved_master_key  # refused before anything starts
-    if master_key.generated:
+    if master_key.generated and master_key.path is not None:
         logging.getLogger("fieldledger").warning(
             "generated a master key for the embedded database at %s: keep a copy of it "
             "(without it the customers' personal data cannot be read)", master_key.path

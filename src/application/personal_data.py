@@ -153,7 +153,7 @@ def resolve_master_key(
     dbname = store_env.get("SQLITE_DBNAME", "")
     if dbname == ":memory:" or "mode=memory" in dbname:
         return MasterKey(secrets.token_bytes(MASTER_KEY_BYTES), "in-memory database", None, True)
-    path = Path(dbname + ".key")
+    path = Path(dbname + ".key").absolute()
     if path.exists():
         return read_key_file(path, "master key file")
     text = new_master_key_text()
@@ -175,12 +175,12 @@ def normalized_phone(phone: str) -> str:
     so `+86 138-0000-0000` and `13800000000` are one customer."""
     text = phone.strip()
     digits = "".join(ch for ch in text if ch.isdigit())
-    for prefix in ("0086", "86"):
-        if (text.startswith("+") or prefix == "0086") and digits.startswith(prefix) and len(
-            digits
-        ) == len(prefix) + 11:
-            return digits[len(prefix) :]
-    return ("+" if text.startswith("+") else "") + digits
+    international = text.startswith("+")
+    if international and digits.startswith("86") and len(digits) == 13:
+        return digits[2:]
+    if digits.startswith("0086") and len(digits) == 15:
+        return digits[4:]
+    return ("+" if international else "") + digits
 
 
 def _b64(data: bytes) -> str:
