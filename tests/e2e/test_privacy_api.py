@@ -49,6 +49,10 @@ def test_who_sees_a_customers_contact_details(api: Api) -> None:
         view, event = seen(desk[role], f"/work-orders/{mine}")
         assert contact(view) == contact(event) == expected[role], role
         assert view["customer_id"] == event["customer_id"]
+    # Assigned to them now: also in a view of the order as it was before.
+    booked_at = desk["supervisor"].get(f"/work-orders/{mine}/history").json()["events"][0]
+    past = desk["technician"].get(f"/work-orders/{mine}", as_of=booked_at["occurred_at"]).json()
+    assert past["technician_id"] is None and contact(past["customer"]) == FULL
     # Another technician's order: masked, as for analysts.
     view, event = seen(desk["technician"], f"/work-orders/{theirs}")
     assert contact(view) == contact(event) == MASKED
