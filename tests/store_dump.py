@@ -25,8 +25,9 @@ def dump_database(database_url: str) -> str:
     assert pg_dump is not None, "pg_dump is needed"
     out = subprocess.run(
         [pg_dump, "--no-owner", "--schema", schema, parts._replace(query="").geturl()],
-        capture_output=True, check=True,
+        capture_output=True,
     )  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode("utf-8", "replace")
     text = out.stdout.decode("utf-8", "replace")
     assert "CREATE TABLE" in text and "COPY " in text
     return text

@@ -127,32 +127,28 @@ def customer_data(
     keys = ledger.personal_data.key_count(id)
     if not files and not erasures and keys == 0:
         raise NotFound(f"no personal data held for customer {id}")
+    held = [
+        (f, [history_entry(e) for e in ledger.events.get(UUID(f["aggregate_id"]))])
+        for f in files
+    ]
+    # One disclosure for everything: one query for the person's keys.
+    opened = ledger.personal_data.disclose(
+        [[e.data for e in entries] for _f, entries in held], ContactAccess.FULL
+    )
     records: list[HeldRecord] = []
-    events: list[list[RecordEvent]] = []
-    raw: list[list[dict[str, Any]]] = []
-    for f in files:
-        entries = [history_entry(e) for e in ledger.events.get(UUID(f["aggregate_id"]))]
-        raw.append([e.data for e in entries])
-        events.append([
+    contacts: list[dict[str, Any]] = []
+    for (f, entries), datas in zip(held, opened, strict=True):
+        records.append(HeldRecord(kind=f["kind"], id=UUID(f["aggregate_id"]), events=[
             RecordEvent(type=e.type, version=e.version, actor=e.actor, role=e.role,
                         occurred_at=plain(e.occurred_at), recorded_at=plain(e.recorded_at),
-                        data={})
-            for e in entries
-        ])  # fmt: skip
-        records.append(HeldRecord(kind=f["kind"], id=UUID(f["aggregate_id"]), events=[]))
-    opened = ledger.personal_data.disclose(raw, ContactAccess.FULL)
-    contacts: list[dict[str, Any]] = []
-    for record, shells, datas in zip(records, events, opened, strict=True):
-        for shell, data in zip(shells, datas, strict=True):
-            shell.data = data
+                        data=data)
+            for e, data in zip(entries, datas, strict=True)
+        ]))  # fmt: skip
+        for data in datas:
             for value in data.values():
-                if (
-                    isinstance(value, dict)
-                    and value.get("customer_id") == str(id)
-                    and value not in contacts
-                ):
+                is_theirs = isinstance(value, dict) and value.get("customer_id") == str(id)
+                if is_theirs and value not in contacts:
                     contacts.append(value)
-        record.events = shells
     return CustomerData(
         customer_id=id,
         erased=bool(erasures) and keys == 0,
