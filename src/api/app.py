@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
@@ -53,19 +54,22 @@ def calendar_health(settings: Settings, year: int) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     policy = settings.loaded_policy  # validated before anything starts
-    master_key = settings.resolved_master_key  # refused before anything starts
-    if master_key.generated and master_key.path is not None:
-        logging.getLogger("fieldledger").warning(
-            "generated a master key for the embedded database at %s: keep a copy of it "
-            "(without it the customers' personal data cannot be read)", master_key.path
-        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # At start, not when the app is made: describing the API (/openapi.json,
+        # docs/reference.md) needs no key, and must not generate one.
+        master_key = settings.resolved_master_key
+        if master_key.generated and master_key.path is not None:
+            logging.getLogger("fieldledger").warning(
+                "generated a master key for the embedded database at %s: keep a copy of it "
+                "(without it the customers' personal data cannot be read)", master_key.path
+            )
         with schema_lock(settings.database_url):
             ledger = FieldLedger(
                 settings.database_url, policy=policy, timezone=settings.timezone,
                 master_key=master_key,
+                max_backdate=settings.backdate_bound,
             )  # fmt: skip
             ledger.adopt_policy()  # read models learn each policy from the events
             app.state.ledger = ledger
@@ -100,11 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 projector.stop()
             ledger.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service itself (the
+    # fastapi-offline package bundles them): no request leaves the machine.
+    app = FastAPIOffline(
         title="fieldledger",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     problems.install(app)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fieldledger.application.event_store import store_environment
 from fieldledger.application.personal_data import MasterKey, resolve_master_key
+from fieldledger.domain.facts import parse_interval
 from fieldledger.domain.policy import Policy, PolicyError, builtin_policy, parse_policy
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +37,19 @@ class Settings(BaseSettings):
     #: 32 bytes in base64, or a file holding it.
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
+    #: How far a command's `occurred_at` may lie before the time of recording:
+    #: `7d`, `400d`, `12h`, ...; `none` lifts the bound (importing history).
+    max_backdate: str = "7d"
+
+    @field_validator("max_backdate")
+    @classmethod
+    def an_interval(cls, value: str) -> str:
+        parse_interval(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def backdate_bound(self) -> timedelta | None:
+        return parse_interval(self.max_backdate)
 
     @field_validator("timezone")
     @classmethod

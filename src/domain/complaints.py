@@ -8,7 +8,7 @@ level 3 in the same save as it is lodged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from uuid import UUID
@@ -18,6 +18,7 @@ from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.domain.facts import (
     Context,
     LedgerAggregate,
+    Role,
     require_aware,
     require_between,
     require_text,
@@ -215,9 +216,10 @@ class Complaint(LedgerAggregate):
             policy_version=policy_version,
         )
         if severity is Severity.CRITICAL:
+            # The service escalates it, not whoever lodged it: recorded as `system`.
             complaint._record(
                 cls.Escalated,
-                ctx,
+                replace(ctx, actor=Role.SYSTEM.value, role=Role.SYSTEM, occurred_at=ctx.when),
                 level=3,
                 reason="critical complaint: escalated to level 3 on lodging",
                 target=None,

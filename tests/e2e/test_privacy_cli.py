@@ -104,8 +104,9 @@ def test_postgres_without_a_master_key_refuses_to_start(
     for command in (["serve", "--port", "1"], ["projections", "status"], ["audit", "verify"]):
         line = one_line_error(runner.invoke(cli.app, command))
         assert "no master key" in line and "FIELDLEDGER_MASTER_KEY" in line, line
-    with pytest.raises(MasterKeyError, match="no master key"):
-        create_app(Settings(database_url=pg_url, background=False))
+    app = create_app(Settings(database_url=pg_url, background=False))
+    with pytest.raises(MasterKeyError, match="no master key"), TestClient(app):
+        pass  # the service does not start
     with pytest.raises(MasterKeyError, match="no master key"):
         FieldLedger(pg_url)
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Depends, Response
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, permits
+from fieldledger.api.fields import Phone, RecordId, Text
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import reading
 from fieldledger.api.routes.commands import CommandAnswer, answer, command_responses
@@ -25,7 +26,7 @@ SUPERVISORS = ", ".join(sorted(r.value for r in CUSTOMER_COMMANDS["erase"]))
 class Lookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: Annotated[str, Field(min_length=1, max_length=50, examples=["13800000000"])]
+    phone: Annotated[Phone, Field(examples=["13800000000"])]
 
 
 class CustomerId(BaseModel):
@@ -37,7 +38,7 @@ class Erase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Why (e.g. "customer withdrew consent, ticket 4411"); never personal data.
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[Text, Field(max_length=500)]
 
 
 class Erasure(BaseModel):
@@ -102,7 +103,7 @@ def lookup(body: Lookup, ledger: LedgerDep) -> CustomerId:
     responses=responses(401, 403, 404, 422, 503),
 )
 def customer_data(
-    id: UUID, ledger: LedgerDep, projections: ProjectionsDep, caller: CallerDep
+    id: RecordId, ledger: LedgerDep, projections: ProjectionsDep, caller: CallerDep
 ) -> CustomerData:
     # Everything held means everything recorded so far: the files catch up first.
     head = int(ledger.recorder.max_notification_id() or 0)
@@ -172,6 +173,6 @@ def customer_data(
     operation_id="customer_erase",
 )
 def erase(
-    id: UUID, body: Erase, response: Response, ledger: LedgerDep, caller: CallerDep
+    id: RecordId, body: Erase, response: Response, ledger: LedgerDep, caller: CallerDep
 ) -> CommandAnswer:
     return answer(ledger.erase_customer(caller, id, body.reason), response)
