@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import (
     Context,
@@ -78,7 +79,8 @@ class Complaint(LedgerAggregate):
         pass
 
     class Lodged(Event, Aggregate.Created):
-        customer: Complainant
+        #: Sealed in the store (docs/privacy.md): loaded events hold SealedPersonalData.
+        customer: Complainant | SealedPersonalData
         channel: ComplaintChannel
         category: str
         severity: Severity
@@ -227,7 +229,7 @@ class Complaint(LedgerAggregate):
     def __init__(self) -> None:
         super().__init__()
         self.state = C.LODGED
-        self.customer: Complainant
+        self.customer: Complainant | SealedPersonalData
         self.channel: ComplaintChannel
         self.category: str
         self.severity: Severity

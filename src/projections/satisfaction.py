@@ -136,7 +136,7 @@ class SatisfactionView(ReadModel):
         tx.execute(
             f"INSERT INTO {t.satisfaction_orders} (work_order_id, service_type, customer_key, "
             "booked_at) VALUES (?, ?, ?, ?) ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), e.service_type, customer_key(e.customer.phone),
+            (str(e.originator_id), e.service_type, customer_key(e.customer),
              utc_text(e.occurred_at)),
         )  # fmt: skip
         if e.repeat_of is None:
