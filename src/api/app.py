@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fieldledger.api import problems
+from fieldledger.api import console, problems
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
     appraisal,
@@ -101,5 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (satisfaction, appraisal, callbacks):
         app.include_router(module.router)
+    console.install(app)
     app.add_middleware(BodyLimit)
     return app

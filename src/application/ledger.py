@@ -29,6 +29,7 @@ from fieldledger.application.event_store import (
     store_environment,
 )
 from fieldledger.application.group_commit import GroupCommitter
+from fieldledger.application.hash_chain import verify_aggregate
 from fieldledger.domain import complaints, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
@@ -552,6 +553,35 @@ class FieldLedger(Application[UUID]):
         # Read after the events: each was committed with its hash.
         hashes = self.ledger_recorder.event_hashes(aggregate_id)
         return [history_entry(e, hashes.get(e.originator_version)) for e in events]
+
+    def verified_history(
+        self, kind: type[A], aggregate_id: UUID
+    ) -> list[tuple[HistoryEntry, str | None]]:
+        """The history with each event checked against its hash row: (entry, None
+        when it verifies, else what is wrong). Read from the stored rows, so an
+        event edited below the API shows as it is stored now."""
+        self.get(kind, aggregate_id)
+        stored = self.recorder.select_events(aggregate_id)
+        hashes = self.ledger_recorder.event_hashes(aggregate_id)
+        verdicts = verify_aggregate(stored, hashes)
+        return [
+            (
+                history_entry(self.mapper.to_domain_event(s), hashes.get(s.originator_version)),
+                verdicts[s.originator_version],
+            )
+            for s in stored
+        ]
+
+    def get_at_version(self, kind: type[A], aggregate_id: UUID, version: int) -> A:
+        """The aggregate as it was right after its event `version`."""
+        self.get(kind, aggregate_id)
+        try:
+            aggregate: LedgerAggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:  # pragma: no cover - the id was found above
+            raise NotFound(f"no {kind.kind} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
+        return aggregate
 
 
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:

@@ -56,7 +56,11 @@ class TokenBook:
         return token
 
     def identify(self, token: str) -> Caller | None:
-        key = digest(token)
+        return self.identify_digest(digest(token))
+
+    def identify_digest(self, key: str) -> Caller | None:
+        """The caller of the token with this digest (the console's sessions keep
+        only the digest of the token they were opened with)."""
         now = time.monotonic()
         known = self._known.get(key)
         if known is not None and known[1] > now:

@@ -246,6 +246,10 @@ class BoardItem:
     owner_id: str | None
     policy_version: str
     calendar_warning: str | None
+    priority: str | None = None
+    zone: str | None = None
+    #: When it turns (or turned) yellow: the console schedules its live update by it.
+    yellow_from: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -282,8 +286,13 @@ def board(
     at: datetime,
     statuses: Sequence[Status] = OPEN_STATUSES,
     kind: Kind | None = None,
+    *,
+    zone: str | None = None,
+    priority: str | None = None,
+    owner_id: str | None = None,
 ) -> list[BoardItem]:
-    """Targets open at `at` with their status then, and owner and level as of then."""
+    """Targets open at `at` with their status then, and owner and level as of then;
+    optionally only those of a zone, a priority, or an owner (as of then)."""
     s = stamp(at)
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
@@ -292,18 +301,26 @@ def board(
         f"FROM {t.sla_owners} o WHERE o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? "
         "ORDER BY o.version DESC LIMIT 1"
     )
-    kind_filter = "" if kind is None else "AND kind = ? "
+    inner: list[str] = []
+    inner_params: list[Any] = []
+    for column, value in (("kind", kind), ("zone", zone), ("priority", priority)):
+        if value is not None:
+            inner.append(f"AND x.{column} = ? ")
+            inner_params.append(value)
+    kind_filter = "".join(inner)
+    owner_filter = "" if owner_id is None else "AND owner_id = ? "
     rows = tx.query(
         "SELECT * FROM ("
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
+        "x.priority, x.zone, x.yellow_from, "
         f"x.calendar_warning, {_STATUS_AT} AS status, "
         f"(SELECT o.escalation_level {latest}) AS escalation_level, "
         f"(SELECT o.owner_id {latest}) AS owner_id "
         f"FROM {t.sla_targets} x WHERE {_open_until(tx)} > ? AND started_at <= ? {kind_filter}"
-        f") b WHERE status IN ({', '.join('?' for _ in wanted)}) "
+        f") b WHERE status IN ({', '.join('?' for _ in wanted)}) {owner_filter}"
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, *([] if kind is None else [kind]), *wanted),
+        (s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
     )
     return [
         BoardItem(
@@ -317,6 +334,9 @@ def board(
             owner_id=r["owner_id"],
             policy_version=r["policy_version"],
             calendar_warning=r["calendar_warning"],
+            priority=r["priority"],
+            zone=r["zone"],
+            yellow_from=_instant(r["yellow_from"]),
         )
         for r in rows
     ]

@@ -1,0 +1,119 @@
+"""The console over HTTP (no browser), on SQLite and PostgreSQL: sign-in and its
+cookie, CSRF, roles, every page, the stale-version message, CSV. The browser
+tests (tests/browser) cover what needs a real page: live updates, keyboard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+
+from fieldledger.api.console.sessions import COOKIE
+from fieldledger.application.tokens import TokenBook
+
+from tests.e2e.conftest import Api
+from tests.e2e.scenarios import booking, lodging
+
+
+def sign_in(api: Api, actor: str, role: str) -> str:
+    """Signs the client in; returns the page's CSRF token."""
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue(actor, role, datetime.now(UTC))
+    r = api.client.post("/console/sign-in", data={"token": token, "next": "/console/board"},
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over TLS it is Secure
+    assert token not in cookie
+    return csrf_of(api.client.get("/console/board").text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def test_sign_in_sign_out_and_csrf(api: Api) -> None:
+    assert api.client.get("/console/board", follow_redirects=False).headers["location"].startswith(
+        "/console/sign-in?next=")
+    bad = api.client.post("/console/sign-in", data={"token": "fl_nope"})
+    assert bad.status_code == 401 and "sign-in-error" in bad.text
+    csrf = sign_in(api, "sup-1", "supervisor")
+    page = api.client.get("/console/board")
+    assert page.status_code == 200 and "sup-1" in page.text
+    assert "<html lang=\"zh-CN\">" in page.text and "时限看板" in page.text
+    # A form without the session's CSRF token is refused, and signs nobody out.
+    forged = api.client.post("/console/sign-out", data={"csrf": "forged"})
+    assert forged.status_code == 422
+    assert api.client.get("/console/board").status_code == 200
+    out = api.client.post("/console/sign-out", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+
+
+def test_client_apps_may_not_sign_in_and_roles_see_their_pages(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    app_token = tokens.issue("app-1", "client_app", datetime.now(UTC))
+    assert api.client.post("/console/sign-in", data={"token": app_token}).status_code == 403
+    sign_in(api, "disp-1", "dispatcher")
+    assert api.client.get("/console/audit").status_code == 403
+    assert api.client.get("/console/operations").status_code == 403
+    assert api.client.get("/console/reports").status_code == 200
+    sign_in(api, "analyst-1", "analyst")
+    assert api.client.get("/console/operations").status_code == 200
+
+
+def test_record_page_commands_and_stale_version(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking(priority="urgent")).json()
+    csrf = sign_in(api, "disp-2", "dispatcher")
+    page = api.client.get(f"/console/work-orders/{order['id']}")
+    assert page.status_code == 200 and 'id="chain-intact"' in page.text
+    assert 'data-if-match="1"' in page.text
+    path = f"/console/work-orders/{order['id']}/commands/assign"
+    done = api.client.post(path, data={"csrf": csrf, "if_match": "1", "technician_id": "tech-7"},
+                           follow_redirects=False)
+    assert done.status_code == 303, done.text
+    # The same form again, made from version 1: refused with the message, nothing written.
+    stale = api.client.post(path, data={"csrf": csrf, "if_match": "1", "technician_id": "tech-8"})
+    assert stale.status_code == 412 and "第 1 版" in stale.text and "command-error" in stale.text
+    assert disp.get(f"/work-orders/{order['id']}").json()["technician_id"] == "tech-7"
+    # The If-Match header wins over the form field (the page's script sends it).
+    header = api.client.post(path, data={"csrf": csrf, "if_match": "2", "technician_id": "x"},
+                             headers={"If-Match": '"1"'})
+    assert header.status_code == 412
+    then = api.client.get(f"/console/work-orders/{order['id']}?version=1")
+    assert 'id="state-then-value"' in then.text
+
+
+def test_audit_csv_appraisal_reports_operations(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    sup = api.actor("sup-1", "supervisor")
+    disp.post("/work-orders", booking())
+    complaint = sup.post("/complaints", lodging()).json()
+    api.catch_up()
+    sign_in(api, "analyst-1", "analyst")
+    page = api.client.get("/console/audit", params={"actor": "sup-1"})
+    assert page.status_code == 200 and complaint["id"][:8] in page.text
+    rows = list(csv.DictReader(io.StringIO(api.client.get(
+        "/console/audit.csv", params={"actor": "disp-1"}).text)))
+    assert [r["type"] for r in rows] == ["Booked"] and rows[0]["actor"] == "disp-1"
+    assert api.client.get("/console/audit", params={"type": "Nope"}).status_code == 422
+    assert api.client.get("/console/appraisal").status_code == 200
+    reports = api.client.get("/console/reports")
+    assert reports.status_code == 200 and reports.text.count("<svg") >= 3
+    monthly = api.client.get("/console/reports.csv").text.splitlines()
+    assert monthly[0].startswith("month,csat_pct") and len(monthly) == 13
+    ops = api.client.get("/console/operations")
+    assert ops.status_code == 200 and 'data-name="sla"' in ops.text
+    board = api.client.get("/console/board/rows", params={"kind": "complaint"})
+    assert complaint["id"] in board.text
+
+
+def test_a_revoked_session_cookie_is_refused(api: Api) -> None:
+    sign_in(api, "sup-1", "supervisor")
+    api.app.state.console_sessions.close(api.client.cookies.get(COOKIE))
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
