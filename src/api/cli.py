@@ -100,7 +100,7 @@ def serve(
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
         f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"API docs at http://{shown}:{port}/docs, console at http://{shown}:{port}/console",
         err=True,
     )
     warn_about_calendar(settings)
@@ -111,6 +111,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # The console's live streams stay open; a stop closes them after this.
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,7 +78,7 @@ def test_board_gains_a_row_live_without_reload(context: Any, server: Server) -> 
     assert page.evaluate("window.__notReloaded") is True
     shot(page, "board")
     # The time control: the board as it was before that booking has no such row.
-    page.get_by_label("时间点（Asia/Shanghai）").fill("2020-01-01T08:00:00")
+    page.locator("#f-at").fill("2020-01-01T08:00:00")
     page.get_by_role("button", name="应用").click()
     expect(page.locator("#as-of")).to_be_visible()
     expect(page.locator(f'#board-rows tr[data-key^="{order["id"]}"]')).to_have_count(0)
@@ -145,7 +146,7 @@ def test_audit_filter_and_csv(context: Any, server: Server) -> None:
     shot(page, "audit")
     with page.expect_download() as download:
         page.locator("#audit-csv").click()
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     found = list(csv.DictReader(io.StringIO(text)))
     assert [(r["actor"], r["type"]) for r in found] == [("disp-audit", "Booked")]
 

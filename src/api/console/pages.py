@@ -960,9 +960,9 @@ def reports_page(request: Request, session: SessionDep) -> HTMLResponse:
             [charts.Bar(f.month, f.first_contact_resolution_pct) for f in figures],
             float(policy.first_time_fix_target_pct), no_data)))  # fmt: skip
     return page.render("reports.html", charts=chart_list, figures=figures,
-                       thresholds={"csat": float(policy.csat_target_pct),
-                                   "ftf": float(policy.first_time_fix_target_pct),
-                                   "sla": SLA_REFERENCE_PCT})  # fmt: skip
+                       thresholds={"csat": f"{float(policy.csat_target_pct):g}",
+                                   "ftf": f"{float(policy.first_time_fix_target_pct):g}",
+                                   "sla": f"{SLA_REFERENCE_PCT:g}"})  # fmt: skip
 
 
 @router.get("/reports.csv")

@@ -40,6 +40,11 @@ function liveOperations() {
       row.querySelector(".lag").textContent = p.lag;
       row.querySelector(".generation").textContent = p.generation;
       row.querySelector(".error").textContent = p.error || "";
+      if (p.building && !p.run) {  // a rebuild started elsewhere (CLI, another worker)
+        row.querySelector(".progress").value = snapshot.head
+          ? Math.min(99, Math.floor(p.building.position * 100 / snapshot.head)) : 0;
+        row.querySelector(".run").textContent = `${p.building.position} / ${snapshot.head}`;
+      }
       if (p.run) {
         row.querySelector(".progress").value = p.run.percent;
         row.querySelector(".run").textContent = p.run.finished
