@@ -156,6 +156,7 @@ def test_appraisal_drill_down_reaches_the_source_event(context: Any, server: Ser
         r = api.post("/staff/tech-drill/conduct", json={"kind": "uniform", "note": "no badge"})
         assert r.status_code in (200, 201), r.text
     page = sign_in(context, server, "sup-1", "supervisor", "/console/appraisal")
+    shot(page, "appraisal")
     page.get_by_role("link", name="tech-drill").click()
     expect(page.locator("#points")).to_have_text("99")
     shot(page, "appraisal-staff")

@@ -113,7 +113,7 @@ def test_audit_csv_appraisal_reports_operations(api: Api) -> None:
     assert complaint["id"] in board.text
 
 
-def test_a_revoked_session_cookie_is_refused(api: Api) -> None:
+def test_a_closed_session_cookie_is_refused(api: Api) -> None:
     sign_in(api, "sup-1", "supervisor")
     api.app.state.console_sessions.close(api.client.cookies.get(COOKIE))
     assert api.client.get("/console/board", follow_redirects=False).status_code == 303

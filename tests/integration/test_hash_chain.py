@@ -237,3 +237,28 @@ def test_malformed_anchors_are_refused_in_one_line(database_url: str) -> None:
     result = verify(database_url, "--anchor", "four:abc")
     assert result.exit_code == 2
     assert result.stderr.startswith("fieldledger: --anchor 'four:abc'")
+
+
+def test_the_timeline_names_an_edited_event_and_verifies_the_others(
+    ledger: FieldLedger,
+) -> None:
+    """What the console's timeline shows (`verified_history`): each event of one
+    aggregate checked against its hash row, the edited one named, as stored now."""
+    first, second = book(ledger, 2)
+    ledger.work_order_command(DISPATCHER, second, "hold", {"reason": "parts"})
+    assert [p for _e, p in ledger.verified_history(WorkOrder, second)] == [None, None, None]
+    store = Store(ledger)
+    state = json.loads(store.row(4)["state"])  # the second order's Assigned
+    state["technician_id"] = "someone-else"
+    store.sql("UPDATE {events} SET state = ? WHERE {pos} = 4", (json.dumps(state).encode(),))
+    timeline = ledger.verified_history(WorkOrder, second)
+    assert [e.version for e, _p in timeline] == [1, 2, 3]
+    assert timeline[1][0].data["technician_id"] == "someone-else"  # as stored now
+    assert timeline[1][1] is not None and "edited" in timeline[1][1]
+    assert timeline[0][1] is None and timeline[2][1] is None
+    assert [p for _e, p in ledger.verified_history(WorkOrder, first)] == [None, None]
+    # A hash row removed: the event is named, and so is the one chained to it.
+    store.sql("DELETE FROM {hashes} WHERE position = 5")
+    problems = [p for _e, p in ledger.verified_history(WorkOrder, second)]
+    assert problems[2] is not None and "no hash row" in problems[2]
+    assert ledger.get_at_version(WorkOrder, second, 1).technician_id is None

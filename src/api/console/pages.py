@@ -496,9 +496,9 @@ async def board_stream(request: Request, session: SessionDep) -> StreamingRespon
                 yield _sse("signed-out", {})
                 return
             position = latest
+            yield _sse("changed", {"position": position})
             items, _p = await run_in_threadpool(_board_items, page.projections, query, now, None)
             change = _next_colour_change(items, now)
-            yield _sse("changed", {"position": position})
 
     return StreamingResponse(
         events(), media_type="text/event-stream",
