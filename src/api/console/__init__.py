@@ -14,12 +14,22 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI) -> None:
-    from fieldledger.api.console import pages
+    # Each page module adds its routes to the console's router when imported.
+    from fieldledger.api.console import (  # noqa: F401
+        appraisal,
+        audit,
+        board,
+        operations,
+        records,
+        reports,
+        sign_in,
+    )
+    from fieldledger.api.console.context import install_handlers, router
 
-    app.include_router(pages.router)
+    app.include_router(router)
     app.mount(
         "/console/static",
         StaticFiles(directory=str(Path(__file__).parent / "static")),
         name="console-static",
     )
-    pages.install_handlers(app)
+    install_handlers(app)
