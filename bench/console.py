@@ -167,7 +167,9 @@ def main() -> None:
             ("analyst", analyst, {"operations": ("/console/operations", {})}),
         ):  # fmt: skip
             with httpx.Client(base_url=base, timeout=60) as browser_like:
-                r = browser_like.post("/console/sign-in", data={"token": tok})
+                form = browser_like.get("/console/sign-in").text
+                csrf = form.split('name="csrf" value="')[1].split('"')[0]
+                r = browser_like.post("/console/sign-in", data={"token": tok, "csrf": csrf})
                 assert r.status_code in (200, 303), r.text
                 for key, (path, params) in paths.items():
                     pages[key] = timed(browser_like, path, params, n)

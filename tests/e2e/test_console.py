@@ -20,8 +20,9 @@ def sign_in(api: Api, actor: str, role: str) -> str:
     """Signs the client in; returns the page's CSRF token."""
     tokens: TokenBook = api.app.state.tokens
     token = tokens.issue(actor, role, datetime.now(UTC))
-    r = api.client.post("/console/sign-in", data={"token": token, "next": "/console/board"},
-                        follow_redirects=False)
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    r = api.client.post("/console/sign-in", data={"token": token, "next": "/console/board",
+                                                  "csrf": form}, follow_redirects=False)
     assert r.status_code == 303, r.text
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
@@ -39,8 +40,14 @@ def csrf_of(html: str) -> str:
 def test_sign_in_sign_out_and_csrf(api: Api) -> None:
     assert api.client.get("/console/board", follow_redirects=False).headers["location"].startswith(
         "/console/sign-in?next=")
-    bad = api.client.post("/console/sign-in", data={"token": "fl_nope"})
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    bad = api.client.post("/console/sign-in", data={"token": "fl_nope", "csrf": form})
     assert bad.status_code == 401 and "sign-in-error" in bad.text
+    # Signing in (or switching language) without the form's CSRF token is refused.
+    tokens: TokenBook = api.app.state.tokens
+    good = tokens.issue("sup-1", "supervisor", datetime.now(UTC))
+    assert api.client.post("/console/sign-in", data={"token": good, "csrf": "x"}).status_code == 422
+    assert api.client.post("/console/language", data={"language": "en"}).status_code == 422
     csrf = sign_in(api, "sup-1", "supervisor")
     page = api.client.get("/console/board")
     assert page.status_code == 200 and "sup-1" in page.text
@@ -57,7 +64,9 @@ def test_sign_in_sign_out_and_csrf(api: Api) -> None:
 def test_client_apps_may_not_sign_in_and_roles_see_their_pages(api: Api) -> None:
     tokens: TokenBook = api.app.state.tokens
     app_token = tokens.issue("app-1", "client_app", datetime.now(UTC))
-    assert api.client.post("/console/sign-in", data={"token": app_token}).status_code == 403
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    refused = api.client.post("/console/sign-in", data={"token": app_token, "csrf": form})
+    assert refused.status_code == 403
     sign_in(api, "disp-1", "dispatcher")
     assert api.client.get("/console/audit").status_code == 403
     assert api.client.get("/console/operations").status_code == 403

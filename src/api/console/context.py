@@ -3,7 +3,9 @@ which page, rendering in the chosen language, CSRF, server-sent events."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,8 @@ NAV = (
     ("operations", N_("Operations")),
 )
 STATUS_LABELS = {"red": N_("red"), "yellow": N_("yellow"), "blue": N_("blue")}
+#: The CSRF token of the forms shown before sign-in.
+FORM_COOKIE = "fl_form"
 #: An SSE stream ends after this long; the browser reconnects by itself.
 STREAM_SECONDS = 300.0
 
@@ -137,7 +141,9 @@ class View:
         here = self.request.url.path + (
             f"?{self.request.url.query}" if self.request.url.query else ""
         )
-        return TEMPLATES.TemplateResponse(
+        known = self.request.cookies.get(FORM_COOKIE)
+        csrf = self.session.csrf if self.session else (known or secrets.token_urlsafe(32))
+        response = TEMPLATES.TemplateResponse(
             self.request,
             template,
             {
@@ -145,6 +151,7 @@ class View:
                 "lang": self.language,
                 "html_lang": HTML_LANG[self.language],
                 "session": self.session,
+                "csrf": csrf,
                 "nav": nav,
                 "here": here,
                 "local": self.local,
@@ -153,6 +160,14 @@ class View:
             },
             status_code=status,
         )
+        if self.session is None and known != csrf:
+            # Before sign-in there is no session to hold the forms' CSRF token: the
+            # forms carry it, and so does this cookie (double submit).
+            response.set_cookie(
+                FORM_COOKIE, csrf, httponly=True, samesite="strict", path="/console",
+                secure=self.request.url.scheme == "https",
+            )  # fmt: skip
+        return response
 
 
 def view(request: Request) -> View:
@@ -185,6 +200,17 @@ def install_handlers(app: Any) -> None:
 
 def check_csrf(session: Session, given: str | None) -> None:
     if not session.csrf_ok(given):
+        raise InvalidCommand("csrf", "the form is stale or forged: reload the page")
+
+
+def check_form_csrf(request: Request, given: str | None) -> None:
+    """CSRF of a form that may be sent without a session (sign-in, the language
+    switch): the session's token when signed in, else the pre-session cookie's."""
+    known = request.cookies.get(FORM_COOKIE)
+    if known and given and hmac.compare_digest(known, given):
+        return
+    session = sessions_of(request).find(request.cookies.get(COOKIE), datetime.now(UTC))
+    if session is None or not session.csrf_ok(given):
         raise InvalidCommand("csrf", "the form is stale or forged: reload the page")
 
 

@@ -13,6 +13,7 @@ from fieldledger.api.console.context import (
     SessionDep,
     View,
     check_csrf,
+    check_form_csrf,
     router,
     sessions_of,
 )
@@ -45,8 +46,10 @@ def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
 def sign_in(
     request: Request,
     token: Annotated[str, Form(max_length=500)],
+    csrf: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/console",
 ) -> Response:
+    check_form_csrf(request, csrf)
     page = View(request, None)
     _ = gettext_for(page.language)
     opened = sessions_of(request).open(token, datetime.now(UTC))
@@ -89,10 +92,11 @@ def sign_out(
 def switch_language(
     request: Request,
     language: Annotated[str, Form(max_length=5)],
+    csrf: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/console",
 ) -> Response:
-    """Not a change of state on the server: a cookie the pages read (no session needed,
-    so the sign-in page can switch too)."""
+    """A cookie the pages read (no session needed: the sign-in page switches too)."""
+    check_form_csrf(request, csrf)
     chosen = language if language in LANGUAGES else language_of(None)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
