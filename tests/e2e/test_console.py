@@ -126,3 +126,36 @@ def test_a_closed_session_cookie_is_refused(api: Api) -> None:
     sign_in(api, "sup-1", "supervisor")
     api.app.state.console_sessions.close(api.client.cookies.get(COOKIE))
     assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+
+
+def test_a_technician_sees_only_their_own_orders(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    mine = disp.post("/work-orders", booking()).json()
+    other = disp.post("/work-orders", booking()).json()
+    disp.post(f"/work-orders/{mine['id']}/assign", {"technician_id": "tech-1"})
+    disp.post(f"/work-orders/{other['id']}/assign", {"technician_id": "tech-2"})
+    api.catch_up()
+    sign_in(api, "tech-1", "technician")
+    rows = api.client.get("/console/board/rows", params={"technician": "tech-2"}).text
+    assert mine["id"] in rows and other["id"] not in rows
+    assert api.client.get(f"/console/work-orders/{mine['id']}").status_code == 200
+    assert api.client.get(f"/console/work-orders/{other['id']}").status_code == 403
+    assert api.client.get("/console/appraisal/tech-2").status_code == 403
+    assert api.client.get("/console/audit").status_code == 403
+
+
+def test_the_board_stream_announces_a_new_position_after_a_command(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    sign_in(api, "sup-1", "supervisor")
+    with api.client.stream("GET", "/console/board/stream") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("event:")) == "event: ready"
+        order = disp.post("/work-orders", booking()).json()
+        api.catch_up()
+        assert next(line for line in lines if line.startswith("event:")) == "event: changed"
+        data = next(line for line in lines if line.startswith("data:"))
+    position = int(data.split(":")[-1].strip(" }"))
+    assert position == api.head()
+    rows = api.client.get("/console/board/rows", params={"min_position": position})
+    assert order["id"] in rows.text and rows.headers["X-Position"] == str(position)
