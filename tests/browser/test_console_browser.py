@@ -183,15 +183,40 @@ def test_work_order_source_event_opens_its_timeline_row(context: Any, server: Se
     expect(page.locator("#v5")).to_contain_text("Arrived")
 
 
+def served_with_feedback(server: Server, technician: str, csat: int) -> None:
+    """A work order done and surveyed: something for the satisfaction report."""
+    order = book(server)
+    with server.api("disp-api", "dispatcher") as api:
+        api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": technician})
+    steps: list[tuple[str, dict[str, Any] | None]] = [
+        ("confirm", None), ("depart", None), ("arrive", None),
+        ("start", {"identity_shown": True, "risk_assessment": "ok"}),
+        ("complete", {"summary": "fixed"}), ("accept", {"signed_by": "customer"}),
+    ]  # fmt: skip
+    with server.api(technician, "technician") as tech:
+        for command, body in steps:
+            assert tech.post(f"/work-orders/{order['id']}/{command}", json=body).status_code == 200
+    with server.api("app-1", "client_app") as app:
+        r = app.post(f"/work-orders/{order['id']}/feedback", json={
+            "csat": csat, "attitude": 4, "skill": 4, "punctuality": 4, "promise": 4})
+        assert r.status_code == 200, r.text
+
+
 def test_chinese_and_english_switch(context: Any, server: Server) -> None:
+    served_with_feedback(server, "tech-happy", 5)
+    served_with_feedback(server, "tech-sad", 2)
     page = sign_in(context, server, "analyst-1", "analyst", "/console/board")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     page.locator("#switch-language").click()
     expect(page.get_by_role("heading", name="SLA board")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "en")
+    projections = server.app.state.projections
+    projections.wait_for("satisfaction", projections.head())
     page.goto(server.base + "/console/reports")
     expect(page.get_by_role("heading", name="Satisfaction and SLA reports")).to_be_visible()
     expect(page.locator("svg.chart")).to_have_count(3)
+    # This month's CSAT: one survey of two is good, 50%, drawn under the 85% line.
+    expect(page.locator("svg.chart").first.locator("rect.bar.below")).to_have_count(1)
     shot(page, "reports")
     page.locator("#switch-language").click()
     expect(page.get_by_role("heading", name="满意度与时限报表")).to_be_visible()
