@@ -33,6 +33,8 @@ function liveOperations() {
   const source = new EventSource(table.dataset.stream);
   source.addEventListener("status", (e) => {
     const snapshot = JSON.parse(e.data);
+    const head = document.getElementById("ops-head");
+    if (head) head.textContent = head.dataset.text.replace("%(head)s", snapshot.head);
     for (const p of snapshot.projections) {
       const row = table.querySelector(`tr[data-name="${p.name}"]`);
       if (!row) continue;
