@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fieldledger.api.console.context import (
+    CURRENT_SECONDS,
+    PAST_SECONDS,
     PageForbidden,
     SessionDep,
     View,
     allow,
     error_page,
+    reused,
     router,
 )
 from fieldledger.api.console.i18n import (
@@ -37,8 +42,20 @@ def appraisal_page(request: Request, session: SessionDep) -> HTMLResponse:
         period = parse_period(text)
     except InvalidCommand as e:
         return page.render("appraisal.html", status=422, ranking=[], period=text, error=str(e))
-    with reading(page.projections, "appraisal", as_of=None, min_position=None) as (tx, t, v):
-        ranking = v.ranking(tx, t, period)
+
+    def compute() -> list[dict[str, Any]]:
+        with reading(page.projections, "appraisal", as_of=None, min_position=None) as (
+            tx, t, v,
+        ):  # fmt: skip
+            ranked: list[dict[str, Any]] = v.ranking(tx, t, period)
+            return ranked
+
+    now = page.ledger.clock()
+    timezone = page.settings.timezone
+    current = period.starts_at(timezone) <= now < period.ends_at(timezone)
+    ranking = reused(request).get(
+        ("ranking", period.name), CURRENT_SECONDS if current else PAST_SECONDS, compute
+    )
     if session.caller.role is Role.TECHNICIAN:
         ranking = [e for e in ranking if e["staff_id"] == session.caller.actor]
     return page.render("appraisal.html", ranking=ranking, period=period.name, error=None)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -36,6 +39,7 @@ from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role
 from fieldledger.projections.projector import Projections
 
+T = TypeVar("T")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -197,6 +201,43 @@ def install_handlers(app: Any) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(PageForbidden, forbidden)
+
+#: How long a costly answer is reused: one about the current month or period
+#: briefly, one about a past one (only an event reported late changes it) longer.
+CURRENT_SECONDS = 15.0
+PAST_SECONDS = 300.0
+
+
+class Reused:
+    """Costly answers (a month's report figures, a period's ranking: a few hundred
+    milliseconds each at a million events) reused for a while, per key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[str, ...], seconds: float, compute: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            found = self._answers.get(key)
+        if found is not None and found[0] > now:
+            answer: T = found[1]
+            return answer
+        answer = compute()
+        with self._lock:
+            if len(self._answers) > 1000:
+                self._answers.clear()
+            self._answers[key] = (now + seconds, answer)
+        return answer
+
+
+def reused(request: Request) -> Reused:
+    found: Reused | None = getattr(request.app.state, "console_reused", None)
+    if found is None:
+        found = Reused()
+        request.app.state.console_reused = found
+    return found
+
 
 def check_csrf(session: Session, given: str | None) -> None:
     if not session.csrf_ok(given):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
-import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fieldledger.api.console import charts
 from fieldledger.api.console.context import (
+    CURRENT_SECONDS,
+    PAST_SECONDS,
     SessionDep,
     View,
     allow,
+    reused,
     router,
 )
 from fieldledger.api.console.i18n import (
@@ -95,39 +97,21 @@ def _month_figures(page: View, months: list[str]) -> list[MonthFigures]:
 SLA_REFERENCE_PCT = 90.0
 
 
-#: How long a month's figures are reused: the current month's briefly, a past
-#: month's longer (only events reported late still change it). Each month costs
-#: two read-model queries of a few hundred milliseconds at a million events.
-CURRENT_MONTH_SECONDS = 15.0
-PAST_MONTH_SECONDS = 300.0
-
-
-class FiguresCache:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._months: dict[str, tuple[float, MonthFigures]] = {}
-
-    def figures(self, page: View, months: list[str]) -> list[MonthFigures]:
-        now = time.monotonic()
-        with self._lock:
-            fresh = {m: f for m, (until, f) in self._months.items() if until > now}
-        missing = [m for m in months if m not in fresh]
-        if missing:
-            current = months[-1]
-            for f in _month_figures(page, missing):
-                ttl = CURRENT_MONTH_SECONDS if f.month >= current else PAST_MONTH_SECONDS
-                fresh[f.month] = f
-                with self._lock:
-                    self._months[f.month] = (now + ttl, f)
-        return [fresh[m] for m in months]
+def _one_month(page: View, month: str) -> MonthFigures:
+    return _month_figures(page, [month])[0]
 
 
 def _figures(request: Request, page: View, count: int) -> list[MonthFigures]:
-    cache: FiguresCache | None = getattr(request.app.state, "console_figures", None)
-    if cache is None:
-        cache = FiguresCache()
-        request.app.state.console_figures = cache
-    return cache.figures(page, _months(page, count))
+    months = _months(page, count)
+    cache = reused(request)
+    return [
+        cache.get(
+            ("figures", month),
+            CURRENT_SECONDS if month == months[-1] else PAST_SECONDS,
+            partial(_one_month, page, month),
+        )
+        for month in months
+    ]
 
 
 @router.get("/reports", response_class=HTMLResponse)
