@@ -80,6 +80,7 @@ def browser_figures(base: str, token: str, api_token: str) -> dict[str, float]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(base + "/console/sign-in")
+        page.wait_for_function(paint + " >= 0")
         sign_in_paint = float(page.evaluate(paint))
         page.fill("#token", token)
         page.click("form.stack button")
@@ -88,6 +89,7 @@ def browser_figures(base: str, token: str, api_token: str) -> dict[str, float]:
         for _ in range(5):
             page.goto(base + "/console/board")
             page.wait_for_selector("#board-rows")
+            page.wait_for_function(paint + " >= 0")
             board_paints.append(float(page.evaluate(paint)))
         page.wait_for_timeout(500)  # the stream is open
         delays, answers = [], []
@@ -151,6 +153,8 @@ def main() -> None:
             baselines = {
                 "healthz": timed(api, "/healthz", {}, n),
                 "api_sla_board": timed(api, "/sla/board", {}, n),
+                "api_sla_board_as_of": timed(
+                    api, "/sla/board", {"at": "2026-10-30T10:00:00+08:00"}, n),
                 "api_history": timed(api, f"/work-orders/{found['order']}/history", {}, n),
                 "api_audit": timed(api, "/audit", {"actor": "tech-017"}, n),
                 "api_ranking": timed(api, "/appraisal", {"period": month}, n),
