@@ -17,9 +17,7 @@ from fieldledger.api.console.context import (
     reused,
     router,
 )
-from fieldledger.api.console.i18n import (
-    gettext_for,
-)
+from fieldledger.api.console.i18n import gettext_for
 from fieldledger.api.reading import reading
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role

@@ -19,9 +19,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from fieldledger.api.console.i18n import (
-    COOKIE as LANG_COOKIE,
-)
+from fieldledger.api.console.i18n import COOKIE as LANG_COOKIE
 from fieldledger.api.console.i18n import (
     HTML_LANG,
     N_,
@@ -33,6 +31,7 @@ from fieldledger.api.console.sessions import (
     Session,
     SessionBook,
 )
+from fieldledger.application.database import Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import InvalidCommand
@@ -76,16 +75,9 @@ class PageForbidden(Exception):
     pass
 
 
-def _now(request: Request) -> datetime:
-    ledger: FieldLedger = request.app.state.ledger
-    return ledger.clock()
-
-
 def sessions_of(request: Request) -> SessionBook:
     book: SessionBook | None = getattr(request.app.state, "console_sessions", None)
-    if book is None:
-        from fieldledger.application.database import Database
-
+    if book is None:  # made on first use: the ledger exists once the app has started
         book = SessionBook(Database(request.app.state.ledger.recorder), request.app.state.tokens)
         request.app.state.console_sessions = book
     return book
@@ -172,10 +164,6 @@ class View:
                 secure=self.request.url.scheme == "https",
             )  # fmt: skip
         return response
-
-
-def view(request: Request) -> View:
-    return View(request, None)
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:

@@ -24,9 +24,7 @@ from fieldledger.api.console.i18n import (
     N_,
     gettext_for,
 )
-from fieldledger.api.console.sessions import (
-    Session,
-)
+from fieldledger.api.console.sessions import Session
 from fieldledger.api.routes import complaints as complaint_routes
 from fieldledger.api.routes import work_orders as work_order_routes
 from fieldledger.api.routes.views import complaint_view, work_order_view
@@ -63,6 +61,7 @@ FIELD_LABELS = {
     "summary": N_("Summary"),
     "progress": N_("Progress"),
 }
+
 
 @dataclass(frozen=True)
 class RecordKind:

@@ -20,9 +20,7 @@ from fieldledger.api.console.context import (
     reused,
     router,
 )
-from fieldledger.api.console.i18n import (
-    gettext_for,
-)
+from fieldledger.api.console.i18n import gettext_for
 from fieldledger.api.reading import reading
 from fieldledger.domain.periods import add_months, month_of, parse_period
 from fieldledger.projections import sla

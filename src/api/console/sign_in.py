@@ -17,9 +17,7 @@ from fieldledger.api.console.context import (
     router,
     sessions_of,
 )
-from fieldledger.api.console.i18n import (
-    COOKIE as LANG_COOKIE,
-)
+from fieldledger.api.console.i18n import COOKIE as LANG_COOKIE
 from fieldledger.api.console.i18n import (
     LANGUAGES,
     gettext_for,
