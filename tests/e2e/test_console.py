@@ -159,3 +159,14 @@ def test_the_board_stream_announces_a_new_position_after_a_command(api: Api) -> 
     assert position == api.head()
     rows = api.client.get("/console/board/rows", params={"min_position": position})
     assert order["id"] in rows.text and rows.headers["X-Position"] == str(position)
+
+
+def test_over_tls_the_session_cookie_is_secure(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue("sup-1", "supervisor", datetime.now(UTC))
+    page = api.client.get("https://testserver/console/sign-in")
+    r = api.client.post("https://testserver/console/sign-in",
+                        data={"token": token, "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    session_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(COOKIE))
+    assert "Secure" in session_cookie and "HttpOnly" in session_cookie
