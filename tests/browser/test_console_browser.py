@@ -72,9 +72,12 @@ def test_board_gains_a_row_live_without_reload(context: Any, server: Server) -> 
     page.wait_for_function("document.querySelectorAll('#board-rows tr[data-key]').length > 0")
     page.evaluate("window.__notReloaded = true")
     page.wait_for_timeout(300)  # the stream is open
+    blue = int(page.locator('#counts [data-status="blue"]').inner_text())
     order = book(server, priority="urgent", zone="suburban")
     row = page.locator(f'#board-rows tr[data-key^="{order["id"]}"]').first
     expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    # Its three targets start blue: the counts follow the rows.
+    expect(page.locator('#counts [data-status="blue"]')).to_have_text(str(blue + 3))
     assert page.evaluate("window.__notReloaded") is True
     shot(page, "board")
     # The time control: the board as it was before that booking has no such row.

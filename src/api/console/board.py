@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -114,7 +115,7 @@ def board_page(request: Request, session: SessionDep) -> HTMLResponse:
         items, position, error = [], 0, str(e)
     return page.render(
         "board.html", query=query, items=items[:MAX_ROWS], total=len(items), position=position,
-        error=error,
+        error=error, counts=_counts(items),
         zones=[z.value for z in Zone], priorities=[p.value for p in Priority],
         statuses=OPEN_STATUSES, status_labels=STATUS_LABELS,
         params=urlencode(query.params()),
@@ -131,8 +132,13 @@ def board_rows(request: Request, session: SessionDep, min_position: int | None =
     items, position = _board_items(page.projections, query, page.ledger.clock(), min_position)
     response = page.render("board_rows.html", items=items[:MAX_ROWS], total=len(items),
                            status_labels=STATUS_LABELS)  # fmt: skip
+    response.headers["X-Counts"] = json.dumps(_counts(items))
     response.headers["X-Position"] = str(position)
     return response
+
+
+def _counts(items: list[sla.BoardItem]) -> dict[str, int]:
+    return {s: sum(1 for i in items if i.status == s) for s in OPEN_STATUSES}
 
 
 def _next_colour_change(items: list[sla.BoardItem], now: datetime) -> datetime | None:

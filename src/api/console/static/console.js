@@ -15,7 +15,20 @@ function liveBoard() {
     const response = await fetch(url, {headers: {"Accept": "text/html"}, credentials: "same-origin"});
     if (response.status === 401) { window.location.reload(); return; }
     if (!response.ok) return;
+    // Keep the keyboard where it was: the same row's link, if it is still there.
+    const focused = document.activeElement;
+    const row = focused && body.contains(focused) ? focused.closest("tr[data-key]") : null;
+    const key = row ? row.dataset.key : null;
     body.innerHTML = await response.text();
+    if (key) {
+      const again = body.querySelector(`tr[data-key="${CSS.escape(key)}"] a`);
+      if (again) again.focus();
+    }
+    const counts = JSON.parse(response.headers.get("X-Counts") || "{}");
+    for (const [status, count] of Object.entries(counts)) {
+      const cell = document.querySelector(`#counts [data-status="${status}"]`);
+      if (cell) cell.textContent = count;
+    }
     if (state) state.textContent = state.dataset.liveText.replace("%(position)s", position);
     table.dataset.position = position;
   }
