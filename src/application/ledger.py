@@ -150,6 +150,19 @@ class HistoryEntry:
     hash: str | None = None
 
 
+@dataclass(frozen=True)
+class VerifiedEvent:
+    """One stored event of an aggregate and whether it matches its hash row."""
+
+    version: int
+    type: str
+    #: None when the stored row can no longer be decoded.
+    entry: HistoryEntry | None
+    #: None when it verifies; else what is wrong.
+    problem: str | None
+    hash: str | None
+
+
 #: Who the service itself acts as: policy adoption, the SLA sweep.
 SYSTEM = Caller("system", Role.SYSTEM)
 
@@ -554,23 +567,30 @@ class FieldLedger(Application[UUID]):
         hashes = self.ledger_recorder.event_hashes(aggregate_id)
         return [history_entry(e, hashes.get(e.originator_version)) for e in events]
 
-    def verified_history(
-        self, kind: type[A], aggregate_id: UUID
-    ) -> list[tuple[HistoryEntry, str | None]]:
-        """The history with each event checked against its hash row: (entry, None
-        when it verifies, else what is wrong). Read from the stored rows, so an
-        event edited below the API shows as it is stored now."""
-        self.get(kind, aggregate_id)
+    def verified_history(self, kind: type[A], aggregate_id: UUID) -> list[VerifiedEvent]:
+        """The history with each event checked against its hash row, read from
+        the stored rows as they are now: an event edited below the API shows as
+        stored, with what is wrong; one edited past decoding shows as unreadable."""
         stored = self.recorder.select_events(aggregate_id)
+        marker = f":{kind.__name__}."
+        if not stored or any(marker not in s.topic for s in stored[:1]):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
         hashes = self.ledger_recorder.event_hashes(aggregate_id)
         verdicts = verify_aggregate(stored, hashes)
-        return [
-            (
-                history_entry(self.mapper.to_domain_event(s), hashes.get(s.originator_version)),
-                verdicts[s.originator_version],
-            )
-            for s in stored
-        ]
+        out = []
+        for s in stored:
+            version = s.originator_version
+            problem = verdicts[version]
+            try:
+                entry: HistoryEntry | None = history_entry(
+                    self.mapper.to_domain_event(s), hashes.get(version)
+                )
+            except Exception as e:  # a row edited past decoding: still shown, as broken
+                entry = None
+                problem = f"cannot be read ({type(e).__name__}); {problem or 'edited'}"
+            out.append(VerifiedEvent(version, s.topic.rsplit(".", 1)[-1], entry, problem,
+                                     hashes.get(version)))  # fmt: skip
+        return out
 
     def get_at_version(self, kind: type[A], aggregate_id: UUID, version: int) -> A:
         """The aggregate as it was right after its event `version`."""

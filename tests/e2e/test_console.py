@@ -170,3 +170,22 @@ def test_over_tls_the_session_cookie_is_secure(api: Api) -> None:
     assert r.status_code == 303
     session_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(COOKIE))
     assert "Secure" in session_cookie and "HttpOnly" in session_cookie
+
+
+def test_a_record_edited_past_decoding_still_shows_its_timeline(api: Api) -> None:
+    from fieldledger.application.database import Database
+
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking()).json()
+    disp.post(f"/work-orders/{order['id']}/assign", {"technician_id": "tech-1"})
+    recorder = api.app.state.ledger.recorder
+    db = Database(recorder)
+    position = "rowid" if db.dialect == "sqlite" else "notification_id"
+    with db.transaction() as tx:
+        tx.execute(f"UPDATE {tx.table(recorder.events_table_name)} SET state = ? "
+                   f"WHERE {position} = ?", (b"{not json", api.head()))
+    sign_in(api, "sup-1", "supervisor")
+    page = api.client.get(f"/console/work-orders/{order['id']}")
+    assert page.status_code == 200
+    assert 'id="unreadable"' in page.text and 'id="chain-broken"' in page.text
+    assert 'class="verified"' in page.text  # the booking still verifies

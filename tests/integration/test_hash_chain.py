@@ -20,7 +20,8 @@ from fieldledger.application.hash_chain import (
     event_hash,
     verify_chain,
 )
-from fieldledger.application.ledger import Caller, FieldLedger
+from fieldledger.application.ledger import Caller, FieldLedger, NotFound
+from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.facts import Role
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
 from typer.testing import CliRunner
@@ -246,19 +247,28 @@ def test_the_timeline_names_an_edited_event_and_verifies_the_others(
     aggregate checked against its hash row, the edited one named, as stored now."""
     first, second = book(ledger, 2)
     ledger.work_order_command(DISPATCHER, second, "hold", {"reason": "parts"})
-    assert [p for _e, p in ledger.verified_history(WorkOrder, second)] == [None, None, None]
+    assert [e.problem for e in ledger.verified_history(WorkOrder, second)] == [None] * 3
     store = Store(ledger)
     state = json.loads(store.row(4)["state"])  # the second order's Assigned
     state["technician_id"] = "someone-else"
     store.sql("UPDATE {events} SET state = ? WHERE {pos} = 4", (json.dumps(state).encode(),))
     timeline = ledger.verified_history(WorkOrder, second)
-    assert [e.version for e, _p in timeline] == [1, 2, 3]
-    assert timeline[1][0].data["technician_id"] == "someone-else"  # as stored now
-    assert timeline[1][1] is not None and "edited" in timeline[1][1]
-    assert timeline[0][1] is None and timeline[2][1] is None
-    assert [p for _e, p in ledger.verified_history(WorkOrder, first)] == [None, None]
-    # A hash row removed: the event is named, and so is the one chained to it.
+    assert [(e.version, e.type) for e in timeline] == [(1, "Booked"), (2, "Assigned"),
+                                                       (3, "PutOnHold")]
+    assert timeline[1].entry is not None
+    assert timeline[1].entry.data["technician_id"] == "someone-else"  # as stored now
+    assert timeline[1].problem is not None and "edited" in timeline[1].problem
+    assert timeline[0].problem is None and timeline[2].problem is None
+    assert [e.problem for e in ledger.verified_history(WorkOrder, first)] == [None, None]
+    # Edited past decoding: still listed, as unreadable and broken.
+    store.sql("UPDATE {events} SET state = ? WHERE {pos} = 4", (b"{not json",))
+    unreadable = ledger.verified_history(WorkOrder, second)[1]
+    assert unreadable.entry is None and unreadable.problem is not None
+    assert "cannot be read" in unreadable.problem
+    # A hash row removed: the event is named.
     store.sql("DELETE FROM {hashes} WHERE position = 5")
-    problems = [p for _e, p in ledger.verified_history(WorkOrder, second)]
-    assert problems[2] is not None and "no hash row" in problems[2]
-    assert ledger.get_at_version(WorkOrder, second, 1).technician_id is None
+    last = ledger.verified_history(WorkOrder, second)[2]
+    assert last.problem is not None and "no hash row" in last.problem
+    assert ledger.get_at_version(WorkOrder, first, 1).technician_id is None
+    with pytest.raises(NotFound):
+        ledger.verified_history(Complaint, first)
