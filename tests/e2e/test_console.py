@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 from fieldledger.api.console.sessions import COOKIE
-from fieldledger.application.tokens import TokenBook
+from fieldledger.application.tokens import TokenBook, token_id
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import booking, lodging
@@ -120,6 +120,29 @@ def test_audit_csv_appraisal_reports_operations(api: Api) -> None:
     assert ops.status_code == 200 and 'data-name="sla"' in ops.text
     board = api.client.get("/console/board/rows", params={"kind": "complaint"})
     assert complaint["id"] in board.text
+
+
+def test_a_revoked_token_ends_its_console_session(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue("sup-9", "supervisor", datetime.now(UTC))
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    api.client.post("/console/sign-in", data={"token": token, "csrf": form})
+    assert api.client.get("/console/board").status_code == 200
+    assert tokens.revoke(token_id(token), datetime.now(UTC))
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    again = api.client.post("/console/sign-in", data={"token": token, "csrf": form})
+    assert again.status_code == 401
+
+
+def test_console_forms_are_form_encoded_and_still_limited_in_size(api: Api) -> None:
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    big = api.client.post("/console/sign-in", data={"token": "x" * 70_000, "csrf": form})
+    assert big.status_code == 413
+    # The API itself still takes JSON only.
+    disp = api.actor("disp-1", "dispatcher")
+    r = api.client.post("/work-orders", data={"priority": "urgent"}, headers=disp.headers)
+    assert r.status_code == 415
 
 
 def test_a_closed_session_cookie_is_refused(api: Api) -> None:
