@@ -212,3 +212,16 @@ def test_a_record_edited_past_decoding_still_shows_its_timeline(api: Api) -> Non
     assert page.status_code == 200
     assert 'id="unreadable"' in page.text and 'id="chain-broken"' in page.text
     assert 'class="verified"' in page.text  # the booking still verifies
+
+
+def test_console_pages_load_only_their_own_assets(api: Api) -> None:
+    sign_in(api, "analyst-1", "analyst")
+    for path in ("/console/sign-in", "/console/board", "/console/audit", "/console/reports",
+                 "/console/operations", "/console/appraisal"):
+        page = api.client.get(path)
+        assert page.status_code == 200, path
+        for asset in re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text):
+            assert not re.match(r"^([a-z]+:)?//", asset), (path, asset)
+        for script in re.findall(r"""<(?:script|link)[^>]*(?:src|href)=["']([^"']+)["']""",
+                                 page.text):
+            assert api.client.get(script).status_code == 200, script
