@@ -77,7 +77,4 @@ def staff_page(request: Request, session: SessionDep, staff_id: str) -> HTMLResp
     except StaffUnknown:
         _ = gettext_for(page.language)
         return error_page(request, 404, _("No staff member %(id)s is known.", id=staff_id))
-    flags = {k: v for k, v in found.items() if k in ("training", "training_flags",
-                                                    "retraining_required") and v}  # fmt: skip
-    return page.render("staff.html", a=found, staff_id=staff_id, period=period.name,
-                       flags=flags)  # fmt: skip
+    return page.render("staff.html", a=found, staff_id=staff_id, period=period.name)

@@ -24,7 +24,7 @@ WORDS = (
     N_("response"), N_("arrival"), N_("resolution"), N_("acknowledgement"), N_("closure"),
     N_("met"), N_("breached"), N_("cancelled"), N_("waived"), N_("paused"), N_("pending"),
     # appraisal rules, discipline steps, conduct kinds, training
-    N_("late_arrival"), N_("company_at_fault"), N_("praise"), N_("conduct"),
+    N_("late_arrival"), N_("company_at_fault"), N_("praise"), N_("ratings"), N_("conduct"),
     N_("discipline_step"), N_("warning"), N_("demerit"), N_("dismissal_recommended"),
     N_("dismissal"), N_("uniform"), N_("grooming"), N_("posture"), N_("sleeping"),
     N_("personal_call"), N_("chatting"), N_("reading"), N_("absence"), N_("training"),
