@@ -225,3 +225,17 @@ def test_console_pages_load_only_their_own_assets(api: Api) -> None:
         for script in re.findall(r"""<(?:script|link)[^>]*(?:src|href)=["']([^"']+)["']""",
                                  page.text):
             assert api.client.get(script).status_code == 200, script
+
+
+def test_the_staff_page_shows_discipline_steps_with_their_source(api: Api) -> None:
+    sup = api.actor("sup-1", "supervisor")
+    for _ in range(3):  # the third absence day in a month: dismissal (001 4.2.2-3)
+        r = sup.post("/staff/tech-5/conduct", {"kind": "absence", "note": "absent"})
+        assert r.status_code in (200, 201), r.text
+    api.catch_up()
+    sign_in(api, "sup-2", "supervisor")
+    page = api.client.get("/console/appraisal/tech-5")
+    assert page.status_code == 200
+    table = page.text.split('id="discipline"')[1].split("</table>")[0]
+    assert "辞退" in table and "001 4.2.2-3" in table and "source-event" in table
+    assert 'id="retraining"' in page.text
