@@ -20,6 +20,7 @@ from fieldledger.api.console.context import (
     router,
 )
 from fieldledger.api.reading import instant_or_day, reading
+from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role
 from fieldledger.projections.audit import AuditFilter, AuditTrail, known_event_types
@@ -98,6 +99,8 @@ def audit_csv(request: Request, session: SessionDep) -> Response:
     page = View(request, session)
     query, _given = _audit_filter(request, page.settings.timezone)
 
+    access = contact_access(session.caller.role, session.caller.actor)
+
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -105,11 +108,13 @@ def audit_csv(request: Request, session: SessionDep) -> Response:
         before: int | None = None
         while True:
             rows = _audit_rows(page, query, before, 1000)
-            for r in rows:
+            # Contacts in the events as the API's audit shows them to this role.
+            shown = page.ledger.personal_data.disclose([r.data for r in rows], access)
+            for r, data in zip(rows, shown, strict=True):
                 writer.writerow([
                     r.position, r.recorded_at.isoformat(), r.occurred_at.isoformat(),
                     str(r.late).lower(), r.kind, r.aggregate_id, r.version, r.type, r.actor,
-                    r.role, r.hash or "", json.dumps(r.data, ensure_ascii=False, sort_keys=True),
+                    r.role, r.hash or "", json.dumps(data, ensure_ascii=False, sort_keys=True),
                 ])  # fmt: skip
             yield buffer.getvalue()
             buffer.seek(0)

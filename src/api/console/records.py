@@ -30,6 +30,7 @@ from fieldledger.api.routes import work_orders as work_order_routes
 from fieldledger.api.routes.views import complaint_view, work_order_view
 from fieldledger.application.ledger import FieldLedger, NotFound, VersionMismatch
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.customers import ContactAccess, contact_access
 from fieldledger.domain.errors import DomainError
 from fieldledger.domain.facts import Role
 from fieldledger.domain.permissions import COMPLAINT_COMMANDS, WORK_ORDER_COMMANDS
@@ -129,22 +130,31 @@ def _render_record(
     ledger = page.ledger
     late_after = timedelta(minutes=page.settings.late_report_minutes)
     history = ledger.verified_history(record.kind, id)
-    timeline = [
-        {"event": e, "entry": e.entry, "problem": e.problem,
-         "late": e.entry is not None and e.entry.recorded_at - e.entry.occurred_at > late_after}
-        for e in history
-    ]  # fmt: skip
     try:
-        data: dict[str, Any] | None = _as_view(ledger, ledger.get(record.kind, id), None)
+        current: Any = ledger.get(record.kind, id)
     except NotFound:
         raise
     except Exception:  # its events no longer decode (edited below the API)
-        data = None
+        current = None
+    caller = session.caller
+    # Contacts are shown as the API shows them to this role (docs/api.md).
+    access = contact_access(caller.role, caller.actor, getattr(current, "technician_id", None))
+    data = None if current is None else _as_view(ledger, current, None, access)
+    readable_entries = [e for e in history if e.entry is not None]
+    shown = ledger.personal_data.disclose(
+        [e.entry.data for e in readable_entries if e.entry is not None], access
+    )
+    disclosed = {e.version: d for e, d in zip(readable_entries, shown, strict=True)}
+    timeline = [
+        {"event": e, "entry": e.entry, "data": disclosed.get(e.version), "problem": e.problem,
+         "late": e.entry is not None and e.entry.recorded_at - e.entry.occurred_at > late_after}
+        for e in history
+    ]  # fmt: skip
     state_at = None
     readable = {e.version: e.entry for e in history if e.entry is not None}
     if data is not None and at_version in readable:
         then = ledger.get_at_version(record.kind, id, at_version)
-        state_at = _as_view(ledger, then, readable[at_version].occurred_at)
+        state_at = _as_view(ledger, then, readable[at_version].occurred_at, access)
     role = session.caller.role
     commands = [
         {"name": c, "label": COMMAND_LABELS[c], "fields": _form_fields(record.bodies[c][0])}
@@ -159,10 +169,12 @@ def _render_record(
     )  # fmt: skip
 
 
-def _as_view(ledger: FieldLedger, aggregate: Any, as_of: datetime | None) -> dict[str, Any]:
+def _as_view(
+    ledger: FieldLedger, aggregate: Any, as_of: datetime | None, access: ContactAccess
+) -> dict[str, Any]:
     if isinstance(aggregate, WorkOrder):
-        return work_order_view(ledger, aggregate, as_of)
-    return complaint_view(ledger, aggregate, as_of)
+        return work_order_view(ledger, aggregate, as_of, access)
+    return complaint_view(ledger, aggregate, as_of, access)
 
 
 def _record_page(request: Request, session: Session, kind_path: str, id: UUID,
