@@ -239,3 +239,15 @@ def test_the_staff_page_shows_discipline_steps_with_their_source(api: Api) -> No
     table = page.text.split('id="discipline"')[1].split("</table>")[0]
     assert "辞退" in table and "001 4.2.2-3" in table and "source-event" in table
     assert 'id="retraining"' in page.text
+
+
+def test_contacts_are_shown_as_the_role_may_see_them(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking()).json()
+    sign_in(api, "sup-1", "supervisor")
+    assert "13800000000" in api.client.get(f"/console/work-orders/{order['id']}").text
+    sign_in(api, "analyst-1", "analyst")
+    page = api.client.get(f"/console/work-orders/{order['id']}").text
+    assert "13800000000" not in page and "138****0000" in page
+    exported = api.client.get("/console/audit.csv", params={"aggregate_id": order["id"]}).text
+    assert "13800000000" not in exported
