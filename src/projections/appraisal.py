@@ -40,7 +40,7 @@ from fieldledger.domain.periods import Period, month_of
 from fieldledger.domain.policy import Policy
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
     exact,
@@ -156,10 +156,10 @@ class AppraisalView(ReadModel):
 
     # -- handlers: facts only ------------------------------------------------
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.tx, batch.t, event)
 
     def _seen(self, tx: Tx, t: Tables, staff_id: str, at: datetime) -> None:
         """The staff member is known from the earliest event naming them."""
@@ -343,10 +343,13 @@ class AppraisalView(ReadModel):
         bands = self.policy.appraisal
         return [
             Item(
-                staff_id=r["technician_id"], rule=LATE_ARRIVAL,
+                staff_id=r["technician_id"],
+                rule=LATE_ARRIVAL,
                 points=bands.lateness_points(int(r["minutes_late"])),
-                aggregate_id=r["work_order_id"], version=int(r["arrival_version"]),
-                event_type="Arrived", occurred_at=r["arrived_at"],
+                aggregate_id=r["work_order_id"],
+                version=int(r["arrival_version"]),
+                event_type="Arrived",
+                occurred_at=r["arrived_at"],
                 month=self._month(r["arrived_at"]),
                 detail=f"arrived {r['minutes_late']} min after the appointment start "
                 "without notice",
@@ -368,10 +371,14 @@ class AppraisalView(ReadModel):
         fault = self.policy.appraisal.fault
         return [
             Item(
-                staff_id=r["staff_id"], rule=COMPANY_AT_FAULT,
-                points=getattr(fault, r["severity"]), aggregate_id=r["complaint_id"],
-                version=int(r["version"]), event_type="InvestigationRecorded",
-                occurred_at=r["occurred_at"], month=self._month(r["occurred_at"]),
+                staff_id=r["staff_id"],
+                rule=COMPANY_AT_FAULT,
+                points=getattr(fault, r["severity"]),
+                aggregate_id=r["complaint_id"],
+                version=int(r["version"]),
+                event_type="InvestigationRecorded",
+                occurred_at=r["occurred_at"],
+                month=self._month(r["occurred_at"]),
                 detail=f"{r['severity']} complaint: the findings name them, company at fault",
             )
             for r in rows
@@ -390,10 +397,15 @@ class AppraisalView(ReadModel):
         )
         return [
             Item(
-                staff_id=r["technician_id"], rule=PRAISE, points=self.policy.appraisal.praise,
-                aggregate_id=r["work_order_id"], version=int(r["feedback_version"]),
-                event_type="FeedbackReceived", occurred_at=r["feedback_at"],
-                month=self._month(r["feedback_at"]), detail="praised in the customer's feedback",
+                staff_id=r["technician_id"],
+                rule=PRAISE,
+                points=self.policy.appraisal.praise,
+                aggregate_id=r["work_order_id"],
+                version=int(r["feedback_version"]),
+                event_type="FeedbackReceived",
+                occurred_at=r["feedback_at"],
+                month=self._month(r["feedback_at"]),
+                detail="praised in the customer's feedback",
             )
             for r in rows
         ]

@@ -23,7 +23,7 @@ from fieldledger.application.database import Tx
 from fieldledger.domain.periods import add_months, local_date
 from fieldledger.domain.policy import CallbackPolicy
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name
 
 
@@ -53,10 +53,10 @@ class CallbacksView(ReadModel):
             f"ON {t.callbacks} (next_due_on)"
         )
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.tx, batch.t, event)
 
     def _local(self, e: Any) -> date:
         return local_date(e.occurred_at, self.settings.timezone)

@@ -34,6 +34,22 @@ class Tables:
             raise AttributeError(base) from None
 
 
+class Batch:
+    """One batch of events for one generation of one read model: the transaction it
+    is applied in, the generation's tables, and whatever the read model keeps for
+    the length of the batch (`state`, set by its `begin_batch`), e.g. the rows it
+    writes together at `end_batch`. A fresh object per batch, so two builds of one
+    read model (the live catch-up and a scratch build for `as_of`) never share it.
+    """
+
+    __slots__ = ("state", "t", "tx")
+
+    def __init__(self, tx: Tx, t: Tables) -> None:
+        self.tx = tx
+        self.t = t
+        self.state: Any = None
+
+
 @dataclass(frozen=True)
 class ProjectionSettings:
     """What read models may depend on besides the events: policy and time zone."""
@@ -58,12 +74,14 @@ class ReadModel(ABC):
         """Create this generation's tables and indexes (IF NOT EXISTS)."""
 
     @abstractmethod
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
-        """Apply one event, in the batch's transaction. Must be deterministic:
-        a rebuild from zero must come out identical to the incremental view."""
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        """Apply one event, in the batch's transaction (`batch.tx`, `batch.t`).
+        Must be deterministic: a rebuild from zero must come out identical to the
+        incremental view."""
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
-        """Called before a batch's events (e.g. to reset per-batch caches)."""
+    def begin_batch(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Called before a batch's events (e.g. to set up `batch.state`)."""
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
-        """Called after a batch's events, before its tracking is written."""
+    def end_batch(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Called after a batch's events, before its tracking is written (e.g. to
+        write the rows kept in `batch.state` with one `executemany`)."""

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 from fieldledger.application.database import Tx
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
     index_name,
@@ -91,10 +91,10 @@ class SatisfactionView(ReadModel):
 
     # -- handlers ------------------------------------------------------------
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.tx, batch.t, event)
 
     def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
         tx.execute(

@@ -15,9 +15,8 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
@@ -40,7 +39,7 @@ from fieldledger.domain.sla import (
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 
 NAME = "sla"
 
@@ -93,9 +92,6 @@ class SlaView(ReadModel):
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
-        #: What a batch touched (subjects by aggregate id; the dirty ones, in
-        #: order), per thread: a scratch build may run beside the live catch-up.
-        self._batch = threading.local()
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -138,11 +134,11 @@ class SlaView(ReadModel):
 
     # -- events --------------------------------------------------------------
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:
-        self._batch.subjects = {}
-        self._batch.dirty = {}
+    def begin_batch(self, batch: Batch) -> None:
+        batch.state = _Touched()
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        tx, t, touched = batch.tx, batch.t, batch.state
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
             tx.execute(
                 f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?) "
@@ -155,14 +151,14 @@ class SlaView(ReadModel):
         key = str(event.originator_id)
         subject = Subject.start(event)
         if subject is not None:
-            self._batch.subjects[key] = subject
+            touched.subjects[key] = subject
         elif isinstance(event, _CHANGES):
-            subject = self._subject(tx, t, key)
+            subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
                 return
         else:
             return
-        self._batch.dirty[key] = None
+        touched.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
             tx.execute(
                 f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
@@ -171,9 +167,10 @@ class SlaView(ReadModel):
                  subject.escalation_level, subject.owner_id),
             )  # fmt: skip
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:
-        for key in self._batch.dirty:
-            subject = self._batch.subjects[key]
+    def end_batch(self, batch: Batch) -> None:
+        tx, t, touched = batch.tx, batch.t, batch.state
+        for key in touched.dirty:
+            subject = touched.subjects[key]
             tx.execute(
                 f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
                 "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
@@ -188,11 +185,10 @@ class SlaView(ReadModel):
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_row(subject, target) for target in rows],
             )
-        self._batch.subjects = {}
-        self._batch.dirty = {}
 
-    def _subject(self, tx: Tx, t: Tables, key: str) -> Subject | None:
-        subjects: dict[str, Subject] = self._batch.subjects
+    def _subject(self, batch: Batch, key: str) -> Subject | None:
+        tx, t = batch.tx, batch.t
+        subjects: dict[str, Subject] = batch.state.subjects
         found = subjects.get(key)
         if found is None:
             data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
@@ -218,6 +214,14 @@ class SlaView(ReadModel):
                     raise UnknownPolicy(f"policy {version} was never recorded as adopted")
             self._policies[version] = found
         return found
+
+
+@dataclass
+class _Touched:
+    """What a batch touched: subjects by aggregate id, and the dirty ones in order."""
+
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    dirty: dict[str, None] = field(default_factory=dict)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
@@ -269,6 +273,8 @@ _STATUS_AT = (
     "CASE WHEN due_at IS NOT NULL AND due_at < ? THEN 'red' "
     "WHEN yellow_from IS NOT NULL AND yellow_from <= ? THEN 'yellow' ELSE 'blue' END"
 )
+
+
 def _open_until(tx: Tx) -> str:
     """When a target stopped being open: its met or closed time, whichever came
     first ('9999' while open; instants are ISO text, so they sort before it)."""

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from fieldledger.application.database import Tx
-from fieldledger.projections.projector import Projections, rows_of
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Tables
 
 from tests.integration.conftest import open_world
 from tests.integration.field import utc
 from tests.integration.histories import History
+from tests.views import rows_of
 
 REPORTS = ("satisfaction", "appraisal", "callbacks")
 
