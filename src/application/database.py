@@ -9,6 +9,7 @@ with `?` placeholders (translated for psycopg) and table names qualified by
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ Dialect = Literal["sqlite", "postgres"]
 Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\?")
+#: Prepared statements kept per connection in pipelined batches.
+PREPARED_MAX = 1000
 
 
 class Tx:
@@ -39,7 +42,13 @@ class Tx:
         pipeline mode): a batch of handler writes costs about one round trip. A
         statement that returns rows still waits for its answer."""
         if self.dialect == "postgres":
-            with self.cursor.connection.pipeline():
+            connection = self.cursor.connection
+            # psycopg prepares a statement on its 5th use and keeps 100 per
+            # connection: a batch fed to five read models uses more than 100
+            # distinct statements, which would then be prepared and evicted
+            # over and over.
+            connection.prepared_max = max(connection.prepared_max or 0, PREPARED_MAX)
+            with connection.pipeline():
                 yield
         else:
             yield
@@ -51,7 +60,7 @@ class Tx:
 
     def _sql(self, statement: str) -> str:
         if self.dialect == "postgres":
-            return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
+            return _postgres_sql(statement)
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
@@ -78,6 +87,12 @@ class Tx:
         if row is None:
             return None
         return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _postgres_sql(statement: str) -> str:
+    """`?` placeholders as psycopg's `%s` (statements repeat: translated once)."""
+    return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 
 
 class Database:

@@ -29,7 +29,7 @@ An item belongs to the month of its event's `occurred_at` in the time zone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -51,6 +51,7 @@ from fieldledger.projections.reporting import (
     percentage,
     utc_text,
 )
+from fieldledger.projections.unit_of_work import TableRows
 
 LATE_ARRIVAL = "late_arrival"
 COMPANY_AT_FAULT = "company_at_fault"
@@ -95,6 +96,37 @@ class Item:
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+ORDER_COLUMNS = (
+    "work_order_id", "technician_id", "lateness_reason", "arrived_at", "arrival_version",
+    "minutes_late", "lateness_notified", "rejections", "accepted_at", "first_time_fix",
+    "feedback_at", "feedback_version", "csat", "praise",
+)  # fmt: skip
+COMPLAINT_COLUMNS = ("complaint_id", "work_order_id", "severity", "lodged_at", "resolved")
+
+
+@dataclass
+class _Rows:
+    """A batch's unit of work: the rows it touches, written at its end."""
+
+    batch: Batch
+    staff: TableRows
+    orders: TableRows
+    complaints: TableRows
+    #: Per complaint whose findings the batch records: the staff charged so far.
+    charged: dict[str, set[str]] = field(default_factory=dict)
+    conduct: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _staff_named(e: Any) -> list[str]:
+    if isinstance(e, WorkOrder.Assigned):
+        return [e.technician_id]
+    if isinstance(e, Complaint.InvestigationRecorded):
+        return list(e.responsible_staff_ids)
+    if isinstance(e, StaffMember.Registered | StaffMember.ConductRecorded):
+        return [e.staff_id]
+    return []
 
 
 class AppraisalView(ReadModel):
@@ -154,93 +186,114 @@ class AppraisalView(ReadModel):
         for statement in statements:
             tx.execute(statement)
 
-    # -- handlers: facts only ------------------------------------------------
+    # -- handlers: facts only, one unit of work per batch -----------------------
+
+    def begin_batch(self, batch: Batch) -> None:
+        tx, t = batch.tx, batch.t
+        state = batch.state = _Rows(
+            batch,
+            TableRows(tx, t.appraisal_staff, "staff_id", ("staff_id", "first_seen_at")),
+            TableRows(tx, t.appraisal_orders, "work_order_id", ORDER_COLUMNS),
+            TableRows(tx, t.appraisal_complaints, "complaint_id", COMPLAINT_COLUMNS),
+        )
+        mine = [e for _, e in batch.events if type(e) in self._handlers]
+        state.orders.prefetch(str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event))
+        state.complaints.prefetch(
+            str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)
+        )
+        state.staff.prefetch(s for e in mine for s in _staff_named(e))
+        investigated = sorted(
+            {str(e.originator_id) for e in mine if isinstance(e, Complaint.InvestigationRecorded)}
+        )
+        for complaint_id in investigated:
+            state.charged[complaint_id] = set()
+        for start in range(0, len(investigated), 500):
+            chunk = investigated[start : start + 500]
+            for r in tx.query(
+                f"SELECT complaint_id, staff_id FROM {t.appraisal_faults} "
+                f"WHERE complaint_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                state.charged[r["complaint_id"]].add(r["staff_id"])
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, batch.tx, batch.t, event)
+            handler(self, batch.state, event)
 
-    def _seen(self, tx: Tx, t: Tables, staff_id: str, at: datetime) -> None:
+    def end_batch(self, batch: Batch) -> None:
+        state: _Rows = batch.state
+        state.staff.flush()
+        state.orders.flush()
+        state.complaints.flush()
+        batch.tx.executemany(
+            f"INSERT INTO {batch.t.appraisal_conduct} (aggregate_id, version, staff_id, kind, "
+            "points, note, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            state.conduct,
+        )
+
+    def _seen(self, r: _Rows, staff_id: str, at: datetime) -> None:
         """The staff member is known from the earliest event naming them."""
-        tx.execute(
-            f"INSERT INTO {t.appraisal_staff} (staff_id, first_seen_at) VALUES (?, ?) "
-            "ON CONFLICT (staff_id) DO UPDATE SET first_seen_at = CASE "
-            f"WHEN excluded.first_seen_at < {t.appraisal_staff}.first_seen_at "
-            f"THEN excluded.first_seen_at ELSE {t.appraisal_staff}.first_seen_at END",
-            (staff_id, utc_text(at)),
-        )
+        seen = utc_text(at)
+        if not r.staff.insert(staff_id, first_seen_at=seen):
+            row = r.staff.get(staff_id)
+            if row is not None and seen < row["first_seen_at"]:
+                r.staff.update(staff_id, first_seen_at=seen)
 
-    def _set_order(self, tx: Tx, t: Tables, e: Any, **values: Any) -> None:
-        columns = ", ".join(f"{c} = ?" for c in values)
-        tx.execute(
-            f"UPDATE {t.appraisal_orders} SET {columns} WHERE work_order_id = ?",
-            (*values.values(), str(e.originator_id)),
-        )
+    def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
+        r.orders.insert(str(e.originator_id), rejections=0)
 
-    def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
-        tx.execute(
-            f"INSERT INTO {t.appraisal_orders} (work_order_id) VALUES (?) "
-            "ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id),),
-        )
+    def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
+        self._seen(r, e.technician_id, e.occurred_at)
+        r.orders.update(str(e.originator_id), technician_id=e.technician_id)
 
-    def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
-        self._seen(tx, t, e.technician_id, e.occurred_at)
-        self._set_order(tx, t, e, technician_id=e.technician_id)
+    def _lateness_notified(self, r: _Rows, e: WorkOrder.LatenessNotified) -> None:
+        r.orders.update(str(e.originator_id), lateness_reason=e.reason)
 
-    def _lateness_notified(self, tx: Tx, t: Tables, e: WorkOrder.LatenessNotified) -> None:
-        self._set_order(tx, t, e, lateness_reason=e.reason)
-
-    def _arrived(self, tx: Tx, t: Tables, e: WorkOrder.Arrived) -> None:
-        self._set_order(
-            tx, t, e, arrived_at=utc_text(e.occurred_at), arrival_version=e.originator_version,
-            minutes_late=e.minutes_late, lateness_notified=int(e.lateness_notified),
+    def _arrived(self, r: _Rows, e: WorkOrder.Arrived) -> None:
+        r.orders.update(
+            str(e.originator_id), arrived_at=utc_text(e.occurred_at),
+            arrival_version=e.originator_version, minutes_late=e.minutes_late,
+            lateness_notified=int(e.lateness_notified),
         )  # fmt: skip
 
-    def _rejected(self, tx: Tx, t: Tables, e: WorkOrder.Rejected) -> None:
-        self._set_order(tx, t, e, rejections=e.rejection_count)
+    def _rejected(self, r: _Rows, e: WorkOrder.Rejected) -> None:
+        r.orders.update(str(e.originator_id), rejections=e.rejection_count)
 
-    def _accepted(self, tx: Tx, t: Tables, e: WorkOrder.Accepted) -> None:
-        tx.execute(
-            f"UPDATE {t.appraisal_orders} SET accepted_at = ?, "
-            "first_time_fix = CASE WHEN rejections = 0 THEN 1 ELSE 0 END WHERE work_order_id = ?",
-            (utc_text(e.occurred_at), str(e.originator_id)),
-        )
+    def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
+        row = r.orders.get(str(e.originator_id))
+        if row is not None:
+            r.orders.update(
+                str(e.originator_id), accepted_at=utc_text(e.occurred_at),
+                first_time_fix=1 if row["rejections"] == 0 else 0,
+            )  # fmt: skip
 
-    def _feedback(self, tx: Tx, t: Tables, e: WorkOrder.FeedbackReceived) -> None:
-        self._set_order(
-            tx, t, e, feedback_at=utc_text(e.occurred_at), feedback_version=e.originator_version,
-            csat=e.feedback.csat, praise=int(e.feedback.praise),
+    def _feedback(self, r: _Rows, e: WorkOrder.FeedbackReceived) -> None:
+        r.orders.update(
+            str(e.originator_id), feedback_at=utc_text(e.occurred_at),
+            feedback_version=e.originator_version, csat=e.feedback.csat,
+            praise=int(e.feedback.praise),
         )  # fmt: skip
 
-    def _lodged(self, tx: Tx, t: Tables, e: Complaint.Lodged) -> None:
+    def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
         complaint_id = str(e.originator_id)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_complaints} (complaint_id, work_order_id, severity, "
-            "lodged_at) VALUES (?, ?, ?, ?) ON CONFLICT (complaint_id) DO NOTHING",
-            (
-                complaint_id,
-                None if e.work_order_id is None else str(e.work_order_id),
-                e.severity.value,
-                utc_text(e.occurred_at),
-            ),
+        r.complaints.insert(
+            complaint_id,
+            work_order_id=None if e.work_order_id is None else str(e.work_order_id),
+            severity=e.severity.value,
+            lodged_at=utc_text(e.occurred_at),
+            resolved=0,
         )
-        self._name_staff(tx, t, complaint_id, "lodged", e.staff_ids)
+        self._name_staff(r, complaint_id, "lodged", e.staff_ids)
 
-    def _findings(self, tx: Tx, t: Tables, e: Complaint.InvestigationRecorded) -> None:
+    def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
         complaint_id = str(e.originator_id)
-        self._name_staff(tx, t, complaint_id, "findings", e.responsible_staff_ids)
+        tx, t = r.batch.tx, r.batch.t
+        self._name_staff(r, complaint_id, "findings", e.responsible_staff_ids)
         for staff_id in e.responsible_staff_ids:
-            self._seen(tx, t, staff_id, e.occurred_at)
+            self._seen(r, staff_id, e.occurred_at)
         at_fault = set(e.responsible_staff_ids) if e.company_at_fault else set()
-        charged = {
-            r["staff_id"]
-            for r in tx.query(
-                f"SELECT staff_id FROM {t.appraisal_faults} WHERE complaint_id = ?",
-                (complaint_id,),
-            )
-        }
+        charged = r.charged[complaint_id]
         for staff_id in sorted(charged - at_fault):
             tx.execute(
                 f"DELETE FROM {t.appraisal_faults} WHERE complaint_id = ? AND staff_id = ?",
@@ -254,10 +307,12 @@ class AppraisalView(ReadModel):
                 for s in sorted(at_fault - charged)
             ],
         )
+        r.charged[complaint_id] = at_fault
 
     def _name_staff(
-        self, tx: Tx, t: Tables, complaint_id: str, source: str, staff_ids: Iterable[str]
+        self, r: _Rows, complaint_id: str, source: str, staff_ids: Iterable[str]
     ) -> None:
+        tx, t = r.batch.tx, r.batch.t
         tx.execute(
             f"DELETE FROM {t.appraisal_complaint_staff} WHERE complaint_id = ? AND source = ?",
             (complaint_id, source),
@@ -268,28 +323,21 @@ class AppraisalView(ReadModel):
             [(complaint_id, source, s) for s in staff_ids],
         )
 
-    def _complaint_confirmed(self, tx: Tx, t: Tables, e: Any) -> None:
+    def _complaint_confirmed(self, r: _Rows, e: Any) -> None:
         resolved = not isinstance(e, Complaint.Reopened)
-        tx.execute(
-            f"UPDATE {t.appraisal_complaints} SET resolved = ? WHERE complaint_id = ?",
-            (int(resolved), str(e.originator_id)),
-        )
+        r.complaints.update(str(e.originator_id), resolved=int(resolved))
 
-    def _registered(self, tx: Tx, t: Tables, e: StaffMember.Registered) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
+    def _registered(self, r: _Rows, e: StaffMember.Registered) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
 
-    def _conduct(self, tx: Tx, t: Tables, e: StaffMember.ConductRecorded) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_conduct} (aggregate_id, version, staff_id, kind, points, "
-            "note, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                str(e.originator_id), e.originator_version, e.staff_id, e.kind,
-                numeric(tx, e.points), e.note, utc_text(e.occurred_at),
-            ),
-        )  # fmt: skip
+    def _conduct(self, r: _Rows, e: StaffMember.ConductRecorded) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
+        r.conduct.append((
+            str(e.originator_id), e.originator_version, e.staff_id, e.kind,
+            numeric(r.batch.tx, e.points), e.note, utc_text(e.occurred_at),
+        ))  # fmt: skip
 
-    _handlers: ClassVar[dict[type, Callable[[AppraisalView, Tx, Tables, Any], None]]] = {
+    _handlers: ClassVar[dict[type, Callable[[AppraisalView, _Rows, Any], None]]] = {
         WorkOrder.Booked: _booked,
         WorkOrder.Assigned: _assigned,
         WorkOrder.LatenessNotified: _lateness_notified,

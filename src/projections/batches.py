@@ -254,7 +254,7 @@ class Batches:
         at its event; a database hiccup propagates as it is (retried, never
         recorded)."""
         model = model or self.models[name]
-        batch = Batch(tx, self.generations.tables(name, generation))
+        batch = Batch(tx, self.generations.tables(name, generation), events)
         model.begin_batch(batch)
         for position, event in events:
             if isinstance(event, ProjectionFailed):

@@ -9,7 +9,7 @@ them in one transaction, so readers never see a half-built view.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,11 +42,14 @@ class Batch:
     read model (the live catch-up and a scratch build for `as_of`) never share it.
     """
 
-    __slots__ = ("state", "t", "tx")
+    __slots__ = ("events", "state", "t", "tx")
 
-    def __init__(self, tx: Tx, t: Tables) -> None:
+    def __init__(self, tx: Tx, t: Tables, events: Sequence[tuple[int, Any]] = ()) -> None:
         self.tx = tx
         self.t = t
+        #: The batch's (position, event) pairs, for a view that loads at
+        #: `begin_batch` the rows they will touch.
+        self.events = events
         self.state: Any = None
 
 

@@ -135,7 +135,18 @@ class SlaView(ReadModel):
     # -- events --------------------------------------------------------------
 
     def begin_batch(self, batch: Batch) -> None:
-        batch.state = _Touched()
+        """Load in one query the subjects the batch's events change."""
+        touched = batch.state = _Touched()
+        wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            touched.loaded.update(chunk)
+            for row in batch.tx.query(
+                f"SELECT aggregate_id, data FROM {batch.t.sla_subjects} "
+                f"WHERE aggregate_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                touched.subjects[row["aggregate_id"]] = Subject.from_data(json.loads(row["data"]))
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         tx, t, touched = batch.tx, batch.t, batch.state
@@ -160,37 +171,47 @@ class SlaView(ReadModel):
             return
         touched.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
-            tx.execute(
-                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (aggregate_id, version) DO NOTHING",
+            touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
                  subject.escalation_level, subject.owner_id),
             )  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:
+        """The batch's writes, one statement per table: the owners seen, the
+        subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
+        tx.executemany(
+            f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (aggregate_id, version) DO NOTHING",
+            touched.owners,
+        )
+        subjects: list[tuple[str, str, str]] = []
+        rows: list[tuple[Any, ...]] = []
         for key in touched.dirty:
             subject = touched.subjects[key]
-            tx.execute(
-                f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
-                "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
-                (key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)),
-            )
-            tx.execute(f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", (key,))
+            subjects.append((key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)))
             policy = self._policy(tx, t, subject.policy_version)
             calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
-            rows = targets(subject, policy, calendar)
-            tx.executemany(
-                f"INSERT INTO {t.sla_targets} VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_row(subject, target) for target in rows],
-            )
+            rows.extend(_row(subject, target) for target in targets(subject, policy, calendar))
+        tx.executemany(
+            f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
+            "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
+            subjects,
+        )
+        tx.executemany(
+            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", [(k,) for k in touched.dirty]
+        )
+        tx.executemany(
+            f"INSERT INTO {t.sla_targets} VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def _subject(self, batch: Batch, key: str) -> Subject | None:
         tx, t = batch.tx, batch.t
         subjects: dict[str, Subject] = batch.state.subjects
         found = subjects.get(key)
-        if found is None:
+        if found is None and key not in batch.state.loaded:
             data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
             if data is None:
                 return None
@@ -222,6 +243,9 @@ class _Touched:
 
     subjects: dict[str, Subject] = field(default_factory=dict)
     dirty: dict[str, None] = field(default_factory=dict)
+    #: Keys looked up at the start of the batch (absent from `subjects`: unknown).
+    loaded: set[str] = field(default_factory=set)
+    owners: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
