@@ -77,13 +77,23 @@ class Tx:
     def fetchall(self) -> list[Row]:
         return [dict(r) for r in self.cursor.fetchall()]
 
+    def _reading_cursor(self) -> Any:
+        """On PostgreSQL a cursor of its own for a statement whose rows are read:
+        in pipeline mode, a cursor that ran an `executemany` can hand a later
+        fetch that statement's status instead of the rows."""
+        if self.dialect == "postgres":
+            return self.cursor.connection.cursor()
+        return self.cursor
+
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.execute(statement, params)
-        return self.fetchall()
+        cursor = self._reading_cursor()
+        cursor.execute(self._sql(statement), tuple(params))
+        return [dict(r) for r in cursor.fetchall()]
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        self.execute(statement, params)
-        row = self.cursor.fetchone()
+        cursor = self._reading_cursor()
+        cursor.execute(self._sql(statement), tuple(params))
+        row = cursor.fetchone()
         if row is None:
             return None
         return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))

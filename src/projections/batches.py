@@ -306,13 +306,15 @@ class Batches:
             events = [(n.id, self._decode("?", n)) for n in notifications]
             last = notifications[-1].id
             try:
-                with self.db.transaction() as tx, tx.pipelined():
-                    for target in active:
-                        if target.tracked:
-                            self._start_tracked(tx, target.name, target.generation, position)
-                        self.apply(tx, target.name, target.generation, events, target.model)
-                        if target.tracked:
-                            self._track(tx, target.name, target.generation, last)
+                with self.db.transaction() as tx:
+                    for target in tracked:
+                        self._start_tracked(tx, target.name, target.generation, position)
+                    with tx.pipelined():
+                        for target in active:
+                            self.apply(tx, target.name, target.generation, events, target.model)
+                    # After the pipeline: the library's tracking insert reads its answer.
+                    for target in tracked:
+                        self._track(tx, target.name, target.generation, last)
             except (_Moved, _Gone):
                 raise RebuildRaced(
                     "another process is building the same generation; run the rebuild again"
@@ -326,6 +328,7 @@ class Batches:
                     except ProjectionFailed as failure:
                         failed[target.name] = failure
                         active.remove(target)
+                        tracked.remove(target)
             position = last
             if progress is not None:
                 progress(len(notifications), position)
