@@ -87,8 +87,12 @@ class SlaView(ReadModel):
         "sla_owners",
     )
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
+        #: A what-if replay: every subject's targets under this policy instead of
+        #: the one it was booked under.
+        self.policy_override = policy_override
+        self._override_version = None if policy_override is None else policy_override.version
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
@@ -190,8 +194,12 @@ class SlaView(ReadModel):
         for key in touched.dirty:
             subject = touched.subjects[key]
             subjects.append((key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)))
-            policy = self._policy(tx, t, subject.policy_version)
-            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+            if self.policy_override is not None:
+                policy = self.policy_override
+                calendar = calendar_for(policy, self.settings.timezone, self._override_version)
+            else:
+                policy = self._policy(tx, t, subject.policy_version)
+                calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
             rows.extend(_row(subject, target) for target in targets(subject, policy, calendar))
         tx.executemany(
             f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
