@@ -19,6 +19,7 @@ from fieldledger.api.routes import (
     satisfaction,
     sla,
     staff,
+    what_if,
     work_orders,
 )
 from fieldledger.application.database import Database
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks):
+    for module in (satisfaction, appraisal, callbacks, what_if):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -18,7 +18,6 @@ from fieldledger.domain.policy import PolicyError
 from fieldledger.projections.projector import ProjectionFailed, Projections, RebuildSuperseded
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import TaskID
 
 if TYPE_CHECKING:
     from fieldledger.application.ledger import FieldLedger
@@ -99,8 +98,7 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)
@@ -223,9 +221,7 @@ def projections_status() -> None:
                     rebuild += f", failed: {s.building_error}"
                 else:
                     rebuild += " (under way, or killed: run the rebuild again)"
-            table.add_row(
-                s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild
-            )
+            table.add_row(s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild)
         Console().print(table)
 
 
@@ -233,7 +229,8 @@ def projections_status() -> None:
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="projections (all when none)")] = None,
 ) -> None:
-    """Rebuild projections from zero into fresh tables, swapped in when complete."""
+    """Rebuild projections from zero into fresh tables, swapped in when complete
+    (all those named in one pass over the store: each event read once)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -247,9 +244,7 @@ def projections_rebuild(
         chosen = names or list(projections.models)
         unknown = [n for n in chosen if n not in projections.models]
         if unknown:
-            fail(
-                f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models)
-            )
+            fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
         columns = (
             TextColumn("{task.description}"),
@@ -260,22 +255,119 @@ def projections_rebuild(
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=Console(stderr=True)) as bar:
-            for name in chosen:
-                task = bar.add_task(name, total=max(head, 1), rate=0.0)
-                started = time.monotonic()
+            label = chosen[0] if len(chosen) == 1 else f"{len(chosen)} views, one pass"
+            task = bar.add_task(label, total=max(head, 1), rate=0.0)
+            started = time.monotonic()
 
-                def advance(
-                    count: int, position: int, task: TaskID = task, started: float = started
-                ) -> None:
-                    elapsed = max(time.monotonic() - started, 1e-9)
-                    bar.update(task, completed=min(position, head), rate=position / elapsed)
+            def advance(count: int, position: int) -> None:
+                elapsed = max(time.monotonic() - started, 1e-9)
+                bar.update(task, completed=min(position, head), rate=position / elapsed)
 
-                try:
-                    generation = projections.rebuild(name, progress=advance)
-                except (ProjectionFailed, RebuildSuperseded) as e:
-                    fail(str(e), code=1)
-                bar.update(task, completed=max(head, 1))
+            try:
+                generations = projections.rebuild_many(chosen, progress=advance)
+            except (ProjectionFailed, RebuildSuperseded) as e:
+                fail(str(e), code=1)
+            bar.update(task, completed=max(head, 1))
+            for name, generation in generations.items():
                 bar.console.print(f"{name}: generation {generation} is live")
+
+
+@app.command("what-if")
+def what_if_command(
+    policy: Annotated[str, typer.Option(help="the candidate policy: a policy TOML file")],
+    from_: Annotated[
+        str, typer.Option("--from", help="start of the period: a date (local) or an ISO instant")
+    ],
+    to: Annotated[str, typer.Option(help="end: a date (included) or an ISO instant (excluded)")],
+    report: Annotated[str, typer.Option(help="sla, appraisal or satisfaction")] = "sla",
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="sla: priority (default), zone, technician, severity, target, kind; "
+            "satisfaction: technician (default) or service_type"
+        ),
+    ] = None,
+) -> None:
+    """Replay the history under a candidate policy into scratch tables and show a
+    report for the period as it is and as it would have been, per group, with
+    the difference. Live views are not touched."""
+    from pathlib import Path
+
+    from fieldledger.api.routes.sla import parse_instant
+    from fieldledger.domain.policy import parse_policy
+    from fieldledger.projections.what_if import REPORTS, Question, check_group_by, what_if
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    if report not in REPORTS:
+        fail(f"--report: {report!r} is not one of {', '.join(REPORTS)}")
+    try:
+        text = Path(policy).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"--policy: cannot read {policy}: {e}")
+    settings = load_settings()
+    try:
+        candidate = parse_policy(text)
+        start = parse_instant("from", from_, settings.timezone)
+        end = parse_instant("to", to, settings.timezone, end_of_day=True)
+        if end <= start:
+            raise InvalidCommand("to", "must be after from")
+        check_group_by(report, group_by)
+    except PolicyError as e:
+        fail(f"--policy: {e}")
+    except InvalidCommand as e:
+        fail(f"--{e.field.replace('_', '-')}: {e.message}")
+    question = Question(report, start, end, group_by)
+    with opened_projections() as projections:
+        head = projections.head()
+        columns = (
+            TextColumn("replaying under the candidate"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+        )  # fmt: skip
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("what-if", total=max(head, 1))
+            try:
+                answer = what_if(
+                    projections, candidate, question, now=projections.ledger.clock(),
+                    progress=lambda n, position: bar.update(task, completed=position),
+                )  # fmt: skip
+            except ProjectionFailed as e:
+                fail(str(e), code=1)
+    table = Table(
+        title=f"what-if: {report} from {start.isoformat()} to {end.isoformat()}, "
+        f"policy {answer['actual_policy_version'][:12]} -> "
+        f"{answer['candidate_policy_version'][:12]} ({answer['events_replayed']} events)"
+    )
+    table.add_column(answer["group_by"])
+    table.add_column("measure")
+    for heading in ("actual", "candidate", "difference"):
+        table.add_column(heading, justify="right")
+    for group in answer["groups"]:
+        actual, candidate_side = group["actual"] or {}, group["candidate"] or {}
+        for measure in sorted(set(actual) | set(candidate_side)):
+            table.add_row(
+                "-" if group["key"] is None else str(group["key"]), measure,
+                _cell(actual.get(measure)), _cell(candidate_side.get(measure)),
+                _cell(group["difference"].get(measure), signed=True),
+            )  # fmt: skip
+    Console().print(table)
+
+
+def _cell(value: object, *, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    if signed and isinstance(value, int | float) and value > 0:
+        return f"+{value}"
+    return str(value)
 
 
 @audit_app.command("verify")

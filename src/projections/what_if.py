@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.periods import Period, add_months, local_date
 from fieldledger.domain.policy import Policy
 from fieldledger.projections.appraisal import AppraisalView
@@ -48,6 +49,21 @@ class Question:
     group_by: str | None = None
 
 
+GROUPINGS: dict[Report, tuple[str, ...]] = {
+    "sla": ("priority", "zone", "technician", "severity", "target", "kind"),
+    "appraisal": ("staff",),
+    "satisfaction": ("technician", "service_type"),
+}
+
+
+def check_group_by(report: Report, group_by: str | None) -> None:
+    """A grouping the report knows, or InvalidCommand naming the allowed ones."""
+    if group_by is not None and group_by not in GROUPINGS[report]:
+        raise InvalidCommand(
+            "group_by", f"{report} groups by one of: {', '.join(GROUPINGS[report])}"
+        )
+
+
 def what_if(
     projections: Projections,
     candidate: Policy,
@@ -57,6 +73,7 @@ def what_if(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replay the store under `candidate` and answer `question` both ways."""
+    check_group_by(question.report, question.group_by)
     name = {"sla": "sla", "appraisal": "appraisal", "satisfaction": "satisfaction"}[question.report]
     live = projections.models[name]
     settings = replace(live.settings, policy=candidate)
@@ -74,6 +91,8 @@ def what_if(
         group_by = question.group_by or "technician"
         model = SatisfactionView(settings)
         answer = _satisfaction_answer(question, group_by)
+    # The actual side is the live view, first brought up to the head replayed.
+    projections.wait_for(name, head)
     with projections.reading(name) as (tx, tables):
         actual = answer(tx, tables, live)
     with projections.scratch(name, head, model=model, progress=progress) as (tx, tables):
