@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -225,12 +225,54 @@ def projections_status() -> None:
         Console().print(table)
 
 
+#: Relative cost of rebuilding each view (measured: docs/benchmarks.md), for
+#: sharing views out between processes; a view not listed counts 1.
+REBUILD_WEIGHTS = {"sla": 3, "audit": 3, "appraisal": 2, "satisfaction": 1, "callbacks": 1}
+
+
+def share_out(names: list[str], jobs: int) -> list[list[str]]:
+    """The views in `jobs` groups of about equal cost (heaviest first, each to the
+    lightest group so far), in their given order within each group."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
+    loads = [0] * len(groups)
+    for name in sorted(names, key=lambda n: -REBUILD_WEIGHTS.get(n, 1)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(name)
+        loads[lightest] += REBUILD_WEIGHTS.get(name, 1)
+    return [[n for n in names if n in group] for group in groups]
+
+
+def _rebuild_group(index: int, names: list[str], queue: Any) -> None:
+    """A rebuild process of `--jobs`: its views in one pass; reports to `queue`."""
+    try:
+        with opened_projections() as projections:
+            generations = projections.rebuild_many(
+                names, progress=lambda count, position: queue.put(("progress", index, position))
+            )
+        queue.put(("done", index, generations))
+    except typer.Exit as e:  # its one line is already on stderr
+        queue.put(("exit", index, e.exit_code))
+    except Exception as e:  # reported by the parent as one line
+        queue.put(("failed", index, str(e)))
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="projections (all when none)")] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="processes to share the views out between (each makes one pass over the "
+            "store); 2 uses both cores of a two-core machine",
+        ),
+    ] = 1,
 ) -> None:
     """Rebuild projections from zero into fresh tables, swapped in when complete
     (all those named in one pass over the store: each event read once)."""
+    import multiprocessing
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -246,30 +288,73 @@ def projections_rebuild(
         if unknown:
             fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8.0f} events/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True)) as bar:
-            label = chosen[0] if len(chosen) == 1 else f"{len(chosen)} views, one pass"
-            task = bar.add_task(label, total=max(head, 1), rate=0.0)
-            started = time.monotonic()
+    groups = share_out(chosen, jobs)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} events/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks = [
+            bar.add_task(
+                group[0] if len(group) == 1 else f"{', '.join(group)} (one pass)",
+                total=max(head, 1),
+                rate=0.0,
+            )
+            for group in groups
+        ]
+        started = time.monotonic()
 
-            def advance(count: int, position: int) -> None:
-                elapsed = max(time.monotonic() - started, 1e-9)
-                bar.update(task, completed=min(position, head), rate=position / elapsed)
+        def advance(index: int, position: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            bar.update(tasks[index], completed=min(position, head), rate=position / elapsed)
 
-            try:
-                generations = projections.rebuild_many(chosen, progress=advance)
-            except (ProjectionFailed, RebuildSuperseded) as e:
-                fail(str(e), code=1)
+        generations: dict[str, int] = {}
+        if len(groups) == 1:
+            with opened_projections() as projections:
+                try:
+                    generations = projections.rebuild_many(
+                        groups[0], progress=lambda count, position: advance(0, position)
+                    )
+                except (ProjectionFailed, RebuildSuperseded) as e:
+                    fail(str(e), code=1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            queue = context.Queue()
+            processes = [
+                context.Process(target=_rebuild_group, args=(i, group, queue), daemon=True)
+                for i, group in enumerate(groups)
+            ]
+            for process in processes:
+                process.start()
+            failures: list[str] = []
+            exits: list[int] = []
+            pending = len(processes)
+            while pending:
+                kind, index, value = queue.get()
+                if kind == "progress":
+                    advance(index, value)
+                    continue
+                pending -= 1
+                if kind == "done":
+                    generations.update(value)
+                elif kind == "exit":
+                    exits.append(value)
+                else:
+                    failures.append(value)
+            for process in processes:
+                process.join()
+            if failures:
+                fail(failures[0], code=1)
+            if exits:
+                raise typer.Exit(exits[0])
+        for task in tasks:
             bar.update(task, completed=max(head, 1))
-            for name, generation in generations.items():
-                bar.console.print(f"{name}: generation {generation} is live")
+        for name in chosen:
+            bar.console.print(f"{name}: generation {generations[name]} is live")
 
 
 @app.command("what-if")

@@ -1,13 +1,21 @@
 """Satisfaction, appraisal and callbacks: a rebuild from zero equals the view built
 incrementally, batch by batch, while the history was being written; and a
-scratch generation at a past position equals the view as it was there."""
+scratch generation at a past position equals the view as it was there; and
+every view rebuilt in one pass (or shared out between two processes) equals
+its incremental view."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fieldledger.api.cli import share_out
 from fieldledger.application.database import Tx
+from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Tables
 
@@ -15,6 +23,8 @@ from tests.integration.conftest import open_world
 from tests.integration.field import utc
 from tests.integration.histories import History
 from tests.views import rows_of
+
+READ_MODEL_NAMES = tuple(m.name for m in READ_MODELS)
 
 REPORTS = ("satisfaction", "appraisal", "callbacks")
 
@@ -148,5 +158,33 @@ def test_one_pass_rebuild_of_every_view_equals_the_incremental_views(
                 )
             assert unlogged == 0  # made durable before the swap
             assert indexes == 4  # the primary key and the three held back until the end
+    finally:
+        ledger.close()
+
+
+def test_a_rebuild_shared_out_between_two_processes_equals_the_live_views(
+    database_url: str,
+) -> None:
+    """`fieldledger projections rebuild --jobs 2`: the views in two groups of about
+    equal cost, each group rebuilt in one pass by a process of its own."""
+    names = list(READ_MODEL_NAMES)
+    assert share_out(names, 2) == [["sla", "appraisal"], ["satisfaction", "callbacks", "audit"]]
+    assert share_out(["audit"], 2) == [["audit"]]
+    world, ledger = open_world(database_url)
+    try:
+        History(world.field, 7, utc("2026-09-20T00:00")).run(60)
+        projections = world.projections
+        projections.catch_up_all()
+        before = {name: live_rows(projections, name) for name in names}
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("fieldledger")), "projections", "rebuild",
+             "--jobs", "2"],
+            env={**os.environ, "FIELDLEDGER_DATABASE_URL": database_url},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        for name in names:
+            assert f"{name}: generation 2 is live" in result.stderr
+            assert live_rows(projections, name) == before[name], name
     finally:
         ledger.close()
