@@ -5,6 +5,7 @@ can report its peak resident memory):
     python bench/rebuild.py URL all           # every read model, one pass (the CLI's way)
     python bench/rebuild.py URL each          # every read model, one after the other
     python bench/rebuild.py URL one NAME      # one read model
+    python bench/rebuild.py URL jobs 2        # `fieldledger projections rebuild --jobs 2`
 
 Prints one JSON line: events, seconds, events/s.
 """
@@ -12,8 +13,11 @@ Prints one JSON line: events, seconds, events/s.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.policy import builtin_policy
@@ -43,7 +47,14 @@ def main() -> None:
                 ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai")
             )
             started = time.perf_counter()
-            if mode == "all":
+            if mode == "jobs":
+                subprocess.run(
+                    [str(Path(sys.executable).with_name("fieldledger")), "projections",
+                     "rebuild", "--jobs", rest[0]],
+                    env={**os.environ, "FIELDLEDGER_DATABASE_URL": url}, check=True,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            elif mode == "all":
                 projections.rebuild_many(list(projections.models))
             elif mode == "each":
                 for name in projections.models:

@@ -193,6 +193,9 @@ def phase_rebuild(url: str, each: bool) -> dict[str, Any]:
               "rebuild_all_ratio": one_pass["per_s"] / decode["per_s"],
               "rebuild_peak_rss_mb": one_pass["peak_rss_mb"],
               "decode_peak_rss_mb": decode["peak_rss_mb"]}  # fmt: skip
+    two = measured(script, url, "jobs", "2")
+    result["rebuild_jobs2_per_s"] = two["per_s"]
+    result["rebuild_jobs2_ratio"] = two["per_s"] / decode["per_s"]
     if each:
         serial = measured(script, url, "each")
         result["rebuild_each_per_s"] = serial["per_s"]

@@ -32,7 +32,12 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from fieldledger.application.database import Database, Tx
 from fieldledger.application.ledger import FieldLedger
-from fieldledger.projections.generations import TRACKING_TABLES, Generations, tracking_key
+from fieldledger.projections.generations import (
+    TRACKING_TABLES,
+    Generations,
+    RebuildSuperseded,
+    tracking_key,
+)
 from fieldledger.projections.read_model import Batch, ReadModel
 
 BATCH_SIZE = 500
@@ -316,8 +321,9 @@ class Batches:
                     for target in tracked:
                         self._track(tx, target.name, target.generation, last)
             except (_Moved, _Gone):
-                raise RebuildRaced(
-                    "another process is building the same generation; run the rebuild again"
+                raise RebuildSuperseded(
+                    "another rebuild replaced this one's fresh tables (or fed them meanwhile); "
+                    "the live views are unchanged by this one"
                 ) from None
             except Exception as e:
                 if is_transient(e) or not all(t.tracked for t in active):
@@ -333,7 +339,3 @@ class Batches:
             if progress is not None:
                 progress(len(notifications), position)
         return failed
-
-
-class RebuildRaced(Exception):
-    """Two processes fed the same fresh generation (it cannot be built twice)."""

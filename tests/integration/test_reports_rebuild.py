@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from fieldledger.api.cli import share_out
 from fieldledger.application.database import Tx
+from fieldledger.projections.batches import Target
 from fieldledger.projections.catalog import READ_MODELS
-from fieldledger.projections.projector import Projections
+from fieldledger.projections.projector import Projections, RebuildSuperseded
 from fieldledger.projections.read_model import Tables
 
 from tests.integration.conftest import open_world
@@ -186,5 +187,21 @@ def test_a_rebuild_shared_out_between_two_processes_equals_the_live_views(
         for name in names:
             assert f"{name}: generation 2 is live" in result.stderr
             assert live_rows(projections, name) == before[name], name
+    finally:
+        ledger.close()
+
+
+def test_a_rebuild_whose_fresh_tables_another_rebuild_replaced_stops_and_says_so(
+    sqlite_url: str,
+) -> None:
+    world, ledger = open_world(sqlite_url, batch_size=5)
+    try:
+        History(world.field, 8, utc("2026-09-20T00:00")).run(30)
+        projections = world.projections
+        abandoned = projections.generations.start_build("callbacks")
+        assert projections.rebuild("callbacks") == abandoned.generation + 1  # drops it
+        with pytest.raises(RebuildSuperseded, match="live views are unchanged"):
+            projections.batches.feed([Target("callbacks", abandoned.generation)])
+        assert projections.live_generation("callbacks") == abandoned.generation + 1
     finally:
         ledger.close()
