@@ -44,7 +44,8 @@ def main() -> None:
                 position = batch[-1].id
         else:
             projections = Projections(
-                ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai")
+                ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai"),
+                batch_size=int(os.environ.get("FIELDLEDGER_PROJECTION_BATCH_SIZE", "500")),
             )
             started = time.perf_counter()
             if mode == "jobs":
