@@ -167,6 +167,7 @@ class SlaView(ReadModel):
         subject = Subject.start(event)
         if subject is not None:
             touched.subjects[key] = subject
+            touched.fresh.add(key)
         elif isinstance(event, _CHANGES):
             subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
@@ -206,8 +207,9 @@ class SlaView(ReadModel):
             "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
             subjects,
         )
-        tx.executemany(
-            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", [(k,) for k in touched.dirty]
+        tx.executemany(  # not those created in this batch: they have no rows yet
+            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?",
+            [(k,) for k in touched.dirty if k not in touched.fresh],
         )
         tx.executemany(
             f"INSERT INTO {t.sla_targets} VALUES "
@@ -254,6 +256,8 @@ class _Touched:
     #: Keys looked up at the start of the batch (absent from `subjects`: unknown).
     loaded: set[str] = field(default_factory=set)
     owners: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Aggregates whose first event is in this batch.
+    fresh: set[str] = field(default_factory=set)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
