@@ -98,7 +98,8 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: "
+        f"API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)

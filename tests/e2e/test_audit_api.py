@@ -42,10 +42,7 @@ def scene(api: Api) -> dict[str, Any]:
     dispatcher = api.actor("disp-1", "dispatcher")
     supervisor = api.actor("sup-1", "supervisor")
     first = book(dispatcher)
-    assert (
-        dispatcher.post(f"/work-orders/{first}/assign", {"technician_id": "tech-1"}).status_code
-        == 200
-    )
+    assert dispatcher.post(f"/work-orders/{first}/assign", {"technician_id": "tech-1"}).status_code == 200
     late_at = datetime.now(UTC) - timedelta(hours=1)
     second = book(dispatcher, occurred_at=late_at.isoformat())
     complaint = supervisor.post("/complaints", COMPLAINT)
@@ -112,9 +109,7 @@ def test_filters(api: Api, scene: dict[str, Any]) -> None:
     # from/to are on occurred_at: the late booking happened an hour ago.
     late_at: datetime = scene["late_at"]
     assert types(to=(late_at + timedelta(minutes=1)).isoformat()) == ["Booked"]
-    assert types(
-        **{"from": late_at.isoformat(), "to": (late_at + timedelta(seconds=1)).isoformat()}
-    ) == ["Booked"]
+    assert types(**{"from": late_at.isoformat(), "to": (late_at + timedelta(seconds=1)).isoformat()}) == ["Booked"]
     assert len(types(**{"from": (late_at + timedelta(minutes=1)).isoformat()})) == 7
     assert types(actor="nobody") == []
     # A date is a whole local day: `to` includes it.

@@ -132,9 +132,7 @@ INVALID_BOOKINGS: list[tuple[dict[str, Any], str]] = [
 def test_an_invalid_booking_is_422_naming_the_field(api: Api, body: Any, field: str) -> None:
     dispatcher = api.actor("disp-1", "dispatcher")
     before = api.event_count()
-    problem = assert_problem(
-        dispatcher.post("/work-orders", body), 422, "/problems/invalid-request"
-    )
+    problem = assert_problem(dispatcher.post("/work-orders", body), 422, "/problems/invalid-request")
     assert field in field_errors(problem), problem
     assert field in problem["detail"]
     assert api.event_count() == before
@@ -251,9 +249,7 @@ def test_if_match_a_stale_version_is_412_and_writes_nothing(api: Api) -> None:
     got = desk["dispatcher"].get(f"/work-orders/{order}")
     assert got.headers["ETag"] == '"2"'
     before = api.event_count()
-    r = desk["dispatcher"].post(
-        f"/work-orders/{order}/hold", {"reason": "x"}, **{"If-Match": '"1"'}
-    )
+    r = desk["dispatcher"].post(f"/work-orders/{order}/hold", {"reason": "x"}, **{"If-Match": '"1"'})
     problem = assert_problem(r, 412, "/problems/version-mismatch")
     assert (problem["expected_version"], problem["current_version"]) == (1, 2)
     assert r.headers["ETag"] == '"2"'
@@ -344,15 +340,11 @@ def test_a_repeated_command_answers_the_same_and_writes_nothing(api: Api) -> Non
     desk = Desk(api)
     order = desk.book()
     key = {"Idempotency-Key": "assign-1"}
-    first = desk["dispatcher"].post(
-        f"/work-orders/{order}/assign", {"technician_id": "tech-1"}, **key
-    )
+    first = desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "tech-1"}, **key)
     assert first.status_code == 200
     desk.ok("technician", f"/work-orders/{order}/confirm")  # the order moves on
     before = api.event_count()
-    repeat = desk["dispatcher"].post(
-        f"/work-orders/{order}/assign", {"technician_id": "tech-1"}, **key
-    )
+    repeat = desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "tech-1"}, **key)
     same_answer(first, repeat)
     assert repeat.json()["version"] == 2 and repeat.json()["state"] == "assigned"
     assert api.event_count() == before

@@ -41,7 +41,9 @@ def test_the_projector_process_keeps_views_caught_up_and_stops_cleanly(
             channel=Channel.PHONE, billing=Billing.PAID, description="d",
         )  # fmt: skip
         head = projections.head()
-        wait_until(lambda: all(s.position >= head for s in projections.status()), timeout=60)
+        wait_until(
+            lambda: all(s.position >= head for s in projections.status()), timeout=60
+        )
         assert all(s.lag == 0 and s.error is None for s in projections.status())
     finally:
         process.send_signal(signal.SIGTERM)

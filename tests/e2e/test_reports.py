@@ -192,15 +192,12 @@ def test_satisfaction_summary(api: Api) -> None:
 
     by_type = ok(analyst.get("/satisfaction/summary", group_by="service_type")).json()
     assert [(g["key"], g["surveys_expected"], g["complaints"]) for g in by_type["groups"]] == [
-        ("install", 1, 1),
-        ("repair", 2, 0),
+        ("install", 1, 1), ("repair", 2, 0)
     ]
     then = ok(analyst.get("/satisfaction/summary", as_of=iso(before_second))).json()
     then_one = {g["key"]: g for g in then["groups"]}["tech-1"]
     assert (then_one["surveys_received"], then_one["csat_pct"], then_one["complaints"]) == (
-        1,
-        100,
-        0,
+        1, 100, 0
     )
     november = ok(analyst.get("/satisfaction/summary", **{"from": "2026-11-01"})).json()
     assert november["groups"] == []

@@ -114,12 +114,9 @@ def test_the_board_at_an_instant(api: Api) -> None:
     assert [i["status"] for i in everything] == sorted(
         (i["status"] for i in everything), key=["red", "yellow", "blue"].index
     )
-    assert (
-        supervisor.get("/sla/board", kind="complaint", at="2026-10-08T13:30:00+08:00").json()[
-            "items"
-        ]
-        == []
-    )
+    assert supervisor.get("/sla/board", kind="complaint", at="2026-10-08T13:30:00+08:00").json()[
+        "items"
+    ] == []
     # An instant written with an unencoded "+" arrives as a space and is read right.
     spaced = api.client.get(
         "/sla/board?at=2026-10-08T11:30:00+08:00&status=red", headers=supervisor.headers

@@ -26,9 +26,7 @@ class World:
 def open_world(url: str, batch_size: int = 500) -> tuple[World, FieldLedger]:
     clock = Clock(utc("2026-01-01T00:00"))
     ledger = FieldLedger(url, clock=clock)
-    return World(
-        Field(ledger, clock), Projections(ledger, READ_MODELS, SETTINGS, batch_size)
-    ), ledger
+    return World(Field(ledger, clock), Projections(ledger, READ_MODELS, SETTINGS, batch_size)), ledger
 
 
 @pytest.fixture

@@ -99,7 +99,9 @@ class Field:
         assert result.position is not None
         return result.version
 
-    def arrive(self, order: UUID, at: datetime, *, notice: str | None = None) -> int:
+    def arrive(
+        self, order: UUID, at: datetime, *, notice: str | None = None
+    ) -> int:
         """Confirm, depart, (warn the customer), arrive at `at`; the Arrived version."""
         tech = self.tech(order)
         before = at - timedelta(minutes=30)
@@ -178,7 +180,9 @@ class Field:
 
     # -- staff ---------------------------------------------------------------
 
-    def conduct(self, staff_id: str, kind: str, at: datetime, points: str | None = None) -> int:
+    def conduct(
+        self, staff_id: str, kind: str, at: datetime, points: str | None = None
+    ) -> int:
         self.at(at)
         r = self.ledger.record_conduct(
             SUPERVISOR, staff_id, kind=kind,

@@ -122,13 +122,8 @@ class History:
         elif state in (S.ACCEPTED, S.RESOLVED_REMOTELY):
             if wo.feedback is None and rng.random() < 0.75:
                 feedback = Feedback(
-                    rng.randint(1, 5),
-                    rng.randint(1, 4),
-                    rng.randint(1, 4),
-                    rng.randint(1, 4),
-                    rng.randint(1, 4),
-                    rng.random() < 0.3,
-                    "",
+                    rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 4), rng.randint(1, 4),
+                    rng.randint(1, 4), rng.random() < 0.3, "",
                 )
                 do(CLIENT, "feedback", self.later(order, 60, 3000), feedback=feedback)
             else:

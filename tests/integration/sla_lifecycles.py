@@ -38,8 +38,7 @@ STRICTER = parse_policy(
     .replace('name = "builtin"', 'name = "stricter"')
     .replace("yellow_at = 0.8", "yellow_at = 0.75")
     .replace(
-        'priority = { clock = "business", hours = 2 }',
-        'priority = { clock = "business", hours = 1 }',
+        'priority = { clock = "business", hours = 2 }', 'priority = { clock = "business", hours = 1 }'
     )
 )
 
@@ -161,9 +160,7 @@ class Lifecycles:
         if state in (S.ACCEPTED, S.CANCELLED, S.RESOLVED_REMOTELY):
             return False
         if state in (S.BOOKED, S.ASSIGNED, S.CONFIRMED):
-            choices += [
-                lambda: wo.assign(self.ctx(), rng.choice(["tech-1", "tech-2", "tech-3"]))
-            ] * 3
+            choices += [lambda: wo.assign(self.ctx(), rng.choice(["tech-1", "tech-2", "tech-3"]))] * 3
         if state is S.ASSIGNED:
             choices += [lambda: wo.confirm(t())] * 3
         if state is S.CONFIRMED:

@@ -169,9 +169,7 @@ def _complaint_with_findings(
     world: World, severity: str, responsible: list[str], at_fault: bool = True
 ) -> tuple[UUID, int]:
     complaint = world.field.complaint(utc("2026-10-10T02:00"), severity=severity)
-    version = world.field.findings(
-        complaint, utc("2026-10-12T02:00"), responsible, at_fault=at_fault
-    )
+    version = world.field.findings(complaint, utc("2026-10-12T02:00"), responsible, at_fault=at_fault)
     return complaint, version
 
 
@@ -186,11 +184,9 @@ def test_a_complaint_naming_two_staff_charges_both(
     for staff in ("tech-1", "tech-2"):
         got = appraisal(world, staff, "2026-10")
         assert got["points"] == points
-        expected = (
-            []
-            if not at_fault
-            else [("company_at_fault", points - 100, "InvestigationRecorded", findings)]
-        )
+        expected = [] if not at_fault else [
+            ("company_at_fault", points - 100, "InvestigationRecorded", findings)
+        ]
         assert brief(got["items"]) == expected
         if at_fault:
             assert got["items"][0]["aggregate_id"] == str(complaint)

@@ -57,16 +57,10 @@ def seed(ledger: FieldLedger, n: int) -> None:
     """n work orders booked in one save: quick to write, n events."""
     orders = [
         WorkOrder.book(
-            Context("disp-1", Role.DISPATCHER, START),
-            id=uuid4(),
-            policy_version=1,
-            customer=Customer(f"c{i}", "1"),
-            service_type="repair",
-            priority=Priority.ROUTINE,
-            zone=Zone.URBAN,
-            channel=Channel.PHONE,
-            billing=Billing.PAID,
-            description="",
+            Context("disp-1", Role.DISPATCHER, START), id=uuid4(),
+            policy_version=1, customer=Customer(f"c{i}", "1"), service_type="repair",
+            priority=Priority.ROUTINE, zone=Zone.URBAN, channel=Channel.PHONE,
+            billing=Billing.PAID, description="",
         )
         for i in range(n)
     ]

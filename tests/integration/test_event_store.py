@@ -111,11 +111,8 @@ def test_lifecycle_with_two_rejections_replays_to_the_in_memory_state(app: Field
         (DISPATCHER, "assign", {"technician_id": "tech-1"}),
         (TECH, "confirm", {}),
         (TECH, "depart", {}),
-        (
-            TECH,
-            "notify-late",
-            {"expected_arrival": datetime(2026, 10, 10, 2, 20, tzinfo=UTC), "reason": "堵车"},
-        ),
+        (TECH, "notify-late", {"expected_arrival": datetime(2026, 10, 10, 2, 20, tzinfo=UTC),
+                               "reason": "堵车"}),
         (TECH, "arrive", {}),
         (TECH, "start", {"identity_shown": True, "risk_assessment": "water off"}),
         (TECH, "change-scope", {"description": "also the pump", "new_eta": None}),
@@ -257,9 +254,7 @@ def test_conduct_opens_the_staff_record_on_first_entry(app: FieldLedger) -> None
     app.record_conduct(SUPERVISOR, "tech-7", kind="uniform", points=None, note="no badge")
     staff = app.get(StaffMember, staff_aggregate_id("tech-7"))
     assert staff.conduct_records == 2
-    points = [
-        e.points for e in app.events.get(staff.id) if isinstance(e, StaffMember.ConductRecorded)
-    ]
+    points = [e.points for e in app.events.get(staff.id) if isinstance(e, StaffMember.ConductRecorded)]
     assert points == [Decimal("-0.5"), Decimal("-1")]
     with pytest.raises(InvalidCommand):
         app.record_conduct(SUPERVISOR, "tech-7", kind="absence", points=Decimal(-3), note="")

@@ -65,12 +65,8 @@ class Store:
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         with self.db.transaction() as tx:
-            tx.execute(
-                statement.format(
-                    events=tx.table(self.events), hashes=tx.table(HASHES_TABLE), pos=self.position
-                ),
-                params,
-            )
+            tx.execute(statement.format(events=tx.table(self.events),
+                                        hashes=tx.table(HASHES_TABLE), pos=self.position), params)
 
     def row(self, position: int) -> dict[str, Any]:
         with self.db.transaction(commit=False) as tx:
@@ -94,9 +90,8 @@ def test_an_untouched_store_verifies_and_every_event_has_its_hash(
     # The aggregate's chain: version 2's hash is built on version 1's.
     stored = ledger.recorder.select_events(order)
     assert history[0].hash == event_hash(None, order, 1, stored[0].topic, stored[0].state)
-    assert history[1].hash == event_hash(
-        history[0].hash, order, 2, stored[1].topic, stored[1].state
-    )
+    assert history[1].hash == event_hash(history[0].hash, order, 2, stored[1].topic,
+                                         stored[1].state)
     result = verify(database_url)
     assert result.exit_code == 0, result.output
     assert "intact: 2 events up to position 2" in result.stdout
@@ -114,10 +109,8 @@ def test_concurrent_writers_extend_one_unforked_chain(
     assert verdict.broken is None
     assert verdict.events == 40
     with Database(ledger.recorder).transaction(commit=False) as tx:
-        rows = tx.query(
-            f"SELECT position, event_hash, chain_hash FROM {tx.table(HASHES_TABLE)} "
-            "ORDER BY position"
-        )
+        rows = tx.query(f"SELECT position, event_hash, chain_hash FROM {tx.table(HASHES_TABLE)} "
+                        "ORDER BY position")
     chained = GENESIS
     for r in rows:
         chained = chain_hash(chained, r["position"], r["event_hash"])
@@ -185,13 +178,10 @@ def test_swapped_contents_of_two_rows_are_caught(ledger: FieldLedger, database_u
     book(ledger, 3)
     store = Store(ledger)
     second, third = store.row(4), store.row(6)  # two Assigned events, other orders
-    store.sql(
-        "UPDATE {events} SET topic = ?, state = ? WHERE {pos} = 4", (third["topic"], third["state"])
-    )
-    store.sql(
-        "UPDATE {events} SET topic = ?, state = ? WHERE {pos} = 6",
-        (second["topic"], second["state"]),
-    )
+    store.sql("UPDATE {events} SET topic = ?, state = ? WHERE {pos} = 4",
+              (third["topic"], third["state"]))
+    store.sql("UPDATE {events} SET topic = ?, state = ? WHERE {pos} = 6",
+              (second["topic"], second["state"]))
     result = verify(database_url)
     assert result.exit_code == 1
     assert "broken at position 4" in result.stderr
@@ -235,19 +225,12 @@ def _rewrite_hashes(tx: Tx, ledger: FieldLedger) -> None:
     previous: dict[str, str] = {}
     chained: str | None = None
     for n in ledger.recorder.select_notifications(start=1, limit=100):
-        own = event_hash(
-            previous.get(str(n.originator_id)),
-            n.originator_id,
-            n.originator_version,
-            n.topic,
-            n.state,
-        )
+        own = event_hash(previous.get(str(n.originator_id)), n.originator_id,
+                         n.originator_version, n.topic, n.state)
         previous[str(n.originator_id)] = own
         chained = chain_hash(chained, n.id, own)
-        tx.execute(
-            f"UPDATE {table} SET event_hash = ?, chain_hash = ? WHERE position = ?",
-            (own, chained, n.id),
-        )
+        tx.execute(f"UPDATE {table} SET event_hash = ?, chain_hash = ? WHERE position = ?",
+                   (own, chained, n.id))
 
 
 def test_malformed_anchors_are_refused_in_one_line(database_url: str) -> None:

@@ -82,9 +82,7 @@ def test_complaints_count_for_the_staff_they_are_about(world: World) -> None:
 
     by_technician = summary(world, "technician")
     assert {k: g["complaints"] for k, g in by_technician.items()} == {
-        "tech-1": 2,
-        "tech-2": 1,
-        None: 1,
+        "tech-1": 2, "tech-2": 1, None: 1
     }
     assert by_technician["tech-2"]["surveys_expected"] == 0
     by_service = summary(world, "service_type")

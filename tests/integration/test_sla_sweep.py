@@ -179,9 +179,7 @@ def test_two_sweeps_at_once_escalate_each_red_target_once(database_url: str) -> 
         except BaseException as e:  # reported below
             errors.append(e)
 
-    threads = [
-        threading.Thread(target=run, args=pair) for pair in zip(sweepers, sources, strict=True)
-    ]
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(sweepers, sources, strict=True)]
     for t in threads:
         t.start()
     for t in threads:

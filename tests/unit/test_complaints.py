@@ -52,16 +52,8 @@ def to_state(c: Complaint, clock: Clock, target: ComplaintState) -> Complaint:
     steps = [
         (C.ACKNOWLEDGED, lambda: c.acknowledge(clock.ctx())),
         (C.ASSIGNED, lambda: c.assign(clock.ctx(), "service quality", "sup-1")),
-        (
-            C.INVESTIGATED,
-            lambda: c.record_findings(clock.ctx(), "rude", ["call log"], ["tech-1"], True),
-        ),
-        (
-            C.PLANNED,
-            lambda: c.plan(
-                clock.ctx(), "apology and training", "sup-1", clock.now + timedelta(days=3)
-            ),
-        ),
+        (C.INVESTIGATED, lambda: c.record_findings(clock.ctx(), "rude", ["call log"], ["tech-1"], True)),
+        (C.PLANNED, lambda: c.plan(clock.ctx(), "apology and training", "sup-1", clock.now + timedelta(days=3))),
         (C.RESOLVED, lambda: c.resolve(clock.ctx(), "apologised, refunded call-out fee")),
         (C.CLOSED, lambda: c.confirm(clock.ctx(Role.CLIENT_APP, "app"), True, 4)),
     ]

@@ -383,10 +383,7 @@ def test_rows_record_the_policy_they_were_computed_with() -> None:
     stricter = parse_policy(
         builtin_policy_text()
         .replace('name = "builtin"', 'name = "stricter"')
-        .replace(
-            'routine = { clock = "business", hours = 4 }',
-            'routine = { clock = "business", hours = 3 }',
-        )
+        .replace('routine = { clock = "business", hours = 4 }', 'routine = { clock = "business", hours = 3 }')
     )
     wo = book(sh(10, 8, 9), policy=stricter)
     got = sla(wo, stricter)["response"]

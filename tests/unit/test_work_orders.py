@@ -103,9 +103,7 @@ def test_booking_refuses_a_customer_without_a_phone(clock: Clock) -> None:
         )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "target", [s for s in S if s not in (S.ON_HOLD, S.CANCELLED, S.RESOLVED_REMOTELY, S.BOOKED)]
-)
+@pytest.mark.parametrize("target", [s for s in S if s not in (S.ON_HOLD, S.CANCELLED, S.RESOLVED_REMOTELY, S.BOOKED)])
 def test_happy_path_reaches_every_state_in_order(clock: Clock, target: WorkOrderState) -> None:
     assert advance(book(clock), clock, target).state is target
 
@@ -226,9 +224,7 @@ def test_dimensions_outside_one_to_four_are_refused(clock: Clock, field: str) ->
     wo = advance(book(clock), clock, S.ACCEPTED)
     scores = {"attitude": 4, "skill": 4, "punctuality": 4, "promise": 4, field: 5}
     with pytest.raises(InvalidCommand, match=field):
-        wo.give_feedback(
-            clock.ctx(Role.CLIENT_APP), Feedback(5, praise=False, comment="", **scores)
-        )
+        wo.give_feedback(clock.ctx(Role.CLIENT_APP), Feedback(5, praise=False, comment="", **scores))
 
 
 def test_service_cannot_start_without_showing_identity(clock: Clock) -> None:
