@@ -70,6 +70,19 @@ class Tx:
         if rows:
             self.cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
+        `executemany` insert."""
+        if not rows:
+            return
+        if self.dialect == "postgres":
+            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" for _ in columns)
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def fetchone(self) -> Row | None:
         row = self.cursor.fetchone()
         return None if row is None else dict(row)

@@ -226,9 +226,9 @@ class AppraisalView(ReadModel):
         state.staff.flush()
         state.orders.flush()
         state.complaints.flush()
-        batch.tx.executemany(
-            f"INSERT INTO {batch.t.appraisal_conduct} (aggregate_id, version, staff_id, kind, "
-            "points, note, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        batch.append(
+            batch.t.appraisal_conduct,
+            ("aggregate_id", "version", "staff_id", "kind", "points", "note", "occurred_at"),
             state.conduct,
         )
 

@@ -94,6 +94,12 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+COLUMNS = (
+    "position", "aggregate_id", "kind", "type", "version", "actor", "role", "occurred_at",
+    "recorded_at", "delay_seconds", "data", "hash",
+)  # fmt: skip
+
+
 class AuditTrail(ReadModel):
     name = "audit"
     tables: ClassVar[tuple[str, ...]] = ("audit_events",)
@@ -150,11 +156,7 @@ class AuditTrail(ReadModel):
         }
         for row in rows:
             row[-1] = hashes.get(row[0])
-        tx.executemany(
-            f"INSERT INTO {t.audit_events} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (position) DO NOTHING",
-            rows,
-        )
+        batch.append(t.audit_events, COLUMNS, rows)
 
     # -- querying --------------------------------------------------------------
 

@@ -253,13 +253,15 @@ class Batches:
         generation: int,
         events: Sequence[tuple[int, Any]],
         model: ReadModel | None = None,
-    ) -> None:
+        *,
+        bulk: bool = False,
+    ) -> Batch:
         """Feed one batch of decoded events to one generation of a read model, in
         the caller's transaction. A fault of the read model is a ProjectionFailed
         at its event; a database hiccup propagates as it is (retried, never
         recorded)."""
         model = model or self.models[name]
-        batch = Batch(tx, self.generations.tables(name, generation), events)
+        batch = Batch(tx, self.generations.tables(name, generation), events, bulk=bulk)
         model.begin_batch(batch)
         for position, event in events:
             if isinstance(event, ProjectionFailed):
@@ -277,6 +279,7 @@ class Batches:
                 raise
             error = f"{type(e).__name__} ending the batch up to {events[-1][0]}: {e}"
             raise ProjectionFailed(name, events[0][0], error) from e
+        return batch
 
     # -- many read models at once: one pass ---------------------------------------
 
@@ -315,9 +318,19 @@ class Batches:
                     for target in tracked:
                         self._start_tracked(tx, target.name, target.generation, position)
                     with tx.pipelined():
-                        for target in active:
-                            self.apply(tx, target.name, target.generation, events, target.model)
-                    # After the pipeline: the library's tracking insert reads its answer.
+                        batches = [
+                            self.apply(
+                                tx, target.name, target.generation, events, target.model,
+                                bulk=True,
+                            )
+                            for target in active
+                        ]  # fmt: skip
+                    # After the pipeline (psycopg pipelines no COPY): the rows
+                    # that only grow, bulk-loaded; then the tracking rows (the
+                    # library's insert reads its answer).
+                    for batch in batches:
+                        for table, columns, rows in batch.copies:
+                            tx.copy_rows(table, columns, rows)
                     for target in tracked:
                         self._track(tx, target.name, target.generation, last)
             except (_Moved, _Gone):

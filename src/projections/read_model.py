@@ -42,15 +42,38 @@ class Batch:
     read model (the live catch-up and a scratch build for `as_of`) never share it.
     """
 
-    __slots__ = ("events", "state", "t", "tx")
+    __slots__ = ("bulk", "copies", "events", "state", "t", "tx")
 
-    def __init__(self, tx: Tx, t: Tables, events: Sequence[tuple[int, Any]] = ()) -> None:
+    def __init__(
+        self, tx: Tx, t: Tables, events: Sequence[tuple[int, Any]] = (), *, bulk: bool = False
+    ) -> None:
         self.tx = tx
         self.t = t
         #: The batch's (position, event) pairs, for a view that loads at
         #: `begin_batch` the rows they will touch.
         self.events = events
         self.state: Any = None
+        #: A fresh generation filled from zero, by one writer (a rebuild or a
+        #: scratch build): rows that only grow can be bulk-loaded.
+        self.bulk = bulk
+        #: Rows to bulk-load after the batch's other statements (`append`).
+        self.copies: list[tuple[str, tuple[str, ...], Sequence[Sequence[Any]]]] = []
+
+    def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """New rows for a table, none of which can already be there (keyed by the
+        event that made them): in a bulk batch loaded with `COPY` (PostgreSQL)
+        once the batch's other statements are sent; otherwise inserted now, with
+        `ON CONFLICT DO NOTHING`."""
+        if not rows:
+            return
+        if self.bulk:
+            self.copies.append((table, tuple(columns), rows))
+            return
+        self.tx.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING",
+            rows,
+        )
 
 
 @dataclass(frozen=True)

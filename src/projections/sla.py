@@ -185,11 +185,7 @@ class SlaView(ReadModel):
         """The batch's writes, one statement per table: the owners seen, the
         subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
-        tx.executemany(
-            f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (aggregate_id, version) DO NOTHING",
-            touched.owners,
-        )
+        batch.append(t.sla_owners, OWNER_COLUMNS, touched.owners)
         subjects: list[tuple[str, str, str]] = []
         rows: list[tuple[Any, ...]] = []
         for key in touched.dirty:
@@ -211,11 +207,7 @@ class SlaView(ReadModel):
             f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?",
             [(k,) for k in touched.dirty if k not in touched.fresh],
         )
-        tx.executemany(
-            f"INSERT INTO {t.sla_targets} VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        batch.append(t.sla_targets, TARGET_COLUMNS, rows)  # after the DELETE above
 
     def _subject(self, batch: Batch, key: str) -> Subject | None:
         tx, t = batch.tx, batch.t
@@ -245,6 +237,15 @@ class SlaView(ReadModel):
                     raise UnknownPolicy(f"policy {version} was never recorded as adopted")
             self._policies[version] = found
         return found
+
+
+OWNER_COLUMNS = ("aggregate_id", "version", "occurred_at", "escalation_level", "owner_id")
+TARGET_COLUMNS = (
+    "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
+    "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
+    "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
+    "severity", "owner_id",
+)  # fmt: skip
 
 
 @dataclass
