@@ -253,35 +253,24 @@ class Batches:
         generation: int,
         events: Sequence[tuple[int, Any]],
         model: ReadModel | None = None,
-        *,
-        bulk: bool = False,
-    ) -> Batch:
+    ) -> None:
         """Feed one batch of decoded events to one generation of a read model, in
         the caller's transaction. A fault of the read model is a ProjectionFailed
         at its event; a database hiccup propagates as it is (retried, never
         recorded)."""
-        model = model or self.models[name]
-        batch = Batch(tx, self.generations.tables(name, generation), events, bulk=bulk)
-        model.begin_batch(batch)
-        for position, event in events:
-            if isinstance(event, ProjectionFailed):
-                raise ProjectionFailed(name, event.position, event.error)
-            try:
-                model.handle(batch, event, position)
-            except Exception as e:
-                if is_transient(e):
-                    raise
-                raise ProjectionFailed(name, position, f"{type(e).__name__}: {e}") from e
-        try:
-            model.end_batch(batch)
-        except Exception as e:
-            if is_transient(e):
-                raise
-            error = f"{type(e).__name__} ending the batch up to {events[-1][0]}: {e}"
-            raise ProjectionFailed(name, events[0][0], error) from e
-        return batch
+        step = _Step(name, model or self.models[name])
+        batch = step.begin(Batch(tx, self.generations.tables(name, generation), events))
+        step.handle(batch)
+        step.end(batch)
 
     # -- many read models at once: one pass ---------------------------------------
+
+    def _step(self, target: Target) -> _Step:
+        return _Step(target.name, target.model or self.models[target.name])
+
+    def _batch(self, tx: Tx, target: Target, events: Sequence[tuple[int, Any]]) -> Batch:
+        tables = self.generations.tables(target.name, target.generation)
+        return Batch(tx, tables, events, bulk=True)
 
     def feed(
         self,
@@ -323,13 +312,16 @@ class Batches:
                     for target in tracked:
                         self._start_tracked(tx, target.name, target.generation, position)
                     with tx.pipelined():
-                        batches = [
-                            self.apply(
-                                tx, target.name, target.generation, events, target.model,
-                                bulk=True,
-                            )
-                            for target in active
-                        ]  # fmt: skip
+                        # Every view's reads first (each read waits for the
+                        # statements sent before it), then every view's writes.
+                        steps = [(self._step(t), self._batch(tx, t, events)) for t in active]
+                        for step, batch in steps:
+                            step.begin(batch)
+                        for step, batch in steps:
+                            step.handle(batch)
+                        for step, batch in steps:
+                            step.end(batch)
+                        batches = [batch for _, batch in steps]
                     # After the pipeline (psycopg pipelines no COPY): the rows
                     # that only grow, bulk-loaded; then the tracking rows (the
                     # library's insert reads its answer).
@@ -357,3 +349,43 @@ class Batches:
             if progress is not None:
                 progress(len(notifications), position)
         return failed
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One read model's part of a batch: its hooks, each fault pinned to its event."""
+
+    name: str
+    model: ReadModel
+
+    def begin(self, batch: Batch) -> Batch:
+        try:
+            self.model.begin_batch(batch)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            first = batch.events[0][0]
+            error = f"{type(e).__name__} starting the batch from {first}: {e}"
+            raise ProjectionFailed(self.name, first, error) from e
+        return batch
+
+    def handle(self, batch: Batch) -> None:
+        for position, event in batch.events:
+            if isinstance(event, ProjectionFailed):
+                raise ProjectionFailed(self.name, event.position, event.error)
+            try:
+                self.model.handle(batch, event, position)
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                raise ProjectionFailed(self.name, position, f"{type(e).__name__}: {e}") from e
+
+    def end(self, batch: Batch) -> None:
+        try:
+            self.model.end_batch(batch)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            events = batch.events
+            error = f"{type(e).__name__} ending the batch up to {events[-1][0]}: {e}"
+            raise ProjectionFailed(self.name, events[0][0], error) from e
