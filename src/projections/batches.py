@@ -33,6 +33,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from fieldledger.application.database import Database, Tx
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.projections.generations import (
+    GENERATIONS,
     TRACKING_TABLES,
     Generations,
     RebuildSuperseded,
@@ -265,6 +266,48 @@ class Batches:
 
     # -- many read models at once: one pass ---------------------------------------
 
+    def _start_all(self, tx: Tx, targets: Sequence[Target], start: int) -> None:
+        """Claim (lock) the tracking rows of all the generations fed, in one
+        statement: each must stand at `start`, and each generation still be
+        building (or live)."""
+        if not targets:
+            return
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        keys = [tracking_key(t.name, t.generation) for t in targets]
+        claimed = tx.query(
+            f"INSERT INTO {table} (application_name, notification_id) VALUES "
+            + ", ".join("(?, 0)" for _ in keys)
+            + " ON CONFLICT (application_name) DO UPDATE "
+            f"SET notification_id = {table}.notification_id "
+            "RETURNING application_name, notification_id",
+            keys,
+        )
+        for row in claimed:
+            if int(row["notification_id"]) != start:
+                raise _Moved(int(row["notification_id"]))
+        states = {
+            (r["name"], int(r["generation"])): r["state"]
+            for r in tx.query(
+                f"SELECT name, generation, state FROM {tx.table(GENERATIONS)} "
+                f"WHERE name IN ({', '.join('?' for _ in targets)})",
+                [t.name for t in targets],
+            )
+        }
+        if any(states.get((t.name, t.generation)) not in ("live", "building") for t in targets):
+            raise _Gone
+
+    def _track_all(self, tx: Tx, targets: Sequence[Target], start: int, last: int) -> None:
+        """Move the claimed tracking rows from `start` to `last`, in one statement."""
+        if not targets:
+            return
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        keys = [tracking_key(t.name, t.generation) for t in targets]
+        tx.execute(
+            f"UPDATE {table} SET notification_id = ? WHERE notification_id = ? "
+            f"AND application_name IN ({', '.join('?' for _ in keys)})",
+            (last, start, *keys),
+        )
+
     def _step(self, target: Target) -> _Step:
         return _Step(target.name, target.model or self.models[target.name])
 
@@ -304,16 +347,15 @@ class Batches:
             last = notifications[-1].id
             try:
                 with self.db.transaction() as tx:
-                    if tx.dialect == "postgres":
-                        # A fresh build need not wait for each commit's flush:
-                        # after a crash its unlogged tables are empty anyway and
-                        # the rebuild starts again from zero.
-                        tx.execute("SET LOCAL synchronous_commit = off")
-                    for target in tracked:
-                        self._start_tracked(tx, target.name, target.generation, position)
                     with tx.pipelined():
-                        # Every view's reads first (each read waits for the
-                        # statements sent before it), then every view's writes.
+                        if tx.dialect == "postgres":
+                            # A fresh build need not wait for each commit's
+                            # flush: after a crash its unlogged tables are empty
+                            # anyway and the rebuild starts again from zero.
+                            tx.execute("SET LOCAL synchronous_commit = off")
+                        self._start_all(tx, tracked, position)
+                        # Every view's reads first (a read waits for every
+                        # statement sent before it), then every view's writes.
                         steps = [(self._step(t), self._batch(tx, t, events)) for t in active]
                         for step, batch in steps:
                             step.begin(batch)
@@ -321,15 +363,12 @@ class Batches:
                             step.handle(batch)
                         for step, batch in steps:
                             step.end(batch)
-                        batches = [batch for _, batch in steps]
+                        self._track_all(tx, tracked, position, last)
                     # After the pipeline (psycopg pipelines no COPY): the rows
-                    # that only grow, bulk-loaded; then the tracking rows (the
-                    # library's insert reads its answer).
-                    for batch in batches:
+                    # that only grow, bulk-loaded in the same transaction.
+                    for _step, batch in steps:
                         for table, columns, rows in batch.copies:
                             tx.copy_rows(table, columns, rows)
-                    for target in tracked:
-                        self._track(tx, target.name, target.generation, last)
             except (_Moved, _Gone):
                 raise RebuildSuperseded(
                     "another rebuild replaced this one's fresh tables (or fed them meanwhile); "
