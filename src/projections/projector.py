@@ -212,7 +212,8 @@ class Projections:
                 until=self.head() if until is None else until,
                 progress=progress,
             )
-            self.generations.finish_build(build)
+            # Read once and dropped: its held-back indexes would cost more to
+            # build than the one report's scans they could save.
             with self.db.transaction(commit=False) as tx:
                 yield tx, self.tables(name, build.generation)
         finally:
