@@ -26,6 +26,23 @@ Row = dict[str, Any]
 _PLACEHOLDER = re.compile(r"\?")
 #: Prepared statements kept per connection in pipelined batches.
 PREPARED_MAX = 1000
+#: What a text column cannot hold: NUL (PostgreSQL refuses it) and lone UTF-16
+#: surrogates (neither database can encode them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """`value`, with any character no text column can hold replaced by U+FFFD.
+
+    The event store keeps every event exactly (as bytes); the tables beside it
+    (read models, tokens) store text. The API refuses such characters, but an
+    event written before it did, or by another writer, must not stop a read
+    model: a rebuild always completes, on both databases alike.
+    """
+    if isinstance(value, str) and _UNSTORABLE.search(value) is not None:
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    return value
 
 
 class Tx:
@@ -64,11 +81,13 @@ class Tx:
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        self.cursor.execute(self._sql(statement), tuple(params))
+        self.cursor.execute(self._sql(statement), tuple(map(storable, params)))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self.cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
+            self.cursor.executemany(
+                self._sql(statement), [tuple(map(storable, r)) for r in rows]
+            )
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
@@ -78,7 +97,7 @@ class Tx:
         if self.dialect == "postgres":
             with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(tuple(map(storable, row)))
             return
         marks = ", ".join("?" for _ in columns)
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
@@ -100,12 +119,12 @@ class Tx:
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = self._reading_cursor()
-        cursor.execute(self._sql(statement), tuple(params))
+        cursor.execute(self._sql(statement), tuple(map(storable, params)))
         return [dict(r) for r in cursor.fetchall()]
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._reading_cursor()
-        cursor.execute(self._sql(statement), tuple(params))
+        cursor.execute(self._sql(statement), tuple(map(storable, params)))
         row = cursor.fetchone()
         if row is None:
             return None
