@@ -457,7 +457,7 @@ def what_if_command(
     the difference. Live views are not touched."""
     from pathlib import Path
 
-    from fieldledger.api.routes.sla import parse_instant
+    from fieldledger.api.routes.what_if import period_bounds
     from fieldledger.domain.policy import parse_policy
     from fieldledger.projections.what_if import REPORTS, Question, check_group_by, what_if
     from rich.progress import (
@@ -479,10 +479,7 @@ def what_if_command(
     settings = load_settings()
     try:
         candidate = parse_policy(text)
-        start = parse_instant("from", from_, settings.timezone)
-        end = parse_instant("to", to, settings.timezone, end_of_day=True)
-        if end <= start:
-            raise InvalidCommand("to", "must be after from")
+        start, end = period_bounds(from_, to, settings.timezone)
         check_group_by(report, group_by)
     except PolicyError as e:
         fail(f"--policy: {e}")

@@ -78,7 +78,10 @@ def test_post_what_if_refuses_other_roles_and_bad_input(api: Api) -> None:
     assert refused.headers["content-type"].startswith("application/problem+json")
     bad_policy = ask(api, "analyst", policy="name = 'x'\n[sla\n")
     assert bad_policy.status_code == 422
-    assert bad_policy.json()["type"].endswith("invalid-policy")
+    assert bad_policy.json()["type"].endswith("rule-violated")
+    assert bad_policy.json()["errors"][0]["field"] == "policy"
+    far = ask(api, "analyst", **{"from": "0001-01-01", "to": "0001-01-02"})
+    assert far.status_code == 422 and "0001-9999" in far.text
     backwards = ask(api, "analyst", **{"from": "2026-10-15", "to": "2026-10-13"})
     assert backwards.status_code == 422
     grouping = ask(api, "analyst", report="satisfaction", group_by="zone")

@@ -8,14 +8,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
+from fieldledger.api.fields import DayOrInstant
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.sla import parse_instant
 from fieldledger.application.ledger import Caller
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
-from fieldledger.domain.policy import parse_policy
+from fieldledger.domain.policy import PolicyError, parse_policy
 from fieldledger.projections.what_if import Question, check_group_by, what_if
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(tags=["reports"])
 
@@ -31,21 +32,44 @@ def require_analyst(caller: CallerDep) -> Caller:
     return caller
 
 
+def period_bounds(from_: str, to: str, timezone: str) -> tuple[datetime, datetime]:
+    """[start, end) of a what-if period: dates are whole local days (`to`
+    included), instants as given; `to` after `from`; years 0001-9999."""
+    bounds = []
+    for name, value, end_of_day in (("from", from_, False), ("to", to, True)):
+        try:
+            bounds.append(parse_instant(name, value, timezone, end_of_day=end_of_day))
+        except (OverflowError, ValueError):
+            raise InvalidCommand(name, f"{value!r} lies outside the years 0001-9999") from None
+    start, end = bounds
+    if end <= start:
+        raise InvalidCommand("to", "must be after from")
+    return start, end
+
+
 class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     policy: str = Field(
         min_length=1, max_length=200_000,
-        description="the candidate policy: a whole policy TOML document (as FIELDLEDGER_POLICY)",
+        description="the candidate policy: a whole policy TOML document (as FIELDLEDGER_POLICY); "
+        "one that does not parse or validate is refused (422 rule-violated, field `policy`)",
     )  # fmt: skip
-    from_: str = Field(
+    from_: DayOrInstant = Field(
         alias="from", description="start of the report period: a date (local) or an ISO instant"
     )
-    to: str = Field(description="end: a date (included, local) or an ISO instant (excluded)")
+    to: DayOrInstant = Field(
+        description="end: a date (included, local) or an ISO instant (excluded)"
+    )
     report: Literal["sla", "appraisal", "satisfaction"] = "sla"
-    group_by: str | None = Field(
+    group_by: (
+        Literal["priority", "zone", "technician", "severity", "target", "kind", "staff",
+                "service_type"] | None
+    ) = Field(
         default=None,
         description="sla: priority (default), zone, technician, severity, target, kind; "
-        "satisfaction: technician (default) or service_type; appraisal: per staff member",
-    )
+        "satisfaction: technician (default) or service_type; appraisal: staff",
+    )  # fmt: skip
 
 
 class WhatIfGroup(BaseModel):
@@ -86,11 +110,11 @@ def post_what_if(
     settings: SettingsDep,
     _caller: Annotated[Caller, Depends(require_analyst)],
 ) -> dict[str, Any]:
-    candidate = parse_policy(body.policy)
-    start = parse_instant("from", body.from_, settings.timezone)
-    end = parse_instant("to", body.to, settings.timezone, end_of_day=True)
-    if end <= start:
-        raise InvalidCommand("to", "must be after from")
+    try:
+        candidate = parse_policy(body.policy)
+    except PolicyError as e:
+        raise InvalidCommand("policy", str(e)) from None
+    start, end = period_bounds(body.from_, body.to, settings.timezone)
     check_group_by(body.report, body.group_by)
     question = Question(body.report, start, end, body.group_by)
     return what_if(projections, candidate, question, now=ledger.clock())
