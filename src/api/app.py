@@ -20,6 +20,7 @@ from fieldledger.api.routes import (
     satisfaction,
     sla,
     staff,
+    training,
     what_if,
     work_orders,
 )
@@ -30,6 +31,7 @@ from fieldledger.application.settings import Settings
 from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
+from fieldledger.projections.appraisal import AppraisalTrainingWatch
 from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
@@ -78,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         app.state.projector = projector
-        sweeper = BackgroundSweeper(ledger, SlaRedTargets(projections), settings.sweep_interval)
+        sweeper = BackgroundSweeper(
+            ledger, SlaRedTargets(projections), settings.sweep_interval,
+            training=AppraisalTrainingWatch(projections),
+        )  # fmt: skip
         sweeping = settings.background and settings.sweep_interval > 0
         app.state.sweeper = sweeper if sweeping else None
         if settings.background:
@@ -107,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks, what_if):
+    for module in (satisfaction, appraisal, training, callbacks, what_if):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

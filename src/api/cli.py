@@ -100,8 +100,7 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)
@@ -247,6 +246,7 @@ def projections_run() -> None:
     import threading
 
     from fieldledger.application.sla_sweep import BackgroundSweeper
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.projector import BackgroundProjector
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -258,7 +258,8 @@ def projections_run() -> None:
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         sweeper = (
             BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
-                              settings.sweep_interval)
+                              settings.sweep_interval,
+                              training=AppraisalTrainingWatch(projections))
             if settings.sweep_interval > 0 else None
         )  # fmt: skip
         projector.start()
@@ -583,8 +584,12 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system)."""
+    open and not escalated yet, is escalated once (actor system); and of the
+    training deadlines: each passed unmet is recorded overdue once, each final
+    test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.application.training_sweep import sweep_training
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.sla import SlaRedTargets
 
     instant: datetime | None = None
@@ -598,6 +603,9 @@ def sla_sweep(
     with opened_projections() as projections:
         try:
             report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+            training = sweep_training(
+                projections.ledger, AppraisalTrainingWatch(projections), instant
+            )
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -607,9 +615,11 @@ def sla_sweep(
             f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
             f"{done.target} past due (version {done.version})"
         )
+    for staff_id, event_type, what in training.recorded:
+        typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
-        f"{len(report.skipped)} skipped",
+        f"{len(report.skipped)} skipped; training: {len(training.recorded)} recorded",
         err=True,
     )
 

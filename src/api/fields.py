@@ -120,6 +120,20 @@ Level = Annotated[int, Strict(), Field(ge=1, le=3), _WHOLE]
 #: A quantity of parts, 1 to 1,000,000.
 Quantity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), _WHOLE]
 Flag = Annotated[bool, Strict()]
+#: Minutes late for a shift: 0 to a day (1440); more is absurd.
+Minutes = Annotated[int, Strict(), Field(ge=0, le=24 * 60), _WHOLE]
+
+
+def _day_text(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is None:
+        raise PydanticCustomError("date", "must be a date YYYY-MM-DD")
+    return value
+
+
+#: A calendar day in a body, YYYY-MM-DD (a number is not a day).
+Day = Annotated[date, BeforeValidator(_day_text)]
 
 
 def _instant_text(value: Any) -> Any:

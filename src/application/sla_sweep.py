@@ -25,6 +25,7 @@ from uuid import UUID
 
 from fieldledger.application.ledger import SYSTEM, FieldLedger, VersionMismatch
 from fieldledger.application.sla import subject_of, targets_of
+from fieldledger.application.training_sweep import TrainingWatch, sweep_training
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW, describe_interval
 from fieldledger.domain.sla import Kind
@@ -163,9 +164,17 @@ def escalate_if_red(
 class BackgroundSweeper:
     """Runs `sweep` every `interval` seconds in a thread (in `fieldledger serve`)."""
 
-    def __init__(self, ledger: FieldLedger, source: RedTargetSource, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: FieldLedger,
+        source: RedTargetSource,
+        interval: float,
+        training: TrainingWatch | None = None,
+    ) -> None:
         self.ledger = ledger
         self.source = source
+        #: The training deadlines' sweep (contract §11.7) runs in the same round.
+        self.training = training
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -183,6 +192,8 @@ class BackgroundSweeper:
         while not self._stop.wait(self.interval):
             try:
                 report = sweep(self.ledger, self.source)
+                if self.training is not None:
+                    sweep_training(self.ledger, self.training)
             except Exception as e:  # a database hiccup or a failed view: next round
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("SLA sweep failed: %s", self.last_error)

@@ -85,7 +85,7 @@ def what_if(
         answer = _sla_answer(question, group_by, now)
     elif question.report == "appraisal":
         group_by = "staff"
-        model = AppraisalView(settings)
+        model = AppraisalView(settings, policy_override=candidate)
         answer = _appraisal_answer(_months(question, settings))
     else:
         group_by = question.group_by or "technician"

@@ -88,7 +88,8 @@ def test_a_shorter_routine_response_breaches_two_of_three_orders(database_url: s
 
 def test_a_milder_lateness_band_changes_one_technicians_points(database_url: str) -> None:
     """tech-1 arrives 7 minutes late without notice: the built-in band (up to 10
-    minutes) costs 5 points, the candidate's 2. tech-2 is praised (+5) under both."""
+    minutes) costs 5 points, the candidate's 2. tech-2 is praised (+5) and rated
+    4 on all four ratings (a mean of 4: +2) under both: 107."""
     world, ledger = open_world(database_url)
     try:
         f = world.field
@@ -100,8 +101,11 @@ def test_a_milder_lateness_band_changes_one_technicians_points(database_url: str
         f.finish(praised, utc("2026-10-14T06:00"))
         f.feedback(praised, utc("2026-10-14T07:00"), praise=True)
         world.projections.catch_up_all()
-        milder = candidate(
-            "{ up_to_minutes = 10, points = -5 }", "{ up_to_minutes = 10, points = -2 }"
+        milder = candidate(  # the appraisal's bands (not the shift lateness's below them)
+            "lateness = [\n  { up_to_minutes = 5, points = -1 },\n"
+            "  { up_to_minutes = 10, points = -5 },",
+            "lateness = [\n  { up_to_minutes = 5, points = -1 },\n"
+            "  { up_to_minutes = 10, points = -2 },",
         )
         october = (utc("2026-09-30T16:00"), utc("2026-10-31T16:00"))
         answer = what_if(world.projections, milder, Question("appraisal", *october), now=NOW)
@@ -114,8 +118,8 @@ def test_a_milder_lateness_band_changes_one_technicians_points(database_url: str
             },
             {
                 "key": "tech-2",
-                "actual": {"points": 105, "rank": 1},
-                "candidate": {"points": 105, "rank": 1},
+                "actual": {"points": 107, "rank": 1},
+                "candidate": {"points": 107, "rank": 1},
                 "difference": {"points": 0, "rank": 0},
             },
         ]
