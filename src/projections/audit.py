@@ -21,6 +21,7 @@ from fieldledger.application.hash_chain import HASHES_TABLE
 from fieldledger.application.ledger import history_entry
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.facts import LedgerAggregate
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
@@ -32,6 +33,7 @@ KINDS: dict[type[Any], str] = {
     Complaint.Event: "complaint",
     StaffMember.Event: "staff",
     AdoptedPolicy.Event: "policy",
+    CustomerRecord.Event: "customer",
 }
 
 

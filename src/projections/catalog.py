@@ -5,6 +5,7 @@ from __future__ import annotations
 from fieldledger.projections.appraisal import AppraisalView
 from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
+from fieldledger.projections.customer_files import CustomerFiles
 from fieldledger.projections.read_model import ReadModel
 from fieldledger.projections.satisfaction import SatisfactionView
 from fieldledger.projections.sla import SlaView
@@ -15,4 +16,5 @@ READ_MODELS: list[type[ReadModel]] = [
     AppraisalView,
     CallbacksView,
     AuditTrail,
+    CustomerFiles,
 ]

@@ -126,18 +126,18 @@ def test_position_at_finds_the_last_event_recorded_by_an_instant(sqlite_url: str
 def test_one_pass_rebuild_of_every_view_equals_the_incremental_views(
     database_url: str, batch_size: int
 ) -> None:
-    """`rebuild_many` decodes each event once and feeds all five views, into
+    """`rebuild_many` decodes each event once and feeds every view, into
     unlogged tables (PostgreSQL) whose secondary indexes are built at the end."""
     world, ledger = open_world(database_url, batch_size=batch_size)
     try:
         History(world.field, 6, utc("2026-09-20T00:00")).run(120)
         projections = world.projections
         names = list(projections.models)
-        assert len(names) == 5
         incremental = {}
         for name in names:
             projections.catch_up(name)
             incremental[name] = live_rows(projections, name)
+        for name in ("sla", "satisfaction", "appraisal", "callbacks", "audit"):
             assert any(incremental[name].values()), f"{name} saw nothing"
         generations = projections.rebuild_many(names)
         assert generations == dict.fromkeys(names, 2)
@@ -169,7 +169,8 @@ def test_a_rebuild_shared_out_between_two_processes_equals_the_live_views(
     """`fieldledger projections rebuild --jobs 2`: the views in two groups of about
     equal cost, each group rebuilt in one pass by a process of its own."""
     names = list(READ_MODEL_NAMES)
-    assert share_out(names, 2) == [["sla", "appraisal"], ["satisfaction", "callbacks", "audit"]]
+    five = ["sla", "satisfaction", "appraisal", "callbacks", "audit"]
+    assert share_out(five, 2) == [["sla", "appraisal"], ["satisfaction", "callbacks", "audit"]]
     assert share_out(["audit"], 2) == [["audit"]]
     world, ledger = open_world(database_url)
     try:
