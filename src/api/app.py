@@ -23,6 +23,7 @@ from fieldledger.api.routes import (
     sla,
     staff,
     training,
+    what_if,
     work_orders,
 )
 from fieldledger.application.database import Database
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, training, callbacks, customers):
+    for module in (satisfaction, appraisal, training, callbacks, customers, what_if):
         app.include_router(module.router)
     console.install(app)
     app.add_middleware(BodyLimit)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 from fieldledger.application.database import Tx
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
     index_name,
@@ -33,6 +33,7 @@ from fieldledger.projections.reporting import (
     percentage,
     utc_text,
 )
+from fieldledger.projections.unit_of_work import TableRows
 
 GroupBy = Literal["technician", "service_type"]
 DIMENSIONS = ("attitude", "skill", "punctuality", "promise")
@@ -50,6 +51,25 @@ class _Group:
     fixed_first_time: int = 0
     complaints: int = 0
     complaints_closed: int = 0
+
+
+ORDER_COLUMNS = (
+    "work_order_id", "service_type", "technician_id", "outcome", "completed_at", "rejections",
+    "csat", "attitude", "skill", "punctuality", "promise", "praise", "comment", "feedback_at",
+)  # fmt: skip
+COMPLAINT_COLUMNS = (
+    "complaint_id", "work_order_id", "severity", "lodged_at", "confirmations", "last_csat",
+    "satisfied",
+)  # fmt: skip
+
+
+@dataclass
+class _Rows:
+    """A batch's unit of work: the orders and complaints it touches."""
+
+    batch: Batch
+    orders: TableRows
+    complaints: TableRows
 
 
 class SatisfactionView(ReadModel):
@@ -89,68 +109,73 @@ class SatisfactionView(ReadModel):
             "PRIMARY KEY (complaint_id, source, staff_id))"
         )
 
-    # -- handlers ------------------------------------------------------------
+    # -- handlers: one unit of work per batch ---------------------------------
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(self, tx, t, event)
-
-    def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
-        tx.execute(
-            f"INSERT INTO {t.satisfaction_orders} (work_order_id, service_type) VALUES (?, ?) "
-            "ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), e.service_type),
+    def begin_batch(self, batch: Batch) -> None:
+        state = batch.state = _Rows(
+            batch,
+            TableRows(batch.tx, batch.t.satisfaction_orders, "work_order_id", ORDER_COLUMNS),
+            TableRows(batch.tx, batch.t.satisfaction_complaints, "complaint_id", COMPLAINT_COLUMNS),
+        )
+        mine = [e for _, e in batch.events if type(e) in self._handlers]
+        state.orders.prefetch(str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event))
+        state.complaints.prefetch(
+            str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)
         )
 
-    def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
-        self._set_order(tx, t, e, technician_id=e.technician_id)
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(self, batch.state, event)
 
-    def _rejected(self, tx: Tx, t: Tables, e: WorkOrder.Rejected) -> None:
-        self._set_order(tx, t, e, rejections=e.rejection_count)
+    def end_batch(self, batch: Batch) -> None:
+        batch.state.orders.flush()
+        batch.state.complaints.flush()
 
-    def _accepted(self, tx: Tx, t: Tables, e: WorkOrder.Accepted) -> None:
-        self._set_order(tx, t, e, outcome="accepted", completed_at=utc_text(e.occurred_at))
+    def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
+        r.orders.insert(str(e.originator_id), service_type=e.service_type, rejections=0)
 
-    def _resolved_remotely(self, tx: Tx, t: Tables, e: WorkOrder.ResolvedRemotely) -> None:
-        self._set_order(tx, t, e, outcome="resolved_remotely", completed_at=utc_text(e.occurred_at))
+    def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
+        r.orders.update(str(e.originator_id), technician_id=e.technician_id)
 
-    def _feedback(self, tx: Tx, t: Tables, e: WorkOrder.FeedbackReceived) -> None:
+    def _rejected(self, r: _Rows, e: WorkOrder.Rejected) -> None:
+        r.orders.update(str(e.originator_id), rejections=e.rejection_count)
+
+    def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
+        r.orders.update(
+            str(e.originator_id), outcome="accepted", completed_at=utc_text(e.occurred_at)
+        )
+
+    def _resolved_remotely(self, r: _Rows, e: WorkOrder.ResolvedRemotely) -> None:
+        r.orders.update(
+            str(e.originator_id), outcome="resolved_remotely", completed_at=utc_text(e.occurred_at)
+        )
+
+    def _feedback(self, r: _Rows, e: WorkOrder.FeedbackReceived) -> None:
         f = e.feedback
-        self._set_order(
-            tx, t, e, csat=f.csat, attitude=f.attitude, skill=f.skill,
+        r.orders.update(
+            str(e.originator_id), csat=f.csat, attitude=f.attitude, skill=f.skill,
             punctuality=f.punctuality, promise=f.promise, praise=int(f.praise),
             comment=f.comment, feedback_at=utc_text(e.occurred_at),
         )  # fmt: skip
 
-    def _set_order(self, tx: Tx, t: Tables, e: Any, **values: Any) -> None:
-        columns = ", ".join(f"{c} = ?" for c in values)
-        tx.execute(
-            f"UPDATE {t.satisfaction_orders} SET {columns} WHERE work_order_id = ?",
-            (*values.values(), str(e.originator_id)),
-        )
-
-    def _lodged(self, tx: Tx, t: Tables, e: Complaint.Lodged) -> None:
+    def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
         complaint_id = str(e.originator_id)
-        tx.execute(
-            f"INSERT INTO {t.satisfaction_complaints} (complaint_id, work_order_id, severity, "
-            "lodged_at) VALUES (?, ?, ?, ?) ON CONFLICT (complaint_id) DO NOTHING",
-            (
-                complaint_id,
-                None if e.work_order_id is None else str(e.work_order_id),
-                e.severity.value,
-                utc_text(e.occurred_at),
-            ),
+        r.complaints.insert(
+            complaint_id,
+            work_order_id=None if e.work_order_id is None else str(e.work_order_id),
+            severity=e.severity.value,
+            lodged_at=utc_text(e.occurred_at),
+            confirmations=0,
         )
-        self._name_staff(tx, t, complaint_id, "lodged", e.staff_ids)
+        self._name_staff(r, complaint_id, "lodged", e.staff_ids)
 
-    def _findings(self, tx: Tx, t: Tables, e: Complaint.InvestigationRecorded) -> None:
+    def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
         # The latest findings replace the earlier ones.
-        self._name_staff(tx, t, str(e.originator_id), "findings", e.responsible_staff_ids)
+        self._name_staff(r, str(e.originator_id), "findings", e.responsible_staff_ids)
 
-    def _name_staff(
-        self, tx: Tx, t: Tables, complaint_id: str, source: str, staff_ids: list[str]
-    ) -> None:
+    def _name_staff(self, r: _Rows, complaint_id: str, source: str, staff_ids: list[str]) -> None:
+        tx, t = r.batch.tx, r.batch.t
         tx.execute(
             f"DELETE FROM {t.satisfaction_complaint_staff} WHERE complaint_id = ? AND source = ?",
             (complaint_id, source),
@@ -161,20 +186,21 @@ class SatisfactionView(ReadModel):
             [(complaint_id, source, s) for s in staff_ids],
         )
 
-    def _closed(self, tx: Tx, t: Tables, e: Complaint.Closed) -> None:
-        self._confirmed(tx, t, e, e.csat, satisfied=True)
+    def _closed(self, r: _Rows, e: Complaint.Closed) -> None:
+        self._confirmed(r, e, e.csat, satisfied=True)
 
-    def _reopened(self, tx: Tx, t: Tables, e: Complaint.Reopened) -> None:
-        self._confirmed(tx, t, e, e.csat, satisfied=False)
+    def _reopened(self, r: _Rows, e: Complaint.Reopened) -> None:
+        self._confirmed(r, e, e.csat, satisfied=False)
 
-    def _confirmed(self, tx: Tx, t: Tables, e: Any, csat: int, *, satisfied: bool) -> None:
-        tx.execute(
-            f"UPDATE {t.satisfaction_complaints} SET confirmations = confirmations + 1, "
-            "last_csat = ?, satisfied = ? WHERE complaint_id = ?",
-            (csat, int(satisfied), str(e.originator_id)),
-        )
+    def _confirmed(self, r: _Rows, e: Any, csat: int, *, satisfied: bool) -> None:
+        row = r.complaints.get(str(e.originator_id))
+        if row is not None:
+            r.complaints.update(
+                str(e.originator_id), confirmations=int(row["confirmations"]) + 1,
+                last_csat=csat, satisfied=int(satisfied),
+            )  # fmt: skip
 
-    _handlers: ClassVar[dict[type, Callable[[SatisfactionView, Tx, Tables, Any], None]]] = {
+    _handlers: ClassVar[dict[type, Callable[[SatisfactionView, _Rows, Any], None]]] = {
         WorkOrder.Booked: _booked,
         WorkOrder.Assigned: _assigned,
         WorkOrder.Rejected: _rejected,

@@ -15,9 +15,8 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
@@ -40,7 +39,7 @@ from fieldledger.domain.sla import (
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 
 NAME = "sla"
 
@@ -88,14 +87,15 @@ class SlaView(ReadModel):
         "sla_owners",
     )
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
+        #: A what-if replay: every subject's targets under this policy instead of
+        #: the one it was booked under.
+        self.policy_override = policy_override
+        self._override_version = None if policy_override is None else policy_override.version
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
-        #: What a batch touched (subjects by aggregate id; the dirty ones, in
-        #: order), per thread: a scratch build may run beside the live catch-up.
-        self._batch = threading.local()
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -138,11 +138,22 @@ class SlaView(ReadModel):
 
     # -- events --------------------------------------------------------------
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:
-        self._batch.subjects = {}
-        self._batch.dirty = {}
+    def begin_batch(self, batch: Batch) -> None:
+        """Load in one query the subjects the batch's events change."""
+        touched = batch.state = _Touched()
+        wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            touched.loaded.update(chunk)
+            for row in batch.tx.query(
+                f"SELECT aggregate_id, data FROM {batch.t.sla_subjects} "
+                f"WHERE aggregate_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                touched.subjects[row["aggregate_id"]] = Subject.from_data(json.loads(row["data"]))
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        tx, t, touched = batch.tx, batch.t, batch.state
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
             tx.execute(
                 f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?) "
@@ -155,46 +166,54 @@ class SlaView(ReadModel):
         key = str(event.originator_id)
         subject = Subject.start(event)
         if subject is not None:
-            self._batch.subjects[key] = subject
+            touched.subjects[key] = subject
+            touched.fresh.add(key)
         elif isinstance(event, _CHANGES):
-            subject = self._subject(tx, t, key)
+            subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
                 return
         else:
             return
-        self._batch.dirty[key] = None
+        touched.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
-            tx.execute(
-                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (aggregate_id, version) DO NOTHING",
+            touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
                  subject.escalation_level, subject.owner_id),
             )  # fmt: skip
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:
-        for key in self._batch.dirty:
-            subject = self._batch.subjects[key]
-            tx.execute(
-                f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
-                "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
-                (key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)),
-            )
-            tx.execute(f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", (key,))
-            policy = self._policy(tx, t, subject.policy_version)
-            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
-            rows = targets(subject, policy, calendar)
-            tx.executemany(
-                f"INSERT INTO {t.sla_targets} VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_row(subject, target) for target in rows],
-            )
-        self._batch.subjects = {}
-        self._batch.dirty = {}
+    def end_batch(self, batch: Batch) -> None:
+        """The batch's writes, one statement per table: the owners seen, the
+        subjects changed, and their targets computed afresh."""
+        tx, t, touched = batch.tx, batch.t, batch.state
+        batch.append(t.sla_owners, OWNER_COLUMNS, touched.owners)
+        subjects: list[tuple[str, str, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        for key in touched.dirty:
+            subject = touched.subjects[key]
+            subjects.append((key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)))
+            if self.policy_override is not None:
+                policy = self.policy_override
+                calendar = calendar_for(policy, self.settings.timezone, self._override_version)
+            else:
+                policy = self._policy(tx, t, subject.policy_version)
+                calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+            rows.extend(_row(subject, target) for target in targets(subject, policy, calendar))
+        tx.executemany(
+            f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
+            "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
+            subjects,
+        )
+        tx.executemany(  # not those created in this batch: they have no rows yet
+            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?",
+            [(k,) for k in touched.dirty if k not in touched.fresh],
+        )
+        batch.append(t.sla_targets, TARGET_COLUMNS, rows)  # after the DELETE above
 
-    def _subject(self, tx: Tx, t: Tables, key: str) -> Subject | None:
-        subjects: dict[str, Subject] = self._batch.subjects
+    def _subject(self, batch: Batch, key: str) -> Subject | None:
+        tx, t = batch.tx, batch.t
+        subjects: dict[str, Subject] = batch.state.subjects
         found = subjects.get(key)
-        if found is None:
+        if found is None and key not in batch.state.loaded:
             data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
             if data is None:
                 return None
@@ -218,6 +237,28 @@ class SlaView(ReadModel):
                     raise UnknownPolicy(f"policy {version} was never recorded as adopted")
             self._policies[version] = found
         return found
+
+
+OWNER_COLUMNS = ("aggregate_id", "version", "occurred_at", "escalation_level", "owner_id")
+TARGET_COLUMNS = (
+    "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
+    "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
+    "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
+    "severity", "owner_id",
+)  # fmt: skip
+
+
+@dataclass
+class _Touched:
+    """What a batch touched: subjects by aggregate id, and the dirty ones in order."""
+
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    dirty: dict[str, None] = field(default_factory=dict)
+    #: Keys looked up at the start of the batch (absent from `subjects`: unknown).
+    loaded: set[str] = field(default_factory=set)
+    owners: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Aggregates whose first event is in this batch.
+    fresh: set[str] = field(default_factory=set)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
@@ -273,6 +314,8 @@ _STATUS_AT = (
     "CASE WHEN due_at IS NOT NULL AND due_at < ? THEN 'red' "
     "WHEN yellow_from IS NOT NULL AND yellow_from <= ? THEN 'yellow' ELSE 'blue' END"
 )
+
+
 def _open_until(tx: Tx) -> str:
     """When a target stopped being open: its met or closed time, whichever came
     first ('9999' while open; instants are ISO text, so they sort before it)."""
