@@ -8,7 +8,7 @@ export FIELDLEDGER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/tes
 # Parallel test workers (pytest-xdist); 2 cores here.
 WORKERS ?= 2
 
-.PHONY: serve test test-unit test-integration test-e2e lint bench
+.PHONY: serve test test-unit test-integration test-e2e test-browser screenshots catalogues lint bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,23 @@ test-integration: $(VENV)/.installed
 test-e2e: $(VENV)/.installed
 	bash .ci/ensure-postgres
 	$(PY) -m pytest -n $(WORKERS) -q tests/e2e
+
+# The console in a real browser (needs Debian's chromium: `apt-get install chromium`).
+test-browser: $(VENV)/.installed
+	$(PY) -m pytest -q tests/browser
+
+# Re-take the console's screenshots shown in docs/console.md.
+screenshots: $(VENV)/.installed
+	FIELDLEDGER_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/browser
+
+# After changing the console's messages: extract them and merge them into the
+# catalogue (then translate the new entries; the service compiles it at start-up).
+catalogues: $(VENV)/.installed
+	mkdir -p build
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k N_ --no-location --sort-output \
+		-o build/messages.pot .
+	$(VENV)/bin/pybabel update -i build/messages.pot --no-location \
+		-d src/api/console/locales -l zh_CN
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

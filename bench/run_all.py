@@ -3,11 +3,13 @@
     bench/run_all            # the whole table (about 15-20 minutes on 2 cores)
     bench/run_all --quick    # small sizes, to check the harness (a minute or two)
 
-Phases (each also runnable alone: --only commands|rebuild|queries):
+Phases (each also runnable alone: --only commands|rebuild|as_of|queries):
 - commands: `fieldledger serve` on PostgreSQL driven by wrk (16 clients running
   whole lifecycles) vs pgbench's one-row INSERT at the same concurrency, and the
   client's own ceiling against /healthz;
-- rebuild: all projections from zero vs reading and decoding the same events;
+- rebuild: all projections from zero in one pass (and, at the smaller size, one
+  after the other) vs reading and decoding the same events; peak memory of each;
+- as_of: the reports as of an instant vs the same reports live (smaller size);
 - queries: p50/p99 of /history, /audit by actor and by day, /sla/board, warm.
 Sizes: 100k and 1M events (scaling), 1 and 2 API workers.
 """
@@ -175,42 +177,41 @@ def phase_commands(seconds: int) -> dict[str, Any]:
     return result
 
 
-def phase_rebuild(url: str) -> dict[str, Any]:
-    from fieldledger.application.ledger import FieldLedger
-    from fieldledger.domain.policy import builtin_policy
-    from fieldledger.projections.catalog import READ_MODELS
-    from fieldledger.projections.projector import Projections
-    from fieldledger.projections.read_model import ProjectionSettings
+def measured(*args: str) -> dict[str, Any]:
+    """One `bench/rebuild.py` or `bench/as_of.py` run in a process of its own,
+    under `/usr/bin/time -v` for its peak resident memory."""
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    result["peak_rss_mb"] = int(rss.group(1)) / 1024 if rss else None
+    return result
 
-    ledger = FieldLedger(url)
-    try:
-        head = ledger.recorder.max_notification_id() or 0
-        started = time.perf_counter()
-        position, decoded = 0, 0
-        while True:
-            batch = ledger.recorder.select_notifications(start=position + 1, limit=500)
-            if not batch:
-                break
-            for n in batch:
-                ledger.mapper.to_domain_event(n)
-            decoded += len(batch)
-            position = batch[-1].id
-        decode_rate = decoded / (time.perf_counter() - started)
-        projections = Projections(
-            ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai")
-        )
-        per_model: dict[str, float] = {}
-        total_started = time.perf_counter()
-        for name in projections.models:
-            started = time.perf_counter()
-            projections.rebuild(name)
-            per_model[name] = head / (time.perf_counter() - started)
-        all_rate = head / (time.perf_counter() - total_started)
-    finally:
-        ledger.close()
-    return {"events": head, "read_decode_per_s": decode_rate, "rebuild_all_per_s": all_rate,
-            "rebuild_all_ratio": all_rate / decode_rate,
-            "per_model_per_s": per_model}  # fmt: skip
+
+def phase_rebuild(url: str, each: bool) -> dict[str, Any]:
+    """Read-and-decode (the baseline), then every view rebuilt in one pass (the
+    CLI's way); with `each`, also one view after the other (the old way)."""
+    script = str(BENCH / "rebuild.py")
+    decode = measured(script, url, "decode")
+    one_pass = measured(script, url, "all")
+    result = {"events": decode["events"], "read_decode_per_s": decode["per_s"],
+              "rebuild_all_per_s": one_pass["per_s"],
+              "rebuild_all_ratio": one_pass["per_s"] / decode["per_s"],
+              "rebuild_peak_rss_mb": one_pass["peak_rss_mb"],
+              "decode_peak_rss_mb": decode["peak_rss_mb"]}  # fmt: skip
+    two = measured(script, url, "jobs", "2")
+    result["rebuild_jobs2_per_s"] = two["per_s"]
+    result["rebuild_jobs2_ratio"] = two["per_s"] / decode["per_s"]
+    if each:
+        serial = measured(script, url, "each")
+        result["rebuild_each_per_s"] = serial["per_s"]
+        result["per_model_per_s"] = serial["per_model_per_s"]
+    return result
+
+
+def phase_as_of(url: str, samples: int) -> dict[str, Any]:
+    return measured(str(BENCH / "as_of.py"), url, "--samples", str(samples))
 
 
 def latencies(client: httpx.Client, path: str, params: dict[str, Any], n: int) -> dict[str, float]:
@@ -270,7 +271,7 @@ def generate(url: str, events: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["commands", "rebuild", "queries"])
+    parser.add_argument("--only", choices=["commands", "rebuild", "as_of", "queries"])
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("pgbench") is None:
         sys.exit("bench needs wrk and pgbench (bench/run_all installs them)")
@@ -285,7 +286,10 @@ def main() -> None:
         url = fresh_database(f"fl_bench_{size}")
         entry: dict[str, Any] = {"generate_per_s": generate(url, size)}
         if args.only in (None, "rebuild"):
-            entry["rebuild"] = phase_rebuild(url)
+            entry["rebuild"] = phase_rebuild(url, each=size == sizes[0])
+        if args.only in (None, "as_of") and size == sizes[0]:
+            # Linear in the events replayed: measured at the smaller size only.
+            entry["as_of"] = phase_as_of(url, 3)
         if args.only in (None, "queries"):
             entry["queries"] = phase_queries(url, n)
         report["sizes"][size] = entry

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from fieldledger.api import problems
+from fieldledger.api import console, problems
 from fieldledger.api.background import wire, workers
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
@@ -25,6 +25,7 @@ from fieldledger.api.routes import (
     sla,
     staff,
     training,
+    what_if,
     work_orders,
 )
 from fieldledger.application.database import Database
@@ -113,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, training, callbacks, customers, notifications):
+    for module in (satisfaction, appraisal, training, callbacks, customers, notifications, what_if):
         app.include_router(module.router)
+    console.install(app)
     app.add_middleware(BodyLimit)
     return app

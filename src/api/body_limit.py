@@ -6,7 +6,8 @@ Content-Length over the limit is refused at once, and a body without one
 At most the limit is ever held in memory. The route then reads the buffered
 body as usual. Reading first makes the limit hold for every method and route,
 also those that never read their body (a GET with a body). Then a body that is
-not UTF-8 JSON is refused (`json_bodies.py`), each way with its own problem type.
+not UTF-8 JSON is refused (`json_bodies.py`), each way with its own problem type,
+except the console's HTML forms (form-encoded, under `/console/`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if scope["method"] in WITH_BODY:
+        if scope["method"] in WITH_BODY and not _console_form(scope):
             try:
                 check_body(_content_type(scope), body)
             except NotJson as e:
@@ -83,3 +84,15 @@ def _content_type(scope: Scope) -> str | None:
         if name == b"content-type":
             return bytes(value).decode("latin-1")
     return None
+
+
+#: Where HTML forms post (the console, `src/api/console/`): their bodies are
+#: form-encoded, not JSON; the size limit applies to them all the same.
+FORM_PATHS = ("/console/",)
+
+
+def _console_form(scope: Scope) -> bool:
+    if not str(scope.get("path", "")).startswith(FORM_PATHS):
+        return False
+    media = (_content_type(scope) or "").split(";")[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"

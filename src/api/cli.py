@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -19,7 +19,6 @@ from fieldledger.domain.policy import PolicyError
 from fieldledger.projections.projector import ProjectionFailed, Projections, RebuildSuperseded
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import TaskID
 
 if TYPE_CHECKING:
     from fieldledger.application.ledger import FieldLedger
@@ -121,7 +120,8 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs"
+        f", console at http://{shown}:{port}/console",
         err=True,
     )
     warn_about_calendar(settings)
@@ -132,6 +132,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # The console's live streams stay open; a stop closes them after this.
+        timeout_graceful_shutdown=5,
     )
 
 
@@ -314,11 +316,55 @@ def projections_status() -> None:
         fail("read models need attention: " + ", ".join(troubled), 1)
 
 
+#: Relative cost of rebuilding each view (measured: docs/benchmarks.md), for
+#: sharing views out between processes; a view not listed counts 1.
+REBUILD_WEIGHTS = {"sla": 3, "audit": 3, "appraisal": 2, "satisfaction": 1, "callbacks": 1}
+
+
+def share_out(names: list[str], jobs: int) -> list[list[str]]:
+    """The views in `jobs` groups of about equal cost (heaviest first, each to the
+    lightest group so far), in their given order within each group."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
+    loads = [0] * len(groups)
+    for name in sorted(names, key=lambda n: -REBUILD_WEIGHTS.get(n, 1)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(name)
+        loads[lightest] += REBUILD_WEIGHTS.get(name, 1)
+    return [[n for n in names if n in group] for group in groups]
+
+
+def _rebuild_group(index: int, names: list[str], queue: Any) -> None:
+    """A rebuild process of `--jobs`: its views in one pass; reports to `queue`."""
+    try:
+        with opened_projections() as projections:
+            generations = projections.rebuild_many(
+                names, progress=lambda count, position: queue.put(("progress", index, position))
+            )
+        queue.put(("done", index, generations))
+    except typer.Exit as e:  # its one line is already on stderr
+        queue.put(("exit", index, e.exit_code))
+    except Exception as e:  # reported by the parent as one line
+        queue.put(("failed", index, str(e)))
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="projections (all when none)")] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="processes to share the views out between (each makes one pass over the "
+            "store); 2 uses both cores of a two-core machine (PostgreSQL; SQLite has one "
+            "writer at a time, so there the views are rebuilt in one process)",
+        ),
+    ] = 1,
 ) -> None:
-    """Rebuild projections from zero into fresh tables, swapped in when complete."""
+    """Rebuild projections from zero into fresh tables, swapped in when complete
+    (all those named in one pass over the store: each event read once)."""
+    import multiprocessing
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -334,31 +380,168 @@ def projections_rebuild(
         if unknown:
             fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8.0f} events/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True)) as bar:
-            for name in chosen:
-                task = bar.add_task(name, total=max(head, 1), rate=0.0)
-                started = time.monotonic()
+    # SQLite has one writer at a time: processes would only wait for each other.
+    sqlite = load_settings().database_url.startswith("sqlite")
+    groups = share_out(chosen, 1 if sqlite else jobs)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} events/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks = [
+            bar.add_task(
+                group[0] if len(group) == 1 else f"{', '.join(group)} (one pass)",
+                total=max(head, 1),
+                rate=0.0,
+            )
+            for group in groups
+        ]
+        started = time.monotonic()
 
-                def advance(
-                    count: int, position: int, task: TaskID = task, started: float = started
-                ) -> None:
-                    elapsed = max(time.monotonic() - started, 1e-9)
-                    bar.update(task, completed=min(position, head), rate=position / elapsed)
+        def advance(index: int, position: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            bar.update(tasks[index], completed=min(position, head), rate=position / elapsed)
 
+        generations: dict[str, int] = {}
+        if len(groups) == 1:
+            with opened_projections() as projections:
                 try:
-                    generation = projections.rebuild(name, progress=advance)
+                    generations = projections.rebuild_many(
+                        groups[0], progress=lambda count, position: advance(0, position)
+                    )
                 except (ProjectionFailed, RebuildSuperseded) as e:
                     fail(str(e), code=1)
-                bar.update(task, completed=max(head, 1))
-                bar.console.print(f"{name}: generation {generation} is live")
+        else:
+            context = multiprocessing.get_context("spawn")
+            queue = context.Queue()
+            processes = [
+                context.Process(target=_rebuild_group, args=(i, group, queue), daemon=True)
+                for i, group in enumerate(groups)
+            ]
+            for process in processes:
+                process.start()
+            failures: list[str] = []
+            exits: list[int] = []
+            pending = len(processes)
+            while pending:
+                kind, index, value = queue.get()
+                if kind == "progress":
+                    advance(index, value)
+                    continue
+                pending -= 1
+                if kind == "done":
+                    generations.update(value)
+                elif kind == "exit":
+                    exits.append(value)
+                else:
+                    failures.append(value)
+            for process in processes:
+                process.join()
+            if failures:
+                fail(failures[0], code=1)
+            if exits:
+                raise typer.Exit(exits[0])
+        for task in tasks:
+            bar.update(task, completed=max(head, 1))
+        for name in chosen:
+            bar.console.print(f"{name}: generation {generations[name]} is live")
+
+
+@app.command("what-if")
+def what_if_command(
+    policy: Annotated[str, typer.Option(help="the candidate policy: a policy TOML file")],
+    from_: Annotated[
+        str, typer.Option("--from", help="start of the period: a date (local) or an ISO instant")
+    ],
+    to: Annotated[str, typer.Option(help="end: a date (included) or an ISO instant (excluded)")],
+    report: Annotated[str, typer.Option(help="sla, appraisal or satisfaction")] = "sla",
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="sla: priority (default), zone, technician, severity, target, kind; "
+            "satisfaction: technician (default) or service_type"
+        ),
+    ] = None,
+) -> None:
+    """Replay the history under a candidate policy into scratch tables and show a
+    report for the period as it is and as it would have been, per group, with
+    the difference. Live views are not touched."""
+    from fieldledger.api.routes.what_if import period_bounds
+    from fieldledger.domain.policy import parse_policy
+    from fieldledger.projections.what_if import REPORTS, Question, check_group_by, what_if
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    if report not in REPORTS:
+        fail(f"--report: {report!r} is not one of {', '.join(REPORTS)}")
+    try:
+        text = Path(policy).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"--policy: cannot read {policy}: {e}")
+    settings = load_settings()
+    try:
+        candidate = parse_policy(text)
+        start, end = period_bounds(from_, to, settings.timezone)
+        check_group_by(report, group_by)
+    except PolicyError as e:
+        fail(f"--policy: {e}")
+    except InvalidCommand as e:
+        fail(f"--{e.field.replace('_', '-')}: {e.message}")
+    question = Question(report, start, end, group_by)
+    with opened_projections() as projections:
+        head = projections.head()
+        columns = (
+            TextColumn("replaying under the candidate"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+        )  # fmt: skip
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("what-if", total=max(head, 1))
+            try:
+                answer = what_if(
+                    projections, candidate, question, now=projections.ledger.clock(),
+                    progress=lambda n, position: bar.update(task, completed=position),
+                )  # fmt: skip
+            except ProjectionFailed as e:
+                fail(str(e), code=1)
+    table = Table(
+        title=f"what-if: {report} from {start.isoformat()} to {end.isoformat()}, "
+        f"policy {answer['actual_policy_version'][:12]} -> "
+        f"{answer['candidate_policy_version'][:12]} ({answer['events_replayed']} events)"
+    )
+    table.add_column(answer["group_by"])
+    table.add_column("measure")
+    for heading in ("actual", "candidate", "difference"):
+        table.add_column(heading, justify="right")
+    for group in answer["groups"]:
+        actual, candidate_side = group["actual"] or {}, group["candidate"] or {}
+        for measure in sorted(set(actual) | set(candidate_side)):
+            table.add_row(
+                "-" if group["key"] is None else str(group["key"]), measure,
+                _cell(actual.get(measure)), _cell(candidate_side.get(measure)),
+                _cell(group["difference"].get(measure), signed=True),
+            )  # fmt: skip
+    Console().print(table)
+
+
+def _cell(value: object, *, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    if signed and isinstance(value, int | float) and value > 0:
+        return f"+{value}"
+    return str(value)
 
 
 @audit_app.command("verify")

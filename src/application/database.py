@@ -9,6 +9,7 @@ with `?` placeholders (translated for psycopg) and table names qualified by
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ Dialect = Literal["sqlite", "postgres"]
 Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\?")
+#: Prepared statements kept per connection in pipelined batches.
+PREPARED_MAX = 1000
 #: What a text column cannot hold: NUL (PostgreSQL refuses it) and lone UTF-16
 #: surrogates (neither database can encode them).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -56,7 +59,13 @@ class Tx:
         pipeline mode): a batch of handler writes costs about one round trip. A
         statement that returns rows still waits for its answer."""
         if self.dialect == "postgres":
-            with self.cursor.connection.pipeline():
+            connection = self.cursor.connection
+            # psycopg prepares a statement on its 5th use and keeps 100 per
+            # connection: a batch fed to five read models uses more than 100
+            # distinct statements, which would then be prepared and evicted
+            # over and over.
+            connection.prepared_max = max(connection.prepared_max or 0, PREPARED_MAX)
+            with connection.pipeline():
                 yield
         else:
             yield
@@ -68,7 +77,7 @@ class Tx:
 
     def _sql(self, statement: str) -> str:
         if self.dialect == "postgres":
-            return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
+            return _postgres_sql(statement)
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
@@ -80,6 +89,19 @@ class Tx:
                 self._sql(statement), [tuple(map(storable, r)) for r in rows]
             )
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
+        `executemany` insert."""
+        if not rows:
+            return
+        if self.dialect == "postgres":
+            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(tuple(map(storable, row)))
+            return
+        marks = ", ".join("?" for _ in columns)
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def fetchone(self) -> Row | None:
         row = self.cursor.fetchone()
         return None if row is None else dict(row)
@@ -87,16 +109,32 @@ class Tx:
     def fetchall(self) -> list[Row]:
         return [dict(r) for r in self.cursor.fetchall()]
 
+    def _reading_cursor(self) -> Any:
+        """On PostgreSQL a cursor of its own for a statement whose rows are read:
+        in pipeline mode, a cursor that ran an `executemany` can hand a later
+        fetch that statement's status instead of the rows."""
+        if self.dialect == "postgres":
+            return self.cursor.connection.cursor()
+        return self.cursor
+
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.execute(statement, params)
-        return self.fetchall()
+        cursor = self._reading_cursor()
+        cursor.execute(self._sql(statement), tuple(map(storable, params)))
+        return [dict(r) for r in cursor.fetchall()]
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        self.execute(statement, params)
-        row = self.cursor.fetchone()
+        cursor = self._reading_cursor()
+        cursor.execute(self._sql(statement), tuple(map(storable, params)))
+        row = cursor.fetchone()
         if row is None:
             return None
         return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _postgres_sql(statement: str) -> str:
+    """`?` placeholders as psycopg's `%s` (statements repeat: translated once)."""
+    return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 
 
 class Database:

@@ -256,3 +256,31 @@ def verify_chain(
             "from the end, or the anchor is from another store)",
         ))  # fmt: skip
     return Verdict(count, head, chained, None)
+
+
+def verify_aggregate(
+    stored_events: Sequence[StoredEvent], hashes: dict[int, str]
+) -> dict[int, str | None]:
+    """Each stored event of one aggregate against its hash row: {version: None when
+    it verifies, else what is wrong}. An event verifies when its stored content,
+    hashed after its predecessor's recorded hash, gives its own recorded hash, so
+    an event edited below the API is named while those after it still verify
+    (`verify_chain` checks the store's chain as a whole)."""
+    verdicts: dict[int, str | None] = {}
+    for stored in stored_events:
+        version = stored.originator_version
+        recorded = hashes.get(version)
+        if recorded is None:
+            verdicts[version] = "no hash row (inserted behind the recorder's back)"
+            continue
+        previous = hashes.get(version - 1) if version > 1 else None
+        if version > 1 and previous is None:
+            verdicts[version] = f"the previous event (version {version - 1}) has no hash row"
+            continue
+        expected = event_hash(
+            previous, stored.originator_id, version, stored.topic, stored.state
+        )
+        verdicts[version] = (
+            None if expected == recorded else "its stored content does not match its hash (edited)"
+        )
+    return verdicts

@@ -32,6 +32,7 @@ from fieldledger.application.event_store import (
     store_environment,
 )
 from fieldledger.application.group_commit import GroupCommitter
+from fieldledger.application.hash_chain import verify_aggregate
 from fieldledger.application.personal_data import (
     MasterKey,
     PersonalDataVault,
@@ -182,6 +183,19 @@ class HistoryEntry:
     data: dict[str, Any]
     #: The event's link in the tamper-evident hash chain (hash_chain.py).
     hash: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    """One stored event of an aggregate and whether it matches its hash row."""
+
+    version: int
+    type: str
+    #: None when the stored row can no longer be decoded.
+    entry: HistoryEntry | None
+    #: None when it verifies; else what is wrong.
+    problem: str | None
+    hash: str | None
 
 
 #: Who the service itself acts as: policy adoption, the SLA sweep.
@@ -750,6 +764,42 @@ class FieldLedger(Application[UUID]):
         # Read after the events: each was committed with its hash.
         hashes = self.ledger_recorder.event_hashes(aggregate_id)
         return [history_entry(e, hashes.get(e.originator_version)) for e in events]
+
+    def verified_history(self, kind: type[A], aggregate_id: UUID) -> list[VerifiedEvent]:
+        """The history with each event checked against its hash row, read from
+        the stored rows as they are now: an event edited below the API shows as
+        stored, with what is wrong; one edited past decoding shows as unreadable."""
+        stored = self.recorder.select_events(aggregate_id)
+        marker = f":{kind.__name__}."
+        if not stored or any(marker not in s.topic for s in stored[:1]):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
+        hashes = self.ledger_recorder.event_hashes(aggregate_id)
+        verdicts = verify_aggregate(stored, hashes)
+        out = []
+        for s in stored:
+            version = s.originator_version
+            problem = verdicts[version]
+            try:
+                entry: HistoryEntry | None = history_entry(
+                    self.mapper.to_domain_event(s), hashes.get(version)
+                )
+            except Exception as e:  # a row edited past decoding: still shown, as broken
+                entry = None
+                problem = f"cannot be read ({type(e).__name__}); {problem or 'edited'}"
+            out.append(VerifiedEvent(version, s.topic.rsplit(".", 1)[-1], entry, problem,
+                                     hashes.get(version)))  # fmt: skip
+        return out
+
+    def get_at_version(self, kind: type[A], aggregate_id: UUID, version: int) -> A:
+        """The aggregate as it was right after its event `version`."""
+        self.get(kind, aggregate_id)
+        try:
+            aggregate: LedgerAggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:  # pragma: no cover - the id was found above
+            raise NotFound(f"no {kind.kind} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {kind.kind} {aggregate_id}")
+        return aggregate
 
 
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:

@@ -143,7 +143,11 @@ class TokenBook:
 
     def identify(self, token: str) -> Caller | None:
         """Who the token speaks for, or None: unknown, expired or revoked."""
-        key = digest(token)
+        return self.identify_digest(digest(token))
+
+    def identify_digest(self, key: str) -> Caller | None:
+        """The same, by the token's digest (the console's sessions keep only the
+        digest of the token they were opened with)."""
         moment = time.monotonic()
         known = self._known.get(key)
         if known is None or known.checked_until <= moment:

@@ -62,7 +62,7 @@ from fieldledger.domain.periods import Period, month_of, parse_period
 from fieldledger.domain.policy import ConductPolicy, Discipline, Policy, policy_from_document
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
     exact,
@@ -136,11 +136,14 @@ class AppraisalView(ReadModel):
         "appraisal_policies",
     )
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
         #: Policies by version (a version is a digest of its content).
         self._parsed: dict[str, Policy] = {}
         self._current_version: str | None = None
+        #: A what-if replay: every month under this policy instead of the one
+        #: in force then.
+        self.policy_override = policy_override
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         statements = [
@@ -210,10 +213,10 @@ class AppraisalView(ReadModel):
 
     # -- handlers: facts only ------------------------------------------------
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.tx, batch.t, event)
 
     def _seen(self, tx: Tx, t: Tables, staff_id: str, at: datetime) -> None:
         """The staff member is known from the earliest event naming them."""
@@ -433,6 +436,10 @@ class AppraisalView(ReadModel):
         the month ended; the service's current policy if none was recorded by
         then. The version is the one recorded (a policy of an earlier shape is
         read into the current models, whose digest would differ)."""
+        if self.policy_override is not None:
+            if self._current_version is None:
+                self._current_version = self.policy_override.version
+            return self._current_version, self.policy_override
         end = parse_period(month).ends_at(self.settings.timezone)
         row = tx.query(
             f"SELECT version, document FROM {t.appraisal_policies} WHERE adopted_at < ? "

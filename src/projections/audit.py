@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -26,7 +25,7 @@ from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.facts import LedgerAggregate
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 
 #: The `kind` of an event: which aggregate it belongs to.
 KINDS: dict[type[Any], str] = {
@@ -97,25 +96,18 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+COLUMNS = (
+    "position", "aggregate_id", "kind", "type", "version", "actor", "role", "occurred_at",
+    "recorded_at", "delay_seconds", "data", "hash",
+)  # fmt: skip
+
+
 class AuditTrail(ReadModel):
     name = "audit"
     tables: ClassVar[tuple[str, ...]] = ("audit_events",)
 
     #: Columns searched by equality, each indexed together with the position.
     INDEXED: ClassVar[tuple[str, ...]] = ("actor", "role", "type", "aggregate_id", "kind")
-
-    def __init__(self, settings: ProjectionSettings) -> None:
-        super().__init__(settings)
-        # The batch's rows, inserted together in `end_batch`; per thread, since a
-        # scratch build (as_of) may feed this instance while the live view catches up.
-        self._batch = threading.local()
-
-    @property
-    def _rows(self) -> list[list[Any]]:
-        rows: list[list[Any]] | None = getattr(self._batch, "rows", None)
-        if rows is None:
-            rows = self._batch.rows = []
-        return rows
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -138,20 +130,21 @@ class AuditTrail(ReadModel):
 
     # -- projecting ------------------------------------------------------------
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:
-        self._batch.rows = []
+    def begin_batch(self, batch: Batch) -> None:
+        batch.state = []  # the batch's rows, inserted together in `end_batch`
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         entry = history_entry(event)
         delay = (entry.recorded_at - entry.occurred_at).total_seconds()
-        self._rows.append([
+        batch.state.append([
             position, str(entry.aggregate_id), kind_of(event), entry.type, entry.version,
             entry.actor, entry.role, _utc(entry.occurred_at), _utc(entry.recorded_at), delay,
             json.dumps(entry.data, sort_keys=True, ensure_ascii=False), None,
         ])  # fmt: skip
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:
-        rows, self._batch.rows = self._rows, []
+    def end_batch(self, batch: Batch) -> None:
+        tx, t = batch.tx, batch.t
+        rows: list[list[Any]] = batch.state
         if not rows:
             return
         # The hashes were committed with the events: one query for the batch.
@@ -165,11 +158,7 @@ class AuditTrail(ReadModel):
         }
         for row in rows:
             row[-1] = hashes.get(row[0])
-        tx.executemany(
-            f"INSERT INTO {t.audit_events} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (position) DO NOTHING",
-            rows,
-        )
+        batch.append(t.audit_events, COLUMNS, rows)
 
     # -- querying --------------------------------------------------------------
 

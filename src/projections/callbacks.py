@@ -23,8 +23,9 @@ from fieldledger.application.database import Tx
 from fieldledger.domain.periods import add_months, local_date
 from fieldledger.domain.policy import CallbackPolicy
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name
+from fieldledger.projections.unit_of_work import TableRows
 
 
 def next_callback_due(
@@ -34,6 +35,12 @@ def next_callback_due(
     base = last_callback_on or completed_on
     first_year_ends = add_months(completed_on, policy.monthly_for_months)
     return add_months(base, 1 if base < first_year_ends else policy.then_every_months)
+
+
+COLUMNS = (
+    "work_order_id", "outcome", "completed_on", "callbacks", "last_callback_on",
+    "last_outcome", "next_due_on",
+)  # fmt: skip
 
 
 class CallbacksView(ReadModel):
@@ -53,43 +60,45 @@ class CallbacksView(ReadModel):
             f"ON {t.callbacks} (next_due_on)"
         )
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def begin_batch(self, batch: Batch) -> None:
+        rows = batch.state = TableRows(batch.tx, batch.t.callbacks, "work_order_id", COLUMNS)
+        rows.prefetch(str(e.originator_id) for _, e in batch.events if type(e) in self._handlers)
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.state, event)
+
+    def end_batch(self, batch: Batch) -> None:
+        batch.state.flush()
 
     def _local(self, e: Any) -> date:
         return local_date(e.occurred_at, self.settings.timezone)
 
-    def _completed(self, tx: Tx, t: Tables, e: Any) -> None:
+    def _completed(self, rows: TableRows, e: Any) -> None:
         completed_on = self._local(e)
         outcome = "accepted" if isinstance(e, WorkOrder.Accepted) else "resolved_remotely"
         due = next_callback_due(completed_on, None, self.settings.policy.callbacks)
-        tx.execute(
-            f"INSERT INTO {t.callbacks} (work_order_id, outcome, completed_on, next_due_on) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), outcome, completed_on.isoformat(), due.isoformat()),
-        )
+        rows.insert(
+            str(e.originator_id), outcome=outcome, completed_on=completed_on.isoformat(),
+            callbacks=0, next_due_on=due.isoformat(),
+        )  # fmt: skip
 
-    def _logged(self, tx: Tx, t: Tables, e: WorkOrder.CallbackLogged) -> None:
-        tx.execute(
-            f"SELECT completed_on FROM {t.callbacks} WHERE work_order_id = ?",
-            (str(e.originator_id),),
-        )
-        row = tx.fetchone()
+    def _logged(self, rows: TableRows, e: WorkOrder.CallbackLogged) -> None:
+        row = rows.get(str(e.originator_id))
         if row is None:  # pragma: no cover - callbacks follow completion
             return
         called_on = self._local(e)
         due = next_callback_due(
             date.fromisoformat(row["completed_on"]), called_on, self.settings.policy.callbacks
         )
-        tx.execute(
-            f"UPDATE {t.callbacks} SET callbacks = callbacks + 1, last_callback_on = ?, "
-            "last_outcome = ?, next_due_on = ? WHERE work_order_id = ?",
-            (called_on.isoformat(), e.outcome, due.isoformat(), str(e.originator_id)),
-        )
+        rows.update(
+            str(e.originator_id), callbacks=int(row["callbacks"]) + 1,
+            last_callback_on=called_on.isoformat(), last_outcome=e.outcome,
+            next_due_on=due.isoformat(),
+        )  # fmt: skip
 
-    _handlers: ClassVar[dict[type, Callable[[CallbacksView, Tx, Tables, Any], None]]] = {
+    _handlers: ClassVar[dict[type, Callable[[CallbacksView, TableRows, Any], None]]] = {
         WorkOrder.Accepted: _completed,
         WorkOrder.ResolvedRemotely: _completed,
         WorkOrder.CallbackLogged: _logged,

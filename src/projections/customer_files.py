@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from fieldledger.application.database import Tx
 from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.projections.audit import kind_of
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name
 
 
@@ -35,7 +35,8 @@ class CustomerFiles(ReadModel):
             f"ON {t.customer_files} (aggregate_id)"
         )
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        tx, t = batch.tx, batch.t
         for value in vars(event).values():
             if isinstance(value, SealedPersonalData):
                 tx.execute(

@@ -26,7 +26,7 @@ from fieldledger.application.database import Tx
 from fieldledger.application.ledger import history_entry, plain
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, utc_text
 
 NAME = "notifications"
@@ -68,6 +68,11 @@ OUTBOX: tuple[Notifies, ...] = (
     Notifies(Complaint.Escalated, "escalation"),
 )
 
+NOTIFICATION_COLUMNS = (
+    "id", "position", "kind", "recipient_id", "aggregate_id", "event_type", "occurred_at",
+    "payload",
+)  # fmt: skip
+
 #: Events that change who handles a record (for `_handler`).
 _HANDLING = (
     WorkOrder.Booked, WorkOrder.Assigned, WorkOrder.HandedOver,
@@ -103,7 +108,8 @@ class NotificationOutbox(ReadModel):
         )
         create_delivery_table(tx)
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        tx, t = batch.tx, batch.t
         if isinstance(event, _HANDLING):
             self._handling(tx, t, event)
         entries = self._by_event.get(type(event))
@@ -132,11 +138,7 @@ class NotificationOutbox(ReadModel):
                     str(event.originator_id), entry.type, utc_text(entry.occurred_at),
                     json.dumps(payload, sort_keys=True),
                 ))  # fmt: skip
-        tx.executemany(
-            f"INSERT INTO {t.notifications} VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO NOTHING",
-            rows,
-        )
+        batch.append(t.notifications, NOTIFICATION_COLUMNS, rows)  # keyed by position
 
     def _handling(self, tx: Tx, t: Tables, event: Any) -> None:
         key = str(event.originator_id)

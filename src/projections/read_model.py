@@ -9,7 +9,7 @@ them in one transaction, so readers never see a half-built view.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,6 +32,48 @@ class Tables:
             return self.names[base]
         except KeyError:
             raise AttributeError(base) from None
+
+
+class Batch:
+    """One batch of events for one generation of one read model: the transaction it
+    is applied in, the generation's tables, and whatever the read model keeps for
+    the length of the batch (`state`, set by its `begin_batch`), e.g. the rows it
+    writes together at `end_batch`. A fresh object per batch, so two builds of one
+    read model (the live catch-up and a scratch build for `as_of`) never share it.
+    """
+
+    __slots__ = ("bulk", "copies", "events", "state", "t", "tx")
+
+    def __init__(
+        self, tx: Tx, t: Tables, events: Sequence[tuple[int, Any]] = (), *, bulk: bool = False
+    ) -> None:
+        self.tx = tx
+        self.t = t
+        #: The batch's (position, event) pairs, for a view that loads at
+        #: `begin_batch` the rows they will touch.
+        self.events = events
+        self.state: Any = None
+        #: A fresh generation filled from zero, by one writer (a rebuild or a
+        #: scratch build): rows that only grow can be bulk-loaded.
+        self.bulk = bulk
+        #: Rows to bulk-load after the batch's other statements (`append`).
+        self.copies: list[tuple[str, tuple[str, ...], Sequence[Sequence[Any]]]] = []
+
+    def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """New rows for a table, none of which can already be there (keyed by the
+        event that made them): in a bulk batch loaded with `COPY` (PostgreSQL)
+        once the batch's other statements are sent; otherwise inserted now, with
+        `ON CONFLICT DO NOTHING`."""
+        if not rows:
+            return
+        if self.bulk:
+            self.copies.append((table, tuple(columns), rows))
+            return
+        self.tx.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING",
+            rows,
+        )
 
 
 @dataclass(frozen=True)
@@ -58,12 +100,14 @@ class ReadModel(ABC):
         """Create this generation's tables and indexes (IF NOT EXISTS)."""
 
     @abstractmethod
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
-        """Apply one event, in the batch's transaction. Must be deterministic:
-        a rebuild from zero must come out identical to the incremental view."""
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        """Apply one event, in the batch's transaction (`batch.tx`, `batch.t`).
+        Must be deterministic: a rebuild from zero must come out identical to the
+        incremental view."""
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
-        """Called before a batch's events (e.g. to reset per-batch caches)."""
+    def begin_batch(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Called before a batch's events (e.g. to set up `batch.state`)."""
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:  # noqa: B027 - optional hook
-        """Called after a batch's events, before its tracking is written."""
+    def end_batch(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Called after a batch's events, before its tracking is written (e.g. to
+        write the rows kept in `batch.state` with one `executemany`)."""

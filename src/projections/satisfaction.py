@@ -38,7 +38,7 @@ from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.periods import local_date, local_midnight
 from fieldledger.domain.repeat_calls import customer_key, is_repeat_within
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
     index_name,
@@ -47,6 +47,7 @@ from fieldledger.projections.reporting import (
     percentage,
     utc_text,
 )
+from fieldledger.projections.unit_of_work import TableRows
 
 if TYPE_CHECKING:
     from fieldledger.projections.projector import Projections
@@ -70,6 +71,26 @@ class _Group:
     overdue: int = 0
     resolved: int = 0
     first_contact: int = 0
+
+
+ORDER_COLUMNS = (
+    "work_order_id", "service_type", "technician_id", "outcome", "completed_at", "rejections",
+    "csat", "attitude", "skill", "punctuality", "promise", "praise", "comment", "feedback_at",
+    "customer_key", "booked_at", "arrived", "ended_at", "survey_sent_at", "repeat_calls",
+)  # fmt: skip
+COMPLAINT_COLUMNS = (
+    "complaint_id", "work_order_id", "severity", "lodged_at", "confirmations", "last_csat",
+    "satisfied",
+)  # fmt: skip
+
+
+@dataclass
+class _Rows:
+    """A batch's unit of work: the orders and complaints it touches."""
+
+    batch: Batch
+    orders: TableRows
+    complaints: TableRows
 
 
 class SatisfactionView(ReadModel):
@@ -125,101 +146,111 @@ class SatisfactionView(ReadModel):
             "PRIMARY KEY (complaint_id, source, staff_id))"
         )
 
-    # -- handlers ------------------------------------------------------------
+    # -- handlers: one unit of work per batch ---------------------------------
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def begin_batch(self, batch: Batch) -> None:
+        state = batch.state = _Rows(
+            batch,
+            TableRows(batch.tx, batch.t.satisfaction_orders, "work_order_id", ORDER_COLUMNS),
+            TableRows(batch.tx, batch.t.satisfaction_complaints, "complaint_id", COMPLAINT_COLUMNS),
+        )
+        mine = [e for _, e in batch.events if type(e) in self._handlers]
+        state.orders.prefetch(
+            [str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event)]
+            + [
+                str(e.repeat_of)  # the earlier order a repeat call counts against
+                for e in mine
+                if isinstance(e, WorkOrder.Booked) and e.repeat_of is not None
+            ]
+        )
+        state.complaints.prefetch(
+            str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)
+        )
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, tx, t, event)
+            handler(self, batch.state, event)
 
-    def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
-        tx.execute(
-            f"INSERT INTO {t.satisfaction_orders} (work_order_id, service_type, customer_key, "
-            "booked_at) VALUES (?, ?, ?, ?) ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), e.service_type, customer_key(e.customer),
-             utc_text(e.occurred_at)),
+    def end_batch(self, batch: Batch) -> None:
+        batch.state.orders.flush()
+        batch.state.complaints.flush()
+
+    def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
+        r.orders.insert(
+            str(e.originator_id), service_type=e.service_type, rejections=0,
+            customer_key=customer_key(e.customer), booked_at=utc_text(e.occurred_at),
+            arrived=0, repeat_calls=0,
         )  # fmt: skip
         if e.repeat_of is None:
             return
         # A repeat call counts against the earlier order's first-contact
         # resolution when it came within the window after that resolution.
-        completed = tx.scalar(
-            f"SELECT completed_at FROM {t.satisfaction_orders} WHERE work_order_id = ?",
-            (str(e.repeat_of),),
-        )
-        if completed is not None and is_repeat_within(
-            datetime.fromisoformat(completed), e.occurred_at, self.settings.policy.procedure
+        earlier = r.orders.get(str(e.repeat_of))
+        if earlier is None or earlier["completed_at"] is None:
+            return
+        if is_repeat_within(
+            datetime.fromisoformat(earlier["completed_at"]),
+            e.occurred_at,
+            self.settings.policy.procedure,
         ):
-            tx.execute(
-                f"UPDATE {t.satisfaction_orders} SET repeat_calls = repeat_calls + 1 "
-                "WHERE work_order_id = ?",
-                (str(e.repeat_of),),
+            r.orders.update(str(e.repeat_of), repeat_calls=int(earlier["repeat_calls"] or 0) + 1)
+
+    def _arrived(self, r: _Rows, e: WorkOrder.Arrived) -> None:
+        r.orders.update(str(e.originator_id), arrived=1)
+
+    def _cancelled(self, r: _Rows, e: WorkOrder.Cancelled) -> None:
+        # A call cancelled after the visit ended all the same: it is surveyed.
+        row = r.orders.get(str(e.originator_id))
+        if row is not None and int(row["arrived"] or 0) == 1:
+            r.orders.update(
+                str(e.originator_id), outcome="cancelled", ended_at=utc_text(e.occurred_at)
             )
 
-    def _arrived(self, tx: Tx, t: Tables, e: WorkOrder.Arrived) -> None:
-        self._set_order(tx, t, e, arrived=1)
+    def _survey_sent(self, r: _Rows, e: WorkOrder.SurveySent) -> None:
+        r.orders.update(str(e.originator_id), survey_sent_at=utc_text(e.occurred_at))
 
-    def _cancelled(self, tx: Tx, t: Tables, e: WorkOrder.Cancelled) -> None:
-        # A call cancelled after the visit ended all the same: it is surveyed.
-        tx.execute(
-            f"UPDATE {t.satisfaction_orders} SET outcome = 'cancelled', ended_at = ? "
-            "WHERE work_order_id = ? AND arrived = 1",
-            (utc_text(e.occurred_at), str(e.originator_id)),
+    def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
+        r.orders.update(str(e.originator_id), technician_id=e.technician_id)
+
+    def _rejected(self, r: _Rows, e: WorkOrder.Rejected) -> None:
+        r.orders.update(str(e.originator_id), rejections=e.rejection_count)
+
+    def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
+        when = utc_text(e.occurred_at)
+        r.orders.update(str(e.originator_id), outcome="accepted", completed_at=when, ended_at=when)
+
+    def _resolved_remotely(self, r: _Rows, e: WorkOrder.ResolvedRemotely) -> None:
+        when = utc_text(e.occurred_at)
+        r.orders.update(
+            str(e.originator_id), outcome="resolved_remotely", completed_at=when, ended_at=when
         )
 
-    def _survey_sent(self, tx: Tx, t: Tables, e: WorkOrder.SurveySent) -> None:
-        self._set_order(tx, t, e, survey_sent_at=utc_text(e.occurred_at))
-
-    def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
-        self._set_order(tx, t, e, technician_id=e.technician_id)
-
-    def _rejected(self, tx: Tx, t: Tables, e: WorkOrder.Rejected) -> None:
-        self._set_order(tx, t, e, rejections=e.rejection_count)
-
-    def _accepted(self, tx: Tx, t: Tables, e: WorkOrder.Accepted) -> None:
-        when = utc_text(e.occurred_at)
-        self._set_order(tx, t, e, outcome="accepted", completed_at=when, ended_at=when)
-
-    def _resolved_remotely(self, tx: Tx, t: Tables, e: WorkOrder.ResolvedRemotely) -> None:
-        when = utc_text(e.occurred_at)
-        self._set_order(tx, t, e, outcome="resolved_remotely", completed_at=when, ended_at=when)
-
-    def _feedback(self, tx: Tx, t: Tables, e: WorkOrder.FeedbackReceived) -> None:
+    def _feedback(self, r: _Rows, e: WorkOrder.FeedbackReceived) -> None:
         f = e.feedback
-        self._set_order(
-            tx, t, e, csat=f.csat, attitude=f.attitude, skill=f.skill,
+        r.orders.update(
+            str(e.originator_id), csat=f.csat, attitude=f.attitude, skill=f.skill,
             punctuality=f.punctuality, promise=f.promise, praise=int(f.praise),
             comment=f.comment, feedback_at=utc_text(e.occurred_at),
         )  # fmt: skip
 
-    def _set_order(self, tx: Tx, t: Tables, e: Any, **values: Any) -> None:
-        columns = ", ".join(f"{c} = ?" for c in values)
-        tx.execute(
-            f"UPDATE {t.satisfaction_orders} SET {columns} WHERE work_order_id = ?",
-            (*values.values(), str(e.originator_id)),
-        )
-
-    def _lodged(self, tx: Tx, t: Tables, e: Complaint.Lodged) -> None:
+    def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
         complaint_id = str(e.originator_id)
-        tx.execute(
-            f"INSERT INTO {t.satisfaction_complaints} (complaint_id, work_order_id, severity, "
-            "lodged_at) VALUES (?, ?, ?, ?) ON CONFLICT (complaint_id) DO NOTHING",
-            (
-                complaint_id,
-                None if e.work_order_id is None else str(e.work_order_id),
-                e.severity.value,
-                utc_text(e.occurred_at),
-            ),
+        r.complaints.insert(
+            complaint_id,
+            work_order_id=None if e.work_order_id is None else str(e.work_order_id),
+            severity=e.severity.value,
+            lodged_at=utc_text(e.occurred_at),
+            confirmations=0,
         )
-        self._name_staff(tx, t, complaint_id, "lodged", e.staff_ids)
+        self._name_staff(r, complaint_id, "lodged", e.staff_ids)
 
-    def _findings(self, tx: Tx, t: Tables, e: Complaint.InvestigationRecorded) -> None:
+    def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
         # The latest findings replace the earlier ones.
-        self._name_staff(tx, t, str(e.originator_id), "findings", e.responsible_staff_ids)
+        self._name_staff(r, str(e.originator_id), "findings", e.responsible_staff_ids)
 
-    def _name_staff(
-        self, tx: Tx, t: Tables, complaint_id: str, source: str, staff_ids: list[str]
-    ) -> None:
+    def _name_staff(self, r: _Rows, complaint_id: str, source: str, staff_ids: list[str]) -> None:
+        tx, t = r.batch.tx, r.batch.t
         tx.execute(
             f"DELETE FROM {t.satisfaction_complaint_staff} WHERE complaint_id = ? AND source = ?",
             (complaint_id, source),
@@ -230,20 +261,21 @@ class SatisfactionView(ReadModel):
             [(complaint_id, source, s) for s in staff_ids],
         )
 
-    def _closed(self, tx: Tx, t: Tables, e: Complaint.Closed) -> None:
-        self._confirmed(tx, t, e, e.csat, satisfied=True)
+    def _closed(self, r: _Rows, e: Complaint.Closed) -> None:
+        self._confirmed(r, e, e.csat, satisfied=True)
 
-    def _reopened(self, tx: Tx, t: Tables, e: Complaint.Reopened) -> None:
-        self._confirmed(tx, t, e, e.csat, satisfied=False)
+    def _reopened(self, r: _Rows, e: Complaint.Reopened) -> None:
+        self._confirmed(r, e, e.csat, satisfied=False)
 
-    def _confirmed(self, tx: Tx, t: Tables, e: Any, csat: int, *, satisfied: bool) -> None:
-        tx.execute(
-            f"UPDATE {t.satisfaction_complaints} SET confirmations = confirmations + 1, "
-            "last_csat = ?, satisfied = ? WHERE complaint_id = ?",
-            (csat, int(satisfied), str(e.originator_id)),
-        )
+    def _confirmed(self, r: _Rows, e: Any, csat: int, *, satisfied: bool) -> None:
+        row = r.complaints.get(str(e.originator_id))
+        if row is not None:
+            r.complaints.update(
+                str(e.originator_id), confirmations=int(row["confirmations"]) + 1,
+                last_csat=csat, satisfied=int(satisfied),
+            )  # fmt: skip
 
-    _handlers: ClassVar[dict[type, Callable[[SatisfactionView, Tx, Tables, Any], None]]] = {
+    _handlers: ClassVar[dict[type, Callable[[SatisfactionView, _Rows, Any], None]]] = {
         WorkOrder.Booked: _booked,
         WorkOrder.Assigned: _assigned,
         WorkOrder.Rejected: _rejected,
@@ -393,7 +425,6 @@ class SatisfactionView(ReadModel):
             "first_time_fixes": g.fixed_first_time,
             "complaints_closed": g.complaints_closed,
         }
-
 
     # -- the booking's question ------------------------------------------------
 

@@ -15,9 +15,8 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
@@ -40,7 +39,7 @@ from fieldledger.domain.sla import (
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import ReadModel, Tables
+from fieldledger.projections.read_model import Batch, ReadModel, Tables
 
 NAME = "sla"
 
@@ -91,14 +90,15 @@ class SlaView(ReadModel):
         "sla_appointments",
     )
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
+        #: A what-if replay: every subject's targets under this policy instead of
+        #: the one it was booked under.
+        self.policy_override = policy_override
+        self._override_version = None if policy_override is None else policy_override.version
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
-        #: What a batch touched (subjects by aggregate id; the dirty ones, in
-        #: order), per thread: a scratch build may run beside the live catch-up.
-        self._batch = threading.local()
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -149,11 +149,22 @@ class SlaView(ReadModel):
 
     # -- events --------------------------------------------------------------
 
-    def begin_batch(self, tx: Tx, t: Tables) -> None:
-        self._batch.subjects = {}
-        self._batch.dirty = {}
+    def begin_batch(self, batch: Batch) -> None:
+        """Load in one query the subjects the batch's events change."""
+        touched = batch.state = _Touched()
+        wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            touched.loaded.update(chunk)
+            for row in batch.tx.query(
+                f"SELECT aggregate_id, data FROM {batch.t.sla_subjects} "
+                f"WHERE aggregate_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                touched.subjects[row["aggregate_id"]] = Subject.from_data(json.loads(row["data"]))
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        tx, t, touched = batch.tx, batch.t, batch.state
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
             tx.execute(
                 f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?) "
@@ -166,53 +177,58 @@ class SlaView(ReadModel):
         key = str(event.originator_id)
         subject = Subject.start(event)
         if subject is not None:
-            self._batch.subjects[key] = subject
+            touched.subjects[key] = subject
+            touched.fresh.add(key)
         elif isinstance(event, _CHANGES):
-            subject = self._subject(tx, t, key)
+            subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
                 return
         else:
             return
-        self._batch.dirty[key] = None
+        touched.dirty[key] = None
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
-            tx.execute(
-                f"INSERT INTO {t.sla_owners} VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (aggregate_id, version) DO NOTHING",
+            touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
                  subject.escalation_level, subject.owner_id, subject.coordinator_id),
             )  # fmt: skip
         coordinator = getattr(event, "coordinator_id", None)
         if coordinator is not None:
-            tx.execute(
-                f"INSERT INTO {t.sla_appointments} VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (aggregate_id, version) DO NOTHING",
-                (key, event.originator_version, event.level, coordinator),
-            )
+            touched.appointments.append((key, event.originator_version, event.level, coordinator))
 
-    def end_batch(self, tx: Tx, t: Tables) -> None:
-        for key in self._batch.dirty:
-            subject = self._batch.subjects[key]
-            tx.execute(
-                f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
-                "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
-                (key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)),
-            )
-            tx.execute(f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?", (key,))
-            policy = self._policy(tx, t, subject.policy_version)
-            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
-            rows = targets(subject, policy, calendar)
-            tx.executemany(
-                f"INSERT INTO {t.sla_targets} VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_row(subject, target) for target in rows],
-            )
-        self._batch.subjects = {}
-        self._batch.dirty = {}
+    def end_batch(self, batch: Batch) -> None:
+        """The batch's writes, one statement per table: the owners seen, the
+        subjects changed, and their targets computed afresh."""
+        tx, t, touched = batch.tx, batch.t, batch.state
+        batch.append(t.sla_owners, OWNER_COLUMNS, touched.owners)
+        batch.append(t.sla_appointments, APPOINTMENT_COLUMNS, touched.appointments)
+        subjects: list[tuple[str, str, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        for key in touched.dirty:
+            subject = touched.subjects[key]
+            subjects.append((key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)))
+            if self.policy_override is not None:
+                policy = self.policy_override
+                calendar = calendar_for(policy, self.settings.timezone, self._override_version)
+            else:
+                policy = self._policy(tx, t, subject.policy_version)
+                calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+            rows.extend(_row(subject, target) for target in targets(subject, policy, calendar))
+        tx.executemany(
+            f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
+            "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
+            subjects,
+        )
+        tx.executemany(  # not those created in this batch: they have no rows yet
+            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?",
+            [(k,) for k in touched.dirty if k not in touched.fresh],
+        )
+        batch.append(t.sla_targets, TARGET_COLUMNS, rows)  # after the DELETE above
 
-    def _subject(self, tx: Tx, t: Tables, key: str) -> Subject | None:
-        subjects: dict[str, Subject] = self._batch.subjects
+    def _subject(self, batch: Batch, key: str) -> Subject | None:
+        tx, t = batch.tx, batch.t
+        subjects: dict[str, Subject] = batch.state.subjects
         found = subjects.get(key)
-        if found is None:
+        if found is None and key not in batch.state.loaded:
             data = tx.scalar(f"SELECT data FROM {t.sla_subjects} WHERE aggregate_id = ?", (key,))
             if data is None:
                 return None
@@ -236,6 +252,33 @@ class SlaView(ReadModel):
                     raise UnknownPolicy(f"policy {version} was never recorded as adopted")
             self._policies[version] = found
         return found
+
+
+OWNER_COLUMNS = (
+    "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
+)  # fmt: skip
+APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
+TARGET_COLUMNS = (
+    "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
+    "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
+    "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
+    "severity", "owner_id", "reminded",
+)  # fmt: skip
+
+
+@dataclass
+class _Touched:
+    """What a batch touched: subjects by aggregate id, and the dirty ones in order."""
+
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    dirty: dict[str, None] = field(default_factory=dict)
+    #: Keys looked up at the start of the batch (absent from `subjects`: unknown).
+    loaded: set[str] = field(default_factory=set)
+    owners: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Coordinators appointed by the batch's escalations (004 二(二)).
+    appointments: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Aggregates whose first event is in this batch.
+    fresh: set[str] = field(default_factory=set)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
@@ -264,6 +307,10 @@ class BoardItem:
     owner_id: str | None
     policy_version: str
     calendar_warning: str | None
+    priority: str | None = None
+    zone: str | None = None
+    #: When it turns (or turned) yellow: the console schedules its live update by it.
+    yellow_from: datetime | None = None
     #: The coordinator appointed by the latest escalation as of then (004 二(二)).
     coordinator_id: str | None = None
 
@@ -289,6 +336,8 @@ _STATUS_AT = (
     "CASE WHEN due_at IS NOT NULL AND due_at < ? THEN 'red' "
     "WHEN yellow_from IS NOT NULL AND yellow_from <= ? THEN 'yellow' ELSE 'blue' END"
 )
+
+
 def _open_until(tx: Tx) -> str:
     """When a target stopped being open: its met or closed time, whichever came
     first ('9999' while open; instants are ISO text, so they sort before it)."""
@@ -302,8 +351,13 @@ def board(
     at: datetime,
     statuses: Sequence[Status] = OPEN_STATUSES,
     kind: Kind | None = None,
+    *,
+    zone: str | None = None,
+    priority: str | None = None,
+    owner_id: str | None = None,
 ) -> list[BoardItem]:
-    """Targets open at `at` with their status then, and owner and level as of then."""
+    """Targets open at `at` with their status then, and owner and level as of then;
+    optionally only those of a zone, a priority, or an owner (as of then)."""
     s = stamp(at)
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
@@ -312,19 +366,27 @@ def board(
         f"FROM {t.sla_owners} o WHERE o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? "
         "ORDER BY o.version DESC LIMIT 1"
     )
-    kind_filter = "" if kind is None else "AND kind = ? "
+    inner: list[str] = []
+    inner_params: list[Any] = []
+    for column, value in (("kind", kind), ("zone", zone), ("priority", priority)):
+        if value is not None:
+            inner.append(f"AND x.{column} = ? ")
+            inner_params.append(value)
+    kind_filter = "".join(inner)
+    owner_filter = "" if owner_id is None else "AND owner_id = ? "
     rows = tx.query(
         "SELECT * FROM ("
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
+        "x.priority, x.zone, x.yellow_from, "
         f"x.calendar_warning, {_STATUS_AT} AS status, "
         f"(SELECT o.escalation_level {latest}) AS escalation_level, "
         f"(SELECT o.owner_id {latest}) AS owner_id, "
         f"(SELECT o.coordinator_id {latest}) AS coordinator_id "
         f"FROM {t.sla_targets} x WHERE {_open_until(tx)} > ? AND started_at <= ? {kind_filter}"
-        f") b WHERE status IN ({', '.join('?' for _ in wanted)}) "
+        f") b WHERE status IN ({', '.join('?' for _ in wanted)}) {owner_filter}"
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, s, *([] if kind is None else [kind]), *wanted),
+        (s, s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
     )
     return [
         BoardItem(
@@ -338,6 +400,9 @@ def board(
             owner_id=r["owner_id"],
             policy_version=r["policy_version"],
             calendar_warning=r["calendar_warning"],
+            priority=r["priority"],
+            zone=r["zone"],
+            yellow_from=_instant(r["yellow_from"]),
             coordinator_id=r["coordinator_id"],
         )
         for r in rows

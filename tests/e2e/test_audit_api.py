@@ -227,10 +227,10 @@ def test_a_failed_projection_is_reported_not_skipped(
     original = AuditTrail.handle
 
     # Positions: 1 the PolicyAdopted of the service's start, 2 and 3 the bookings.
-    def refuse_second(self: AuditTrail, tx: Any, t: Any, event: Any, position: int) -> None:
+    def refuse_second(self: AuditTrail, batch: Any, event: Any, position: int) -> None:
         if position == 3:
             raise RuntimeError("cannot file this")
-        original(self, tx, t, event, position)
+        original(self, batch, event, position)
 
     monkeypatch.setattr(AuditTrail, "handle", refuse_second)
     r = supervisor.get("/audit", min_position=r.headers["X-Position"])

@@ -21,7 +21,7 @@ def stop_the_audit(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     desk.book()
     api.catch_up()
 
-    def refuse(self: AuditTrail, tx: Any, t: Any, event: Any, position: int) -> None:
+    def refuse(self: AuditTrail, batch: Any, event: Any, position: int) -> None:
         raise RuntimeError("cannot file this")
 
     monkeypatch.setattr(AuditTrail, "handle", refuse)

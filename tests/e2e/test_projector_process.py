@@ -14,8 +14,10 @@ from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
 from fieldledger.projections.catalog import READ_MODELS
-from fieldledger.projections.projector import Projections, wait_until
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import ProjectionSettings
+
+from tests.views import wait_until
 
 CLI = str(Path(sys.executable).parent / "fieldledger")
 

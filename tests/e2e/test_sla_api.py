@@ -13,9 +13,9 @@ from fieldledger.api.app import create_app
 from fieldledger.application.settings import Settings
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.sla import calendar_report
-from fieldledger.projections.projector import wait_until
 
 from tests.e2e.conftest import Actor, Api
+from tests.views import wait_until
 
 ORDER = {
     "customer": {"name": "王芳", "phone": "13800000000", "address": "上海"},

@@ -18,8 +18,10 @@ from fieldledger.domain.facts import Context, Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
 from fieldledger.projections.audit import AuditFilter, AuditTrail
-from fieldledger.projections.projector import BackgroundProjector, Projections, rows_of
+from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
+
+from tests.views import rows_of
 
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)
 SUPERVISOR = Caller("sup-1", Role.SUPERVISOR)

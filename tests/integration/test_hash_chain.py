@@ -20,7 +20,8 @@ from fieldledger.application.hash_chain import (
     event_hash,
     verify_chain,
 )
-from fieldledger.application.ledger import Caller, FieldLedger
+from fieldledger.application.ledger import Caller, FieldLedger, NotFound
+from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.facts import Role
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
 from typer.testing import CliRunner
@@ -237,3 +238,37 @@ def test_malformed_anchors_are_refused_in_one_line(database_url: str) -> None:
     result = verify(database_url, "--anchor", "four:abc")
     assert result.exit_code == 2
     assert result.stderr.startswith("fieldledger: --anchor 'four:abc'")
+
+
+def test_the_timeline_names_an_edited_event_and_verifies_the_others(
+    ledger: FieldLedger,
+) -> None:
+    """What the console's timeline shows (`verified_history`): each event of one
+    aggregate checked against its hash row, the edited one named, as stored now."""
+    first, second = book(ledger, 2)
+    ledger.work_order_command(DISPATCHER, second, "hold", {"reason": "parts"})
+    assert [e.problem for e in ledger.verified_history(WorkOrder, second)] == [None] * 3
+    store = Store(ledger)
+    state = json.loads(store.row(4)["state"])  # the second order's Assigned
+    state["technician_id"] = "someone-else"
+    store.sql("UPDATE {events} SET state = ? WHERE {pos} = 4", (json.dumps(state).encode(),))
+    timeline = ledger.verified_history(WorkOrder, second)
+    assert [(e.version, e.type) for e in timeline] == [(1, "Booked"), (2, "Assigned"),
+                                                       (3, "PutOnHold")]
+    assert timeline[1].entry is not None
+    assert timeline[1].entry.data["technician_id"] == "someone-else"  # as stored now
+    assert timeline[1].problem is not None and "edited" in timeline[1].problem
+    assert timeline[0].problem is None and timeline[2].problem is None
+    assert [e.problem for e in ledger.verified_history(WorkOrder, first)] == [None, None]
+    # Edited past decoding: still listed, as unreadable and broken.
+    store.sql("UPDATE {events} SET state = ? WHERE {pos} = 4", (b"{not json",))
+    unreadable = ledger.verified_history(WorkOrder, second)[1]
+    assert unreadable.entry is None and unreadable.problem is not None
+    assert "cannot be read" in unreadable.problem
+    # A hash row removed: the event is named.
+    store.sql("DELETE FROM {hashes} WHERE position = 5")
+    last = ledger.verified_history(WorkOrder, second)[2]
+    assert last.problem is not None and "no hash row" in last.problem
+    assert ledger.get_at_version(WorkOrder, first, 1).technician_id is None
+    with pytest.raises(NotFound):
+        ledger.verified_history(Complaint, first)

@@ -27,12 +27,13 @@ from fieldledger.domain.customers import ERASED, ContactAccess, CustomerRecord, 
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.work_orders import Customer, WorkOrder
 from fieldledger.projections.audit import AuditFilter, AuditTrail
-from fieldledger.projections.projector import Projections, rows_of
+from fieldledger.projections.projector import Projections
 
 from tests.integration.conftest import open_world
 from tests.integration.field import CLIENT, DISPATCHER, SUPERVISOR, Clock, Field, utc
 from tests.integration.histories import History
 from tests.store_dump import dump_database, found_in
+from tests.views import rows_of
 
 # What tests.integration.field books and lodges with.
 ZHANG = ["张三", "13800000000", "北京"]

@@ -20,17 +20,13 @@ from fieldledger.domain.facts import Context, Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
 from fieldledger.projections.audit import AuditTrail
-from fieldledger.projections.projector import (
-    BackgroundProjector,
-    Projections,
-    rows_of,
-    wait_until,
-)
+from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
 from typer.testing import CliRunner
 
 from tests.integration.test_audit_trail import START, book
 from tests.integration.test_projector import EventCounts, counts
+from tests.views import rows_of, wait_until
 
 SETTINGS = ProjectionSettings(builtin_policy(), "Asia/Shanghai")
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)

@@ -12,8 +12,10 @@ from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
-from fieldledger.projections.projector import ProjectionFailed, Projections, rows_of
-from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
+from fieldledger.projections.projector import ProjectionFailed, Projections
+from fieldledger.projections.read_model import Batch, ProjectionSettings, ReadModel, Tables
+
+from tests.views import rows_of
 
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)
 
@@ -31,9 +33,10 @@ class EventCounts(ReadModel):
             "(type TEXT PRIMARY KEY, n INTEGER NOT NULL, last_position INTEGER NOT NULL)"
         )
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         if type(event).__name__ == self.fail_on:
             raise ValueError("cannot count this")
+        tx, t = batch.tx, batch.t
         tx.execute(
             f"INSERT INTO {t.event_counts} VALUES (?, 1, ?) ON CONFLICT (type) DO UPDATE "
             "SET n = excluded.n + " + t.event_counts + ".n, last_position = excluded.last_position",
@@ -129,11 +132,13 @@ def test_a_failing_event_stops_the_projection_there_and_is_reported(ledger: Fiel
 class BadStatement(EventCounts):
     """Fails in the database, not in Python: its SQL for one event type is wrong."""
 
-    def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
         if type(event).__name__ == "Assigned":
-            tx.execute(f"INSERT INTO {t.event_counts} (no_such_column) VALUES (?)", (1,))
+            batch.tx.execute(
+                f"INSERT INTO {batch.t.event_counts} (no_such_column) VALUES (?)", (1,)
+            )
             return
-        super().handle(tx, t, event, position)
+        super().handle(batch, event, position)
 
 
 def test_a_failing_statement_is_pinned_to_its_event_even_when_pipelined(

@@ -18,11 +18,12 @@ from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
 from fieldledger.projections import sla
-from fieldledger.projections.projector import Projections, rows_of
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import ProjectionSettings
 from fieldledger.projections.sla import SlaView, stamp
 
 from tests.integration.sla_lifecycles import STRICTER, Lifecycles
+from tests.views import rows_of
 
 SH = ZoneInfo("Asia/Shanghai")
 DISPATCHER = Caller("disp-1", Role.DISPATCHER)

@@ -1,0 +1,430 @@
+"""Catch-up and batches: feeding read models the store's events, exactly once.
+
+Events are read from the store in batches; each batch is applied in one
+transaction that also writes the generation's tracked position (the library's
+tracking recorder), so a batch is applied entirely or not at all, and never
+twice. Each read model gets a fresh `Batch` (transaction, tables, its own
+per-batch state) per batch.
+
+`feed` is the one-pass form used by rebuilds and scratch builds: each event is
+decoded once and fed to every view being built, all in one transaction per
+batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from fieldledger.application.database import Database, Tx
+from fieldledger.application.ledger import FieldLedger
+from fieldledger.projections.generations import (
+    GENERATIONS,
+    TRACKING_TABLES,
+    Generations,
+    RebuildSuperseded,
+    tracking_key,
+)
+from fieldledger.projections.read_model import Batch, ReadModel
+
+BATCH_SIZE = 500
+
+Progress = Callable[[int, int], None]
+
+
+class ProjectionFailed(Exception):
+    """A read model failed on an event; it stops there until fixed and rebuilt."""
+
+    def __init__(self, name: str, position: int, error: str) -> None:
+        self.name = name
+        self.position = position
+        self.error = error
+        super().__init__(f"projection {name} failed at position {position}: {error}")
+
+
+class _Moved(Exception):
+    """The generation's tracked position is not where this batch starts."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+
+class _Gone(Exception):
+    """The generation was retired or dropped (a rebuild swapped another in)."""
+
+
+def tracking_recorder(db: Database) -> TrackingRecorder:
+    recorder: TrackingRecorder
+    if db.dialect == "sqlite":
+        assert not isinstance(db.datastore, PostgresTrackingRecorder)
+        recorder = SQLiteTrackingRecorder(db.datastore)  # type: ignore[arg-type]
+    else:
+        recorder = PostgresTrackingRecorder(
+            db.datastore,  # type: ignore[arg-type]
+            tracking_table_name=TRACKING_TABLES["postgres"],
+        )
+    recorder.create_table()
+    return recorder
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database hiccup (lost connection, lock timeout, deadlock, busy SQLite)
+    rather than a fault of the read model on an event: retried, never recorded."""
+    if isinstance(error, psycopg.OperationalError | OperationalError | InterfaceError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        message = str(error).lower()
+        return "locked" in message or "busy" in message
+    return False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One generation of one read model that a one-pass feed writes to;
+    `tracked` generations get their position written with each batch."""
+
+    name: str
+    generation: int
+    tracked: bool = True
+    #: The read model to feed, when not the service's own (a what-if replay
+    #: feeds one configured with a candidate policy).
+    model: ReadModel | None = None
+
+
+class Batches:
+    """Applies batches of events to generations of read models."""
+
+    def __init__(
+        self,
+        ledger: FieldLedger,
+        db: Database,
+        generations: Generations,
+        models: Mapping[str, ReadModel],
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("the projection batch size must be at least 1")
+        self.ledger = ledger
+        self.db = db
+        self.generations = generations
+        self.models = models
+        self.batch_size = batch_size
+        self.tracking = tracking_recorder(db)
+        self.locks = {name: threading.Lock() for name in models}
+
+    def position(self, name: str, generation: int) -> int:
+        return self.tracking.max_tracking_id(tracking_key(name, generation)) or 0
+
+    def claim(self, tx: Tx, name: str, generation: int) -> int:
+        """Lock the generation's tracking row for this transaction; its position."""
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        value = tx.scalar(
+            f"INSERT INTO {table} (application_name, notification_id) VALUES (?, 0) "
+            "ON CONFLICT (application_name) DO UPDATE "
+            f"SET notification_id = {table}.notification_id RETURNING notification_id",
+            (tracking_key(name, generation),),
+        )
+        return int(value or 0)
+
+    def _track(self, tx: Tx, name: str, generation: int, position: int) -> None:
+        tracking = Tracking(tracking_key(name, generation), position)
+        self.tracking._insert_tracking(tx.cursor, tracking)  # type: ignore[attr-defined]
+
+    # -- one read model: catch-up ------------------------------------------------
+
+    def catch_up(
+        self,
+        name: str,
+        generation: int,
+        *,
+        until: int | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Project events after the generation's position, up to `until` (default:
+        the head of the store). Returns the new position.
+
+        Each batch is one transaction that first claims the generation's
+        tracking row: projectors of one generation (threads, processes) take
+        turns, and a batch that does not start where the tracking stands is
+        rolled back, so no event is ever applied twice. A generation retired by
+        a rebuild (in any process) stops being projected."""
+        with self.locks[name]:
+            error = self.generations.recorded_error(name, generation)
+            if error is not None:
+                raise ProjectionFailed(name, error[1], error[0])
+            position = self.position(name, generation)
+            while until is None or position < until:
+                notifications = self.ledger.recorder.select_notifications(
+                    start=position + 1, limit=self.batch_size, stop=until
+                )
+                if not notifications:
+                    break
+                try:
+                    position = self._apply_batch(name, generation, position, notifications)
+                except _Moved as moved:
+                    position = moved.position  # another projector got there first
+                    continue
+                except IntegrityError:  # pragma: no cover - the claim prevents it
+                    position = self.position(name, generation)
+                    continue
+                except _Gone:
+                    break
+                if progress is not None:
+                    progress(len(notifications), position)
+        return position
+
+    def _apply_batch(
+        self,
+        name: str,
+        generation: int,
+        start: int,
+        notifications: Sequence[Notification],
+        *,
+        pipelined: bool = True,
+    ) -> int:
+        """One tracked batch in one transaction; returns the new position.
+
+        The handlers' statements are pipelined (PostgreSQL), so a batch does not
+        wait for each write's answer. A statement that fails in a pipeline
+        reports its error later than its event; so the batch is then tried again
+        unpipelined, where a failure is pinned to its event."""
+        last = notifications[-1].id
+        events = [(n.id, self._decode(name, n)) for n in notifications]
+        if pipelined and self.db.dialect == "postgres":
+            try:
+                with self.db.transaction() as tx:
+                    self._start_tracked(tx, name, generation, start)
+                    with tx.pipelined():
+                        self.apply(tx, name, generation, events)
+                    self._track(tx, name, generation, last)
+                return last
+            except (_Moved, _Gone):
+                raise
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                # Fall through: apply it again, one statement at a time.
+        try:
+            with self.db.transaction() as tx:
+                self._start_tracked(tx, name, generation, start)
+                self.apply(tx, name, generation, events)
+                self._track(tx, name, generation, last)
+        except ProjectionFailed as failed:
+            # Stop *at* the failing event: the events before it are applied.
+            good = [n for n in notifications if n.id < failed.position]
+            if good:
+                self._apply_batch(name, generation, start, good, pipelined=False)
+            self.generations.record_error(name, generation, failed.error, failed.position)
+            raise
+        return last
+
+    def _start_tracked(self, tx: Tx, name: str, generation: int, start: int) -> None:
+        claimed = self.claim(tx, name, generation)
+        if claimed != start:
+            raise _Moved(claimed)
+        if self.generations.state_in(tx, name, generation) not in ("live", "building"):
+            raise _Gone
+
+    def _decode(self, name: str, n: Notification) -> Any | ProjectionFailed:
+        """The stored event as a domain event, or the failure to decode it (which
+        belongs to the read model's projection at that event)."""
+        try:
+            return self.ledger.mapper.to_domain_event(n)
+        except Exception as e:
+            return ProjectionFailed(name, n.id, f"{type(e).__name__}: {e}")
+
+    def apply(
+        self,
+        tx: Tx,
+        name: str,
+        generation: int,
+        events: Sequence[tuple[int, Any]],
+        model: ReadModel | None = None,
+    ) -> None:
+        """Feed one batch of decoded events to one generation of a read model, in
+        the caller's transaction. A fault of the read model is a ProjectionFailed
+        at its event; a database hiccup propagates as it is (retried, never
+        recorded)."""
+        step = _Step(name, model or self.models[name])
+        batch = step.begin(Batch(tx, self.generations.tables(name, generation), events))
+        step.handle(batch)
+        step.end(batch)
+
+    # -- many read models at once: one pass ---------------------------------------
+
+    def _start_all(self, tx: Tx, targets: Sequence[Target], start: int) -> None:
+        """Claim (lock) the tracking rows of all the generations fed, in one
+        statement: each must stand at `start`, and each generation still be
+        building (or live)."""
+        if not targets:
+            return
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        keys = [tracking_key(t.name, t.generation) for t in targets]
+        claimed = tx.query(
+            f"INSERT INTO {table} (application_name, notification_id) VALUES "
+            + ", ".join("(?, 0)" for _ in keys)
+            + " ON CONFLICT (application_name) DO UPDATE "
+            f"SET notification_id = {table}.notification_id "
+            "RETURNING application_name, notification_id",
+            keys,
+        )
+        for row in claimed:
+            if int(row["notification_id"]) != start:
+                raise _Moved(int(row["notification_id"]))
+        states = {
+            (r["name"], int(r["generation"])): r["state"]
+            for r in tx.query(
+                f"SELECT name, generation, state FROM {tx.table(GENERATIONS)} "
+                f"WHERE name IN ({', '.join('?' for _ in targets)})",
+                [t.name for t in targets],
+            )
+        }
+        if any(states.get((t.name, t.generation)) not in ("live", "building") for t in targets):
+            raise _Gone
+
+    def _track_all(self, tx: Tx, targets: Sequence[Target], start: int, last: int) -> None:
+        """Move the claimed tracking rows from `start` to `last`, in one statement."""
+        if not targets:
+            return
+        table = tx.table(TRACKING_TABLES[tx.dialect])
+        keys = [tracking_key(t.name, t.generation) for t in targets]
+        tx.execute(
+            f"UPDATE {table} SET notification_id = ? WHERE notification_id = ? "
+            f"AND application_name IN ({', '.join('?' for _ in keys)})",
+            (last, start, *keys),
+        )
+
+    def _step(self, target: Target) -> _Step:
+        return _Step(target.name, target.model or self.models[target.name])
+
+    def _batch(self, tx: Tx, target: Target, events: Sequence[tuple[int, Any]]) -> Batch:
+        tables = self.generations.tables(target.name, target.generation)
+        return Batch(tx, tables, events, bulk=True)
+
+    def feed(
+        self,
+        targets: Sequence[Target],
+        *,
+        until: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, ProjectionFailed]:
+        """Build fresh generations from zero (or from where they stand) in one pass
+        over the store: each event decoded once and fed to every target, one
+        transaction per batch for all of them.
+
+        When a batch fails for some read model, the batch is rolled back and
+        applied again to each tracked target alone (`catch_up`), which pins the
+        failure to its event and records it; that target then drops out and the
+        others go on. Returns the failures by read model."""
+        failed: dict[str, ProjectionFailed] = {}
+        active = list(targets)
+        tracked = [t for t in active if t.tracked]
+        positions = {t.name: self.position(t.name, t.generation) for t in tracked}
+        if len(set(positions.values())) > 1:  # pragma: no cover - started together
+            raise ValueError("a one-pass feed starts its targets at one position")
+        position = next(iter(positions.values()), 0)
+        while active and (until is None or position < until):
+            notifications = self.ledger.recorder.select_notifications(
+                start=position + 1, limit=self.batch_size, stop=until
+            )
+            if not notifications:
+                break
+            events = [(n.id, self._decode("?", n)) for n in notifications]
+            last = notifications[-1].id
+            try:
+                with self.db.transaction() as tx:
+                    with tx.pipelined():
+                        if tx.dialect == "postgres":
+                            # A fresh build need not wait for each commit's
+                            # flush: after a crash its unlogged tables are empty
+                            # anyway and the rebuild starts again from zero.
+                            tx.execute("SET LOCAL synchronous_commit = off")
+                        self._start_all(tx, tracked, position)
+                        # Every view's reads first (a read waits for every
+                        # statement sent before it), then every view's writes.
+                        steps = [(self._step(t), self._batch(tx, t, events)) for t in active]
+                        for step, batch in steps:
+                            step.begin(batch)
+                        for step, batch in steps:
+                            step.handle(batch)
+                        for step, batch in steps:
+                            step.end(batch)
+                        self._track_all(tx, tracked, position, last)
+                    # After the pipeline (psycopg pipelines no COPY): the rows
+                    # that only grow, bulk-loaded in the same transaction.
+                    for _step, batch in steps:
+                        for table, columns, rows in batch.copies:
+                            tx.copy_rows(table, columns, rows)
+            except (_Moved, _Gone):
+                raise RebuildSuperseded(
+                    "another rebuild replaced this one's fresh tables (or fed them meanwhile); "
+                    "the live views are unchanged by this one"
+                ) from None
+            except Exception as e:
+                if is_transient(e) or not all(t.tracked for t in active):
+                    raise
+                for target in list(active):
+                    try:
+                        self.catch_up(target.name, target.generation, until=last)
+                    except ProjectionFailed as failure:
+                        failed[target.name] = failure
+                        active.remove(target)
+                        tracked.remove(target)
+            position = last
+            if progress is not None:
+                progress(len(notifications), position)
+        return failed
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One read model's part of a batch: its hooks, each fault pinned to its event."""
+
+    name: str
+    model: ReadModel
+
+    def begin(self, batch: Batch) -> Batch:
+        try:
+            self.model.begin_batch(batch)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            first = batch.events[0][0]
+            error = f"{type(e).__name__} starting the batch from {first}: {e}"
+            raise ProjectionFailed(self.name, first, error) from e
+        return batch
+
+    def handle(self, batch: Batch) -> None:
+        for position, event in batch.events:
+            if isinstance(event, ProjectionFailed):
+                raise ProjectionFailed(self.name, event.position, event.error)
+            try:
+                self.model.handle(batch, event, position)
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                raise ProjectionFailed(self.name, position, f"{type(e).__name__}: {e}") from e
+
+    def end(self, batch: Batch) -> None:
+        try:
+            self.model.end_batch(batch)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            events = batch.events
+            error = f"{type(e).__name__} ending the batch up to {events[-1][0]}: {e}"
+            raise ProjectionFailed(self.name, events[0][0], error) from e

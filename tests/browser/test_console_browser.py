@@ -1,0 +1,264 @@
+"""The console in a real browser (Chromium via Playwright), against the real
+service. Few and fast: one server and one browser for the module."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Server, shot
+from tests.e2e.scenarios import booking
+
+LIVE_TIMEOUT_MS = 2000
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    made = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def sign_in(context: Any, server: Server, actor: str, role: str, path: str = "/console") -> Page:
+    page: Page = context.new_page()
+    page.goto(server.base + path)
+    expect(page).to_have_url(re.compile("/console/sign-in"))
+    page.get_by_label("令牌").fill(server.token(actor, role))
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#sign-out")).to_be_visible()
+    return page
+
+
+def book(server: Server, **overrides: Any) -> dict[str, Any]:
+    with server.api("disp-api", "dispatcher") as api:
+        r = api.post("/work-orders", json=booking(**overrides))
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+
+def test_sign_in_and_sign_out(context: Any, server: Server) -> None:
+    page: Page = context.new_page()
+    page.goto(server.base + "/console/board")
+    expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    shot(page, "sign-in")
+    page.get_by_label("令牌").fill("fl_not-a-token")
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#sign-in-error")).to_be_visible()
+    page.get_by_label("令牌").fill(server.token("sup-1", "supervisor"))
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", name="时限看板")).to_be_visible()
+    cookie = next(c for c in context.cookies() if c["name"] == "fl_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.locator("#sign-out").click()
+    expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    page.goto(server.base + "/console/board")
+    expect(page).to_have_url(re.compile("/console/sign-in"))
+
+
+def test_board_gains_a_row_live_without_reload(context: Any, server: Server) -> None:
+    book(server)  # something on the board already
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/board")
+    page.wait_for_function("document.querySelectorAll('#board-rows tr[data-key]').length > 0")
+    page.evaluate("window.__notReloaded = true")
+    page.wait_for_timeout(300)  # the stream is open
+    blue = int(page.locator('#counts [data-status="blue"]').inner_text())
+    order = book(server, priority="urgent", zone="suburban")
+    row = page.locator(f'#board-rows tr[data-key^="{order["id"]}"]').first
+    expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    # Its three targets start blue: the counts follow the rows.
+    expect(page.locator('#counts [data-status="blue"]')).to_have_text(str(blue + 3))
+    assert page.evaluate("window.__notReloaded") is True
+    shot(page, "board")
+    # The time control: the board as it was before that booking has no such row.
+    page.locator("#f-at").fill("2020-01-01T08:00:00")
+    page.get_by_role("button", name="应用").click()
+    expect(page.locator("#as-of")).to_be_visible()
+    expect(page.locator(f'#board-rows tr[data-key^="{order["id"]}"]')).to_have_count(0)
+
+
+def test_timeline_verifies_every_event_and_shows_a_tampered_one(
+    context: Any, server: Server
+) -> None:
+    order = book(server)
+    with server.api("disp-api", "dispatcher") as api:
+        r = api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": "tech-tamper"})
+        assert r.status_code == 200
+        api.post(f"/work-orders/{order['id']}/hold", json={"reason": "parts"})
+    page = sign_in(context, server, "sup-1", "supervisor", f"/console/work-orders/{order['id']}")
+    rows = page.locator("#timeline tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#timeline tbody tr.verified")).to_have_count(3)
+    expect(page.locator("#chain-intact")).to_be_visible()
+    shot(page, "work-order")
+    # Edit the stored assignment below the API, as someone with database access could.
+    with sqlite3.connect(server.database) as db:
+        changed = db.execute(
+            "UPDATE stored_events SET state = CAST(REPLACE(CAST(state AS TEXT), "
+            "'tech-tamper', 'tech-tampex') AS BLOB) WHERE originator_version = 2 "
+            "AND CAST(state AS TEXT) LIKE '%tech-tamper%'"
+        ).rowcount
+    assert changed == 1
+    page.reload()
+    expect(page.locator("#v2")).to_have_class("broken")
+    expect(page.locator("#chain-broken")).to_be_visible()
+    expect(page.locator("#timeline tbody tr.verified")).to_have_count(2)
+    shot(page, "work-order-tampered")
+
+
+def test_stale_form_shows_changed_meanwhile(context: Any, server: Server) -> None:
+    order = book(server)
+    page = sign_in(context, server, "disp-1", "dispatcher", f"/console/work-orders/{order['id']}")
+    with server.api("disp-api", "dispatcher") as api:  # someone else acts meanwhile
+        api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": "tech-2"})
+    form = page.locator("form.command", has=page.locator("h3#c-assign"))
+    form.get_by_label("技师").fill("tech-3")
+    form.get_by_role("button", name="派单").click()
+    error = page.locator("#command-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("此期间已被修改")
+    expect(page.locator("#version")).to_have_text("2")
+    shot(page, "stale-form")
+    # The reloaded form carries the new version and goes through.
+    page.locator("form.command", has=page.locator("h3#c-hold")).get_by_label("原因").fill("parts")
+    page.locator("form.command", has=page.locator("h3#c-hold")).get_by_role(
+        "button", name="挂起").click()
+    expect(page.locator("#message")).to_be_visible()
+    expect(page.locator("#state")).to_have_text("已挂起")
+
+
+def test_audit_filter_and_csv(context: Any, server: Server) -> None:
+    with server.api("disp-audit", "dispatcher") as api:
+        assert api.post("/work-orders", json=booking()).status_code == 201
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/audit")
+    page.get_by_label("操作人").fill("disp-audit")
+    page.get_by_role("button", name="查询").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Booked")
+    shot(page, "audit")
+    with page.expect_download() as download:
+        page.locator("#audit-csv").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    found = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["actor"], r["type"]) for r in found] == [("disp-audit", "Booked")]
+
+
+def test_appraisal_drill_down_reaches_the_source_event(context: Any, server: Server) -> None:
+    with server.api("sup-api", "supervisor") as api:
+        r = api.post("/staff/tech-drill/conduct", json={"kind": "uniform", "note": "no badge"})
+        assert r.status_code in (200, 201), r.text
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/appraisal")
+    shot(page, "appraisal")
+    page.get_by_role("link", name="tech-drill").click()
+    expect(page.locator("#points")).to_have_text("99")
+    shot(page, "appraisal-staff")
+    page.locator("a.source-event").first.click()
+    # A staff record has no page of its own: its events are read in the audit.
+    expect(page.locator("#audit tbody tr", has_text="ConductRecorded")).to_have_count(1)
+    expect(page.locator("#audit tbody tr", has_text="tech-drill")).to_have_count(0)
+
+
+def test_work_order_source_event_opens_its_timeline_row(context: Any, server: Server) -> None:
+    start = datetime.now(UTC) - timedelta(hours=3)
+    order = book(server, appointment={"start": start.isoformat(),
+                                      "end": (start + timedelta(hours=1)).isoformat()})
+    with server.api("disp-api", "dispatcher") as api:
+        api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": "tech-late"})
+    with server.api("tech-late", "technician") as tech:
+        for command in ("confirm", "depart", "arrive"):
+            assert tech.post(f"/work-orders/{order['id']}/{command}").status_code == 200
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/appraisal/tech-late")
+    link = page.locator("a.source-event", has_text="Arrived")
+    expect(link).to_have_count(1, timeout=5000)
+    link.click()
+    expect(page).to_have_url(re.compile(re.escape(f"/console/work-orders/{order['id']}#v5")))
+    expect(page.locator("#v5")).to_contain_text("Arrived")
+
+
+def served_with_feedback(server: Server, technician: str, csat: int) -> None:
+    """A work order done and surveyed: something for the satisfaction report."""
+    order = book(server)
+    with server.api("disp-api", "dispatcher") as api:
+        api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": technician})
+    steps: list[tuple[str, dict[str, Any] | None]] = [
+        ("confirm", None), ("depart", None), ("arrive", None),
+        ("start", {"identity_shown": True, "risk_assessment": "ok"}),
+        ("complete", {"summary": "fixed"}), ("accept", {"signed_by": "customer"}),
+    ]  # fmt: skip
+    with server.api(technician, "technician") as tech:
+        for command, body in steps:
+            assert tech.post(f"/work-orders/{order['id']}/{command}", json=body).status_code == 200
+    with server.api("app-1", "client_app") as app:
+        r = app.post(f"/work-orders/{order['id']}/feedback", json={
+            "csat": csat, "attitude": 4, "skill": 4, "punctuality": 4, "promise": 4})
+        assert r.status_code == 200, r.text
+
+
+def test_chinese_and_english_switch(context: Any, server: Server) -> None:
+    served_with_feedback(server, "tech-happy", 5)
+    served_with_feedback(server, "tech-sad", 2)
+    page = sign_in(context, server, "analyst-1", "analyst", "/console/board")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.locator("#switch-language").click()
+    expect(page.get_by_role("heading", name="SLA board")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    projections = server.app.state.projections
+    projections.wait_for("satisfaction", projections.head())
+    page.goto(server.base + "/console/reports")
+    expect(page.get_by_role("heading", name="Satisfaction and SLA reports")).to_be_visible()
+    expect(page.locator("svg.chart")).to_have_count(3)
+    # This month's CSAT: one survey of two is good, 50%, drawn under the 85% line.
+    expect(page.locator("svg.chart").first.locator("rect.bar.below")).to_have_count(1)
+    shot(page, "reports")
+    page.locator("#switch-language").click()
+    expect(page.get_by_role("heading", name="满意度与时限报表")).to_be_visible()
+
+
+def test_rebuild_progress_is_watched_live(context: Any, server: Server) -> None:
+    book(server)
+    page = sign_in(context, server, "analyst-1", "analyst", "/console/operations")
+    row = page.locator('#operations tr[data-name="audit"]')
+    row.get_by_role("button", name="重建 audit").click()
+    expect(row.locator(".run")).to_contain_text("✓", timeout=10000)
+    shot(page, "operations")
+
+
+def test_keyboard_only_board_and_labelled_fields(context: Any, server: Server) -> None:
+    order = book(server)
+    page: Page = context.new_page()
+    page.goto(server.base + "/console/board")
+    page.keyboard.type(server.token("sup-1", "supervisor"))  # the token field has focus
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="时限看板")).to_be_visible()
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+              .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+              .map(e => e.name)"""
+    )
+    assert unlabelled == []
+    target = f'/console/work-orders/{order["id"]}'
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href')") == target:
+            break
+    else:
+        pytest.fail("the board's row link is not reachable by Tab")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(re.escape(target)))
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+              .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+              .map(e => e.name)"""
+    )
+    assert unlabelled == []

@@ -1,0 +1,253 @@
+"""The console over HTTP (no browser), on SQLite and PostgreSQL: sign-in and its
+cookie, CSRF, roles, every page, the stale-version message, CSV. The browser
+tests (tests/browser) cover what needs a real page: live updates, keyboard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+
+from fieldledger.api.console.sessions import COOKIE
+from fieldledger.application.tokens import TokenBook, token_id
+
+from tests.e2e.conftest import Api
+from tests.e2e.scenarios import booking, lodging
+
+
+def sign_in(api: Api, actor: str, role: str) -> str:
+    """Signs the client in; returns the page's CSRF token."""
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue(actor, role, datetime.now(UTC))
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    r = api.client.post("/console/sign-in", data={"token": token, "next": "/console/board",
+                                                  "csrf": form}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over TLS it is Secure
+    assert token not in cookie
+    return csrf_of(api.client.get("/console/board").text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def test_sign_in_sign_out_and_csrf(api: Api) -> None:
+    assert api.client.get("/console/board", follow_redirects=False).headers["location"].startswith(
+        "/console/sign-in?next=")
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    bad = api.client.post("/console/sign-in", data={"token": "fl_nope", "csrf": form})
+    assert bad.status_code == 401 and "sign-in-error" in bad.text
+    # Signing in (or switching language) without the form's CSRF token is refused.
+    tokens: TokenBook = api.app.state.tokens
+    good = tokens.issue("sup-1", "supervisor", datetime.now(UTC))
+    assert api.client.post("/console/sign-in", data={"token": good, "csrf": "x"}).status_code == 422
+    assert api.client.post("/console/language", data={"language": "en"}).status_code == 422
+    csrf = sign_in(api, "sup-1", "supervisor")
+    page = api.client.get("/console/board")
+    assert page.status_code == 200 and "sup-1" in page.text
+    assert "<html lang=\"zh-CN\">" in page.text and "时限看板" in page.text
+    # A form without the session's CSRF token is refused, and signs nobody out.
+    forged = api.client.post("/console/sign-out", data={"csrf": "forged"})
+    assert forged.status_code == 422
+    assert api.client.get("/console/board").status_code == 200
+    out = api.client.post("/console/sign-out", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+
+
+def test_client_apps_may_not_sign_in_and_roles_see_their_pages(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    app_token = tokens.issue("app-1", "client_app", datetime.now(UTC))
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    refused = api.client.post("/console/sign-in", data={"token": app_token, "csrf": form})
+    assert refused.status_code == 403
+    sign_in(api, "disp-1", "dispatcher")
+    assert api.client.get("/console/audit").status_code == 403
+    assert api.client.get("/console/operations").status_code == 403
+    assert api.client.get("/console/reports").status_code == 200
+    sign_in(api, "analyst-1", "analyst")
+    assert api.client.get("/console/operations").status_code == 200
+
+
+def test_record_page_commands_and_stale_version(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking(priority="urgent")).json()
+    csrf = sign_in(api, "disp-2", "dispatcher")
+    page = api.client.get(f"/console/work-orders/{order['id']}")
+    assert page.status_code == 200 and 'id="chain-intact"' in page.text
+    assert 'data-if-match="1"' in page.text
+    path = f"/console/work-orders/{order['id']}/commands/assign"
+    done = api.client.post(path, data={"csrf": csrf, "if_match": "1", "technician_id": "tech-7"},
+                           follow_redirects=False)
+    assert done.status_code == 303, done.text
+    # The same form again, made from version 1: refused with the message, nothing written.
+    stale = api.client.post(path, data={"csrf": csrf, "if_match": "1", "technician_id": "tech-8"})
+    assert stale.status_code == 412 and "第 1 版" in stale.text and "command-error" in stale.text
+    assert disp.get(f"/work-orders/{order['id']}").json()["technician_id"] == "tech-7"
+    # The If-Match header wins over the form field (the page's script sends it).
+    header = api.client.post(path, data={"csrf": csrf, "if_match": "2", "technician_id": "x"},
+                             headers={"If-Match": '"1"'})
+    assert header.status_code == 412
+    then = api.client.get(f"/console/work-orders/{order['id']}?version=1")
+    assert 'id="state-then-value"' in then.text
+
+
+def test_audit_csv_appraisal_reports_operations(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    sup = api.actor("sup-1", "supervisor")
+    disp.post("/work-orders", booking())
+    complaint = sup.post("/complaints", lodging()).json()
+    api.catch_up()
+    sign_in(api, "analyst-1", "analyst")
+    page = api.client.get("/console/audit", params={"actor": "sup-1"})
+    assert page.status_code == 200 and complaint["id"][:8] in page.text
+    rows = list(csv.DictReader(io.StringIO(api.client.get(
+        "/console/audit.csv", params={"actor": "disp-1"}).text)))
+    assert [r["type"] for r in rows] == ["Booked"] and rows[0]["actor"] == "disp-1"
+    assert api.client.get("/console/audit", params={"type": "Nope"}).status_code == 422
+    assert api.client.get("/console/appraisal").status_code == 200
+    reports = api.client.get("/console/reports")
+    assert reports.status_code == 200 and reports.text.count("<svg") >= 3
+    monthly = api.client.get("/console/reports.csv").text.splitlines()
+    assert monthly[0].startswith("month,csat_pct") and len(monthly) == 13
+    ops = api.client.get("/console/operations")
+    assert ops.status_code == 200 and 'data-name="sla"' in ops.text
+    board = api.client.get("/console/board/rows", params={"kind": "complaint"})
+    assert complaint["id"] in board.text
+
+
+def test_a_revoked_token_ends_its_console_session(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue("sup-9", "supervisor", datetime.now(UTC))
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    api.client.post("/console/sign-in", data={"token": token, "csrf": form})
+    assert api.client.get("/console/board").status_code == 200
+    assert tokens.revoke(token_id(token), datetime.now(UTC))
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    again = api.client.post("/console/sign-in", data={"token": token, "csrf": form})
+    assert again.status_code == 401
+
+
+def test_console_forms_are_form_encoded_and_still_limited_in_size(api: Api) -> None:
+    form = csrf_of(api.client.get("/console/sign-in").text)
+    big = api.client.post("/console/sign-in", data={"token": "x" * 70_000, "csrf": form})
+    assert big.status_code == 413
+    # The API itself still takes JSON only.
+    disp = api.actor("disp-1", "dispatcher")
+    r = api.client.post("/work-orders", data={"priority": "urgent"}, headers=disp.headers)
+    assert r.status_code == 415
+
+
+def test_a_closed_session_cookie_is_refused(api: Api) -> None:
+    sign_in(api, "sup-1", "supervisor")
+    api.app.state.console_sessions.close(api.client.cookies.get(COOKIE))
+    assert api.client.get("/console/board", follow_redirects=False).status_code == 303
+
+
+def test_a_technician_sees_only_their_own_orders(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    mine = disp.post("/work-orders", booking()).json()
+    other = disp.post("/work-orders", booking()).json()
+    disp.post(f"/work-orders/{mine['id']}/assign", {"technician_id": "tech-1"})
+    disp.post(f"/work-orders/{other['id']}/assign", {"technician_id": "tech-2"})
+    api.catch_up()
+    sign_in(api, "tech-1", "technician")
+    rows = api.client.get("/console/board/rows", params={"technician": "tech-2"}).text
+    assert mine["id"] in rows and other["id"] not in rows
+    assert api.client.get(f"/console/work-orders/{mine['id']}").status_code == 200
+    assert api.client.get(f"/console/work-orders/{other['id']}").status_code == 403
+    assert api.client.get("/console/appraisal/tech-2").status_code == 403
+    assert api.client.get("/console/audit").status_code == 403
+
+
+def test_the_board_stream_announces_a_new_position_after_a_command(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    sign_in(api, "sup-1", "supervisor")
+    with api.client.stream("GET", "/console/board/stream") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("event:")) == "event: ready"
+        order = disp.post("/work-orders", booking()).json()
+        api.catch_up()
+        assert next(line for line in lines if line.startswith("event:")) == "event: changed"
+        data = next(line for line in lines if line.startswith("data:"))
+    position = int(data.split(":")[-1].strip(" }"))
+    assert position == api.head()
+    rows = api.client.get("/console/board/rows", params={"min_position": position})
+    assert order["id"] in rows.text and rows.headers["X-Position"] == str(position)
+
+
+def test_over_tls_the_session_cookie_is_secure(api: Api) -> None:
+    tokens: TokenBook = api.app.state.tokens
+    token = tokens.issue("sup-1", "supervisor", datetime.now(UTC))
+    page = api.client.get("https://testserver/console/sign-in")
+    r = api.client.post("https://testserver/console/sign-in",
+                        data={"token": token, "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    session_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(COOKIE))
+    assert "Secure" in session_cookie and "HttpOnly" in session_cookie
+
+
+def test_a_record_edited_past_decoding_still_shows_its_timeline(api: Api) -> None:
+    from fieldledger.application.database import Database
+
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking()).json()
+    disp.post(f"/work-orders/{order['id']}/assign", {"technician_id": "tech-1"})
+    recorder = api.app.state.ledger.recorder
+    db = Database(recorder)
+    position = "rowid" if db.dialect == "sqlite" else "notification_id"
+    with db.transaction() as tx:
+        tx.execute(f"UPDATE {tx.table(recorder.events_table_name)} SET state = ? "
+                   f"WHERE {position} = ?", (b"{not json", api.head()))
+    sign_in(api, "sup-1", "supervisor")
+    page = api.client.get(f"/console/work-orders/{order['id']}")
+    assert page.status_code == 200
+    assert 'id="unreadable"' in page.text and 'id="chain-broken"' in page.text
+    assert 'class="verified"' in page.text  # the booking still verifies
+
+
+def test_console_pages_load_only_their_own_assets(api: Api) -> None:
+    sign_in(api, "analyst-1", "analyst")
+    for path in ("/console/sign-in", "/console/board", "/console/audit", "/console/reports",
+                 "/console/operations", "/console/appraisal"):
+        page = api.client.get(path)
+        assert page.status_code == 200, path
+        for asset in re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text):
+            assert not re.match(r"^([a-z]+:)?//", asset), (path, asset)
+        for script in re.findall(r"""<(?:script|link)[^>]*(?:src|href)=["']([^"']+)["']""",
+                                 page.text):
+            assert api.client.get(script).status_code == 200, script
+
+
+def test_the_staff_page_shows_discipline_steps_with_their_source(api: Api) -> None:
+    sup = api.actor("sup-1", "supervisor")
+    for _ in range(3):  # the third absence day in a month: dismissal (001 4.2.2-3)
+        r = sup.post("/staff/tech-5/conduct", {"kind": "absence", "note": "absent"})
+        assert r.status_code in (200, 201), r.text
+    api.catch_up()
+    sign_in(api, "sup-2", "supervisor")
+    page = api.client.get("/console/appraisal/tech-5")
+    assert page.status_code == 200
+    table = page.text.split('id="discipline"')[1].split("</table>")[0]
+    assert "辞退" in table and "001 4.2.2-3" in table and "source-event" in table
+    assert 'id="retraining"' in page.text
+
+
+def test_contacts_are_shown_as_the_role_may_see_them(api: Api) -> None:
+    disp = api.actor("disp-1", "dispatcher")
+    order = disp.post("/work-orders", booking()).json()
+    sign_in(api, "sup-1", "supervisor")
+    assert "13800000000" in api.client.get(f"/console/work-orders/{order['id']}").text
+    sign_in(api, "analyst-1", "analyst")
+    page = api.client.get(f"/console/work-orders/{order['id']}").text
+    assert "13800000000" not in page and "138****0000" in page
+    exported = api.client.get("/console/audit.csv", params={"aggregate_id": order["id"]}).text
+    assert "13800000000" not in exported
