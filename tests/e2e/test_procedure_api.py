@@ -13,6 +13,7 @@ from fieldledger.application.settings import Settings
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import Desk, assert_problem, booking, field_errors
+from tests.e2e.test_console import sign_in
 from tests.procedure import CHECKLIST_JSON, ON_SITE_CHECKS
 from tests.webhook_receiver import Receiver
 
@@ -164,6 +165,11 @@ def test_notifications_for_a_staff_member_with_a_cursor_11_6(api: Api) -> None:
     board = desk["supervisor"].get("/sla/board", at="2026-10-08T13:40:00+08:00", status="red",
                                    min_position=api.head()).json()["items"]  # fmt: skip
     assert {i["coordinator_id"] for i in board} == {"duty-dispatcher"}
+    # So does the console's board, in a column of its own.
+    sign_in(api, "sup-1", "supervisor")
+    rows = api.client.get("/console/board/rows", params={"min_position": api.head()})
+    assert rows.status_code == 200, rows.text
+    assert "<td>duty-dispatcher</td>" in rows.text
     # A technician reads only their own.
     assert_problem(desk["technician"].get("/notifications", **{"for": "disp-1"}), 403)
     assert desk["technician"].get("/notifications", **{"for": "tech-1"}).json()["items"] == []

@@ -65,6 +65,15 @@ def test_the_outbox_lists_each_staff_members_notices_with_a_cursor_11_6(
         # A rebuild gives the same notifications the same ids.
         service.projections.rebuild("notifications")
         assert outbox(service, "disp-1") == mine
+        # So does `projections rebuild`: every view in one pass (bulk-loaded).
+        names = list(service.projections.models)
+        assert "notifications" in names
+        generations = service.projections.rebuild_many(names)
+        assert generations["notifications"] == 3
+        assert outbox(service, "disp-1") == mine
+        assert outbox(service, "coord-a") == [appointed]
+        (status,) = [s for s in service.projections.status() if s.name == "notifications"]
+        assert status.lag == 0 and status.building_generation is None
     finally:
         service.ledger.close()
 
