@@ -15,7 +15,9 @@ from fieldledger.api.routes import (
     callbacks,
     complaints,
     health,
+    maintenance_contracts,
     projections,
+    reports,
     satisfaction,
     sla,
     staff,
@@ -29,6 +31,7 @@ from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
 from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.maintenance_contracts import ContractRenewals
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
 from fieldledger.projections.sla import SlaRedTargets
@@ -73,7 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projections = projections
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         app.state.projector = projector
-        sweeper = BackgroundSweeper(ledger, SlaRedTargets(projections), settings.sweep_interval)
+        sweeper = BackgroundSweeper(
+            ledger, SlaRedTargets(projections), settings.sweep_interval,
+            renewals=ContractRenewals(projections),
+        )  # fmt: skip
         sweeping = settings.background and settings.sweep_interval > 0
         app.state.sweeper = sweeper if sweeping else None
         if settings.background:
@@ -99,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, callbacks):
+    for module in (maintenance_contracts, satisfaction, appraisal, callbacks, reports):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

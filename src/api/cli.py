@@ -180,6 +180,7 @@ def projections_run() -> None:
     import threading
 
     from fieldledger.application.sla_sweep import BackgroundSweeper
+    from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.projector import BackgroundProjector
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -191,7 +192,8 @@ def projections_run() -> None:
         projector = BackgroundProjector(projections, interval=settings.poll_interval)
         sweeper = (
             BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
-                              settings.sweep_interval)
+                              settings.sweep_interval,
+                              renewals=ContractRenewals(projections))
             if settings.sweep_interval > 0 else None
         )  # fmt: skip
         projector.start()
@@ -330,8 +332,10 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system)."""
+    open and not escalated yet, is escalated once (actor system); and each
+    maintenance contract's renewal notice due then is recorded once."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.sla import SlaRedTargets
 
     instant: datetime | None = None
@@ -344,7 +348,10 @@ def sla_sweep(
             fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
     with opened_projections() as projections:
         try:
-            report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+            report = sweep(
+                projections.ledger, SlaRedTargets(projections), instant,
+                renewals=ContractRenewals(projections),
+            )  # fmt: skip
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -354,9 +361,14 @@ def sla_sweep(
             f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
             f"{done.target} past due (version {done.version})"
         )
+    for notice in report.renewal_notices:
+        typer.echo(
+            f"renewal notice due for maintenance contract {notice.contract_id}: "
+            f"ends {notice.ends_on} (version {notice.version})"
+        )
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
-        f"{len(report.skipped)} skipped",
+        f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices",
         err=True,
     )
 

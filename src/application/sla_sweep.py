@@ -24,6 +24,11 @@ from typing import Protocol
 from uuid import UUID
 
 from fieldledger.application.ledger import SYSTEM, FieldLedger, VersionMismatch
+from fieldledger.application.renewal_notices import (
+    RenewalNotice,
+    RenewalNoticeSource,
+    record_renewal_notices,
+)
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW
@@ -76,10 +81,19 @@ class SweepReport:
     at: datetime
     escalated: list[Escalation] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: Renewal notices of maintenance contracts recorded (renewal_notices.py).
+    renewal_notices: list[RenewalNotice] = field(default_factory=list)
 
 
-def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = None) -> SweepReport:
-    """One pass of automatic escalation at `at` (default: now)."""
+def sweep(
+    ledger: FieldLedger,
+    source: RedTargetSource,
+    at: datetime | None = None,
+    *,
+    renewals: RenewalNoticeSource | None = None,
+) -> SweepReport:
+    """One pass of automatic escalation at `at` (default: now), and of the
+    renewal notices due then when `renewals` is given."""
     now = ledger.clock()
     if at is None:
         at = now
@@ -96,6 +110,8 @@ def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = No
             report.escalated.append(outcome)
         else:
             report.skipped.append(outcome)
+    if renewals is not None:
+        report.renewal_notices = record_renewal_notices(ledger, renewals, at)
     return report
 
 
@@ -157,9 +173,17 @@ def escalate_if_red(
 class BackgroundSweeper:
     """Runs `sweep` every `interval` seconds in a thread (in `fieldledger serve`)."""
 
-    def __init__(self, ledger: FieldLedger, source: RedTargetSource, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: FieldLedger,
+        source: RedTargetSource,
+        interval: float,
+        *,
+        renewals: RenewalNoticeSource | None = None,
+    ) -> None:
         self.ledger = ledger
         self.source = source
+        self.renewals = renewals
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -176,7 +200,7 @@ class BackgroundSweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                report = sweep(self.ledger, self.source)
+                report = sweep(self.ledger, self.source, renewals=self.renewals)
             except Exception as e:  # a database hiccup or a failed view: next round
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("SLA sweep failed: %s", self.last_error)
@@ -187,4 +211,9 @@ class BackgroundSweeper:
                 log.info(
                     "escalated %s %s to level %d for %s",
                     done.kind, done.aggregate_id, done.level, done.target,
+                )  # fmt: skip
+            for notice in report.renewal_notices:
+                log.info(
+                    "renewal notice due for maintenance contract %s (ends %s)",
+                    notice.contract_id, notice.ends_on,
                 )  # fmt: skip

@@ -115,6 +115,8 @@ class WorkOrder(LedgerAggregate):
         billing: Billing
         description: str
         policy_version: str
+        #: The maintenance contract a `billing: contract` order is done under (003 第一條).
+        contract_id: UUID | None = None
 
         def happen(self, wo: WorkOrder) -> None:
             wo.customer = self.customer
@@ -127,6 +129,7 @@ class WorkOrder(LedgerAggregate):
             wo.description = self.description
             wo.policy_version = self.policy_version
             wo.booked_at = self.occurred_at
+            wo.contract_id = getattr(self, "contract_id", None)
 
     class Assigned(Event):
         technician_id: str
@@ -264,6 +267,7 @@ class WorkOrder(LedgerAggregate):
         self.description: str
         self.policy_version: str
         self.booked_at: datetime
+        self.contract_id: UUID | None = None
         self.technician_id: str | None = None
         self.lateness_notified = False
         self.expected_arrival: datetime | None = None
@@ -294,6 +298,7 @@ class WorkOrder(LedgerAggregate):
         description: str,
         policy_version: str,
         appointment: Appointment | None = None,
+        contract_id: UUID | None = None,
     ) -> WorkOrder:
         customer = Customer(
             name=require_text("customer.name", customer.name, max_length=200),
@@ -305,6 +310,11 @@ class WorkOrder(LedgerAggregate):
             require_aware("appointment.end", appointment.end)
             if appointment.end <= appointment.start:
                 raise InvalidCommand("appointment.end", "must be after appointment.start")
+        if contract_id is not None and billing is not Billing.CONTRACT:
+            raise InvalidCommand(
+                "contract_id",
+                f"only a billing: contract order names a contract, not {billing.value}",
+            )
         return cls._begin(
             cls.Booked,
             ctx,
@@ -318,6 +328,7 @@ class WorkOrder(LedgerAggregate):
             billing=billing,
             description=description.strip(),
             policy_version=policy_version,
+            contract_id=contract_id,
         )
 
     def assign(self, ctx: Context, technician_id: str) -> None:

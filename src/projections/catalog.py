@@ -5,7 +5,9 @@ from __future__ import annotations
 from fieldledger.projections.appraisal import AppraisalView
 from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
+from fieldledger.projections.maintenance_contracts import MaintenanceContractsView
 from fieldledger.projections.read_model import ReadModel
+from fieldledger.projections.reports import ReportsView
 from fieldledger.projections.satisfaction import SatisfactionView
 from fieldledger.projections.sla import SlaView
 
@@ -15,4 +17,6 @@ READ_MODELS: list[type[ReadModel]] = [
     AppraisalView,
     CallbacksView,
     AuditTrail,
+    MaintenanceContractsView,
+    ReportsView,
 ]

@@ -94,6 +94,7 @@ def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) 
         "appointment": plain(wo.appointment),
         "channel": wo.channel.value,
         "billing": wo.billing.value,
+        "contract_id": plain(wo.contract_id),
         "description": wo.description,
         "technician_id": wo.technician_id,
         "booked_at": _iso(wo.booked_at),
