@@ -15,7 +15,7 @@ from tests.integration.conftest import open_world
 from tests.integration.field import utc
 from tests.integration.histories import History
 
-REPORTS = ("satisfaction", "appraisal", "callbacks")
+REPORTS = ("satisfaction", "appraisal", "callbacks", "reports")
 
 
 def rows(tx: Tx, tables: Tables) -> dict[str, list[Any]]:
