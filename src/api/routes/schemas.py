@@ -68,7 +68,7 @@ class WorkOrderView(BaseModel):
     channel: Literal["phone", "online", "walk_in"]
     billing: Literal["paid", "contract", "warranty"]
     #: The maintenance contract of a contract order, when named.
-    contract_id: str | None = None
+    contract_id: str | None
     description: str
     technician_id: str | None
     booked_at: datetime
