@@ -22,6 +22,7 @@ No customer personal data is kept: orders by id, complaints by category.
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -86,6 +87,13 @@ class ReportsView(ReadModel):
         "report_facts",
     )
 
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        #: What a batch read or wrote of each order and complaint, per thread (a
+        #: scratch build may run beside the live catch-up): one read per record
+        #: per batch, not one per event.
+        self._batch = threading.local()
+
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.report_orders} ("
@@ -118,6 +126,34 @@ class ReportsView(ReadModel):
 
     # -- handlers ------------------------------------------------------------
 
+    def begin_batch(self, tx: Tx, t: Tables) -> None:
+        self._batch.orders = {}
+        self._batch.categories = {}
+
+    def _order(self, tx: Tx, t: Tables, order_id: str) -> dict[str, Any] | None:
+        orders: dict[str, dict[str, Any]] = self._batch.orders
+        found = orders.get(order_id)
+        if found is None:
+            rows = tx.query(
+                "SELECT service_type, technician_id, on_site_since, held_on_site "
+                f"FROM {t.report_orders} WHERE work_order_id = ?",
+                (order_id,),
+            )
+            if not rows:
+                return None
+            found = orders[order_id] = rows[0]
+        return found
+
+    def _set_order(self, tx: Tx, t: Tables, order_id: str, **values: Any) -> None:
+        tx.execute(
+            f"UPDATE {t.report_orders} SET {', '.join(f'{c} = ?' for c in values)} "
+            "WHERE work_order_id = ?",
+            (*values.values(), order_id),
+        )
+        cached = self._batch.orders.get(order_id)
+        if cached is not None:
+            cached.update(values)
+
     def handle(self, tx: Tx, t: Tables, event: Any, position: int) -> None:
         if isinstance(event, WorkOrder.Event):
             self._work_order_event(tx, t, event)
@@ -135,19 +171,15 @@ class ReportsView(ReadModel):
                 "ON CONFLICT (work_order_id) DO NOTHING",
                 (order_id, e.service_type),
             )
-        elif isinstance(e, WorkOrder.Assigned):
-            tx.execute(
-                f"UPDATE {t.report_orders} SET technician_id = ? WHERE work_order_id = ?",
-                (e.technician_id, order_id),
-            )
-        order = tx.query(
-            f"SELECT service_type, technician_id, on_site_since, held_on_site "
-            f"FROM {t.report_orders} WHERE work_order_id = ?",
-            (order_id,),
-        )
-        if not order:  # pragma: no cover - every order is booked first
+            self._batch.orders[order_id] = {
+                "service_type": e.service_type, "technician_id": None,
+                "on_site_since": None, "held_on_site": 0,
+            }  # fmt: skip
+        row = self._order(tx, t, order_id)
+        if row is None:  # pragma: no cover - every order is booked first
             return
-        row = order[0]
+        if isinstance(e, WorkOrder.Assigned):
+            self._set_order(tx, t, order_id, technician_id=e.technician_id)
         self._on_site(tx, t, e, row)
         if e.role == "technician":
             completed = isinstance(e, WorkOrder.ServiceCompleted | WorkOrder.ResolvedRemotely)
@@ -183,18 +215,12 @@ class ReportsView(ReadModel):
                     completed=0, late=0, seconds=seconds,
                 )  # fmt: skip
             held = int(isinstance(e, WorkOrder.PutOnHold))
-            tx.execute(
-                f"UPDATE {t.report_orders} SET on_site_since = NULL, held_on_site = ? "
-                "WHERE work_order_id = ?",
-                (held, order_id),
-            )
+            self._set_order(tx, t, order_id, on_site_since=None, held_on_site=held)
         elif isinstance(e, _ON_SITE_FROM) or (
             isinstance(e, WorkOrder.Resumed) and row["held_on_site"]
         ):
-            tx.execute(
-                f"UPDATE {t.report_orders} SET on_site_since = ?, held_on_site = 0 "
-                "WHERE work_order_id = ?",
-                (utc_text(e.occurred_at), order_id),
+            self._set_order(
+                tx, t, order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0
             )
 
     def _tech_day(
@@ -220,12 +246,17 @@ class ReportsView(ReadModel):
                 "ON CONFLICT (complaint_id) DO NOTHING",
                 (complaint_id, e.category, e.severity.value),
             )
+            self._batch.categories[complaint_id] = e.category
         fact = COMPLAINT_FACTS.get(type(e))
         if fact is None:
             return
-        category = tx.scalar(
-            f"SELECT category FROM {t.report_complaints} WHERE complaint_id = ?", (complaint_id,)
-        )
+        categories: dict[str, str | None] = self._batch.categories
+        if complaint_id not in categories:
+            categories[complaint_id] = tx.scalar(
+                f"SELECT category FROM {t.report_complaints} WHERE complaint_id = ?",
+                (complaint_id,),
+            )
+        category = categories[complaint_id]
         self._fact(tx, t, e, fact, category=category, csat=getattr(e, "csat", None))
 
     def _fact(self, tx: Tx, t: Tables, e: Any, fact: str, **values: Any) -> None:

@@ -223,3 +223,40 @@ def test_bad_report_parameters_name_the_field(
     refused = supervisor.get(path, **params)
     assert refused.status_code == 422, refused.text
     assert field in refused.text
+
+
+def test_hours_on_site_stop_during_a_hold_and_split_at_local_midnight_003_10(api: Api) -> None:
+    """Arrive 23:00 local, hold 23:30-00:15, complete 01:00: 30 min on the 14th and
+    45 min on the 15th (a hold begun on site stops the clock; resuming restarts it)."""
+    dispatcher = api.actor("disp-1", "dispatcher")
+    tech = api.actor("tech-3", "technician")
+    arrive = APPOINTMENT + timedelta(hours=13)  # 2026-10-14 23:00 in Shanghai
+    order = ok(dispatcher.post("/work-orders", {
+        "customer": {"name": "张三", "phone": "13800000000", "address": "北京"},
+        "service_type": "night repair", "priority": "urgent", "zone": "urban",
+        "channel": "phone", "billing": "paid", "description": "停电",
+        "occurred_at": iso(arrive - timedelta(hours=2)),
+    }), 201).json()["id"]  # fmt: skip
+
+    def command(name: str, when: Any, **body: Any) -> None:
+        actor = dispatcher if name == "assign" else tech
+        ok(actor.post(f"/work-orders/{order}/{name}", {**body, "occurred_at": iso(when)}))
+
+    command("assign", arrive - timedelta(hours=1), technician_id="tech-3")
+    command("confirm", arrive - timedelta(minutes=50))
+    command("depart", arrive - timedelta(minutes=40))
+    command("arrive", arrive)
+    command("start", arrive, identity_shown=True, risk_assessment="dark")
+    command("hold", arrive + timedelta(minutes=30), reason="fuse on order")
+    command("resume", arrive + timedelta(minutes=75))
+    command("complete", arrive + timedelta(minutes=120), summary="fixed", parts_used=[])
+    api.catch_up()
+    supervisor = api.actor("sup-1", "supervisor")
+    first = ok(supervisor.get("/reports/daily", date="2026-10-14")).json()["technicians"]
+    second = ok(supervisor.get("/reports/daily", date="2026-10-15")).json()["technicians"]
+    assert [(t["technician_id"], t["hours_on_site"], t["completed"]) for t in first] == [
+        ("tech-3", 0.5, 0)
+    ]
+    assert [(t["technician_id"], t["hours_on_site"], t["completed"]) for t in second] == [
+        ("tech-3", 0.75, 1)
+    ]
