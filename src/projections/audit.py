@@ -23,6 +23,7 @@ from fieldledger.application.ledger import history_entry
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.facts import LedgerAggregate
+from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
@@ -33,6 +34,7 @@ KINDS: dict[type[Any], str] = {
     Complaint.Event: "complaint",
     StaffMember.Event: "staff",
     AdoptedPolicy.Event: "policy",
+    MaintenanceContract.Event: "maintenance_contract",
 }
 
 

@@ -69,6 +69,11 @@ def test_a_contract_is_signed_read_renewed_and_ended(api: Api) -> None:
     assert [e["type"] for e in history] == ["Signed", "Renewed", "Ended"]
     assert history[1]["data"] == {"previous_ends_on": "2026-12-31", "ends_on": "2027-12-31"}
     assert history[1]["actor"] == "sup-1"
+    api.catch_up()
+    audited = ok(supervisor.get("/audit", kind="maintenance_contract"))["events"]
+    assert sorted((e["version"], e["type"], e["aggregate_id"]) for e in audited) == [
+        (e["version"], e["type"], signed["id"]) for e in history
+    ]
 
 
 def test_a_renewal_earlier_than_the_current_end_is_refused_with_a_clear_detail(api: Api) -> None:

@@ -36,6 +36,7 @@ class Kind(StrEnum):
     complaint = "complaint"
     staff = "staff"
     policy = "policy"
+    maintenance_contract = "maintenance_contract"
 
 
 class AuditEvent(HistoryEvent):
