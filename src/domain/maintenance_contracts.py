@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Context, LedgerAggregate, require_between, require_text
-from fieldledger.domain.periods import add_months
+from fieldledger.domain.periods import add_months, require_business_date
 from fieldledger.domain.work_orders import Customer
 
 #: How long before its end a contract's renewal notice is due (003 第十五條: 一個月).
@@ -115,6 +115,8 @@ class MaintenanceContract(LedgerAggregate):
             phone=require_text("customer.phone", customer.phone, max_length=50),
             address=require_text("customer.address", customer.address, max_length=1000),
         )
+        require_business_date("starts_on", starts_on)
+        require_business_date("ends_on", ends_on)
         if ends_on <= starts_on:
             raise InvalidCommand("ends_on", f"{ends_on} must be after starts_on ({starts_on})")
         return cls._begin(
@@ -132,6 +134,7 @@ class MaintenanceContract(LedgerAggregate):
     def renew(self, ctx: Context, ends_on: date) -> None:
         if self.state is ContractState.ENDED:
             raise self.refuse("renew", "an ended contract is signed anew, not renewed")
+        require_business_date("ends_on", ends_on)
         if ends_on <= self.ends_on:
             raise InvalidCommand(
                 "ends_on",

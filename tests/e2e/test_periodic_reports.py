@@ -209,6 +209,10 @@ def test_only_supervisors_and_analysts_read_the_reports(api: Api, role: str) -> 
     ("path", "params", "field"),
     [
         ("/reports/daily", {"date": "2026-02-30"}, "date"),
+        ("/reports/daily", {"date": "9999-12-31"}, "date"),
+        ("/reports/daily", {"date": "0001-01-01"}, "date"),
+        ("/reports/weekly", {"week": "9999-W52"}, "week"),
+        ("/reports/monthly", {"period": "9999-12"}, "period"),
         ("/reports/weekly", {"week": "2026-W54"}, "week"),
         ("/reports/weekly", {"week": "2026-42"}, "week"),
         ("/reports/monthly", {"period": "2026-Q4"}, "period"),

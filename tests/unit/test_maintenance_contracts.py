@@ -54,6 +54,9 @@ def test_signing_records_the_customer_dates_and_visits() -> None:
         ("ends_on", {"ends_on": date(2025, 12, 31)}),
         ("visits_per_year", {"visits": 0}),
         ("visits_per_year", {"visits": 367}),
+        # Dates whose month before, or local midnight in UTC, would not exist.
+        ("starts_on", {"starts_on": date(1, 1, 1)}),
+        ("ends_on", {"ends_on": date(9999, 12, 31)}),
     ],
 )
 def test_a_contract_that_cannot_hold_is_refused(field: str, kwargs: dict[str, object]) -> None:
@@ -120,6 +123,12 @@ def test_a_renewal_brings_a_new_notice_before_the_new_end_003_15() -> None:
     assert c.ends_on == date(2027, 12, 31)
     assert not c.renewal_notice_pending(date(2026, 12, 2))
     assert c.renewal_notice_pending(date(2027, 11, 30))
+
+
+def test_a_renewal_beyond_the_calendar_is_refused() -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        contract().renew(desk(), date(9999, 12, 31))
+    assert refused.value.field == "ends_on"
 
 
 @pytest.mark.parametrize("ends_on", [date(2026, 12, 31), date(2026, 6, 30)])

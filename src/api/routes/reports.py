@@ -28,6 +28,7 @@ from fieldledger.domain.periods import (
     month_of,
     parse_period,
     parse_week,
+    require_business_date,
     week_of,
 )
 from fieldledger.domain.permissions import REPORT_READERS
@@ -224,7 +225,7 @@ def daily(
     min_position: MinPosition = None,
 ) -> Any:
     _may_read(caller)
-    day = date_ or local_date(ledger.clock(), ledger.timezone)
+    day = require_business_date("date", date_ or local_date(ledger.clock(), ledger.timezone))
     with reading(projections, "reports", as_of=as_of, min_position=min_position) as (
         tx, tables, view,
     ):  # fmt: skip
@@ -311,7 +312,7 @@ def monthly(
     _may_read(caller)
     timezone = ledger.timezone
     month = parse_period(period or month_of(ledger.clock(), timezone), quarters=False)
-    first, end = month.first_day, month.end_day
+    first, end = require_business_date("period", month.first_day), month.end_day
     start_at, end_at = month.starts_at(timezone), month.ends_at(timezone)
     now = as_of or ledger.clock()
 
