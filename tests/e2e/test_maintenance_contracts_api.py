@@ -49,6 +49,8 @@ def test_a_contract_is_signed_read_renewed_and_ended(api: Api) -> None:
     assert response.headers["Location"] == f"/maintenance-contracts/{signed['id']}"
     assert (signed["version"], signed["state"]) == (1, "active")
 
+    far = ok(desk.get(f"/maintenance-contracts/{signed['id']}", as_of="9999-12-31T23:59:59Z"))
+    assert far["in_force"] is False and far["as_of"] is not None
     read = desk.get(f"/maintenance-contracts/{signed['id']}")
     body = ok(read)
     assert read.headers["ETag"] == '"1"'

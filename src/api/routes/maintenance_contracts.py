@@ -1,7 +1,7 @@
 """`/maintenance-contracts`: sign, renew, end, read; and the renewals due
 (contract §11.5, 003 第十五條)."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -211,7 +211,9 @@ def get_contract(
     else:
         contract = ledger.get_as_of(MaintenanceContract, id, as_of)
     response.headers["ETag"] = f'"{contract.version}"'
-    today = local_date(as_of or ledger.clock(), ledger.timezone)
+    # The last instant whose local date exists in any time zone, for as_of near 9999.
+    latest = datetime(9999, 12, 30, tzinfo=UTC)
+    today = local_date(min(as_of or ledger.clock(), latest), ledger.timezone)
     return {
         "id": str(contract.id),
         "version": contract.version,
