@@ -16,8 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# `make serve HOST=0.0.0.0 PORT=8080`: where it listens (default 127.0.0.1:8000).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 serve: $(VENV)/.installed
-	$(VENV)/bin/fieldledger serve
+	$(VENV)/bin/fieldledger serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
 	bash .ci/ensure-postgres

@@ -281,7 +281,7 @@ def main() -> None:
         parser.error("give --database-url or set FIELDLEDGER_DATABASE_URL")
     # Create the tables once, before the writers, and record the policy in force
     # (as the service does at start): read models learn policies from the events.
-    ledger = FieldLedger(args.database_url)
+    ledger = FieldLedger(args.database_url, max_backdate=None)  # history is imported
     ledger.adopt_policy()
     ledger.close()
     started = time.perf_counter()
@@ -296,7 +296,7 @@ def main() -> None:
 
 def _job(job: tuple[str, int, int, int, int]) -> int:
     url, events, seed, index, jobs = job
-    ledger = FieldLedger(url, env={"CREATE_TABLE": "false"})
+    ledger = FieldLedger(url, env={"CREATE_TABLE": "false"}, max_backdate=None)
     try:
         return generate(ledger, events, seed, progress=index == 0, job=index, jobs=jobs)
     finally:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fieldledger.api import problems
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
@@ -58,7 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with schema_lock(settings.database_url):
-            ledger = FieldLedger(settings.database_url, policy=policy, timezone=settings.timezone)
+            ledger = FieldLedger(
+                settings.database_url, policy=policy, timezone=settings.timezone,
+                max_backdate=settings.backdate_bound,
+            )  # fmt: skip
             ledger.adopt_policy()  # read models learn each policy from the events
             app.state.ledger = ledger
             app.state.tokens = TokenBook(Database(ledger.recorder))
@@ -95,11 +99,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 projector.stop()
             ledger.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service itself (the
+    # fastapi-offline package bundles them): no request leaves the machine.
+    app = FastAPIOffline(
         title="fieldledger",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     problems.install(app)

@@ -5,13 +5,15 @@ Content-Length over the limit is refused at once, and a body without one
 (chunked) is counted as it arrives and refused as soon as it passes the limit.
 At most the limit is ever held in memory. The route then reads the buffered
 body as usual. Reading first makes the limit hold for every method and route,
-also those that never read their body (a GET with a body).
+also those that never read their body (a GET with a body). Then a body that is
+not UTF-8 JSON is refused (`json_bodies.py`), each way with its own problem type.
 """
 
 from __future__ import annotations
 
 import json
 
+from fieldledger.api.json_bodies import WITH_BODY, NotJson, check_body, refuse
 from fieldledger.api.problems import PROBLEM_JSON, problem_body
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +48,12 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if scope["method"] in WITH_BODY:
+            try:
+                check_body(_content_type(scope), body)
+            except NotJson as e:
+                await refuse(send, e)
+                return
         delivered = False
 
         async def replay() -> Message:
@@ -57,7 +65,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send) -> None:  # 413
         detail = f"request bodies are limited to {self.limit // 1024} KiB"
         body = json.dumps(problem_body(413, detail, slug="body-too-large")).encode()
         await send({
@@ -68,3 +76,10 @@ class BodyLimit:
                         (b"connection", b"close")],
         })  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def _content_type(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bytes(value).decode("latin-1")
+    return None

@@ -22,6 +22,7 @@ from rich.progress import TaskID
 
 if TYPE_CHECKING:
     from fieldledger.application.ledger import FieldLedger
+    from fieldledger.application.tokens import TokenBook
 
 app = typer.Typer(
     help="fieldledger: work orders and complaints as an event-sourced ledger.",
@@ -76,8 +77,9 @@ def open_ledger(settings: Settings) -> FieldLedger:
     try:
         with schema_lock(settings.database_url):
             return FieldLedger(
-                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone
-            )
+                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone,
+                max_backdate=settings.backdate_bound,
+            )  # fmt: skip
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
     except PersistenceError as e:
@@ -132,23 +134,89 @@ def warn_about_calendar(settings: Settings) -> None:
         )
 
 
-@token_app.command("issue")
-def token_issue(
-    actor: Annotated[str, typer.Option(help="the actor id the token speaks for")],
-    role: Annotated[str, typer.Option(help="client_app, dispatcher, technician, ...")],
-) -> None:
-    """Issue an API token; prints the token alone on stdout."""
+@contextmanager
+def opened_tokens() -> Iterator[tuple[TokenBook, Settings]]:
     from fieldledger.application.database import Database
     from fieldledger.application.tokens import TokenBook
 
-    ledger = open_ledger(load_settings())
+    settings = load_settings()
+    ledger = open_ledger(settings)
     try:
-        token = TokenBook(Database(ledger.recorder)).issue(actor, role, datetime.now(UTC))
+        yield TokenBook(Database(ledger.recorder)), settings
     except DomainError as e:
         fail(str(e))
     finally:
         ledger.close()
+
+
+@token_app.command("issue")
+def token_issue(
+    actor: Annotated[str, typer.Option(help="the actor id the token speaks for")],
+    role: Annotated[str, typer.Option(help="client_app, dispatcher, technician, ...")],
+    expires_in: Annotated[
+        str, typer.Option(help="validity: 30d, 12h, 90m, ...; `none`: never expires")
+    ] = "90d",
+) -> None:
+    """Issue an API token; prints the token alone on stdout (its id, expiry and
+    database on stderr)."""
+    from fieldledger.application.tokens import token_id
+    from fieldledger.domain.facts import parse_interval
+
+    try:
+        lifetime = parse_interval(expires_in)
+    except ValueError as e:
+        fail(f"--expires-in: {e}")
+    with opened_tokens() as (tokens, settings):
+        token = tokens.issue(actor, role, datetime.now(UTC), expires_in=lifetime)
+    until = "never expires" if lifetime is None else (
+        f"expires {(datetime.now(UTC) + lifetime).isoformat(timespec='seconds')}"
+    )  # fmt: skip
+    typer.echo(
+        f"issued {token_id(token)} for {actor} ({role}), {until}, "
+        f"in {redacted(settings.database_url)}",
+        err=True,
+    )
     sys.stdout.write(token + "\n")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str | None, typer.Argument(help="the id `token list` shows")] = None,
+    actor: Annotated[str | None, typer.Option(help="revoke every token of this actor")] = None,
+) -> None:
+    """Revoke a token by its id, or every token of an actor (effective within 1 s)."""
+    if (token_id is None) == (actor is None):
+        fail("name a TOKEN_ID or --actor ACTOR (one of them)")
+    with opened_tokens() as (tokens, settings):
+        now = datetime.now(UTC)
+        if token_id is not None:
+            if not tokens.revoke(token_id, now):
+                fail(f"no active token {token_id} in {redacted(settings.database_url)}", 1)
+            typer.echo(f"revoked {token_id}")
+        else:
+            assert actor is not None
+            count = tokens.revoke_actor(actor, now)
+            if count == 0:
+                fail(f"no active token of {actor} in {redacted(settings.database_url)}", 1)
+            typer.echo(f"revoked {count} token{'s' if count != 1 else ''} of {actor}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every token issued: id, actor, role, issued, expires, status (never the token)."""
+    from rich.table import Table
+
+    with opened_tokens() as (tokens, _settings):
+        records = tokens.records()
+    now = datetime.now(UTC)
+    table = Table("id", "actor", "role", "issued", "expires", "status")
+    for r in records:
+        table.add_row(
+            r.token_id, r.actor, r.role, r.issued_at.isoformat(timespec="seconds"),
+            "never" if r.expires_at is None else r.expires_at.isoformat(timespec="seconds"),
+            r.status(now),
+        )  # fmt: skip
+    Console(width=160).print(table)
 
 
 @contextmanager
@@ -212,6 +280,7 @@ def projections_status() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    troubled: list[str] = []
     with opened_projections() as projections:
         table = Table("projection", "generation", "position", "lag", "error", "rebuild")
         for s in projections.status():
@@ -228,7 +297,14 @@ def projections_status() -> None:
             table.add_row(
                 s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild
             )
-        Console().print(table)
+            if s.error is not None:
+                troubled.append(f"{s.name} stopped at {s.error_position}")
+            elif s.stale:
+                troubled.append(f"{s.name} stale")
+        Console(width=160).print(table)
+    if troubled:
+        # Scripts and monitors read the exit status: 1 while any view needs attention.
+        fail("read models need attention: " + ", ".join(troubled), 1)
 
 
 @projections_app.command("rebuild")

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fieldledger.api.problems import InvalidRequest
 from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
-from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role
 from fieldledger.domain.permissions import authorize
 from fieldledger.projections.projector import Projections
@@ -64,7 +64,11 @@ def permits(table: dict[str, frozenset[Role]], command: str) -> Callable[[Caller
     return check
 
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+#: What If-Match may be: `*`, or a version as the ETag gives it ("3"), also W/"3" or 3.
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,15}"|[0-9]{1,15})$'
+#: What Idempotency-Key may be: 1 to 200 visible ASCII characters.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,200}$"
+_ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,15})"?$')
 
 
 def get_expected_version(
@@ -73,26 +77,23 @@ def get_expected_version(
         Header(
             alias="If-Match",
             description='the version the command expects, as in the ETag: "N" (`*`: any)',
+            pattern=IF_MATCH_PATTERN,
         ),
     ] = None,
 ) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
-    found = _ETAG.match(if_match)
+    found = _ETAG.match(if_match.strip())
     if found is None:
-        raise InvalidCommand("If-Match", 'must be a version as given in the ETag, e.g. "3"')
+        raise InvalidRequest("If-Match", 'must be a version as given in the ETag, e.g. "3"')
     return int(found.group(1))
 
 
-def refuse_if_match(
-    if_match: Annotated[
-        str | None,
-        Header(alias="If-Match", description="not allowed: a create has no version to match"),
-    ] = None,
-) -> None:
-    """A create has no prior version: a precondition on one cannot hold, so say so."""
-    if if_match is not None:
-        raise InvalidCommand(
+def refuse_if_match(request: Request) -> None:
+    """A create has no prior version: a precondition on one cannot hold, so say so.
+    (Not a documented parameter of a create: /openapi.json says what is accepted.)"""
+    if "if-match" in request.headers:
+        raise InvalidRequest(
             "If-Match", "a create has no version to match; send If-Match to commands only"
         )
 
@@ -104,15 +105,16 @@ async def get_idempotency(
         Header(
             alias="Idempotency-Key",
             description="repeat a command safely: same key and body, same answer, "
-            "nothing written again (1-200 characters, per actor)",
+            "nothing written again (1-200 visible ASCII characters, per actor)",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
         ),
     ] = None,
 ) -> Idempotency | None:
     if idempotency_key is None:
         return None
     key = idempotency_key.strip()
-    if not key or len(key) > 200:
-        raise InvalidCommand("Idempotency-Key", "must be 1 to 200 characters")
+    if re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key) is None:
+        raise InvalidRequest("Idempotency-Key", "must be 1 to 200 visible ASCII characters")
     raw = await request.body()
     try:
         # The same JSON however written; no body, `null` and `{}` say the same.

@@ -51,6 +51,16 @@ class Problem(BaseModel):
     current_version: int | None = None
 
 
+class InvalidRequest(Exception):
+    """A request that does not match /openapi.json, found outside pydantic (a
+    header read by hand): 422 `/problems/invalid-request` naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 @dataclass(frozen=True)
 class ProblemType:
     status: int
@@ -61,8 +71,37 @@ class ProblemType:
 PROBLEM_TYPES: dict[str, ProblemType] = {
     "invalid-request": ProblemType(
         422, "Invalid request",
-        "The body, a query parameter or a header is malformed or breaks a rule of the "
-        "command. `errors` names each offending field; nothing was written.",
+        "The body, a path or query parameter or a header does not match /openapi.json "
+        "(a type, a bound, a pattern, a control character, an unknown field). `errors` "
+        "names each offending field; nothing was written.",
+    ),
+    "rule-violated": ProblemType(
+        422, "Rule violated",
+        "The request matches /openapi.json but breaks a rule the schema cannot state: "
+        "`occurred_at` outside its bounds (FIELDLEDGER_MAX_BACKDATE before the time of "
+        "recording, 2 minutes after it, or before the record's previous event), an "
+        "order between two fields, an id that must name an existing record, a value "
+        "the policy does not allow. `errors` names each field; nothing was written.",
+    ),
+    "malformed-json": ProblemType(
+        422, "Malformed JSON",
+        "The request body is not JSON (RFC 8259: `NaN` and `Infinity` are not JSON "
+        "either). `errors` says where parsing stopped; nothing was written.",
+    ),
+    "invalid-encoding": ProblemType(
+        422, "Invalid encoding",
+        "The request body is not valid UTF-8, the only encoding of JSON (RFC 8259). "
+        "`errors` gives the offset of the first bad byte; nothing was written.",
+    ),
+    "too-deeply-nested": ProblemType(
+        422, "JSON nested too deeply",
+        "The request body nests arrays and objects deeper than 32 levels; no command "
+        "needs more than 4. Nothing was written.",
+    ),
+    "unsupported-media-type": ProblemType(
+        415, "Unsupported media type",
+        "A request body must be `Content-Type: application/json` (charset utf-8 if one "
+        "is given). Nothing was written.",
     ),
     "idempotency-key-reused": ProblemType(
         422, "Idempotency key reused",
@@ -126,7 +165,9 @@ TITLES = {
     409: "Command not allowed in the current state, or busy",
     412: "Precondition failed (If-Match names a stale version)",
     413: "Request body too large (over 64 KiB)",
-    422: "Invalid request (body, parameter or header; the field is named)",
+    415: "Unsupported media type (a body must be application/json)",
+    422: "Invalid request, malformed body, or a rule violated (the field is named)",
+    503: "A read model the answer needs is stopped",
     500: "Internal error (no details given)",
 }
 
@@ -142,7 +183,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 #: Plain HTTP errors that have a problem type of their own.
 STATUS_TYPES = {401: "unauthenticated", 403: "forbidden", 404: "not-found",
-                405: "method-not-allowed", 413: "body-too-large", 503: "unavailable"}  # fmt: skip
+                405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media-type",
+                422: "invalid-request", 500: "internal-error", 503: "unavailable"}  # fmt: skip
 
 
 def problem_body(
@@ -172,6 +214,10 @@ def problem(
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+#: Validation errors of a path parameter that mean "no such record" (404).
+NOT_AN_ID = frozenset({"uuid_parsing", "uuid_type", "uuid_version"})
 
 
 def _field(error: dict[str, Any]) -> str:
@@ -224,8 +270,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         raw = list(exc.errors())
-        if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in raw):
-            # A malformed id names no resource, like an unknown one.
+        if any(tuple(e.get("loc", ()))[:1] == ("path",) and e.get("type") in NOT_AN_ID
+               for e in raw):  # fmt: skip
+            # A malformed record id names no resource, like an unknown one.
             return problem(404, f"no resource at {request.url.path}", slug="not-found")
         errors = [{"field": _field(e), "message": _message(e)} for e in raw]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
@@ -233,6 +280,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidCommand)
     async def invalid_command(_: Request, exc: InvalidCommand) -> JSONResponse:
+        return problem(
+            422, str(exc), slug="rule-violated",
+            errors=[{"field": exc.field, "message": exc.message}],
+        )  # fmt: skip
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request_field(_: Request, exc: InvalidRequest) -> JSONResponse:
         return problem(
             422, str(exc), slug="invalid-request",
             errors=[{"field": exc.field, "message": exc.message}],
@@ -307,6 +361,8 @@ def _problem_only_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         schema = build()
         for path in schema.get("paths", {}).values():
             for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    _not_null(parameter)
                 answers = operation.setdefault("responses", {})
                 answers.setdefault("500", _problem_response(500))
                 for status in [s for s in answers if s[:1] in "45"]:
@@ -329,6 +385,24 @@ def _problem_only_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return schema
 
     return openapi
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """A path, query or header parameter is a string or absent, never JSON null:
+    `X | None = None` in a route means "may be left out", which `required: false`
+    already says. (FastAPI writes it as `anyOf: [X, null]`.)"""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if not options:
+        return
+    kept = [o for o in options if o.get("type") != "null"]
+    if len(kept) == len(options):
+        return
+    del schema["anyOf"]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
 
 
 def _problem_response(status: int) -> dict[str, Any]:

@@ -15,23 +15,23 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
+from fieldledger.api.fields import Instant, Position
 from fieldledger.application.database import Tx
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.periods import local_midnight
 from fieldledger.projections.projector import ProjectionFailed, Projections
 from fieldledger.projections.read_model import Tables
-from pydantic import AwareDatetime
 
 AsOf = Annotated[
-    AwareDatetime | None,
+    Instant | None,
     Query(
         description="the answer as it was at this instant (replays the events recorded "
         "up to it: slower, linear in their number)"
     ),
 ]
 MinPosition = Annotated[
-    int | None,
-    Query(ge=0, description="read your writes: first catch up to this X-Position"),
+    Position | None,
+    Query(description="read your writes: first catch up to this X-Position"),
 ]
 
 

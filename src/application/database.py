@@ -23,6 +23,23 @@ Dialect = Literal["sqlite", "postgres"]
 Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\?")
+#: What a text column cannot hold: NUL (PostgreSQL refuses it) and lone UTF-16
+#: surrogates (neither database can encode them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """`value`, with any character no text column can hold replaced by U+FFFD.
+
+    The event store keeps every event exactly (as bytes); the tables beside it
+    (read models, tokens) store text. The API refuses such characters, but an
+    event written before it did, or by another writer, must not stop a read
+    model: a rebuild always completes, on both databases alike.
+    """
+    if isinstance(value, str) and _UNSTORABLE.search(value) is not None:
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    return value
 
 
 class Tx:
@@ -55,11 +72,13 @@ class Tx:
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        self.cursor.execute(self._sql(statement), tuple(params))
+        self.cursor.execute(self._sql(statement), tuple(map(storable, params)))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self.cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
+            self.cursor.executemany(
+                self._sql(statement), [tuple(map(storable, r)) for r in rows]
+            )
 
     def fetchone(self) -> Row | None:
         row = self.cursor.fetchone()

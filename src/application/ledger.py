@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
@@ -33,7 +33,7 @@ from fieldledger.domain import complaints, maintenance_contracts, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.errors import DomainError, InvalidCommand
-from fieldledger.domain.facts import Context, LedgerAggregate, Role
+from fieldledger.domain.facts import DEFAULT_MAX_BACKDATE, Context, LedgerAggregate, Role
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
 from fieldledger.domain.permissions import (
@@ -194,6 +194,7 @@ class FieldLedger(Application[UUID]):
         env: EnvType | None = None,
         timezone: str = "Asia/Shanghai",
         record_policy: bool = True,
+        max_backdate: timedelta | None = DEFAULT_MAX_BACKDATE,
     ) -> None:
         merged: dict[str, str] = {}
         if database_url is not None:
@@ -212,6 +213,8 @@ class FieldLedger(Application[UUID]):
         #: Record the policy before the first booking or lodging (see adopt_policy).
         #: Off only for stores of synthetic events whose positions a test counts.
         self.record_policy = record_policy
+        #: How far a command's `occurred_at` may lie before its recording (None: any).
+        self.max_backdate = max_backdate
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -237,7 +240,7 @@ class FieldLedger(Application[UUID]):
         last = None if previous is None else previous.last_occurred_at
         if occurred_at is None and last is not None and last > now:
             occurred_at = last
-        return Context(caller.actor, caller.role, now, occurred_at)
+        return Context(caller.actor, caller.role, now, occurred_at, self.max_backdate)
 
     # -- policies -------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fieldledger.domain.facts import parse_interval
 from fieldledger.domain.policy import Policy, PolicyError, builtin_policy, parse_policy
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +31,19 @@ class Settings(BaseSettings):
     #: An event recorded more than this many minutes after it occurred is
     #: flagged `late` in the audit search (docs/audit.md).
     late_report_minutes: float = Field(default=5.0, ge=0)
+    #: How far a command's `occurred_at` may lie before the time of recording:
+    #: `7d`, `400d`, `12h`, ...; `none` lifts the bound (importing history).
+    max_backdate: str = "7d"
+
+    @field_validator("max_backdate")
+    @classmethod
+    def an_interval(cls, value: str) -> str:
+        parse_interval(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def backdate_bound(self) -> timedelta | None:
+        return parse_interval(self.max_backdate)
 
     @field_validator("timezone")
     @classmethod

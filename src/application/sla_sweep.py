@@ -31,7 +31,7 @@ from fieldledger.application.renewal_notices import (
 )
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
-from fieldledger.domain.facts import MAX_CLOCK_SKEW
+from fieldledger.domain.facts import MAX_CLOCK_SKEW, describe_interval
 from fieldledger.domain.sla import Kind
 
 log = logging.getLogger("fieldledger.sla")
@@ -102,6 +102,12 @@ def sweep(
     at = at.astimezone(UTC)
     if at > now + MAX_CLOCK_SKEW:
         raise InvalidCommand("at", f"{at.isoformat()} lies in the future; a sweep looks back")
+    bound = ledger.max_backdate
+    if bound is not None and at < now - bound:
+        raise InvalidCommand(
+            "at", f"{at.isoformat()} lies more than {describe_interval(bound)} in the past: "
+            "its escalations could not be recorded (FIELDLEDGER_MAX_BACKDATE)",
+        )  # fmt: skip
     source.catch_up()
     report = SweepReport(at)
     for candidate in source.red_targets(at):

@@ -8,7 +8,7 @@ level 3 in the same save as it is lodged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from uuid import UUID
@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 from fieldledger.domain.facts import (
     Context,
     LedgerAggregate,
+    Role,
     require_aware,
     require_between,
     require_text,
@@ -213,9 +214,10 @@ class Complaint(LedgerAggregate):
             policy_version=policy_version,
         )
         if severity is Severity.CRITICAL:
+            # The service escalates it, not whoever lodged it: recorded as `system`.
             complaint._record(
                 cls.Escalated,
-                ctx,
+                replace(ctx, actor=Role.SYSTEM.value, role=Role.SYSTEM, occurred_at=ctx.when),
                 level=3,
                 reason="critical complaint: escalated to level 3 on lodging",
                 target=None,

@@ -7,6 +7,7 @@ Every event records who did it (`actor`, `role`), when it happened in the field
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -17,6 +18,9 @@ from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 
 #: How far `occurred_at` may lie after `recorded_at` (clock skew of a phone).
 MAX_CLOCK_SKEW = timedelta(minutes=2)
+#: How far `occurred_at` may lie before `recorded_at` unless the operator says
+#: otherwise (FIELDLEDGER_MAX_BACKDATE): a phone that synced a week late.
+DEFAULT_MAX_BACKDATE = timedelta(days=7)
 
 
 class Role(Enum):
@@ -40,6 +44,8 @@ class Context:
     role: Role
     recorded_at: datetime
     occurred_at: datetime | None = None
+    #: How far `occurred_at` may lie before `recorded_at`; None: no bound.
+    max_backdate: timedelta | None = DEFAULT_MAX_BACKDATE
 
     def __post_init__(self) -> None:
         require_aware("recorded_at", self.recorded_at)
@@ -50,6 +56,26 @@ class Context:
     def when(self) -> datetime:
         """When the fact happened, in UTC."""
         return (self.occurred_at or self.recorded_at).astimezone(UTC)
+
+
+def parse_interval(text: str) -> timedelta | None:
+    """`7d`, `400d`, `12h`, `30m`, `90s`; `none`: no interval (None)."""
+    value = text.strip().lower()
+    if value == "none":
+        return None
+    found = re.fullmatch(r"([0-9]{1,6})\s*([dhms])", value)
+    if found is None:
+        raise ValueError(f"{text!r} is not an interval such as 7d, 12h, 30m, 90s or none")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[found.group(2)]
+    return timedelta(**{unit: int(found.group(1))})
+
+
+def describe_interval(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def require_aware(field: str, value: datetime) -> None:
@@ -91,6 +117,14 @@ class LedgerAggregate(Aggregate):
                 "occurred_at",
                 f"{when.isoformat()} lies more than 2 minutes after the server's "
                 f"time {ctx.recorded_at.astimezone(UTC).isoformat()}",
+            )
+        bound = ctx.max_backdate
+        if bound is not None and when < ctx.recorded_at - bound:
+            raise InvalidCommand(
+                "occurred_at",
+                f"{when.isoformat()} lies more than {describe_interval(bound)} before the "
+                f"server's time {ctx.recorded_at.astimezone(UTC).isoformat()} "
+                "(FIELDLEDGER_MAX_BACKDATE)",
             )
         if previous is not None and when < previous:
             raise InvalidCommand(
@@ -138,6 +172,24 @@ class LedgerAggregate(Aggregate):
     def state_name(self) -> str:
         state = getattr(self, "state", None)
         return state.value if isinstance(state, Enum) else str(state)
+
+
+#: The C0 control characters but tab, line feed and carriage return: no text
+#: the service accepts holds one (PostgreSQL cannot even store NUL in text).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F]")
+#: The one pattern of ids of people (staff, technicians, owners, actors).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+
+
+def require_id(field: str, value: str) -> str:
+    """An id of a person, as `ID_PATTERN` says (used by the CLI's tokens)."""
+    if re.fullmatch(ID_PATTERN, value) is None:
+        raise InvalidCommand(
+            field,
+            "must be 1 to 100 characters: letters A-Z a-z, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
 
 
 def require_text(field: str, value: str, *, max_length: int = 4000) -> str:

@@ -63,7 +63,12 @@ class Api:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, background=False, sweep_interval=0)
+    # The scenarios replay fixed dates of autumn 2026 as history, as an operator
+    # importing it would (FIELDLEDGER_MAX_BACKDATE=none); the bound itself is
+    # tested with its default in test_hostile_input.py.
+    return Settings(
+        database_url=database_url, background=False, sweep_interval=0, max_backdate="none"
+    )
 
 
 @pytest.fixture

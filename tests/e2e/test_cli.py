@@ -26,7 +26,7 @@ from fieldledger.api.app import create_app
 from fieldledger.application.database import Database
 from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.application.settings import Settings
-from fieldledger.application.tokens import TokenBook
+from fieldledger.application.tokens import TokenBook, token_id
 from fieldledger.domain.facts import Role
 from typer.testing import CliRunner
 
@@ -63,9 +63,13 @@ def test_token_issue_prints_the_token_alone_and_stores_only_its_digest(
     monkeypatch.setenv("FIELDLEDGER_DATABASE_URL", database_url)
     result = runner.invoke(cli.app, ["token", "issue", "--actor", "tech-1", "--role", "technician"])
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
     assert TOKEN.fullmatch(result.stdout.rstrip("\n")) and result.stdout.endswith("\n")
     token = result.stdout.strip()
+    # stderr says which token, until when, and which database it was written to.
+    assert result.stderr.startswith(f"issued {token_id(token)} for tech-1 (technician), expires ")
+    assert result.stderr.rstrip().endswith(f"in {database_url.split('?')[0]}") or (
+        database_url in result.stderr
+    )
 
     rows = stored_tokens(database_url)
     assert len(rows) == 1

@@ -132,7 +132,9 @@ INVALID_BOOKINGS: list[tuple[dict[str, Any], str]] = [
 def test_an_invalid_booking_is_422_naming_the_field(api: Api, body: Any, field: str) -> None:
     dispatcher = api.actor("disp-1", "dispatcher")
     before = api.event_count()
-    problem = assert_problem(dispatcher.post("/work-orders", body), 422, "/problems/invalid-request")
+    # The schema cannot say that the end follows the start: a rule, not a shape.
+    kind = "rule-violated" if field == "appointment.end" else "invalid-request"
+    problem = assert_problem(dispatcher.post("/work-orders", body), 422, f"/problems/{kind}")
     assert field in field_errors(problem), problem
     assert field in problem["detail"]
     assert api.event_count() == before
@@ -167,8 +169,12 @@ def test_invalid_command_bodies_are_422_naming_the_field(api: Api) -> None:
          lodging(work_order_id="00000000-0000-4000-8000-000000000000"), "work_order_id"),
         ("dispatcher", "/complaints", lodging(severity="catastrophic"), "severity"),
     ]  # fmt: skip
+    # What /openapi.json cannot say (a flag that must be true, the policy's conduct
+    # kinds and their points, an id naming an existing record) is a rule.
+    rules = {"identity_shown", "kind", "points", "work_order_id"}
     for role, path, body, field in cases:
-        problem = assert_problem(desk[role].post(path, body), 422, "/problems/invalid-request")
+        kind = "rule-violated" if field in rules else "invalid-request"
+        problem = assert_problem(desk[role].post(path, body), 422, f"/problems/{kind}")
         assert field in field_errors(problem), (path, body, problem)
     assert api.event_count() == before
 
@@ -176,13 +182,17 @@ def test_invalid_command_bodies_are_422_naming_the_field(api: Api) -> None:
 def test_a_malformed_json_body_is_422(api: Api) -> None:
     desk = Desk(api)
     before = api.event_count()
-    for content, content_type in [(b'{"customer": ', "application/json"),
-                                  (b"customer=me", "application/x-www-form-urlencoded"),
-                                  (b"[1, 2]", "application/json")]:  # fmt: skip
+    for content, content_type, status, kind, field in [
+        (b'{"customer": ', "application/json", 422, "malformed-json", "body"),
+        (b'{"csat": NaN}', "application/json", 422, "malformed-json", "body"),
+        (b"customer=me", "application/x-www-form-urlencoded", 415, "unsupported-media-type",
+         "Content-Type"),
+        (b"[1, 2]", "application/json", 422, "invalid-request", "body"),
+    ]:  # fmt: skip
         r = api.client.post("/work-orders", content=content,
                             headers={**desk["dispatcher"].headers, "Content-Type": content_type})  # fmt: skip
-        problem = assert_problem(r, 422, "/problems/invalid-request")
-        assert field_errors(problem) == {"body"}
+        problem = assert_problem(r, status, f"/problems/{kind}")
+        assert field_errors(problem) == {field}
     assert api.event_count() == before
 
 
@@ -501,13 +511,15 @@ def test_occurred_at_rules(api: Api) -> None:
     order = desk.book(occurred_at=iso(now - timedelta(hours=1)))
     before = api.event_count()
     assign = f"/work-orders/{order}/assign"
-    for occurred_at, why in [
-        (iso(now + timedelta(minutes=3)), "2 minutes"),  # more than 2 min ahead of the server
-        (iso(now - timedelta(hours=2)), "previous event"),  # before the booking
-        ((now - timedelta(minutes=5)).replace(tzinfo=None).isoformat(), "timezone"),  # naive
-    ]:
+    for occurred_at, why, kind in [
+        # more than 2 min ahead of the server
+        (iso(now + timedelta(minutes=3)), "2 minutes", "rule-violated"),
+        (iso(now - timedelta(hours=2)), "previous event", "rule-violated"),  # before the booking
+        ((now - timedelta(minutes=5)).replace(tzinfo=None).isoformat(), "timezone",
+         "invalid-request"),  # naive
+    ]:  # fmt: skip
         r = desk["dispatcher"].post(assign, {"technician_id": "tech-1", "occurred_at": occurred_at})
-        problem = assert_problem(r, 422, "/problems/invalid-request")
+        problem = assert_problem(r, 422, f"/problems/{kind}")
         assert field_errors(problem) == {"occurred_at"}
         assert why in problem["detail"], problem["detail"]
     r = desk["dispatcher"].post("/work-orders", booking(

@@ -171,5 +171,8 @@ def test_a_critical_complaint_is_escalated_to_level_3_in_the_same_write(api: Api
     events = desk["dispatcher"].get(f"/complaints/{complaint}/history").json()["events"]
     assert [e["type"] for e in events] == ["Lodged", "Escalated"]
     assert events[1]["data"]["level"] == 3
-    assert (events[1]["actor"], events[1]["role"]) == ("disp-1", "dispatcher")
+    # The service escalates it, not whoever lodged it (issue 10).
+    assert (events[0]["actor"], events[0]["role"]) == ("disp-1", "dispatcher")
+    assert (events[1]["actor"], events[1]["role"]) == ("system", "system")
+    assert events[1]["occurred_at"] == events[0]["occurred_at"]
     assert desk["dispatcher"].get(f"/complaints/{complaint}").json()["escalation_level"] == 3

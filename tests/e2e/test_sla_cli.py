@@ -23,13 +23,15 @@ runner = CliRunner()
 
 
 def invoke(database_url: str, *args: str, **env: str) -> Any:
-    return runner.invoke(app, list(args), env={"FIELDLEDGER_DATABASE_URL": database_url, **env})
+    # The orders below were booked in October 2026: history, as imported.
+    env = {"FIELDLEDGER_DATABASE_URL": database_url, "FIELDLEDGER_MAX_BACKDATE": "none", **env}
+    return runner.invoke(app, list(args), env=env)
 
 
 def book_late_order(database_url: str) -> str:
     """Thu 2026-10-08 09:00 priority: response due 11:00, arrival 15:00, resolution
     Fri 10-09 16:00; never touched again, so all three are red today."""
-    ledger = FieldLedger(database_url)
+    ledger = FieldLedger(database_url, max_backdate=None)
     try:
         return str(
             ledger.book_work_order(
@@ -144,7 +146,7 @@ def test_sweep_records_a_contracts_renewal_notice_once_003_15(database_url: str)
 
     from fieldledger.domain.maintenance_contracts import MaintenanceContract
 
-    ledger = FieldLedger(database_url)
+    ledger = FieldLedger(database_url, max_backdate=None)
     try:
         contract = ledger.sign_maintenance_contract(
             Caller("disp-1", Role.DISPATCHER), occurred_at=datetime(2026, 10, 1, 9, tzinfo=SH),
@@ -171,3 +173,10 @@ def test_sweep_records_a_contracts_renewal_notice_once_003_15(database_url: str)
         assert ledger.get(MaintenanceContract, contract).notices_for == [date(2026, 10, 31)]
     finally:
         ledger.close()
+
+
+def test_a_sweep_further_back_than_the_backdating_bound_is_refused(database_url: str) -> None:
+    result = invoke(database_url, "sla", "sweep", "--at", "2026-10-09T00:00:00Z",
+                    FIELDLEDGER_MAX_BACKDATE="7d")  # fmt: skip
+    assert result.exit_code != 0 and result.stdout == ""
+    assert "FIELDLEDGER_MAX_BACKDATE" in result.stderr and len(result.stderr.splitlines()) == 1

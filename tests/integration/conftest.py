@@ -25,7 +25,8 @@ class World:
 
 def open_world(url: str, batch_size: int = 500) -> tuple[World, FieldLedger]:
     clock = Clock(utc("2026-01-01T00:00"))
-    ledger = FieldLedger(url, clock=clock)
+    # The worlds write months of history through one clock: no backdating bound.
+    ledger = FieldLedger(url, clock=clock, max_backdate=None)
     return World(Field(ledger, clock), Projections(ledger, READ_MODELS, SETTINGS, batch_size)), ledger
 
 

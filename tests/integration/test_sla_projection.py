@@ -49,7 +49,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(database_url: str, clock: Clock) -> Iterator[FieldLedger]:
-    app = FieldLedger(database_url, clock=clock)
+    app = FieldLedger(database_url, clock=clock, max_backdate=None)  # months of history
     yield app
     app.close()
 
@@ -205,8 +205,8 @@ def test_rows_use_the_policy_each_order_was_booked_under_even_after_a_change(
 
 
 def test_a_policy_is_recorded_once_before_the_first_booking(database_url: str) -> None:
-    first = FieldLedger(database_url)
-    second = FieldLedger(database_url)  # another process on the same store
+    first = FieldLedger(database_url, max_backdate=None)  # books in October 2026
+    second = FieldLedger(database_url, max_backdate=None)  # another process on the same store
     try:
         book(first, sh(10, 8, 9))  # adopts the policy first
         assert first.adopt_policy() is None

@@ -64,3 +64,31 @@ def test_occurred_at_is_stored_in_utc_whatever_offset_it_came_with() -> None:
 def test_a_time_without_offset_is_refused() -> None:
     with pytest.raises(InvalidCommand, match="time zone offset"):
         Context("d", Role.DISPATCHER, NOW, datetime(2026, 11, 23, 10, 0))
+
+
+def test_occurred_at_may_lie_at_most_the_backdating_bound_before_recording() -> None:
+    """FIELDLEDGER_MAX_BACKDATE (issue 10): default 7 days, booking included."""
+    book(Context("d", Role.DISPATCHER, NOW, NOW - timedelta(days=7)))  # at the bound
+    with pytest.raises(InvalidCommand, match="more than 7d before") as refused:
+        book(Context("d", Role.DISPATCHER, NOW, datetime(1900, 1, 1, tzinfo=UTC)))
+    assert refused.value.field == "occurred_at"
+    wo = book(Context("d", Role.DISPATCHER, NOW, NOW - timedelta(days=2)))
+    with pytest.raises(InvalidCommand, match="more than 1d before"):
+        wo.assign(Context("d", Role.DISPATCHER, NOW, NOW - timedelta(days=1, seconds=1),
+                          max_backdate=timedelta(days=1)), "tech-1")  # fmt: skip
+    # `none`: no bound, for importing history.
+    book(Context("d", Role.DISPATCHER, NOW, datetime(1900, 1, 1, tzinfo=UTC), max_backdate=None))
+
+
+def test_a_critical_complaints_escalation_on_lodging_is_the_systems() -> None:
+    from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+
+    complaint = Complaint.lodge(
+        Context("app-1", Role.CLIENT_APP, NOW), id=uuid4(), customer=Complainant("A", "1"),
+        channel=ComplaintChannel.PHONE, category="rude", severity=Severity.CRITICAL,
+        description="x", policy_version="v",
+    )  # fmt: skip
+    lodged, escalated = complaint.collect_events()
+    assert (lodged.actor, lodged.role) == ("app-1", "client_app")
+    assert (escalated.actor, escalated.role) == ("system", "system")
+    assert escalated.occurred_at == lodged.occurred_at

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
+from fieldledger.api.fields import PeriodName, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
 from fieldledger.application.ledger import Caller, FieldLedger, NotFound
@@ -87,7 +88,7 @@ def _period(text: str | None, ledger: FieldLedger, timezone: str) -> Period:
     return parse_period(text if text is not None else month_of(ledger.clock(), timezone))
 
 
-PeriodQuery = Annotated[str | None, Query(description=PERIOD_HELP, examples=["2026-10"])]
+PeriodQuery = Annotated[PeriodName | None, Query(description=PERIOD_HELP, examples=["2026-10"])]
 
 
 @router.get(
@@ -98,7 +99,7 @@ PeriodQuery = Annotated[str | None, Query(description=PERIOD_HELP, examples=["20
     responses=responses(401, 403, 404, 422, 503),
 )
 def staff_appraisal(
-    staff_id: Annotated[str, Path(min_length=1, max_length=200)],
+    staff_id: Annotated[StaffId, Path()],
     projections: ProjectionsDep,
     ledger: LedgerDep,
     caller: CallerDep,

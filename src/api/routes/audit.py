@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep, SettingsDep
+from fieldledger.api.fields import Cursor, DayOrInstant, NameList, PageSize, QueryFlag, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, instant_or_day, reading
 from fieldledger.api.routes.views import HistoryEvent
@@ -27,7 +28,7 @@ router = APIRouter(tags=["audit"])
 #: Who may search the whole history: those who oversee (supervisors), study
 #: (analysts) and automate (system) it. Others read one aggregate's /history.
 AUDITORS = frozenset({Role.SUPERVISOR, Role.ANALYST, Role.SYSTEM})
-MAX_PAGE = 500
+MAX_PAGE = 500  # PageSize (fields.py) says the same in /openapi.json
 MAX_TYPES = 50
 
 
@@ -111,23 +112,25 @@ def audit_search(
     projections: ProjectionsDep,
     settings: SettingsDep,
     caller: Annotated[Caller, Depends(require_auditor)],
-    actor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    actor: StaffId | None = None,
     role: Role | None = None,
     type: Annotated[
-        str | None,
+        NameList | None,
         Query(description="an event type (e.g. `Arrived`), or several comma-separated"),
     ] = None,
     aggregate_id: UUID | None = None,
     kind: Kind | None = None,
     from_: Annotated[
-        str | None, Query(alias="from", description="date or ISO instant (inclusive)")
+        DayOrInstant | None, Query(alias="from", description="date or ISO instant (inclusive)")
     ] = None,
     to: Annotated[
-        str | None, Query(description="date (inclusive) or ISO instant (exclusive)")
+        DayOrInstant | None, Query(description="date (inclusive) or ISO instant (exclusive)")
     ] = None,
-    late: Annotated[bool | None, Query(description="only late (true) or timely (false)")] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    late: Annotated[
+        QueryFlag | None, Query(description="only late (true) or timely (false)")
+    ] = None,
+    cursor: Cursor | None = None,
+    limit: PageSize = 50,
     min_position: MinPosition = None,
 ) -> AuditPage:
     types: tuple[str, ...] = ()

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
+from fieldledger.api.fields import QueryDate
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.domain.periods import local_date
@@ -48,7 +49,7 @@ def callbacks_due(
     projections: ProjectionsDep,
     ledger: LedgerDep,
     caller: CallerDep,
-    on: Annotated[date | None, Query(description="the date (default: today, local)")] = None,
+    on: Annotated[QueryDate | None, Query(description="the date (default: today, local)")] = None,
     min_position: MinPosition = None,
 ) -> CallbacksDue:
     timezone = projections.models["callbacks"].settings.timezone

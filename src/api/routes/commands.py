@@ -21,10 +21,11 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
+from fieldledger.api.fields import Instant, RecordId
 from fieldledger.api.problems import responses
 from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
 from fieldledger.domain.facts import Role
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 
 class CommandBody(BaseModel):
@@ -32,7 +33,7 @@ class CommandBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
     def to_args(self) -> dict[str, Any]:
         """The domain command's arguments."""
@@ -104,7 +105,7 @@ def add_command_route(
     needs_body = any(f.is_required() for f in body_model.model_fields.values())
 
     def endpoint(
-        id: UUID,
+        id: RecordId,
         response: Response,
         ledger: LedgerDep,
         caller: CallerDep,
@@ -120,7 +121,7 @@ def add_command_route(
         return answer(result, response)
 
     def endpoint_optional_body(
-        id: UUID,
+        id: RecordId,
         response: Response,
         ledger: LedgerDep,
         caller: CallerDep,
@@ -146,6 +147,6 @@ def add_command_route(
         summary=summary,
         description=f"{summary}. Who: {roles}.",
         dependencies=[Depends(permits(table, command))],
-        responses=command_responses(200, 401, 403, 404, 409, 412, 413, 422),
+        responses=command_responses(200, 401, 403, 404, 409, 412, 413, 415, 422),
         operation_id=f"{router.prefix.strip('/').replace('-', '_')}_{command.replace('-', '_')}",
     )

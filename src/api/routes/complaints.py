@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
+from fieldledger.api.fields import Csat, Flag, Instant, Level, Name, Phone, RecordId, StaffId, Text
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -20,18 +21,16 @@ from fieldledger.api.routes.views import HistoryView, complaint_view, history_vi
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
 from fieldledger.domain.permissions import COMPLAINT_COMMANDS
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class ComplainantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    phone: Annotated[str, Field(min_length=1, max_length=50)]
+    phone: Phone
 
 
 class Lodge(CommandBody):
@@ -41,7 +40,7 @@ class Lodge(CommandBody):
     severity: Severity
     description: Text
     work_order_id: UUID | None = None
-    staff_ids: Annotated[list[Name], Field(max_length=50)] = []
+    staff_ids: Annotated[list[StaffId], Field(max_length=50)] = []
 
     def to_args(self) -> dict[str, Any]:
         args = self.model_dump(exclude={"occurred_at", "customer"})
@@ -55,16 +54,16 @@ class NoData(CommandBody):
 
 class AssignOwner(CommandBody):
     department: Name
-    owner_id: Name
+    owner_id: StaffId
 
 
 class RecordFindings(CommandBody):
     root_cause: Text
     evidence: Annotated[list[Text], Field(max_length=100)] = []
-    responsible_staff_id: Name | None = None
+    responsible_staff_id: StaffId | None = None
     #: Several responsible staff (an extension of the contract's single id).
-    responsible_staff_ids: Annotated[list[Name], Field(max_length=50)] = []
-    company_at_fault: bool
+    responsible_staff_ids: Annotated[list[StaffId], Field(max_length=50)] = []
+    company_at_fault: Flag
 
     def to_args(self) -> dict[str, Any]:
         named = list(self.responsible_staff_ids)
@@ -80,8 +79,8 @@ class RecordFindings(CommandBody):
 
 class Plan(CommandBody):
     measures: Text
-    owner_id: Name
-    due: AwareDatetime
+    owner_id: StaffId
+    due: Instant
 
 
 class UpdateProgress(CommandBody):
@@ -93,12 +92,12 @@ class Resolve(CommandBody):
 
 
 class Confirm(CommandBody):
-    satisfied: bool
-    csat: Annotated[int, Field(ge=1, le=5)]
+    satisfied: Flag
+    csat: Csat
 
 
 class Escalate(CommandBody):
-    level: Annotated[int, Field(ge=1, le=3)]
+    level: Level
     reason: Text
 
 
@@ -112,7 +111,7 @@ class Escalate(CommandBody):
     + ". `work_order_id`, when given, must name a work order (else 422). "
     "If-Match is refused (422): a create has no version to match.",
     dependencies=[Depends(permits(COMPLAINT_COMMANDS, "lodge"))],
-    responses=command_responses(201, 401, 403, 413, 422),
+    responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="complaints_lodge",
 )
 def lodge(
@@ -174,12 +173,12 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_complaint(
-    id: UUID,
+    id: RecordId,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="the state as it was at this instant")
+        Instant | None, Query(description="the state as it was at this instant")
     ] = None,
 ) -> dict[str, Any]:
     if as_of is None:
@@ -193,5 +192,5 @@ def get_complaint(
 @router.get("/{id}/history", response_model=HistoryView,
             summary="The audit trail of a complaint, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
-def complaint_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def complaint_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
     return history_view(ledger.history(Complaint, id))

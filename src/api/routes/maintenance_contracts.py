@@ -14,6 +14,7 @@ from fieldledger.api.deps import (
     ProjectionsDep,
     permits,
 )
+from fieldledger.api.fields import Instant, Note, QueryDate, RecordId, VisitsPerYear
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.api.routes.commands import (
@@ -28,20 +29,24 @@ from fieldledger.api.routes.views import HistoryView, history_view
 from fieldledger.api.routes.work_orders import CustomerIn
 from fieldledger.application.ledger import FieldLedger, plain
 from fieldledger.domain.errors import NotPermitted
-from fieldledger.domain.maintenance_contracts import MAX_VISITS_PER_YEAR, MaintenanceContract
+from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
 from fieldledger.domain.permissions import MAINTENANCE_CONTRACT_COMMANDS, RENEWAL_READERS
 from fieldledger.domain.work_orders import Customer
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/maintenance-contracts", tags=["maintenance contracts"])
 
 
+#: A calendar date in a body, YYYY-MM-DD (a number is not a date).
+Day = QueryDate
+
+
 class Sign(CommandBody):
     customer: CustomerIn
-    starts_on: date = Field(description="first day covered (local date)")
-    ends_on: date = Field(description="last day covered (local date), after starts_on")
-    visits_per_year: Annotated[int, Field(ge=1, le=MAX_VISITS_PER_YEAR, strict=True)]
+    starts_on: Day = Field(description="first day covered (local date)")
+    ends_on: Day = Field(description="last day covered (local date), after starts_on")
+    visits_per_year: VisitsPerYear
 
     def to_args(self) -> dict[str, Any]:
         return {
@@ -53,11 +58,11 @@ class Sign(CommandBody):
 
 
 class Renew(CommandBody):
-    ends_on: date = Field(description="the new last day covered: after the current one")
+    ends_on: Day = Field(description="the new last day covered: after the current one")
 
 
 class End(CommandBody):
-    reason: Annotated[str, Field(max_length=4000)] = ""
+    reason: Note = ""
 
 
 class CustomerView(BaseModel):
@@ -114,7 +119,7 @@ def _who(command: str) -> str:
     description=f"Sign a maintenance contract. Who: {_who('sign')}. Dates are local dates "
     "(FIELDLEDGER_TIMEZONE), both inclusive. If-Match is refused (422).",
     dependencies=[Depends(permits(MAINTENANCE_CONTRACT_COMMANDS, "sign"))],
-    responses=command_responses(201, 401, 403, 413, 422),
+    responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="maintenance_contracts_sign",
 )
 def sign(
@@ -172,7 +177,7 @@ def renewals_due(
     projections: ProjectionsDep,
     ledger: LedgerDep,
     caller: CallerDep,
-    on: Annotated[date | None, Query(description="the date (default: today, local)")] = None,
+    on: Annotated[QueryDate | None, Query(description="the date (default: today, local)")] = None,
     min_position: MinPosition = None,
 ) -> RenewalsDue:
     if caller.role not in RENEWAL_READERS:
@@ -198,12 +203,12 @@ def renewals_due(
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_contract(
-    id: UUID,
+    id: RecordId,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="the state as it was at this instant")
+        Instant | None, Query(description="the state as it was at this instant")
     ] = None,
 ) -> dict[str, Any]:
     if as_of is None:
@@ -236,6 +241,6 @@ def get_contract(
 @router.get("/{id}/history", response_model=HistoryView,
             summary="The audit trail of a maintenance contract, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
-def contract_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def contract_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
     return history_view(ledger.history(MaintenanceContract, id))
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
+from fieldledger.api.fields import MonthName, QueryDate, WeekName
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
 from fieldledger.application.ledger import Caller
@@ -219,7 +220,7 @@ def daily(
     ledger: LedgerDep,
     caller: CallerDep,
     date_: Annotated[
-        date | None, Query(alias="date", description="the local day (default: today)")
+        QueryDate | None, Query(alias="date", description="the local day (default: today)")
     ] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
@@ -261,7 +262,7 @@ def weekly(
     ledger: LedgerDep,
     caller: CallerDep,
     week: Annotated[
-        str | None, Query(description="YYYY-Www (default: this week)", examples=["2026-W42"])
+        WeekName | None, Query(description="YYYY-Www (default: this week)", examples=["2026-W42"])
     ] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
@@ -304,7 +305,7 @@ def monthly(
     ledger: LedgerDep,
     caller: CallerDep,
     period: Annotated[
-        str | None, Query(description="YYYY-MM (default: this month)", examples=["2026-10"])
+        MonthName | None, Query(description="YYYY-MM (default: this month)", examples=["2026-10"])
     ] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep
+from fieldledger.api.fields import DayOrInstant
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, instant_or_day, reading
 from fieldledger.domain.errors import InvalidCommand
@@ -76,9 +77,11 @@ def satisfaction_summary(
     projections: ProjectionsDep,
     caller: CallerDep,
     from_: Annotated[
-        str | None, Query(alias="from", description="date or ISO instant (inclusive)")
+        DayOrInstant | None, Query(alias="from", description="date or ISO instant (inclusive)")
     ] = None,
-    to: Annotated[str | None, Query(description="date (inclusive) or ISO instant (exclusive)")]
+    to: Annotated[
+        DayOrInstant | None, Query(description="date (inclusive) or ISO instant (exclusive)")
+    ]
     = None,
     group_by: Literal["technician", "service_type"] = "technician",
     as_of: AsOf = None,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
+from fieldledger.api.fields import DayOrInstant, NameList
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.application.ledger import plain
@@ -124,9 +125,10 @@ def sla_board(
     ledger: LedgerDep,
     settings: SettingsDep,
     caller: CallerDep,
-    at: Annotated[str | None, Query(description="ISO 8601 instant with offset")] = None,
+    at: Annotated[DayOrInstant | None, Query(description="ISO 8601 instant with offset")] = None,
     status: Annotated[
-        str | None, Query(description="comma-separated: red, yellow, blue (default all)")
+        NameList | None,
+        Query(description="comma-separated: red, yellow, blue (default all)"),
     ] = None,
     kind: KindParam = None,
     min_position: MinPosition = None,
@@ -175,10 +177,10 @@ def sla_compliance(
     settings: SettingsDep,
     caller: CallerDep,
     from_: Annotated[
-        str | None, Query(alias="from", description="ISO 8601 instant, or a date")
+        DayOrInstant | None, Query(alias="from", description="ISO 8601 instant, or a date")
     ] = None,
     to: Annotated[
-        str | None, Query(description="ISO 8601 instant (excluded), or a date (included)")
+        DayOrInstant | None, Query(description="ISO 8601 instant (excluded), or a date (included)")
     ] = None,
     group_by: Annotated[sla.GroupBy | None, Query(description="how to group")] = None,
     kind: KindParam = None,

@@ -1,6 +1,5 @@
 """`/staff/{id}/conduct`: conduct recorded by a supervisor (contract §6)."""
 
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -11,6 +10,7 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
+from fieldledger.api.fields import Code, Note, Points, StaffId
 from fieldledger.api.routes.commands import CommandAnswer, CommandBody, answer, command_responses
 from fieldledger.domain.permissions import STAFF_COMMANDS
 from pydantic import Field
@@ -19,10 +19,10 @@ router = APIRouter(prefix="/staff", tags=["staff"])
 
 
 class Conduct(CommandBody):
-    kind: Annotated[str, Field(min_length=1, max_length=50, examples=["personal_call"])]
+    kind: Annotated[Code, Field(examples=["personal_call"])]
     #: Within the kind's range; may be left out for a kind with a single value.
-    points: Annotated[Decimal, Field(max_digits=6, decimal_places=2)] | None = None
-    note: Annotated[str, Field(max_length=4000)] = ""
+    points: Points | None = None
+    note: Note = ""
 
 
 @router.post(
@@ -36,11 +36,11 @@ class Conduct(CommandBody):
     "the kind's range and may be left out for a kind with a single value. If-Match takes "
     'the ETag of the previous conduct answer ("0" before the first entry).',
     dependencies=[Depends(permits(STAFF_COMMANDS, "conduct"))],
-    responses=command_responses(200, 401, 403, 409, 412, 413, 422),
+    responses=command_responses(200, 401, 403, 409, 412, 413, 415, 422),
     operation_id="staff_conduct",
 )
 def record_conduct(
-    staff_id: Annotated[str, Path(min_length=1, max_length=200)],
+    staff_id: Annotated[StaffId, Path()],
     body: Conduct,
     response: Response,
     ledger: LedgerDep,

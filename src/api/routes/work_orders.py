@@ -1,12 +1,26 @@
 """`/work-orders`: book, the commands of contract §4, and the queries."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
+from fieldledger.api.fields import (
+    Csat,
+    Flag,
+    Instant,
+    Level,
+    Name,
+    Note,
+    Phone,
+    Price,
+    Quantity,
+    RecordId,
+    Score4,
+    StaffId,
+    Text,
+)
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
@@ -31,26 +45,24 @@ from fieldledger.domain.work_orders import (
     WorkOrder,
     Zone,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(prefix="/work-orders", tags=["work orders"])
 
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    phone: Annotated[str, Field(min_length=1, max_length=50)]
+    phone: Phone
     #: Where the technician goes: required (contract §4 lists it, not as optional).
-    address: Annotated[str, Field(min_length=1, max_length=1000)]
+    address: Text
 
 
 class AppointmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
 
 
 class Book(CommandBody):
@@ -83,7 +95,7 @@ class Book(CommandBody):
 
 
 class AssignTechnician(CommandBody):
-    technician_id: Name
+    technician_id: StaffId
 
 
 class NoData(CommandBody):
@@ -91,25 +103,25 @@ class NoData(CommandBody):
 
 
 class NotifyLate(CommandBody):
-    expected_arrival: AwareDatetime
+    expected_arrival: Instant
     reason: Text
 
 
 class Start(CommandBody):
-    identity_shown: bool
+    identity_shown: Flag
     risk_assessment: Text
 
 
 class ChangeScope(CommandBody):
     description: Text
-    new_eta: AwareDatetime | None = None
+    new_eta: Instant | None = None
 
 
 class PartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    quantity: Annotated[int, Field(ge=1)] = 1
-    unit_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    quantity: Quantity = 1
+    unit_price: Price | None = None
 
 
 class Complete(CommandBody):
@@ -137,30 +149,29 @@ class Reason(CommandBody):
     reason: Text
 
 
-Score4 = Annotated[int, Field(ge=1, le=4)]
 
 
 class FeedbackIn(CommandBody):
-    csat: Annotated[int, Field(ge=1, le=5)]
+    csat: Csat
     attitude: Score4
     skill: Score4
     punctuality: Score4
     promise: Score4
-    praise: bool = False
-    comment: Annotated[str, Field(max_length=4000)] = ""
+    praise: Flag = False
+    comment: Note = ""
 
     def to_args(self) -> dict[str, Any]:
         return {"feedback": Feedback(**self.model_dump(exclude={"occurred_at"}))}
 
 
 class Escalate(CommandBody):
-    level: Annotated[int, Field(ge=1, le=3)]
+    level: Level
     reason: Text
 
 
 class LogCallback(CommandBody):
     outcome: Name
-    note: Annotated[str, Field(max_length=4000)] = ""
+    note: Note = ""
 
 
 @router.post(
@@ -174,7 +185,7 @@ class LogCallback(CommandBody):
     "it must exist, not have ended and cover the booking's day (else 422). "
     "If-Match is refused (422): a create has no version to match.",
     dependencies=[Depends(permits(WORK_ORDER_COMMANDS, "book"))],
-    responses=command_responses(201, 401, 403, 413, 422),
+    responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="work_orders_book",
 )
 def book(
@@ -245,12 +256,12 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
                **responses(401, 404, 422)},
 )
 def get_work_order(
-    id: UUID,
+    id: RecordId,
     response: Response,
     ledger: LedgerDep,
     caller: CallerDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="the state as it was at this instant")
+        Instant | None, Query(description="the state as it was at this instant")
     ] = None,
 ) -> dict[str, Any]:
     if as_of is None:
@@ -267,5 +278,5 @@ def get_work_order(
     summary="The audit trail of a work order, oldest first",
     responses=responses(401, 404, 422),
 )
-def work_order_history(id: UUID, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def work_order_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
     return history_view(ledger.history(WorkOrder, id))
