@@ -53,7 +53,7 @@ SERVICES = [
     "电路检修",
 ]
 CONDUCT = [("uniform", None), ("grooming", Decimal("-0.5")), ("posture", None),
-           ("sleeping", Decimal("-2")), ("personal_call", None), ("chatting", None),
+           ("sleeping", Decimal("-3")), ("personal_call", None), ("chatting", None),
            ("reading", None), ("absence", None)]  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from fieldledger.api.routes import (
     satisfaction,
     sla,
     staff,
+    training,
     work_orders,
 )
 from fieldledger.application.database import Database
@@ -31,6 +32,7 @@ from fieldledger.application.settings import Settings
 from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
+from fieldledger.projections.appraisal import AppraisalTrainingWatch
 from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.maintenance_contracts import ContractRenewals
 from fieldledger.projections.projector import BackgroundProjector, Projections
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projector = projector
         sweeper = BackgroundSweeper(
             ledger, SlaRedTargets(projections), settings.sweep_interval,
+            training=AppraisalTrainingWatch(projections),
             renewals=ContractRenewals(projections),
         )  # fmt: skip
         sweeping = settings.background and settings.sweep_interval > 0
@@ -112,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (maintenance_contracts, satisfaction, appraisal, callbacks, reports):
+    for module in (maintenance_contracts, satisfaction, appraisal, training, callbacks, reports):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -101,8 +101,7 @@ def serve(
     open_ledger(settings).close()
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(
-        f"fieldledger on {redacted(settings.database_url)}: "
-        f"API docs at http://{shown}:{port}/docs",
+        f"fieldledger on {redacted(settings.database_url)}: API docs at http://{shown}:{port}/docs",
         err=True,
     )
     warn_about_calendar(settings)
@@ -248,6 +247,7 @@ def projections_run() -> None:
     import threading
 
     from fieldledger.application.sla_sweep import BackgroundSweeper
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.projector import BackgroundProjector
     from fieldledger.projections.sla import SlaRedTargets
@@ -261,6 +261,7 @@ def projections_run() -> None:
         sweeper = (
             BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
                               settings.sweep_interval,
+                              training=AppraisalTrainingWatch(projections),
                               renewals=ContractRenewals(projections))
             if settings.sweep_interval > 0 else None
         )  # fmt: skip
@@ -325,9 +326,7 @@ def projections_rebuild(
         chosen = names or list(projections.models)
         unknown = [n for n in chosen if n not in projections.models]
         if unknown:
-            fail(
-                f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models)
-            )
+            fail(f"unknown projection {unknown[0]!r}; known: " + ", ".join(projections.models))
         head = projections.head()
         columns = (
             TextColumn("{task.description}"),
@@ -408,9 +407,13 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system); and each
-    maintenance contract's renewal notice due then is recorded once."""
+    open and not escalated yet, is escalated once (actor system); each
+    maintenance contract's renewal notice due then is recorded once; and of the
+    training deadlines: each passed unmet is recorded overdue once, each final
+    test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
+    from fieldledger.application.training_sweep import sweep_training
+    from fieldledger.projections.appraisal import AppraisalTrainingWatch
     from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -428,6 +431,9 @@ def sla_sweep(
                 projections.ledger, SlaRedTargets(projections), instant,
                 renewals=ContractRenewals(projections),
             )  # fmt: skip
+            training = sweep_training(
+                projections.ledger, AppraisalTrainingWatch(projections), instant
+            )
         except InvalidCommand as e:
             fail(f"--{e.field}: {e.message}")
         except ProjectionFailed as e:
@@ -442,9 +448,12 @@ def sla_sweep(
             f"renewal notice due for maintenance contract {notice.contract_id}: "
             f"ends {notice.ends_on} (version {notice.version})"
         )
+    for staff_id, event_type, what in training.recorded:
+        typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
-        f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices",
+        f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices; "
+        f"training: {len(training.recorded)} recorded",
         err=True,
     )
 

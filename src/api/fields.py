@@ -122,6 +122,20 @@ Quantity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), _WHOLE]
 #: Maintenance visits a year under a contract, 1 to 366 (one a day at most).
 VisitsPerYear = Annotated[int, Strict(), Field(ge=1, le=366), _WHOLE]
 Flag = Annotated[bool, Strict()]
+#: Minutes late for a shift: 0 to a day (1440); more is absurd.
+Minutes = Annotated[int, Strict(), Field(ge=0, le=24 * 60), _WHOLE]
+
+
+def _day_text(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is None:
+        raise PydanticCustomError("date", "must be a date YYYY-MM-DD")
+    return value
+
+
+#: A calendar day in a body, YYYY-MM-DD (a number is not a day).
+Day = Annotated[date, BeforeValidator(_day_text)]
 
 
 def _instant_text(value: Any) -> Any:

@@ -66,8 +66,15 @@ VALUE_TYPES: list[type[Any]] = [
 
 #: Fields every event has; the rest is the event's own data.
 BASE_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "role",
-     "occurred_at"}
+    {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        "actor",
+        "role",
+        "occurred_at",
+    }
 )
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -124,8 +131,12 @@ class CommandResult:
     replayed: bool = False
 
     def as_receipt(self) -> dict[str, Any]:
-        return {"id": str(self.id), "version": self.version, "state": self.state,
-                "created": self.created}
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "state": self.state,
+            "created": self.created,
+        }
 
     @staticmethod
     def from_receipt(data: Mapping[str, Any], position: int | None) -> CommandResult:
@@ -456,16 +467,70 @@ class FieldLedger(Application[UUID]):
         kind: str,
         points: Decimal | None,
         note: str,
+        minutes: int | None = None,
+        discipline: str | None = None,
+        extra_points: Decimal | None = None,
         occurred_at: datetime | None = None,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
-        """Record conduct; the staff member's record is opened on its first entry.
+        """Record conduct (contract §11.1); see `staff_command`."""
+        args = {"kind": kind, "points": points, "note": note, "minutes": minutes,
+                "discipline": discipline, "extra_points": extra_points}  # fmt: skip
+        return self.staff_command(
+            caller, staff_id, "conduct", args, occurred_at=occurred_at,
+            expected_version=expected_version, idempotency=idempotency,
+        )  # fmt: skip
+
+    def staff_command(
+        self,
+        caller: Caller,
+        staff_id: str,
+        command: str,
+        args: Mapping[str, Any],
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """A command on a staff member's record (`STAFF_METHODS`); the record is
+        opened on its first entry.
 
         `expected_version` is the record's version before this entry (0 while it
-        has none), as in the ETag of the previous conduct answer.
+        has none), as in the ETag of the previous answer.
         """
-        authorize(STAFF_COMMANDS, "conduct", caller.role, caller.actor)
+        authorize(STAFF_COMMANDS, command, caller.role, caller.actor)
+        method = STAFF_METHODS[command]
+        rules = self._staff_rules(command)
+
+        def act(staff: StaffMember, ctx: Context) -> None:
+            getattr(staff, method)(ctx, **rules, **args)
+
+        return self.staff_act(
+            caller, staff_id, act, occurred_at=occurred_at, expected_version=expected_version,
+            idempotency=idempotency,
+        )  # fmt: skip
+
+    def _staff_rules(self, command: str) -> dict[str, Any]:
+        """What of the policy in force a staff command is checked against."""
+        if command == "conduct":
+            return {"policy": self.policy.conduct, "timezone": self.timezone}
+        if command == "training":
+            return {"policy": self.policy.training}
+        return {}
+
+    def staff_act(
+        self,
+        caller: Caller,
+        staff_id: str,
+        act: Callable[[StaffMember, Context], None],
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Load (or open) a staff member's record, `act` on it, save. Who may act
+        is the caller's business (`staff_command`; the sweep acts as the system)."""
         replay = self._replay(caller, idempotency)
         if replay is not None:
             return replay
@@ -483,7 +548,7 @@ class FieldLedger(Application[UUID]):
             if staff is None:
                 staff = StaffMember.register(ctx, staff_id)
             assert isinstance(staff, StaffMember)
-            staff.record_conduct(ctx, self.policy.conduct, kind, points, note)
+            act(staff, ctx)
             result = CommandResult(staff.id, staff.version, staff.state_name)
             try:
                 position = self._save(caller, idempotency, result, staff)
@@ -661,4 +726,14 @@ MAINTENANCE_CONTRACT_METHODS: dict[str, str] = {
     "renew": "renew",
     "end": "end",
     "record-renewal-notice": "record_renewal_notice",
+}
+
+#: Staff commands (contract §11.1, §11.7): path suffix → StaffMember method.
+STAFF_METHODS: dict[str, str] = {
+    "conduct": "record_conduct",
+    "quality-checks": "check_quality",
+    "retrained": "retrain",
+    "reassigned": "reassign",
+    "joined": "join",
+    "training": "record_training",
 }

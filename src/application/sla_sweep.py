@@ -30,6 +30,7 @@ from fieldledger.application.renewal_notices import (
     record_renewal_notices,
 )
 from fieldledger.application.sla import subject_of, targets_of
+from fieldledger.application.training_sweep import TrainingWatch, sweep_training
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import MAX_CLOCK_SKEW, describe_interval
 from fieldledger.domain.sla import Kind
@@ -184,11 +185,14 @@ class BackgroundSweeper:
         ledger: FieldLedger,
         source: RedTargetSource,
         interval: float,
+        training: TrainingWatch | None = None,
         *,
         renewals: RenewalNoticeSource | None = None,
     ) -> None:
         self.ledger = ledger
         self.source = source
+        #: The training deadlines' sweep (contract §11.7) runs in the same round.
+        self.training = training
         self.renewals = renewals
         self.interval = interval
         self.last_error: str | None = None
@@ -207,6 +211,8 @@ class BackgroundSweeper:
         while not self._stop.wait(self.interval):
             try:
                 report = sweep(self.ledger, self.source, renewals=self.renewals)
+                if self.training is not None:
+                    sweep_training(self.ledger, self.training)
             except Exception as e:  # a database hiccup or a failed view: next round
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("SLA sweep failed: %s", self.last_error)

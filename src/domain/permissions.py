@@ -60,8 +60,15 @@ COMPLAINT_COMMANDS: dict[str, frozenset[Role]] = {
     "escalate": frozenset({_SUPER, _DISPATCH, _SYSTEM}),
 }
 
+# Contract §11.1, §11.7: a supervisor records conduct, spot checks, their
+# outcome (retrained, reassigned), joining and training.
 STAFF_COMMANDS: dict[str, frozenset[Role]] = {
     "conduct": frozenset({_SUPER}),
+    "quality-checks": frozenset({_SUPER}),
+    "retrained": frozenset({_SUPER}),
+    "reassigned": frozenset({_SUPER}),
+    "joined": frozenset({_SUPER}),
+    "training": frozenset({_SUPER}),
 }
 
 # Contract §11.5: dispatchers and supervisors sign, renew and end maintenance

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from fieldledger.domain.appraisal import notice_in_advance
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import (
     Context,
@@ -151,7 +152,11 @@ class WorkOrder(LedgerAggregate):
         reason: str
 
         def happen(self, wo: WorkOrder) -> None:
-            wo.lateness_notified = True
+            # Advance notice only if given before the appointment start (contract
+            # §11.2; 000 二(三)1 需提前與客戶溝通); a later one is kept on record.
+            start = None if wo.appointment is None else wo.appointment.start
+            if notice_in_advance(self.occurred_at, start):
+                wo.lateness_notified = True
             wo.expected_arrival = self.expected_arrival
 
     class Arrived(Event):
@@ -159,7 +164,8 @@ class WorkOrder(LedgerAggregate):
         minutes_late: int | None
         #: Whole minutes before the appointment start, rounded down.
         minutes_early: int | None
-        #: Whether the customer was warned (LatenessNotified) before arrival.
+        #: Whether the customer was warned (LatenessNotified) before the
+        #: appointment start (§11.2; before it: before arrival).
         lateness_notified: bool
 
         def happen(self, wo: WorkOrder) -> None:
@@ -487,8 +493,6 @@ def check_escalation(aggregate: Any, level: int, target: str | None) -> None:
     """Escalation only goes up (or stays at the top), 1 to 3; a target once."""
     require_between("level", level, 1, 3)
     if level < aggregate.escalation_level:
-        raise aggregate.refuse(
-            "escalate", f"it is already at level {aggregate.escalation_level}"
-        )
+        raise aggregate.refuse("escalate", f"it is already at level {aggregate.escalation_level}")
     if target is not None and target in aggregate.escalated_targets:
         raise aggregate.refuse("escalate", f"target {target} was already escalated")

@@ -1,12 +1,15 @@
 """Staff appraisal: points per staff member per calendar month, every point traced
-to the event that caused it (contract §6).
+to the event that caused it and the rule's source (contract §6, §11.1, §11.2,
+§11.4, §11.7).
 
-The tables keep facts, not points: arrivals (minutes late, notified or not),
-surveys (praise, csat), complaints and the findings that charge staff,
-conduct records. Points, months and discipline are worked out when asked, from
-the service's current policy and time zone (`ProjectionSettings`): a changed
-policy applies at once to every month, with no rebuild, and an answer always
-says which policy version computed it.
+The tables keep facts, not points: arrivals (minutes late, when notice was
+given, the appointment start), surveys (praise, csat, the four ratings),
+complaints and the findings that charge staff, conduct records with the
+supervisor's choices, spot checks, retraining, training records, and the
+policies adopted. Points, months and discipline are worked out when asked, by
+the rules of `fieldledger.domain.appraisal`, under the policy in force for
+each month (the latest adopted before the month ended; the service's current
+policy for months before any was recorded), in the service's time zone.
 
 A month starts at the policy's `appraisal.base_points` (100). Items:
 
@@ -19,25 +22,44 @@ A month starts at the policy's `appraisal.base_points` (100). Items:
   the findings that first named them (no double counting), one no longer named
   loses it, one newly named is charged by the new findings.
 - `praise`: feedback with praise: `appraisal.praise` to the order's technician.
+- `ratings`: the month's mean of the four 1-4 ratings of feedback on the
+  technician's orders: +2 / -2 by the policy's thresholds.
 - `conduct`: a supervisor's `ConductRecorded`, with its recorded points; and
-  `discipline_step`: the extra points the policy gives when the Nth record of one
-  kind in one month reaches a step of the ladder (the 3rd personal call: -10).
+  `discipline_step`: the extra points of the kind's ladder when the Nth record
+  of one kind in one month reaches a step with extra points (chosen by the
+  supervisor, else the mildest).
+- `training`: a training record's points in the month it was held.
 
 An item belongs to the month of its event's `occurred_at` in the time zone.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from fieldledger.application.database import Tx
+from fieldledger.domain.adopted_policies import AdoptedPolicy
+from fieldledger.domain.appraisal import (
+    SEVERITY,
+    ConductFact,
+    TrainingFact,
+    fault_standing,
+    judge_conduct,
+    late_arrival_points,
+    notice_in_advance,
+    ordinal,
+    pass_rates,
+    ratings_points,
+    training_points,
+)
 from fieldledger.domain.complaints import Complaint
-from fieldledger.domain.periods import Period, month_of
-from fieldledger.domain.policy import Policy
+from fieldledger.domain.periods import Period, month_of, parse_period
+from fieldledger.domain.policy import ConductPolicy, Discipline, Policy, policy_from_document
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import ReadModel, Tables
@@ -57,6 +79,8 @@ COMPANY_AT_FAULT = "company_at_fault"
 PRAISE = "praise"
 CONDUCT = "conduct"
 DISCIPLINE_STEP = "discipline_step"
+RATINGS = "ratings"
+TRAINING = "training"
 
 
 class StaffUnknown(LookupError):
@@ -77,10 +101,15 @@ class Item:
     month: str
     detail: str
     kind: str | None = None
+    #: The rulebook and section the points apply, or "policy" where they are ours.
+    source: str = "policy"
+    #: The step of discipline this record reaches (conduct only).
+    discipline: Discipline | None = None
 
     def view(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
+            "source": self.source,
             "points": number(self.points),
             "aggregate_id": self.aggregate_id,
             "version": self.version,
@@ -92,14 +121,9 @@ class Item:
         }
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 class AppraisalView(ReadModel):
     name = "appraisal"
-    schema_version = 1
+    schema_version = 2
     tables: ClassVar[tuple[str, ...]] = (
         "appraisal_staff",
         "appraisal_orders",
@@ -107,7 +131,16 @@ class AppraisalView(ReadModel):
         "appraisal_complaint_staff",
         "appraisal_faults",
         "appraisal_conduct",
+        "appraisal_staff_records",
+        "appraisal_training",
+        "appraisal_policies",
     )
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        #: Policies by version (a version is a digest of its content).
+        self._parsed: dict[str, Policy] = {}
+        self._current_version: str | None = None
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         statements = [
@@ -118,7 +151,8 @@ class AppraisalView(ReadModel):
             "arrived_at TEXT, arrival_version INTEGER, minutes_late INTEGER, "
             "lateness_notified INTEGER, rejections INTEGER NOT NULL DEFAULT 0, "
             "accepted_at TEXT, first_time_fix INTEGER, "
-            "feedback_at TEXT, feedback_version INTEGER, csat INTEGER, praise INTEGER)",
+            "feedback_at TEXT, feedback_version INTEGER, csat INTEGER, praise INTEGER, "
+            "appointment_start TEXT, notified_at TEXT, ratings_sum INTEGER)",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'technician')} "
             f"ON {t.appraisal_orders} (technician_id)",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'arrived')} "
@@ -147,9 +181,29 @@ class AppraisalView(ReadModel):
             f"CREATE TABLE IF NOT EXISTS {t.appraisal_conduct} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL, "
             "kind TEXT NOT NULL, points NUMERIC NOT NULL, note TEXT NOT NULL, "
-            "occurred_at TEXT NOT NULL, PRIMARY KEY (aggregate_id, version))",
+            "occurred_at TEXT NOT NULL, minutes INTEGER, discipline TEXT, extra_points NUMERIC, "
+            "PRIMARY KEY (aggregate_id, version))",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_conduct, 'occurred')} "
             f"ON {t.appraisal_conduct} (occurred_at)",
+            # Spot checks, retraining, reassignment, joining, training overdue
+            # and dismissals: one row per event.
+            f"CREATE TABLE IF NOT EXISTS {t.appraisal_staff_records} ("
+            "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL, "
+            "what TEXT NOT NULL, passed INTEGER, note TEXT, training_kind TEXT, "
+            "requirement TEXT, on_day TEXT, occurred_at TEXT NOT NULL, "
+            "PRIMARY KEY (aggregate_id, version))",
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_staff_records, 'staff')} "
+            f"ON {t.appraisal_staff_records} (staff_id, occurred_at)",
+            f"CREATE TABLE IF NOT EXISTS {t.appraisal_training} ("
+            "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL, "
+            "training_kind TEXT NOT NULL, held_on TEXT NOT NULL, attended INTEGER NOT NULL, "
+            "disciplined INTEGER NOT NULL, form_completed INTEGER NOT NULL, test_passed INTEGER, "
+            "attempt INTEGER, deadline TEXT, occurred_at TEXT NOT NULL, "
+            "PRIMARY KEY (aggregate_id, version))",
+            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_training, 'held')} "
+            f"ON {t.appraisal_training} (held_on)",
+            f"CREATE TABLE IF NOT EXISTS {t.appraisal_policies} ("
+            "version TEXT PRIMARY KEY, adopted_at TEXT NOT NULL, document TEXT NOT NULL)",
         ]
         for statement in statements:
             tx.execute(statement)
@@ -179,10 +233,11 @@ class AppraisalView(ReadModel):
         )
 
     def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
+        start = None if e.appointment is None else utc_text(e.appointment.start)
         tx.execute(
-            f"INSERT INTO {t.appraisal_orders} (work_order_id) VALUES (?) "
+            f"INSERT INTO {t.appraisal_orders} (work_order_id, appointment_start) VALUES (?, ?) "
             "ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id),),
+            (str(e.originator_id), start),
         )
 
     def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
@@ -190,7 +245,12 @@ class AppraisalView(ReadModel):
         self._set_order(tx, t, e, technician_id=e.technician_id)
 
     def _lateness_notified(self, tx: Tx, t: Tables, e: WorkOrder.LatenessNotified) -> None:
-        self._set_order(tx, t, e, lateness_reason=e.reason)
+        # The first notice is the one that may have come in advance (§11.2).
+        tx.execute(
+            f"UPDATE {t.appraisal_orders} SET lateness_reason = ?, "
+            "notified_at = COALESCE(notified_at, ?) WHERE work_order_id = ?",
+            (e.reason, utc_text(e.occurred_at), str(e.originator_id)),
+        )
 
     def _arrived(self, tx: Tx, t: Tables, e: WorkOrder.Arrived) -> None:
         self._set_order(
@@ -212,6 +272,8 @@ class AppraisalView(ReadModel):
         self._set_order(
             tx, t, e, feedback_at=utc_text(e.occurred_at), feedback_version=e.originator_version,
             csat=e.feedback.csat, praise=int(e.feedback.praise),
+            ratings_sum=e.feedback.attitude + e.feedback.skill + e.feedback.punctuality
+            + e.feedback.promise,
         )  # fmt: skip
 
     def _lodged(self, tx: Tx, t: Tables, e: Complaint.Lodged) -> None:
@@ -280,14 +342,60 @@ class AppraisalView(ReadModel):
 
     def _conduct(self, tx: Tx, t: Tables, e: StaffMember.ConductRecorded) -> None:
         self._seen(tx, t, e.staff_id, e.occurred_at)
+        extra = None if e.extra_points is None else numeric(tx, e.extra_points)
         tx.execute(
             f"INSERT INTO {t.appraisal_conduct} (aggregate_id, version, staff_id, kind, points, "
-            "note, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "note, occurred_at, minutes, discipline, extra_points) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 str(e.originator_id), e.originator_version, e.staff_id, e.kind,
-                numeric(tx, e.points), e.note, utc_text(e.occurred_at),
+                numeric(tx, e.points), e.note, utc_text(e.occurred_at), e.minutes,
+                e.discipline, extra,
             ),
         )  # fmt: skip
+
+    def _staff_record(self, tx: Tx, t: Tables, e: Any) -> None:
+        self._seen(tx, t, e.staff_id, e.occurred_at)
+        what = _STAFF_RECORDS[type(e)]
+        passed = getattr(e, "passed", None)
+        on_day = (
+            getattr(e, "on", None) or getattr(e, "due_on", None) or getattr(e, "deadline", None)
+        )
+        tx.execute(
+            f"INSERT INTO {t.appraisal_staff_records} (aggregate_id, version, staff_id, what, "
+            "passed, note, training_kind, requirement, on_day, occurred_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                str(e.originator_id), e.originator_version, e.staff_id, what,
+                None if passed is None else int(passed),
+                getattr(e, "notes", None) or getattr(e, "note", None),
+                getattr(e, "training_kind", None), getattr(e, "requirement", None),
+                None if on_day is None else on_day.isoformat(), utc_text(e.occurred_at),
+            ),
+        )  # fmt: skip
+
+    def _training(self, tx: Tx, t: Tables, e: StaffMember.TrainingRecorded) -> None:
+        self._seen(tx, t, e.staff_id, e.occurred_at)
+        tx.execute(
+            f"INSERT INTO {t.appraisal_training} (aggregate_id, version, staff_id, "
+            "training_kind, held_on, attended, disciplined, form_completed, test_passed, "
+            "attempt, deadline, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (
+                str(e.originator_id), e.originator_version, e.staff_id, e.training_kind,
+                e.held_on.isoformat(), int(e.attended), int(e.disciplined),
+                int(e.form_completed), None if e.test_passed is None else int(e.test_passed),
+                e.attempt, None if e.deadline is None else e.deadline.isoformat(),
+                utc_text(e.occurred_at),
+            ),
+        )  # fmt: skip
+
+    def _policy_adopted(self, tx: Tx, t: Tables, e: AdoptedPolicy.PolicyAdopted) -> None:
+        tx.execute(
+            f"INSERT INTO {t.appraisal_policies} (version, adopted_at, document) "
+            "VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
+            (e.version, utc_text(e.occurred_at), json.dumps(e.document, sort_keys=True)),
+        )
 
     _handlers: ClassVar[dict[type, Callable[[AppraisalView, Tx, Tables, Any], None]]] = {
         WorkOrder.Booked: _booked,
@@ -304,59 +412,103 @@ class AppraisalView(ReadModel):
         Complaint.Reopened: _complaint_confirmed,
         StaffMember.Registered: _registered,
         StaffMember.ConductRecorded: _conduct,
+        StaffMember.QualityChecked: _staff_record,
+        StaffMember.Retrained: _staff_record,
+        StaffMember.Reassigned: _staff_record,
+        StaffMember.Joined: _staff_record,
+        StaffMember.TrainingOverdue: _staff_record,
+        StaffMember.Dismissed: _staff_record,
+        StaffMember.TrainingRecorded: _training,
+        AdoptedPolicy.PolicyAdopted: _policy_adopted,
     }
 
-    # -- the rules, applied when asked ---------------------------------------
+    # -- the policy of a month -------------------------------------------------
 
-    @property
-    def policy(self) -> Policy:
-        return self.settings.policy
+    def policy_for(self, tx: Tx, t: Tables, month: str) -> Policy:
+        """The policy in force for a month (see `in_force`)."""
+        return self.in_force(tx, t, month)[1]
+
+    def in_force(self, tx: Tx, t: Tables, month: str) -> tuple[str, Policy]:
+        """The version and policy in force for a month: the latest adopted before
+        the month ended; the service's current policy if none was recorded by
+        then. The version is the one recorded (a policy of an earlier shape is
+        read into the current models, whose digest would differ)."""
+        end = parse_period(month).ends_at(self.settings.timezone)
+        row = tx.query(
+            f"SELECT version, document FROM {t.appraisal_policies} WHERE adopted_at < ? "
+            "ORDER BY adopted_at DESC, version LIMIT 1",
+            (utc_text(end),),
+        )
+        if not row:
+            current = self.settings.policy
+            version = self._current_version
+            if version is None:
+                version = self._current_version = current.version
+            return version, current
+        version = row[0]["version"]
+        found = self._parsed.get(version)
+        if found is None:
+            found = self._parsed[version] = policy_from_document(json.loads(row[0]["document"]))
+        return version, found
 
     def _month(self, occurred_at: str) -> str:
         return month_of(datetime.fromisoformat(occurred_at), self.settings.timezone)
 
     def items(self, tx: Tx, t: Tables, period: Period, staff_id: str | None = None) -> list[Item]:
         """Every item of the period, for one staff member or all, in time order
-        (with those of no points, which count for the ladder but are not shown)."""
-        start = period.starts_at(self.settings.timezone)
-        end = period.ends_at(self.settings.timezone)
-        found = [
-            *self._late_arrivals(tx, t, start, end, staff_id),
-            *self._faults(tx, t, start, end, staff_id),
-            *self._praise(tx, t, start, end, staff_id),
-            *self._conduct_items(tx, t, start, end, staff_id),
-        ]
-        found.sort(key=lambda i: (i.occurred_at, i.aggregate_id, i.version, i.rule))
+        (with those of no points, which count for the ladder but are not shown),
+        each month under its own policy."""
+        found: list[Item] = []
+        policies = {m: self.policy_for(tx, t, m) for m in period.months}
+        for month, policy in policies.items():
+            one = parse_period(month)
+            start = one.starts_at(self.settings.timezone)
+            end = one.ends_at(self.settings.timezone)
+            found += self._late_arrivals(tx, t, policy, start, end, staff_id)
+            found += self._faults(tx, t, policy, start, end, staff_id)
+            found += self._praise(tx, t, policy, start, end, staff_id)
+            found += self._ratings(tx, t, policy, month, start, end, staff_id)
+            found += self._training_items(tx, t, policy, one, staff_id)
+        found += self._conduct_items(tx, t, period, policies, staff_id)
+        found.sort(key=lambda i: (i.occurred_at, i.aggregate_id, i.version, i.rule, i.detail))
         return found
 
     def _late_arrivals(
-        self, tx: Tx, t: Tables, start: datetime, end: datetime, staff_id: str | None
-    ) -> list[Item]:
+        self, tx: Tx, t: Tables, policy: Policy, start: datetime, end: datetime,
+        staff_id: str | None,
+    ) -> list[Item]:  # fmt: skip
         where, params = between("arrived_at", start, end)
         who, whom = _staff_filter("technician_id", staff_id)
         rows = tx.query(
-            "SELECT work_order_id, technician_id, arrival_version, arrived_at, minutes_late "
-            f"FROM {t.appraisal_orders} WHERE minutes_late > 0 AND lateness_notified = 0 "
+            "SELECT work_order_id, technician_id, arrival_version, arrived_at, minutes_late, "
+            f"notified_at, appointment_start FROM {t.appraisal_orders} WHERE minutes_late > 0 "
             f"AND technician_id IS NOT NULL{where}{who}",
             (*params, *whom),
         )
-        bands = self.policy.appraisal
-        return [
-            Item(
-                staff_id=r["technician_id"], rule=LATE_ARRIVAL,
-                points=bands.lateness_points(int(r["minutes_late"])),
+        items = []
+        for r in rows:
+            notified = notice_in_advance(
+                _instant(r["notified_at"]), _instant(r["appointment_start"])
+            )
+            points = late_arrival_points(policy.appraisal, int(r["minutes_late"]), notified)
+            if points == 0:
+                continue
+            late_notice = " (notice came after the start)" if r["notified_at"] else ""
+            items.append(Item(
+                staff_id=r["technician_id"], rule=LATE_ARRIVAL, points=points,
                 aggregate_id=r["work_order_id"], version=int(r["arrival_version"]),
                 event_type="Arrived", occurred_at=r["arrived_at"],
                 month=self._month(r["arrived_at"]),
                 detail=f"arrived {r['minutes_late']} min after the appointment start "
-                "without notice",
-            )
-            for r in rows
-        ]
+                f"without notice in advance{late_notice}",
+                source=policy.appraisal.sources.late_arrival,
+            ))  # fmt: skip
+        return items
 
     def _faults(
-        self, tx: Tx, t: Tables, start: datetime, end: datetime, staff_id: str | None
-    ) -> list[Item]:
+        self, tx: Tx, t: Tables, policy: Policy, start: datetime, end: datetime,
+        staff_id: str | None,
+    ) -> list[Item]:  # fmt: skip
         where, params = between("f.occurred_at", start, end)
         who, whom = _staff_filter("f.staff_id", staff_id)
         rows = tx.query(
@@ -365,7 +517,7 @@ class AppraisalView(ReadModel):
             f"ON c.complaint_id = f.complaint_id WHERE 1 = 1{where}{who}",
             (*params, *whom),
         )
-        fault = self.policy.appraisal.fault
+        fault = policy.appraisal.fault
         return [
             Item(
                 staff_id=r["staff_id"], rule=COMPANY_AT_FAULT,
@@ -373,13 +525,15 @@ class AppraisalView(ReadModel):
                 version=int(r["version"]), event_type="InvestigationRecorded",
                 occurred_at=r["occurred_at"], month=self._month(r["occurred_at"]),
                 detail=f"{r['severity']} complaint: the findings name them, company at fault",
+                source=policy.appraisal.sources.company_at_fault,
             )
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def _praise(
-        self, tx: Tx, t: Tables, start: datetime, end: datetime, staff_id: str | None
-    ) -> list[Item]:
+        self, tx: Tx, t: Tables, policy: Policy, start: datetime, end: datetime,
+        staff_id: str | None,
+    ) -> list[Item]:  # fmt: skip
         where, params = between("feedback_at", start, end)
         who, whom = _staff_filter("technician_id", staff_id)
         rows = tx.query(
@@ -390,52 +544,128 @@ class AppraisalView(ReadModel):
         )
         return [
             Item(
-                staff_id=r["technician_id"], rule=PRAISE, points=self.policy.appraisal.praise,
+                staff_id=r["technician_id"], rule=PRAISE, points=policy.appraisal.praise,
                 aggregate_id=r["work_order_id"], version=int(r["feedback_version"]),
                 event_type="FeedbackReceived", occurred_at=r["feedback_at"],
                 month=self._month(r["feedback_at"]), detail="praised in the customer's feedback",
+                source=policy.appraisal.sources.praise,
             )
             for r in rows
-        ]
+        ]  # fmt: skip
+
+    def _ratings(
+        self, tx: Tx, t: Tables, policy: Policy, month: str, start: datetime, end: datetime,
+        staff_id: str | None,
+    ) -> list[Item]:  # fmt: skip
+        """One item per technician and month: the mean of the four ratings over the
+        month's feedback on their orders; it cites the month's last feedback."""
+        ratings = policy.appraisal.ratings
+        if ratings is None:
+            return []
+        where, params = between("feedback_at", start, end)
+        who, whom = _staff_filter("technician_id", staff_id)
+        rows = tx.query(
+            "SELECT work_order_id, technician_id, feedback_version, feedback_at, ratings_sum "
+            f"FROM {t.appraisal_orders} WHERE ratings_sum IS NOT NULL "
+            f"AND technician_id IS NOT NULL{where}{who} "
+            "ORDER BY technician_id, feedback_at, work_order_id",
+            (*params, *whom),
+        )
+        by_staff: dict[str, list[Any]] = {}
+        for r in rows:
+            by_staff.setdefault(r["technician_id"], []).append(r)
+        items = []
+        for technician, surveys in by_staff.items():
+            total = sum(int(r["ratings_sum"]) for r in surveys)
+            average = Decimal(total) / (4 * len(surveys))
+            points = ratings_points(ratings, average)
+            if points == 0:
+                continue
+            last = surveys[-1]
+            items.append(Item(
+                staff_id=technician, rule=RATINGS, points=points,
+                aggregate_id=last["work_order_id"], version=int(last["feedback_version"]),
+                event_type="FeedbackReceived", occurred_at=last["feedback_at"], month=month,
+                detail=f"mean rating {average.quantize(Decimal('0.01'))} over {len(surveys)} "
+                f"survey(s) this month (good from {ratings.good_from}, poor below "
+                f"{ratings.poor_below})",
+                source=ratings.source,
+            ))  # fmt: skip
+        return items
+
+    def _training_items(
+        self, tx: Tx, t: Tables, policy: Policy, month: Period, staff_id: str | None
+    ) -> list[Item]:
+        """Training records' points, in the month the training was held."""
+        who, whom = _staff_filter("staff_id", staff_id)
+        rows = tx.query(
+            f"SELECT * FROM {t.appraisal_training} WHERE held_on >= ? AND held_on < ?{who}",
+            (month.first_day.isoformat(), month.end_day.isoformat(), *whom),
+        )
+        items = []
+        for r in rows:
+            for why, points in training_points(policy.training, _training_fact(r)):
+                items.append(Item(
+                    staff_id=r["staff_id"], rule=TRAINING, points=points,
+                    aggregate_id=r["aggregate_id"], version=int(r["version"]),
+                    event_type="TrainingRecorded", occurred_at=r["occurred_at"],
+                    month=month.name, kind=r["training_kind"],
+                    detail=f"{r['training_kind']} training held {r['held_on']}: {why}",
+                    source=policy.training.source,
+                ))  # fmt: skip
+        return items
 
     def _conduct_items(
-        self, tx: Tx, t: Tables, start: datetime, end: datetime, staff_id: str | None
-    ) -> list[Item]:
-        """Conduct as recorded, and the ladder's extra points: records of one kind
-        are numbered within each month in the order they occurred (one staff
-        member's records are one aggregate, whose events never go back in time)."""
+        self, tx: Tx, t: Tables, period: Period, policies: dict[str, Policy],
+        staff_id: str | None,
+    ) -> list[Item]:  # fmt: skip
+        """Conduct as recorded, and the ladder's extra points: the domain numbers
+        records of one kind within each month in the order they occurred (one
+        staff member's records are one aggregate, whose events never go back in
+        time) and judges them under the month's policy."""
+        start = period.starts_at(self.settings.timezone)
+        end = period.ends_at(self.settings.timezone)
         where, params = between("occurred_at", start, end)
         who, whom = _staff_filter("staff_id", staff_id)
         rows = tx.query(
-            "SELECT aggregate_id, version, staff_id, kind, points, note, occurred_at "
-            f"FROM {t.appraisal_conduct} WHERE 1 = 1{where}{who} "
+            "SELECT aggregate_id, version, staff_id, kind, points, note, occurred_at, minutes, "
+            f"discipline, extra_points FROM {t.appraisal_conduct} WHERE 1 = 1{where}{who} "
             "ORDER BY staff_id, occurred_at, version",
             (*params, *whom),
         )
-        conduct = self.policy.conduct
-        repeats: dict[tuple[str, str, str], int] = {}
+        facts = [
+            ConductFact(
+                r["staff_id"], r["kind"], self._month(r["occurred_at"]), exact(r["points"]),
+                r["discipline"], None if r["extra_points"] is None else exact(r["extra_points"]),
+            )
+            for r in rows
+        ]  # fmt: skip
+
+        def conduct_of(month: str) -> ConductPolicy:
+            return policies[month].conduct
+
         items: list[Item] = []
-        for r in rows:
-            month = self._month(r["occurred_at"])
-            key = (r["staff_id"], r["kind"], month)
-            repeat = repeats[key] = repeats.get(key, 0) + 1
+        for r, judged in zip(rows, judge_conduct(conduct_of, facts), strict=True):
+            fact = judged.fact
             common = {
-                "staff_id": r["staff_id"], "aggregate_id": r["aggregate_id"],
+                "staff_id": fact.staff_id, "aggregate_id": r["aggregate_id"],
                 "version": int(r["version"]), "event_type": "ConductRecorded",
-                "occurred_at": r["occurred_at"], "month": month, "kind": r["kind"],
+                "occurred_at": r["occurred_at"], "month": fact.month, "kind": fact.kind,
+                "source": judged.source,
             }  # fmt: skip
             note = f": {r['note']}" if r["note"] else ""
-            items.append(
-                Item(rule=CONDUCT, points=exact(r["points"]),
-                     detail=f"{r['kind']} ({_ordinal(repeat)} this month){note}", **common)
-            )  # fmt: skip
-            step = conduct.step_for(repeat)
-            extra = None if step is None else conduct.step_points.get(r["kind"], {}).get(step)
-            if extra is not None:
-                items.append(
-                    Item(rule=DISCIPLINE_STEP, points=extra,
-                         detail=f"{_ordinal(repeat)} {r['kind']} this month: {step}", **common)
-                )  # fmt: skip
+            minutes = f", {r['minutes']} min late for the shift" if r["minutes"] is not None else ""
+            items.append(Item(
+                rule=CONDUCT, points=fact.points,
+                detail=f"{fact.kind} ({ordinal(judged.repeat)} this month{minutes}){note}",
+                discipline=judged.discipline, **common,
+            ))  # fmt: skip
+            if judged.extra is not None and judged.step is not None:
+                items.append(Item(
+                    rule=DISCIPLINE_STEP, points=judged.extra,
+                    detail=f"{ordinal(judged.repeat)} {fact.kind} this month: "
+                    f"{judged.step.discipline}, a further {judged.extra}", **common,
+                ))  # fmt: skip
         return items
 
     # -- queries -------------------------------------------------------------
@@ -452,31 +682,164 @@ class AppraisalView(ReadModel):
         if not self.knows(tx, t, staff_id):
             raise StaffUnknown(staff_id)
         items = self.items(tx, t, period, staff_id)
-        base = self.policy.appraisal.base_points
+        version, policy = self.in_force(tx, t, period.months[-1])
+        base = policy.appraisal.base_points
+        steps = self._discipline_steps(tx, t, period, staff_id, items)
+        faults = self._service_faults(tx, t, staff_id, period, policy)
         return {
             "staff_id": staff_id,
             "period": period.name,
             "points": number(base + sum((i.points for i in items), Decimal(0))),
             "base_points": number(base),
             "items": [i.view() for i in items if i.points != 0],
-            "discipline": self._discipline(items),
+            "discipline": _highest(steps),
+            "discipline_steps": steps,
+            "retraining_required": faults["retraining_required"],
+            "service_faults": faults,
+            "training": self._training_of(tx, t, staff_id, period),
             "indicators": self._indicators(tx, t, staff_id, period),
-            "policy_version": self.policy.version,
+            "policy_version": version,
+            "policy_versions": {m: self.in_force(tx, t, m)[0] for m in period.months},
         }
 
-    def _discipline(self, conduct: Sequence[Item]) -> dict[str, str]:
-        """Per conduct kind, the highest step of the ladder reached in any month."""
-        counts: dict[tuple[str, str], int] = {}
-        for i in conduct:
-            if i.rule == CONDUCT and i.kind is not None:
-                counts[(i.kind, i.month)] = counts.get((i.kind, i.month), 0) + 1
-        ladder = self.policy.conduct.ladder
-        reached: dict[str, int] = {}
-        for (kind, _month), count in counts.items():
-            rungs = [n for n in ladder if n <= count]
-            if rungs:
-                reached[kind] = max(reached.get(kind, 0), max(rungs))
-        return {kind: ladder[rung] for kind, rung in sorted(reached.items())}
+    def _discipline_steps(
+        self, tx: Tx, t: Tables, period: Period, staff_id: str, items: Sequence[Item]
+    ) -> list[dict[str, Any]]:
+        """Every step of discipline reached in the period, with its source event:
+        the ladder's and chosen steps of conduct, and training dismissals."""
+        steps = [
+            {"kind": i.kind, "discipline": i.discipline, "month": i.month,
+             "aggregate_id": i.aggregate_id, "version": i.version, "event_type": i.event_type,
+             "occurred_at": i.occurred_at, "source": i.source}
+            for i in items if i.rule == CONDUCT and i.discipline is not None
+        ]  # fmt: skip
+        where, params = between("occurred_at", period.starts_at(self.settings.timezone),
+                                period.ends_at(self.settings.timezone))  # fmt: skip
+        for r in tx.query(
+            f"SELECT * FROM {t.appraisal_staff_records} WHERE staff_id = ? AND what = ?"
+            f"{where} ORDER BY occurred_at, version",
+            (staff_id, "dismissed", *params),
+        ):
+            steps.append({
+                "kind": f"training:{r['training_kind']}", "discipline": "dismissal",
+                "month": self._month(r["occurred_at"]), "aggregate_id": r["aggregate_id"],
+                "version": int(r["version"]), "event_type": "Dismissed",
+                "occurred_at": r["occurred_at"],
+                "source": self.policy_for(tx, t, self._month(r["occurred_at"])).training.source,
+            })  # fmt: skip
+        return steps
+
+    def _service_faults(
+        self, tx: Tx, t: Tables, staff_id: str, period: Period, policy: Policy
+    ) -> dict[str, Any]:
+        """Service faults counted up to the end of the period, cumulatively, since
+        the last retraining or reassignment (004 4.1.3)."""
+        end = utc_text(period.ends_at(self.settings.timezone))
+        rows = [
+            {"what": r["what"], "aggregate_id": r["aggregate_id"], "version": int(r["version"]),
+             "occurred_at": r["occurred_at"],
+             "event_type": _EVENT_OF[r["what"]]}
+            for r in tx.query(
+                f"SELECT what, aggregate_id, version, occurred_at FROM "
+                f"{t.appraisal_staff_records} WHERE staff_id = ? AND occurred_at < ? AND "
+                "(what IN ('retrained', 'reassigned') OR (what = 'quality_check' AND passed = 0))",
+                (staff_id, end),
+            )
+        ] + [
+            {"what": "complaint_at_fault", "aggregate_id": r["complaint_id"],
+             "version": int(r["version"]), "occurred_at": r["occurred_at"],
+             "event_type": "InvestigationRecorded"}
+            for r in tx.query(
+                f"SELECT complaint_id, version, occurred_at FROM {t.appraisal_faults} "
+                "WHERE staff_id = ? AND occurred_at < ?",
+                (staff_id, end),
+            )
+        ]  # fmt: skip
+        rows.sort(key=lambda r: (r["occurred_at"], r["aggregate_id"], r["version"]))
+        rule = policy.service_faults
+        standing = fault_standing(
+            (r["what"] not in ("retrained", "reassigned") for r in rows), rule.retraining_after
+        )
+        cleared = [i for i, r in enumerate(rows) if r["what"] in ("retrained", "reassigned")]
+        since = rows[cleared[-1] + 1 :] if cleared else rows
+        return {
+            "count": standing.count,
+            "retraining_required": standing.retraining_required,
+            "retraining_after": rule.retraining_after,
+            "source": rule.source,
+            "faults": since,
+            "last_cleared": rows[cleared[-1]] if cleared else None,
+        }
+
+    def _training_of(self, tx: Tx, t: Tables, staff_id: str, period: Period) -> dict[str, Any]:
+        joined = tx.scalar(
+            f"SELECT on_day FROM {t.appraisal_staff_records} WHERE staff_id = ? AND what = ?",
+            (staff_id, "joined"),
+        )
+        records = tx.query(
+            f"SELECT * FROM {t.appraisal_training} WHERE staff_id = ? AND held_on >= ? "
+            "AND held_on < ? ORDER BY held_on, version",
+            (staff_id, period.first_day.isoformat(), period.end_day.isoformat()),
+        )
+        where, params = between("occurred_at", period.starts_at(self.settings.timezone),
+                                period.ends_at(self.settings.timezone))  # fmt: skip
+        overdue = tx.query(
+            f"SELECT * FROM {t.appraisal_staff_records} WHERE staff_id = ? AND what = ?"
+            f"{where} ORDER BY occurred_at, version",
+            (staff_id, "training_overdue", *params),
+        )
+        return {
+            "joined_on": joined,
+            "records": [
+                {"aggregate_id": r["aggregate_id"], "version": int(r["version"]),
+                 "kind": r["training_kind"], "held_on": r["held_on"],
+                 "attended": r["attended"] == 1, "disciplined": r["disciplined"] == 1,
+                 "form_completed": r["form_completed"] == 1,
+                 "test_passed": None if r["test_passed"] is None else r["test_passed"] == 1,
+                 "attempt": r["attempt"], "deadline": r["deadline"]}
+                for r in records
+            ],
+            "overdue": [
+                {"requirement": r["requirement"], "kind": r["training_kind"],
+                 "due_on": r["on_day"], "aggregate_id": r["aggregate_id"],
+                 "version": int(r["version"]), "occurred_at": r["occurred_at"]}
+                for r in overdue
+            ],
+        }  # fmt: skip
+
+    def staff_to_check(self, tx: Tx, t: Tables) -> list[str]:
+        """Staff ids the training sweep looks at: who joined, or who has a final
+        training deadline."""
+        rows = tx.query(
+            f"SELECT staff_id FROM {t.appraisal_staff_records} WHERE what = 'joined' UNION "
+            f"SELECT staff_id FROM {t.appraisal_training} WHERE deadline IS NOT NULL "
+            "ORDER BY staff_id"
+        )
+        return [r["staff_id"] for r in rows]
+
+    def training_summary(self, tx: Tx, t: Tables, period: Period) -> dict[str, Any]:
+        """Pass rates per training kind and attempt for tests held in the period,
+        against the targets of the policy in force at the period's end."""
+        version, policy = self.in_force(tx, t, period.months[-1])
+        rows = tx.query(
+            f"SELECT training_kind, attempt, test_passed FROM {t.appraisal_training} "
+            "WHERE test_passed IS NOT NULL AND held_on >= ? AND held_on < ?",
+            (period.first_day.isoformat(), period.end_day.isoformat()),
+        )
+        rates = pass_rates(
+            policy.training,
+            ((r["training_kind"], int(r["attempt"]), r["test_passed"] == 1) for r in rows),
+        )
+        groups = []
+        for r in rates:
+            rate = percentage(r.passed, r.tests)
+            groups.append({
+                "kind": r.training_kind, "attempt": r.attempt, "tests": r.tests,
+                "passed": r.passed, "pass_rate_pct": rate, "target_pct": number(r.target_pct),
+                "below_target": rate is not None and Decimal(str(rate)) < r.target_pct,
+            })  # fmt: skip
+        return {"period": period.name, "groups": groups, "source": policy.training.source,
+                "policy_version": version}  # fmt: skip
 
     def _indicators(self, tx: Tx, t: Tables, staff_id: str, period: Period) -> dict[str, Any]:
         start = period.starts_at(self.settings.timezone)
@@ -543,7 +906,7 @@ class AppraisalView(ReadModel):
         deltas: dict[str, Decimal] = {r["staff_id"]: Decimal(0) for r in known}
         for item in self.items(tx, t, period):
             deltas[item.staff_id] = deltas.get(item.staff_id, Decimal(0)) + item.points
-        base = self.policy.appraisal.base_points
+        base = self.policy_for(tx, t, period.months[-1]).appraisal.base_points
         ordered = sorted(((base + d, s) for s, d in deltas.items()), key=lambda p: (-p[0], p[1]))
         ranking: list[dict[str, Any]] = []
         rank, previous = 0, None
@@ -556,3 +919,56 @@ class AppraisalView(ReadModel):
 
 def _staff_filter(column: str, staff_id: str | None) -> tuple[str, tuple[str, ...]]:
     return ("", ()) if staff_id is None else (f" AND {column} = ?", (staff_id,))
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _training_fact(r: Any) -> TrainingFact:
+    return TrainingFact(
+        r["training_kind"], date.fromisoformat(r["held_on"]), r["attended"] == 1,
+        r["disciplined"] == 1, r["form_completed"] == 1,
+        None if r["test_passed"] is None else r["test_passed"] == 1,
+        None if r["attempt"] is None else int(r["attempt"]),
+    )  # fmt: skip
+
+
+def _highest(steps: Iterable[dict[str, Any]]) -> dict[str, Discipline]:
+    """Per kind, the most severe step reached."""
+    found: dict[str, Discipline] = {}
+    for step in steps:
+        kind, reached = step["kind"], step["discipline"]
+        if kind not in found or SEVERITY[reached] > SEVERITY[found[kind]]:
+            found[kind] = reached
+    return dict(sorted(found.items()))
+
+
+_STAFF_RECORDS: dict[type, str] = {
+    StaffMember.QualityChecked: "quality_check",
+    StaffMember.Retrained: "retrained",
+    StaffMember.Reassigned: "reassigned",
+    StaffMember.Joined: "joined",
+    StaffMember.TrainingOverdue: "training_overdue",
+    StaffMember.Dismissed: "dismissed",
+}
+_EVENT_OF: dict[str, str] = {
+    "quality_check": "QualityChecked",
+    "retrained": "Retrained",
+    "reassigned": "Reassigned",
+}
+
+
+class AppraisalTrainingWatch:
+    """The appraisal view as the training sweep's source of candidates."""
+
+    def __init__(self, projections: Any) -> None:
+        self.projections = projections
+
+    def catch_up(self) -> None:
+        self.projections.catch_up(AppraisalView.name)
+
+    def staff_to_check(self) -> list[str]:
+        with self.projections.reading(AppraisalView.name) as (tx, t):
+            found: list[str] = self.projections.models[AppraisalView.name].staff_to_check(tx, t)
+            return found

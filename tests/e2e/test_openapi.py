@@ -49,7 +49,14 @@ CONTRACT_BODIES: dict[str, set[str]] = {
     "/complaints/{id}/resolve": {"outcome"},
     "/complaints/{id}/confirm": {"satisfied", "csat"},
     "/complaints/{id}/escalate": {"level", "reason"},
-    "/staff/{staff_id}/conduct": {"kind", "points", "note"},
+    "/staff/{staff_id}/conduct": {"kind", "points", "minutes", "discipline", "extra_points",
+                                  "note"},
+    "/staff/{staff_id}/quality-checks": {"passed", "notes"},
+    "/staff/{staff_id}/retrained": {"note"},
+    "/staff/{staff_id}/reassigned": {"note"},
+    "/staff/{staff_id}/joined": {"on"},
+    "/staff/{staff_id}/training": {"kind", "held_on", "attended", "disciplined",
+                                   "form_completed", "test_passed", "deadline"},
     # §11.5
     "/maintenance-contracts": {"customer", "starts_on", "ends_on", "visits_per_year"},
     "/maintenance-contracts/{id}/renew": {"ends_on"},
@@ -69,8 +76,11 @@ RANGES = {
     ("/work-orders/{id}/escalate", "level"): (1, 3),
     ("/complaints/{id}/escalate", "level"): (1, 3),
     ("/complaints/{id}/confirm", "csat"): (1, 5),
+    ("/staff/{staff_id}/conduct", "minutes"): (0, 24 * 60),  # issue 13: over a day is absurd
 }
 ENUMS = {
+    ("/staff/{staff_id}/conduct", "discipline"): {"warning", "demerit", "dismissal"},
+    ("/staff/{staff_id}/training", "kind"): {"induction", "monthly", "fire_safety"},
     ("/work-orders", "priority"): {"urgent", "priority", "routine"},
     ("/work-orders", "zone"): {"urban", "suburban"},
     ("/work-orders", "channel"): {"phone", "online", "walk_in"},

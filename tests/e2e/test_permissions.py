@@ -56,7 +56,7 @@ COMPLAINT_WHO: dict[str, set[str]] = {
 }
 
 # Contract §6: "conduct recorded by a supervisor".
-CONDUCT_WHO = {"supervisor"}
+CONDUCT_WHO = {"supervisor"}  # and every staff command of §11.1, §11.7
 
 # Contract §11.5: "POST /maintenance-contracts … (dispatcher, supervisor), renew, end".
 CONTRACT_WHO: dict[str, set[str]] = {
@@ -121,7 +121,15 @@ COMPLAINT_CASES = [
     Case("complaints", "escalate", "lodged", {"level": 1, "reason": "no answer in a day"}),
 ]  # fmt: skip
 
-CONDUCT_CASE = Case("staff", "conduct", None, {"kind": "grooming", "points": -1, "note": "hair"})
+STAFF_CASES = [
+    Case("staff", "conduct", None, {"kind": "grooming", "points": -1, "note": "hair"}),
+    Case("staff", "quality-checks", None, {"passed": False, "notes": "dusty floor"}),
+    Case("staff", "retrained", None, {"note": "course done"}),
+    Case("staff", "reassigned", None, {"note": "to installs"}),
+    Case("staff", "joined", None, {"on": "2026-10-08"}),
+    Case("staff", "training", None, {"kind": "monthly", "held_on": "2026-10-20",
+                                      "attended": True, "test_passed": True}),
+]  # fmt: skip
 
 CONTRACT_CASES = [
     Case("maintenance-contracts", "sign", None, CONTRACT),
@@ -129,7 +137,7 @@ CONTRACT_CASES = [
     Case("maintenance-contracts", "end", "active", {"reason": "moved away"}),
 ]
 
-ALL_CASES = [*WORK_ORDER_CASES, *COMPLAINT_CASES, CONDUCT_CASE, *CONTRACT_CASES]
+ALL_CASES = [*WORK_ORDER_CASES, *COMPLAINT_CASES, *STAFF_CASES, *CONTRACT_CASES]
 
 
 def who(case: Case) -> set[str]:
@@ -149,7 +157,7 @@ def test_the_cases_cover_every_command_route(api: Api) -> None:
     cased = set()
     for case in ALL_CASES:
         if case.resource == "staff":
-            cased.add("/staff/{staff_id}/conduct")
+            cased.add(f"/staff/{{staff_id}}/{case.command}")
         elif case.state is None:
             cased.add(f"/{case.resource}")
         else:
@@ -163,7 +171,7 @@ def test_the_cases_cover_every_command_route(api: Api) -> None:
 def prepare(desk: Desk, case: Case) -> str:
     """The path to post to, on a fresh record in the case's state."""
     if case.resource == "staff":
-        return "/staff/tech-1/conduct"
+        return f"/staff/tech-1/{case.command}"
     if case.state is None:
         return f"/{case.resource}"
     if case.resource == "work-orders":

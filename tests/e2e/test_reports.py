@@ -83,7 +83,8 @@ def a_moment_passes() -> datetime:
 def test_appraisal_and_ranking(api: Api) -> None:
     order, _ = visit(api, "tech-1", minutes_late=12)  # -10
     praised, _ = visit(api, "tech-2", day=1)
-    feedback(api, praised, APPOINTMENT + timedelta(days=2), 5, praise=True)  # +5
+    # +5 praise, +2 ratings: mean 3.5 of the four dimensions (003 第十七條)
+    feedback(api, praised, APPOINTMENT + timedelta(days=2), 5, praise=True)
     before_conduct = a_moment_passes()
     for day in (5, 6, 7):  # the third personal call: warning and a further -10
         last = conduct(api, "tech-1", "personal_call", datetime(2026, 10, day, 2, tzinfo=UTC))
@@ -121,7 +122,7 @@ def test_appraisal_and_ranking(api: Api) -> None:
     assert ok(supervisor.get("/appraisal/tech-1", period="2026-10")).json()["points"] == 65
 
     expected = [
-        {"staff_id": "tech-2", "points": 105, "rank": 1},
+        {"staff_id": "tech-2", "points": 107, "rank": 1},
         {"staff_id": "tech-1", "points": 65, "rank": 2},
     ]
     assert ok(supervisor.get("/appraisal", period="2026-10")).json()["ranking"] == expected
@@ -129,7 +130,7 @@ def test_appraisal_and_ranking(api: Api) -> None:
         "period": "2026-Q4", "ranking": expected, "as_of": None,
     }  # fmt: skip
     old = ok(supervisor.get("/appraisal", period="2026-10", as_of=iso(before_conduct))).json()
-    assert [e["points"] for e in old["ranking"]] == [105, 90]
+    assert [e["points"] for e in old["ranking"]] == [107, 90]
 
     # A technician reads their own appraisal and their own line of the ranking only.
     tech1 = api.actor("tech-1", "technician")
@@ -137,7 +138,7 @@ def test_appraisal_and_ranking(api: Api) -> None:
     assert tech1.get("/appraisal/tech-2", period="2026-10").status_code == 403
     assert ok(tech1.get("/appraisal", period="2026-10")).json()["ranking"] == [expected[1]]
     analyst = api.actor("ana-1", "analyst")
-    assert ok(analyst.get("/appraisal/tech-2", period="2026-10")).json()["points"] == 105
+    assert ok(analyst.get("/appraisal/tech-2", period="2026-10")).json()["points"] == 107
 
 
 def test_appraisal_answers_clear_errors(api: Api) -> None:

@@ -180,3 +180,27 @@ def test_a_sweep_further_back_than_the_backdating_bound_is_refused(database_url:
                     FIELDLEDGER_MAX_BACKDATE="7d")  # fmt: skip
     assert result.exit_code != 0 and result.stdout == ""
     assert "FIELDLEDGER_MAX_BACKDATE" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_sweep_records_training_overdue_and_dismissal_once(database_url: str) -> None:
+    """Contract §11.7: the sweep's training checks (001 第3篇), from the CLI."""
+    from datetime import date
+
+    ledger = FieldLedger(database_url)
+    boss = Caller("sup-1", Role.SUPERVISOR)
+    try:
+        ledger.staff_command(boss, "tech-5", "joined", {"on": date(2026, 10, 8)})
+        for held in (5, 12, 19):
+            ledger.staff_command(boss, "tech-6", "training", {
+                "training_kind": "fire_safety", "held_on": date(2026, 10, held),
+                "attended": True, "test_passed": False,
+            })  # fmt: skip
+    finally:
+        ledger.close()
+    first = invoke(database_url, "sla", "sweep")
+    assert first.exit_code == 0, first.stderr
+    assert "recorded TrainingOverdue for tech-5: induction_theory" in first.stdout
+    assert "recorded Dismissed for tech-6: fire_safety" in first.stdout
+    second = invoke(database_url, "sla", "sweep")
+    assert second.exit_code == 0, second.stderr
+    assert "training: 0 recorded" in second.stderr

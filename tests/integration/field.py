@@ -181,14 +181,19 @@ class Field:
     # -- staff ---------------------------------------------------------------
 
     def conduct(
-        self, staff_id: str, kind: str, at: datetime, points: str | None = None
+        self, staff_id: str, kind: str, at: datetime, points: str | None = None, **more: Any
     ) -> int:
         self.at(at)
         r = self.ledger.record_conduct(
             SUPERVISOR, staff_id, kind=kind,
-            points=None if points is None else Decimal(points), note="",
+            points=None if points is None else Decimal(points), note="", **more,
         )  # fmt: skip
         return r.version
+
+    def staff(self, staff_id: str, command: str, at: datetime, **args: Any) -> int:
+        """Any staff command (quality-checks, retrained, training, ...), as a supervisor."""
+        self.at(at)
+        return self.ledger.staff_command(SUPERVISOR, staff_id, command, args).version
 
 
 def days(start: datetime, n: int) -> Iterator[datetime]:

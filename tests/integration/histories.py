@@ -161,10 +161,37 @@ class History:
     # -- conduct -------------------------------------------------------------
 
     def conduct(self) -> None:
+        roll = self.rng.random()
+        staff = self.rng.choice(STAFF)
+        if roll < 0.15:
+            self.f.staff(staff, "quality-checks", self.now, passed=self.rng.random() < 0.5,
+                         notes="")  # fmt: skip
+            return
+        if roll < 0.2:
+            self.f.staff(staff, self.rng.choice(["retrained", "reassigned"]), self.now,
+                         note="after three faults")
+            return
+        if roll < 0.3:
+            passed = self.rng.choice([None, True, False, False])
+            attended = self.rng.random() < 0.9 or passed is not None
+            self.f.staff(
+                staff, "training", self.now, training_kind=self.rng.choice(
+                    ["induction", "monthly", "fire_safety"]
+                ), held_on=self.now.date(), attended=attended,
+                disciplined=not attended or self.rng.random() < 0.8,
+                form_completed=not attended or self.rng.random() < 0.8, test_passed=passed,
+            )  # fmt: skip
+            return
         kinds = builtin_policy().conduct.kinds
         kind = self.rng.choice(COMMON_KINDS if self.rng.random() < 0.7 else sorted(kinds))
-        allowed = kinds[kind]
+        spec = kinds[kind]
+        if spec.minutes_bands:
+            self.f.conduct(staff, kind, self.now, minutes=self.rng.randint(0, 15))
+            return
+        if spec.discipline_chosen:
+            self.f.conduct(staff, kind, self.now,
+                           discipline=self.rng.choice(["warning", "demerit", "dismissal"]))
+            return
+        allowed = self.rng.choice(spec.points)
         points = self.rng.choice([allowed.min, allowed.max, (allowed.min + allowed.max) / 2])
-        self.f.conduct(
-            self.rng.choice(STAFF), kind, self.now, points=str(Decimal(points).normalize())
-        )
+        self.f.conduct(staff, kind, self.now, points=str(Decimal(points).normalize()))

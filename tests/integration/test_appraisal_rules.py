@@ -108,9 +108,9 @@ def test_on_time_arrival_share(world: World) -> None:
         (1, 95, {}),
         (2, 90, {}),
         (3, 75, {"personal_call": "warning"}),  # 100 - 5*3 - 10
-        (4, 70, {"personal_call": "demerit"}),
-        (5, 65, {"personal_call": "dismissal_recommended"}),
-        (6, 60, {"personal_call": "dismissal_recommended"}),
+        (4, 70, {"personal_call": "warning"}),  # no 4th step (001 4.2.2-6)
+        (5, 65, {"personal_call": "dismissal"}),
+        (6, 60, {"personal_call": "dismissal"}),
     ],
 )
 def test_repeated_personal_calls_climb_the_ladder(
@@ -128,6 +128,7 @@ def test_repeated_personal_calls_climb_the_ladder(
         expected.insert(3, ("discipline_step", -10, "ConductRecorded", versions[2]))
     assert brief(got["items"]) == expected
     assert all(i["kind"] == "personal_call" for i in got["items"])
+    assert all(i["source"] == "001 4.2.2-6" for i in got["items"])
 
 
 def test_the_ladder_counts_each_kind_within_one_month(world: World) -> None:
@@ -135,14 +136,14 @@ def test_the_ladder_counts_each_kind_within_one_month(world: World) -> None:
     f.conduct("tech-1", "chatting", utc("2026-10-05T02:00"))
     f.conduct("tech-1", "uniform", utc("2026-10-06T02:00"))
     f.conduct("tech-1", "chatting", utc("2026-10-07T02:00"))
-    f.conduct("tech-1", "chatting", utc("2026-10-08T02:00"))  # 3rd chatting: warning, no extra
+    f.conduct("tech-1", "chatting", utc("2026-10-08T02:00"))  # 3rd chatting: warning, -1 more
     f.conduct("tech-1", "personal_call", utc("2026-10-20T02:00"))
     f.conduct("tech-1", "personal_call", utc("2026-10-21T02:00"))
     f.conduct("tech-1", "personal_call", utc("2026-11-02T02:00"))  # November: 1st again
     f.conduct("tech-1", "grooming", utc("2026-11-03T02:00"), points="-1.5")
 
     october = appraisal(world, "tech-1", "2026-10")
-    assert october["points"] == 100 - 3 - 1 - 10
+    assert october["points"] == 100 - 3 - 1 - 1 - 10
     assert october["discipline"] == {"chatting": "warning"}
     november = appraisal(world, "tech-1", "2026-11")
     assert november["points"] == 93.5
@@ -239,12 +240,13 @@ def test_praise_in_feedback_credits_the_technician(world: World) -> None:
     plain = f.book(BOOKED, technician="tech-1")
     f.arrive(plain, utc("2026-10-16T02:00"))
     f.finish(plain, utc("2026-10-16T04:00"), rejections=1)
-    f.feedback(plain, utc("2026-10-17T02:00"), csat=2)
+    f.feedback(plain, utc("2026-10-17T02:00"), csat=2, dims=(2, 2, 2, 3))
 
     got = appraisal(world, "tech-1", "2026-10")
-    assert got["points"] == 105
+    assert got["points"] == 105  # the mean rating, 3.125, brings nothing (003 第十七條)
     assert brief(got["items"]) == [("praise", 5, "FeedbackReceived", version)]
     assert got["items"][0]["aggregate_id"] == str(praised)
+    assert got["items"][0]["source"] == "001 檢查方法2"
     assert got["indicators"]["mean_csat"] == 3.5
     assert got["indicators"]["first_time_fix_pct"] == 50.0
 
@@ -264,11 +266,11 @@ def test_a_quarter_ranks_everyone_on_100_plus_its_deltas(world: World) -> None:
     for start in (APPOINTMENT, utc("2026-12-01T02:00")):
         d = f.book(start - timedelta(days=1), appointment_start=start, technician="tech-d")
         f.arrive(d, start + timedelta(minutes=7))
-    # tech-b: praised in November: +5.
+    # tech-b: praised in November: +5 (and rated 3 of 4: no ratings points).
     b = f.book(utc("2026-11-02T02:00"), technician="tech-b")
     f.arrive(b, utc("2026-11-03T02:00"))
     f.finish(b, utc("2026-11-03T03:00"))
-    f.feedback(b, utc("2026-11-04T02:00"), praise=True)
+    f.feedback(b, utc("2026-11-04T02:00"), praise=True, dims=(3, 3, 3, 3))
     # tech-c: out of uniform in December: -1.
     f.conduct("tech-c", "uniform", utc("2026-12-10T02:00"))
     # tech-z: first seen in January: not ranked for 2026.
@@ -293,50 +295,104 @@ def test_a_quarter_ranks_everyone_on_100_plus_its_deltas(world: World) -> None:
     }
 
 
-def test_the_current_policy_and_time_zone_apply_to_every_month_without_rebuild(
-    world: World,
-) -> None:
+def test_a_month_is_appraised_under_the_policy_in_force_for_it(world: World) -> None:
+    """Issue 13, item 8: the policy adopted latest before the month ended; the
+    time zone is the service's, applied when asked (no rebuild)."""
     f = world.field
     start = utc("2026-10-31T16:00")  # 1 November in Shanghai, still 31 October in UTC
-    order = f.book(utc("2026-10-30T02:00"), appointment_start=start)
+    order = f.book(utc("2026-10-30T02:00"), appointment_start=start)  # adopts the built-in
     f.arrive(order, start + timedelta(minutes=3))
     f.finish(order, utc("2026-10-31T17:00"))
-    f.feedback(order, utc("2026-11-02T02:00"), praise=True)
+    f.feedback(order, utc("2026-11-02T02:00"), praise=True, dims=(3, 3, 3, 3))
     for day in (3, 4, 5):
         f.conduct("tech-1", "personal_call", utc(f"2026-11-0{day}T02:00"))
-    before = appraisal(world, "tech-1", "2026-11")
-    assert before["points"] == 100 - 1 + 5 - 15 - 10
+    for day in (3, 4, 5):
+        f.conduct("tech-1", "personal_call", utc(f"2026-12-0{day}T02:00"))
 
-    # A company's own policy file: the built-in one with three rules changed.
+    # A company's own policy file, adopted on 1 December: three rules changed.
     text = builtin_policy_text()
     for old, new in (
         ("praise = 5", "praise = 3"),
         ("{ up_to_minutes = 5, points = -1 }", "{ up_to_minutes = 5, points = 0 }"),
-        ("personal_call = { warning = -10 }", ""),
+        ("""{ at = 3, discipline = "warning", extra = { min = -10, max = -10 } },""",
+         """{ at = 3, discipline = "warning" },"""),
     ):
         assert old in text
-        text = text.replace(old, new)
+        text = text.replace(old, new, 1)
     changed = parse_policy(text)
     builtin = builtin_policy()
     assert changed.version != builtin.version
+    f.at(utc("2026-12-01T00:00")).ledger.adopt_policy(changed)
+
+    november = appraisal(world, "tech-1", "2026-11")
+    assert november["points"] == 100 - 1 + 5 - 15 - 10
+    assert november["policy_version"] == builtin.version
+    december = appraisal(world, "tech-1", "2026-12")
+    assert december["points"] == 100 - 15  # the third call: no further 10 now
+    assert december["discipline"] == {"personal_call": "warning"}
+    assert december["policy_version"] == changed.version
+    quarter = appraisal(world, "tech-1", "2026-Q4")
+    assert quarter["policy_versions"] == {
+        "2026-10": builtin.version, "2026-11": builtin.version, "2026-12": changed.version
+    }
+    assert quarter["points"] == 100 - 1 + 5 - 25 - 15
 
     def under(timezone: str, month: str) -> dict[str, Any]:
         other = Projections(world.field.ledger, READ_MODELS, ProjectionSettings(changed, timezone))
         model = other.models["appraisal"]
         assert isinstance(model, AppraisalView)
+        other.catch_up("appraisal")
         with other.reading("appraisal") as (tx, t):
             return model.appraisal(tx, t, "tech-1", parse_period(month))
 
-    # The same facts, the new rules: 3 min late costs nothing now but is still
-    # late, praise brings 3, the third personal call no further 10.
-    shanghai = under("Asia/Shanghai", "2026-11")
-    assert shanghai["points"] == 100 + 3 - 15
-    assert [i["rule"] for i in shanghai["items"]] == ["praise", "conduct", "conduct", "conduct"]
-    assert shanghai["indicators"]["late_arrivals"] == 1
-    assert shanghai["discipline"] == {"personal_call": "warning"}
-    assert shanghai["policy_version"] == changed.version
-    # In UTC the arrival (16:03 on 31 October) is October's.
+    # In UTC the arrival (16:03 on 31 October) is October's, under the built-in
+    # policy in force then.
     october = under("UTC", "2026-10")
-    assert (october["points"], october["items"]) == (100, [])
+    assert october["points"] == 99
     assert october["indicators"]["late_arrivals"] == 1
     assert under("UTC", "2026-11")["indicators"]["late_arrivals"] == 0
+
+
+def test_months_before_any_recorded_policy_use_the_current_one(world: World) -> None:
+    world.field.conduct("tech-1", "chatting", utc("2026-10-05T02:00"))
+    got = appraisal(world, "tech-1", "2026-10")
+    assert got["policy_version"] == builtin_policy().version
+
+
+def test_a_month_under_a_policy_of_the_first_shape_reads_it_as_it_was(world: World) -> None:
+    """A policy adopted before contract §11 (one ladder for every kind,
+    `dismissal_recommended`) still reads, under its recorded version: its month
+    is judged as it was then, and the months after under the corrected rules."""
+    import tomllib
+    from pathlib import Path
+
+    from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
+    from fieldledger.domain.facts import Context, Role
+
+    old_text = (Path(__file__).parents[1] / "unit" / "policy_before_section_11.toml").read_text()
+    document = tomllib.loads(old_text)
+    old_version = "builtin@0ld5hape0000"
+    f = world.field
+    f.at(utc("2026-09-01T00:00"))
+    record = AdoptedPolicy._begin(
+        AdoptedPolicy.PolicyAdopted, Context("system", Role.SYSTEM, utc("2026-09-01T00:00")),
+        id=adopted_policy_id(old_version), version=old_version, name="builtin",
+        document=document,
+    )  # fmt: skip
+    f.ledger.save(record)
+    for n in (2, 3, 4, 7, 8):
+        f.conduct("tech-1", "absence", utc(f"2026-09-0{n}T02:00"))
+    f.at(utc("2026-10-01T00:00")).ledger.adopt_policy()  # the corrected built-in
+    for n in (5, 6, 7):
+        f.conduct("tech-1", "absence", utc(f"2026-10-0{n}T02:00"))
+
+    september = appraisal(world, "tech-1", "2026-09")
+    assert september["policy_version"] == old_version
+    assert september["points"] == 50
+    assert september["discipline"] == {"absence": "dismissal"}  # was dismissal_recommended
+    assert [s["discipline"] for s in september["discipline_steps"]] == [
+        "warning", "demerit", "dismissal"
+    ]
+    october = appraisal(world, "tech-1", "2026-10")
+    assert october["policy_version"] == builtin_policy().version
+    assert [s["discipline"] for s in october["discipline_steps"]] == ["dismissal"]

@@ -82,7 +82,7 @@ def test_given_events_the_rows(ledger: FieldLedger) -> None:
         SUPERVISOR, customer=Complainant("c", "1"), channel=ComplaintChannel.EMAIL,
         category="billing", severity=Severity.CRITICAL, description="charged twice",
     )  # fmt: skip
-    ledger.record_conduct(SUPERVISOR, "tech-1", kind="sleeping", points=Decimal("-2"),
+    ledger.record_conduct(SUPERVISOR, "tech-1", kind="sleeping", points=Decimal("-3"),
                           note="asleep in the van")  # fmt: skip
     projections.catch_up("audit")
     rows = search(projections)
@@ -100,8 +100,9 @@ def test_given_events_the_rows(ledger: FieldLedger) -> None:
     assert booked.aggregate_id == str(late.id)
     assert booked.occurred_at == START - timedelta(hours=2)
     assert booked.recorded_at == START + timedelta(seconds=60)
-    assert rows[0].data == {"kind": "sleeping", "note": "asleep in the van", "points": -2,
-                            "staff_id": "tech-1"}  # fmt: skip
+    assert rows[0].data == {"kind": "sleeping", "note": "asleep in the van", "points": -3,
+                            "staff_id": "tech-1", "minutes": None, "discipline": None,
+                            "extra_points": None}  # fmt: skip
     assert rows[3].aggregate_id == rows[2].aggregate_id == str(complaint.id)
     history = {e.version: e.hash for e in ledger.history(WorkOrder, late.id)}
     assert (booked.hash, rows[4].hash) == (history[1], history[2])

@@ -29,9 +29,12 @@ def test_builtin_policy_is_the_contracts_section_six() -> None:
     assert c.resolution.major.hours == 63 and c.closure.minor.hours == 135
     assert p.sla.yellow_at == Decimal("0.8")
     assert [p.appraisal.lateness_points(m) for m in (1, 5, 6, 10, 11, 90)] == [-1, -1, -5, -5, -10, -10]
-    assert p.conduct.kinds["grooming"].min == Decimal("-1.5")
-    assert p.conduct.ladder == {3: "warning", 4: "demerit", 5: "dismissal_recommended"}
-    assert p.conduct.step_points["personal_call"]["warning"] == -10
+    assert p.conduct.kinds["grooming"].points[0].min == Decimal("-1.5")
+    assert [(s.at, s.discipline) for s in p.conduct.kinds["chatting"].ladder] == [
+        (3, "warning"), (4, "demerit"), (5, "dismissal")
+    ]
+    call = p.conduct.kinds["personal_call"].ladder[0]
+    assert call.extra is not None and call.extra.min == -10
     assert p.calendar.country == "CN"
 
 
@@ -48,8 +51,11 @@ def test_the_same_policy_has_the_same_version_and_a_change_changes_it() -> None:
         (("yellow_at = 0.8", "yellow_at = 1.5"), "sla.yellow_at"),
         (('urgent = { clock = "24x7", hours = 1 }', 'urgent = { clock = "1x7", hours = 1 }'),
          "sla.work_order.response.urgent.clock"),
-        (("uniform = { min = -1, max = -1 }", "uniform = { min = -1, max = -3 }"),
-         "conduct.kinds.uniform"),
+        (("points = [{ min = -1, max = -1 }]", "points = [{ min = -1, max = -3 }]"),
+         "conduct.kinds.uniform.points.0"),
+        (('beyond_bands = "absence"', 'beyond_bands = "absent"'), "conduct"),
+        (("retraining_after = 3", "retraining_after = 0"), "service_faults.retraining_after"),
+        (("good_from = 3.5", "good_from = 5"), "appraisal.ratings.good_from"),
         (("praise = 5", "praise = 5\nbonus = 1"), "appraisal.bonus"),
         (('country = "CN"', 'country = "XX"'), "calendar.country"),
         (('subdivision = ""', 'subdivision = "ZZ"'), "calendar.subdivision"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from fieldledger.domain.errors import InvalidCommand
@@ -84,3 +85,33 @@ def test_a_ranged_kind_must_say_its_points() -> None:
 def test_an_unknown_conduct_kind_is_refused() -> None:
     with pytest.raises(InvalidCommand, match="unknown conduct kind 'smoking'"):
         staff().record_conduct(ctx(), CONDUCT, "smoking", Decimal(-1), "")
+
+
+def test_a_conduct_record_stored_before_section_11_still_reads() -> None:
+    """Records stored before contract §11.1 have no minutes, discipline nor extra
+    points: they read as None (the extra points then default to the mildest)."""
+    from dataclasses import replace
+
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        DecimalAsStr,
+        JSONTranscoder,
+        Mapper,
+        UUIDAsHex,
+    )
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    mapper: Mapper[Any] = Mapper(transcoder=transcoder)
+    s = staff()
+    s.record_conduct(ctx(), CONDUCT, "chatting", None, "chatting at the desk")
+    stored = mapper.to_stored_event(s.collect_events()[-1])
+    state = transcoder.decode(stored.state)
+    for new_field in ("minutes", "discipline", "extra_points"):
+        del state[new_field]
+    old = mapper.to_domain_event(replace(stored, state=transcoder.encode(state)))
+    assert isinstance(old, StaffMember.ConductRecorded)
+    assert (old.kind, old.points, old.minutes, old.discipline, old.extra_points) == (
+        "chatting", Decimal(-1), None, None, None
+    )

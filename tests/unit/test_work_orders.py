@@ -263,12 +263,26 @@ def test_arrival_ten_minutes_early_is_recorded_as_early(clock: Clock) -> None:
 
 
 def test_arrival_after_a_lateness_notice_says_the_customer_was_warned(clock: Clock) -> None:
-    start = T0 + timedelta(minutes=4)
+    start = T0 + timedelta(minutes=30)
     wo = advance(book(clock, Appointment(start, start + timedelta(hours=2))), clock, S.EN_ROUTE)
     wo.notify_late(clock.ctx(), start + timedelta(minutes=20), "traffic jam")
     wo.arrive(Context("tech-1", Role.TECHNICIAN, start + timedelta(minutes=12)))
     arrived = wo.collect_events()[-1]
     assert (arrived.minutes_late, arrived.lateness_notified) == (12, True)
+
+
+def test_a_notice_after_the_start_is_kept_but_is_no_advance_notice_000_2_3_1(
+    clock: Clock,
+) -> None:
+    # 000 二(三)1: 可能遲到,需提前與客戶溝通 (contract §11.2)
+    start = T0 + timedelta(minutes=30)
+    wo = advance(book(clock, Appointment(start, start + timedelta(hours=2))), clock, S.EN_ROUTE)
+    late_notice = Context("tech-1", Role.TECHNICIAN, start + timedelta(minutes=40))
+    wo.notify_late(late_notice, start + timedelta(minutes=45), "traffic jam")
+    wo.arrive(Context("tech-1", Role.TECHNICIAN, start + timedelta(minutes=45)))
+    notified, arrived = wo.collect_events()[-2:]
+    assert isinstance(notified, WorkOrder.LatenessNotified)
+    assert (arrived.minutes_late, arrived.lateness_notified) == (45, False)
 
 
 def test_arrival_without_appointment_has_no_lateness(clock: Clock) -> None:

@@ -6,7 +6,7 @@ only their own line (with its rank) of a ranking: the appraisal of others is
 for supervisors and analysts.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -23,20 +23,90 @@ from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/appraisal", tags=["reports"])
 
-Step = Literal["warning", "demerit", "dismissal_recommended"]
+Step = Literal["warning", "demerit", "dismissal"]
 PERIOD_HELP = "YYYY-MM or YYYY-Qn (a quarter: 100 + its months' deltas); default: this month"
 
 
 class AppraisalItem(BaseModel):
-    rule: Literal["late_arrival", "company_at_fault", "praise", "conduct", "discipline_step"]
+    rule: Literal[
+        "late_arrival",
+        "company_at_fault",
+        "praise",
+        "ratings",
+        "conduct",
+        "discipline_step",
+        "training",
+    ]
+    source: str = Field(
+        description='the rulebook and section applied (e.g. "001 4.2.2-6"), or "policy" '
+        "where the number is ours"
+    )
     points: int | float
     aggregate_id: str = Field(description="the aggregate of the source event")
     version: int = Field(description="the source event's version in its aggregate")
     event_type: str
     occurred_at: datetime
-    kind: str | None = Field(description="the conduct kind, for conduct and discipline steps")
+    kind: str | None = Field(
+        description="the conduct kind (conduct, discipline steps) or training kind"
+    )
     month: str
     detail: str
+
+
+class DisciplineStep(BaseModel):
+    kind: str = Field(description="the conduct kind, or training:KIND for a training dismissal")
+    discipline: Step
+    month: str
+    aggregate_id: str
+    version: int
+    event_type: str
+    occurred_at: datetime
+    source: str
+
+
+class SourceEvent(BaseModel):
+    what: str
+    aggregate_id: str
+    version: int
+    event_type: str
+    occurred_at: datetime
+
+
+class ServiceFaults(BaseModel):
+    count: int = Field(description="faults since the last retraining or reassignment")
+    retraining_required: bool
+    retraining_after: int
+    source: str
+    faults: list[SourceEvent]
+    last_cleared: SourceEvent | None
+
+
+class TrainingRecord(BaseModel):
+    aggregate_id: str
+    version: int
+    kind: str
+    held_on: date
+    attended: bool
+    disciplined: bool
+    form_completed: bool
+    test_passed: bool | None
+    attempt: int | None
+    deadline: date | None
+
+
+class TrainingOverdue(BaseModel):
+    requirement: str
+    kind: str
+    due_on: date
+    aggregate_id: str
+    version: int
+    occurred_at: datetime
+
+
+class TrainingStanding(BaseModel):
+    joined_on: date | None
+    records: list[TrainingRecord] = Field(description="training held in the period")
+    overdue: list[TrainingOverdue] = Field(description="deadlines recorded overdue in the period")
 
 
 class Lateness(BaseModel):
@@ -66,9 +136,14 @@ class Appraisal(BaseModel):
     points: int | float
     base_points: int | float
     items: list[AppraisalItem]
-    discipline: dict[str, Step]
+    discipline: dict[str, Step] = Field(description="per kind, the most severe step reached")
+    discipline_steps: list[DisciplineStep] = Field(description="every step reached")
+    retraining_required: bool
+    service_faults: ServiceFaults
+    training: TrainingStanding
     indicators: Indicators
-    policy_version: str
+    policy_version: str = Field(description="the policy in force for the period's last month")
+    policy_versions: dict[str, str] = Field(description="the policy in force for each month")
     as_of: datetime | None = None
 
 
