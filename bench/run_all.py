@@ -15,9 +15,11 @@ Sizes: 100k and 1M events (scaling), 1 and 2 API workers.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -41,6 +43,11 @@ ADMIN_URL = os.environ.get(
     "FIELDLEDGER_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 CLIENTS = 16
+# The run's databases are fresh: a fresh master key for them (docs/privacy.md),
+# inherited by every process the run starts (serve, projector, generator, CLI).
+os.environ.setdefault(
+    "FIELDLEDGER_MASTER_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+)
 
 
 def db_url(name: str) -> str:

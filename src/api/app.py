@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from fieldledger.api.routes import (
     audit,
     callbacks,
     complaints,
+    customers,
     health,
     maintenance_contracts,
     projections,
@@ -60,9 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # At start, not when the app is made: describing the API (/openapi.json,
+        # docs/reference.md) needs no key, and must not generate one.
+        master_key = settings.resolved_master_key
+        if master_key.generated and master_key.path is not None:
+            logging.getLogger("fieldledger").warning(
+                "generated a master key for the embedded database at %s: keep a copy of it "
+                "(without it the customers' personal data cannot be read)", master_key.path
+            )
         with schema_lock(settings.database_url):
             ledger = FieldLedger(
                 settings.database_url, policy=policy, timezone=settings.timezone,
+                master_key=master_key,
                 max_backdate=settings.backdate_bound,
             )  # fmt: skip
             ledger.adopt_policy()  # read models learn each policy from the events
@@ -115,7 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (maintenance_contracts, satisfaction, appraisal, training, callbacks, reports):
+    for module in (maintenance_contracts, satisfaction, appraisal, training, callbacks,
+                   customers, reports):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

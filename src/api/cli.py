@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +39,12 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 app.add_typer(audit_app, name="audit")
 sla_app = typer.Typer(help="SLA: automatic escalation.", no_args_is_help=True)
 app.add_typer(sla_app, name="sla")
+customers_app = typer.Typer(
+    help="Customers' personal data: find, erase (docs/privacy.md).", no_args_is_help=True
+)
+app.add_typer(customers_app, name="customers")
+keys_app = typer.Typer(help="The master key of customers' data keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -70,18 +77,31 @@ def redacted(database_url: str) -> str:
 
 
 def open_ledger(settings: Settings) -> FieldLedger:
-    """The ledger on FIELDLEDGER_DATABASE_URL, or a one-line error when it cannot open."""
+    """The ledger on FIELDLEDGER_DATABASE_URL, or a one-line error when it cannot open
+    (no master key, or the wrong one, included)."""
     from eventsourcing.persistence import PersistenceError
     from fieldledger.application.ledger import FieldLedger
+    from fieldledger.application.personal_data import MasterKeyError
 
     try:
+        master_key = settings.resolved_master_key
+        if master_key.generated and master_key.path is not None:
+            typer.echo(
+                f"fieldledger: generated a master key for the embedded database at "
+                f"{master_key.path}: keep a copy of it (without it the customers' personal "
+                "data cannot be read)",
+                err=True,
+            )
         with schema_lock(settings.database_url):
             return FieldLedger(
                 settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone,
+                master_key=master_key,
                 max_backdate=settings.backdate_bound,
             )  # fmt: skip
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
+    except MasterKeyError as e:
+        fail(str(e))
     except PersistenceError as e:
         fail(f"cannot open the database {redacted(settings.database_url)}: {e}")
 
@@ -455,6 +475,127 @@ def sla_sweep(
         f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices; "
         f"training: {len(training.recorded)} recorded",
         err=True,
+    )
+
+
+@customers_app.command("id")
+def customers_id(
+    phone: Annotated[str, typer.Option(help="the customer's phone number")],
+) -> None:
+    """Print the pseudonymous customer id of a phone number (for the HTTP API)."""
+    ledger = open_ledger(load_settings())
+    try:
+        typer.echo(str(ledger.personal_data.customer_id(phone)))
+    finally:
+        ledger.close()
+
+
+@customers_app.command("erase")
+def customers_erase(
+    phone: Annotated[str, typer.Option(help="the customer's phone number")],
+    reason: Annotated[
+        str, typer.Option(help="why (e.g. the request's ticket); never personal data")
+    ],
+    actor: Annotated[
+        str, typer.Option(help="the supervisor erasing, as recorded in the Erased event")
+    ] = "",
+) -> None:
+    """Erase a customer's personal data: destroy their data keys and record
+    `Erased` (docs/privacy.md). Their name, phone and address then read
+    `[erased]` everywhere, for good."""
+    import getpass
+
+    from fieldledger.application.ledger import Caller, NotFound
+    from fieldledger.domain.facts import Role
+
+    who = actor.strip() or f"cli:{getpass.getuser()}"
+    ledger = open_ledger(load_settings())
+    try:
+        customer_id = ledger.personal_data.customer_id(phone)
+        keys = ledger.personal_data.key_count(customer_id)
+        result = ledger.erase_customer(
+            Caller(who, Role.SUPERVISOR), customer_id, reason, phone=phone
+        )
+    except NotFound as e:
+        fail(str(e), code=1)
+    except InvalidCommand as e:
+        fail(f"--{e.field}: {e.message}")
+    except DomainError as e:
+        fail(str(e), code=1)
+    finally:
+        ledger.close()
+    if keys == 0:
+        typer.echo(f"customer {customer_id} was erased before; nothing new to erase")
+    else:
+        typer.echo(
+            f"customer {customer_id} erased: {keys} data key(s) destroyed, "
+            f"Erased recorded at position {result.position}"
+        )
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new master key (for FIELDLEDGER_MASTER_KEY or a key file)."""
+    from fieldledger.application.personal_data import new_master_key_text
+
+    sys.stdout.write(new_master_key_text() + "\n")
+
+
+@keys_app.command("rotate-master")
+def keys_rotate_master(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="the new master key's file: read when it exists, else generated there. "
+            "Without it the current key file is replaced (required when the key comes "
+            "from FIELDLEDGER_MASTER_KEY)"
+        ),
+    ] = None,
+) -> None:
+    """Re-wrap every customer data key under a new master key, in one transaction;
+    the events are not touched. Restart the service with the new key afterwards."""
+    from fieldledger.application.personal_data import (
+        MasterKey,
+        MasterKeyError,
+        new_master_key_text,
+        parse_master_key,
+        read_key_file,
+        write_key_file,
+    )
+
+    settings = load_settings()
+    ledger = open_ledger(settings)
+    current = ledger.personal_data.master
+    try:
+        replacing = new_key_file is None
+        if new_key_file is None:
+            if current.path is None:
+                fail(
+                    f"the master key comes from {current.origin}: give --new-key-file PATH "
+                    "for the new one"
+                )
+            new_key_file = current.path
+        target = new_key_file.with_name(new_key_file.name + ".new") if replacing else new_key_file
+        if target.exists():
+            new = read_key_file(target, "new master key file")
+        else:
+            text = new_master_key_text()
+            write_key_file(target, text)  # first on disk: never a key only in memory
+            new = MasterKey(parse_master_key(text, str(target)), f"key file {target}", target)
+        count = ledger.personal_data.rotate_master(new)
+        if replacing:
+            target.replace(new_key_file)
+    except MasterKeyError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot write the new master key file: {e.strerror}")
+    finally:
+        ledger.close()
+    typer.echo(
+        f"master key rotated: {count} data key(s) re-wrapped under key {new.key_id} "
+        f"(in {new_key_file}); restart the service with it"
+        + ("" if replacing else " (set FIELDLEDGER_MASTER_KEY_FILE, or its content as "
+           "FIELDLEDGER_MASTER_KEY)")
     )
 
 

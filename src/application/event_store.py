@@ -198,6 +198,10 @@ def _rows(receipts: Sequence[Receipt]) -> list[tuple[str, str, str, str]]:
     return [(r.actor, r.key, r.fingerprint, json.dumps(r.response)) for r in receipts]
 
 RECEIPTS_TABLE = "idempotency_receipts"
+#: Customers' data keys (personal_data.py). An erasure deletes a customer's keys
+#: in the transaction that records its `Erased` event: both happen, or neither.
+DATA_KEYS_TABLE = "customer_data_keys"
+ERASE_KEYS_OF = "erase_data_keys_of"
 
 
 def _sqlite_id(originator_id: Any) -> str:
@@ -225,6 +229,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         receipts: list[Receipt] = kwargs.get("receipts") or []
         if receipts:
             c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?, ?, ?, ?)", _rows(receipts))
+        erased: list[str] = kwargs.get(ERASE_KEYS_OF) or []
+        if erased:
+            # Overwrite the deleted rows' bytes rather than leave them in free pages.
+            c.execute("PRAGMA secure_delete = ON")
+            c.executemany(
+                f"DELETE FROM {DATA_KEYS_TABLE} WHERE customer_id = ?", [(e,) for e in erased]
+            )
         if stored_events:
             assert ids is not None
             self._insert_hashes(c, stored_events, ids)
@@ -346,6 +357,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         receipts: list[Receipt] = kwargs.get("receipts") or []
         if receipts:
             curs.executemany(self.insert_receipt_statement, _rows(receipts))
+        erased: list[str] = kwargs.get(ERASE_KEYS_OF) or []
+        if erased:
+            curs.execute(
+                SQL("DELETE FROM {}.{} WHERE customer_id = ANY(%s)").format(
+                    Identifier(self.datastore.schema), Identifier(DATA_KEYS_TABLE)
+                ),
+                (erased,),
+            )
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -10,6 +10,7 @@ transaction. Nothing is written when anything is refused.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +22,9 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
+from fieldledger.application.database import Database
 from fieldledger.application.event_store import (
+    ERASE_KEYS_OF,
     LedgerPostgresRecorder,
     LedgerSQLiteRecorder,
     Receipt,
@@ -29,15 +32,23 @@ from fieldledger.application.event_store import (
     store_environment,
 )
 from fieldledger.application.group_commit import GroupCommitter
+from fieldledger.application.personal_data import (
+    MasterKey,
+    PersonalDataVault,
+    personal_data_transcodings,
+    resolve_master_key,
+)
 from fieldledger.domain import complaints, maintenance_contracts, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.facts import DEFAULT_MAX_BACKDATE, Context, LedgerAggregate, Role
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
 from fieldledger.domain.permissions import (
     COMPLAINT_COMMANDS,
+    CUSTOMER_COMMANDS,
     MAINTENANCE_CONTRACT_COMMANDS,
     STAFF_COMMANDS,
     WORK_ORDER_COMMANDS,
@@ -205,6 +216,7 @@ class FieldLedger(Application[UUID]):
         env: EnvType | None = None,
         timezone: str = "Asia/Shanghai",
         record_policy: bool = True,
+        master_key: MasterKey | None = None,
         max_backdate: timedelta | None = DEFAULT_MAX_BACKDATE,
     ) -> None:
         merged: dict[str, str] = {}
@@ -212,7 +224,26 @@ class FieldLedger(Application[UUID]):
             merged.update(store_environment(database_url))
         if env:
             merged.update(env)
+        #: Seals customers' personal data in the events (docs/privacy.md); made
+        #: first, since the store's transcoder registers its step.
+        self.personal_data = PersonalDataVault()
         super().__init__(env=merged)
+        try:
+            database = Database(self.recorder)
+            if master_key is None:
+                store = {
+                    "PERSISTENCE_MODULE": f"eventsourcing.{database.dialect}",
+                    "SQLITE_DBNAME": merged.get("SQLITE_DBNAME", ""),
+                }
+                master_key = resolve_master_key(
+                    store,
+                    os.environ.get("FIELDLEDGER_MASTER_KEY"),
+                    os.environ.get("FIELDLEDGER_MASTER_KEY_FILE"),
+                )
+            self.personal_data.open(database, master_key)
+        except BaseException:
+            self.close()
+            raise
         self.policy = policy or builtin_policy()
         self.policy_version = self.policy.version
         self.clock = clock
@@ -230,6 +261,10 @@ class FieldLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_value_types(transcoder, VALUE_TYPES)
+        # After the plain value types: a customer is sealed on the way in (events
+        # recorded before sealing existed still decode, as the plain type).
+        for transcoding in personal_data_transcodings(self.personal_data):
+            transcoder.register(transcoding)
 
     @property
     def ledger_recorder(self) -> LedgerSQLiteRecorder | LedgerPostgresRecorder:
@@ -562,6 +597,45 @@ class FieldLedger(Application[UUID]):
             return dataclasses.replace(result, position=position)
         raise Busy(f"staff member {staff_id} is being changed by others; try again")
 
+    # -- customers' personal data ----------------------------------------------
+
+    def erase_customer(
+        self, caller: Caller, customer_id: UUID, reason: str, *, phone: str = ""
+    ) -> CommandResult:
+        """Destroy the customer's data keys and record `Erased`, in one
+        transaction: their name, phone and address in every event become
+        unreadable for good (docs/privacy.md). A customer erased before, with no
+        data since, is answered as it stands: nothing is written."""
+        authorize(CUSTOMER_COMMANDS, "erase", caller.role, caller.actor)
+        for _attempt in range(5):
+            record: CustomerRecord | None
+            try:
+                record = self.repository.get(customer_id)
+            except AggregateNotFoundError:
+                record = None
+            if record is not None and not isinstance(record, CustomerRecord):
+                raise NotFound(f"no customer {customer_id}")
+            keys = self.personal_data.key_count(customer_id)
+            if keys == 0:
+                if record is None:
+                    raise NotFound(
+                        f"no personal data held for customer {customer_id} under a data key "
+                        "(records from before sealing cannot be erased; docs/privacy.md)"
+                    )
+                return CommandResult(record.id, record.version, record.state_name)
+            ctx = self.context(caller, None, record)
+            if record is None:
+                record = CustomerRecord.erase_first(ctx, customer_id, reason, keys, phone)
+            else:
+                record.erase(ctx, reason, keys, phone)
+            result = CommandResult(record.id, record.version, record.state_name)
+            try:
+                recordings = self.save(record, **{ERASE_KEYS_OF: [str(customer_id)]})
+            except IntegrityError:
+                continue  # erased at the same moment by someone else: look again
+            return dataclasses.replace(result, position=recordings[-1].notification.id)
+        raise Busy(f"customer {customer_id} is being erased by others; try again")
+
     def _version_of(self, aggregate_id: UUID) -> int:
         events = self.recorder.select_events(aggregate_id, desc=True, limit=1)
         return events[0].originator_version if events else 0
@@ -636,6 +710,7 @@ class FieldLedger(Application[UUID]):
             else None
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        self.personal_data.prepare(events)
         return self.committer.save(events, receipt)
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:

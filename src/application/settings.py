@@ -7,9 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fieldledger.application.event_store import store_environment
+from fieldledger.application.personal_data import MasterKey, resolve_master_key
 from fieldledger.domain.facts import parse_interval
 from fieldledger.domain.policy import Policy, PolicyError, builtin_policy, parse_policy
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +33,10 @@ class Settings(BaseSettings):
     #: An event recorded more than this many minutes after it occurred is
     #: flagged `late` in the audit search (docs/audit.md).
     late_report_minutes: float = Field(default=5.0, ge=0)
+    #: The master key customers' data keys are wrapped under (docs/privacy.md):
+    #: 32 bytes in base64, or a file holding it.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
     #: How far a command's `occurred_at` may lie before the time of recording:
     #: `7d`, `400d`, `12h`, ...; `none` lifts the bound (importing history).
     max_backdate: str = "7d"
@@ -53,6 +59,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @cached_property
+    def resolved_master_key(self) -> MasterKey:
+        """The master key (raises MasterKeyError with the one-line reason when
+        there is none: PostgreSQL without one, an unreadable file, ...)."""
+        return resolve_master_key(
+            store_environment(self.database_url),
+            None if self.master_key is None else self.master_key.get_secret_value(),
+            self.master_key_file,
+        )
 
     @cached_property
     def loaded_policy(self) -> Policy:

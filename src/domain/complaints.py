@@ -14,6 +14,7 @@ from enum import Enum
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.domain.facts import (
     Context,
     LedgerAggregate,
@@ -67,7 +68,8 @@ class Complaint(LedgerAggregate):
         pass
 
     class Lodged(Event, Aggregate.Created):
-        customer: Complainant
+        #: Sealed in the store (docs/privacy.md): loaded events hold SealedPersonalData.
+        customer: Complainant | SealedPersonalData
         channel: ComplaintChannel
         category: str
         severity: Severity
@@ -161,7 +163,7 @@ class Complaint(LedgerAggregate):
     def __init__(self) -> None:
         super().__init__()
         self.state = C.LODGED
-        self.customer: Complainant
+        self.customer: Complainant | SealedPersonalData
         self.channel: ComplaintChannel
         self.category: str
         self.severity: Severity

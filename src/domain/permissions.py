@@ -71,6 +71,15 @@ STAFF_COMMANDS: dict[str, frozenset[Role]] = {
     "training": frozenset({_SUPER}),
 }
 
+# A customer's personal data as a whole (docs/privacy.md): finding the customer
+# by phone, reading a copy of everything held (PIPL art. 45) and erasing it
+# (art. 47) are decisions about a person, taken by supervisors.
+CUSTOMER_COMMANDS: dict[str, frozenset[Role]] = {
+    "lookup": frozenset({_SUPER}),
+    "data": frozenset({_SUPER}),
+    "erase": frozenset({_SUPER}),
+}
+
 # Contract §11.5: dispatchers and supervisors sign, renew and end maintenance
 # contracts; the renewal notice (003 第十五條) is the sweep's alone.
 MAINTENANCE_CONTRACT_COMMANDS: dict[str, frozenset[Role]] = {

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from fieldledger.domain.appraisal import notice_in_advance
+from fieldledger.domain.customers import SealedPersonalData, Signature
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import (
     Context,
@@ -107,7 +108,8 @@ class WorkOrder(LedgerAggregate):
         pass
 
     class Booked(Event, Aggregate.Created):
-        customer: Customer
+        #: Sealed in the store (docs/privacy.md): loaded events hold SealedPersonalData.
+        customer: Customer | SealedPersonalData
         service_type: str
         priority: Priority
         zone: Zone
@@ -195,7 +197,8 @@ class WorkOrder(LedgerAggregate):
             wo.completions += 1
 
     class Accepted(Event):
-        signed_by: str
+        #: Sealed in the store (docs/privacy.md); a plain str in events before sealing.
+        signed_by: Signature | SealedPersonalData | str
 
         def happen(self, wo: WorkOrder) -> None:
             wo.state = S.ACCEPTED
@@ -263,7 +266,7 @@ class WorkOrder(LedgerAggregate):
     def __init__(self) -> None:
         super().__init__()
         self.state = S.BOOKED
-        self.customer: Customer
+        self.customer: Customer | SealedPersonalData
         self.service_type: str
         self.priority: Priority
         self.zone: Zone
@@ -424,7 +427,8 @@ class WorkOrder(LedgerAggregate):
     def accept(self, ctx: Context, signed_by: str) -> None:
         if self.state is not S.COMPLETED:
             raise self.refuse("accept", "the work must be completed first")
-        self._record(self.Accepted, ctx, signed_by=require_text("signed_by", signed_by))
+        signer = require_text("signed_by", signed_by)
+        self._record(self.Accepted, ctx, signed_by=Signature.of(signer, self.customer))
 
     def reject(self, ctx: Context, reasons: list[str]) -> None:
         if self.state is not S.COMPLETED:

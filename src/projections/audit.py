@@ -22,6 +22,7 @@ from fieldledger.application.hash_chain import HASHES_TABLE
 from fieldledger.application.ledger import history_entry
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.facts import LedgerAggregate
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.staff import StaffMember
@@ -34,6 +35,7 @@ KINDS: dict[type[Any], str] = {
     Complaint.Event: "complaint",
     StaffMember.Event: "staff",
     AdoptedPolicy.Event: "policy",
+    CustomerRecord.Event: "customer",
     MaintenanceContract.Event: "maintenance_contract",
 }
 

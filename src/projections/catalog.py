@@ -5,6 +5,7 @@ from __future__ import annotations
 from fieldledger.projections.appraisal import AppraisalView
 from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
+from fieldledger.projections.customer_files import CustomerFiles
 from fieldledger.projections.maintenance_contracts import MaintenanceContractsView
 from fieldledger.projections.read_model import ReadModel
 from fieldledger.projections.reports import ReportsView
@@ -17,6 +18,7 @@ READ_MODELS: list[type[ReadModel]] = [
     AppraisalView,
     CallbacksView,
     AuditTrail,
+    CustomerFiles,
     MaintenanceContractsView,
     ReportsView,
 ]

@@ -162,7 +162,9 @@ def test_the_cases_cover_every_command_route(api: Api) -> None:
             cased.add(f"/{case.resource}")
         else:
             cased.add(f"/{case.resource}/{{id}}/{case.command}")
-    assert posted == cased
+    # The customers' routes (supervisors only) are checked role by role in
+    # test_privacy_api.py.
+    assert posted == cased | {"/customers/lookup", "/customers/{id}/erase"}
     assert set(WORK_ORDER_WHO) == {c.command for c in WORK_ORDER_CASES}
     assert set(COMPLAINT_WHO) == {c.command for c in COMPLAINT_CASES}
     assert set(CONTRACT_WHO) == {c.command for c in CONTRACT_CASES}

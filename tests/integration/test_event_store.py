@@ -18,6 +18,7 @@ from fieldledger.application.ledger import (
     VersionMismatch,
 )
 from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
 from fieldledger.domain.staff import StaffMember, staff_aggregate_id
@@ -90,7 +91,12 @@ def test_events_round_trip_exactly(app: FieldLedger) -> None:
     stored = list(app.events.get(order))
     booked = stored[0]
     assert isinstance(booked, WorkOrder.Booked)
-    assert booked.customer == Customer("陈小姐", "+86 138 0013 8000", "广州市天河区体育西路 1 号")
+    # Sealed in the store (docs/privacy.md), opened by the vault.
+    assert isinstance(booked.customer, SealedPersonalData)
+    assert app.personal_data.reveal(booked.customer) == {
+        "customer_id": str(app.personal_data.customer_id("13800138000")),
+        "name": "陈小姐", "phone": "+86 138 0013 8000", "address": "广州市天河区体育西路 1 号",
+    }  # fmt: skip
     assert booked.priority is Priority.PRIORITY and booked.zone is Zone.SUBURBAN
     assert booked.appointment is not None
     assert booked.appointment.start == datetime(2026, 10, 10, 10, 0, tzinfo=SHANGHAI)
@@ -140,7 +146,11 @@ def test_lifecycle_with_two_rejections_replays_to_the_in_memory_state(app: Field
         in_memory.state, 2, 3)  # fmt: skip
     comparable = ("state", "technician_id", "feedback", "rejections", "completions", "callbacks",
                   "customer", "appointment", "priority", "lateness_notified")  # fmt: skip
+    reveal = app.personal_data.reveal
     for name in comparable:
+        if name == "customer":  # sealed when stored, clear in memory
+            assert reveal(replayed.customer) == reveal(in_memory.customer)
+            continue
         assert getattr(replayed, name) == getattr(in_memory, name), name
 
 
@@ -148,7 +158,10 @@ def _booking_fields(app: FieldLedger, order: UUID) -> dict[str, object]:
     booked = next(iter(app.events.get(order)))
     keep = ("customer", "service_type", "priority", "zone", "channel", "billing",
             "description", "appointment", "policy_version")  # fmt: skip
-    return {k: getattr(booked, k) for k in keep}
+    fields = {k: getattr(booked, k) for k in keep}
+    opened = app.personal_data.reveal(booked.customer)
+    fields["customer"] = Customer(opened["name"], opened["phone"], opened["address"])
+    return fields
 
 
 def test_a_stale_expected_version_is_refused_and_writes_nothing(app: FieldLedger) -> None:

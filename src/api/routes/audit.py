@@ -12,12 +12,13 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from fieldledger.api.deps import CallerDep, ProjectionsDep, SettingsDep
+from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
 from fieldledger.api.fields import Cursor, DayOrInstant, NameList, PageSize, QueryFlag, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, instant_or_day, reading
 from fieldledger.api.routes.views import HistoryEvent
 from fieldledger.application.ledger import Caller
+from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
 from fieldledger.projections.audit import AuditFilter, AuditTrail, known_event_types
@@ -37,6 +38,7 @@ class Kind(StrEnum):
     complaint = "complaint"
     staff = "staff"
     policy = "policy"
+    customer = "customer"
     maintenance_contract = "maintenance_contract"
 
 
@@ -104,12 +106,15 @@ def decode_cursor(cursor: str, query: AuditFilter) -> int:
         "`from`/`to` filter on `occurred_at`: `from` inclusive, `to` exclusive; a date is a "
         "whole local day (FIELDLEDGER_TIMEZONE), so `to=2026-10-31` includes 31 October. "
         "Events recorded more than FIELDLEDGER_LATE_REPORT_MINUTES (default 5) after "
-        "they occurred are flagged `late`. Who: supervisor, analyst, system."
+        "they occurred are flagged `late`. Who: supervisor, analyst, system. Customers' "
+        "contact details in the events' data are shown in full to supervisors only, "
+        "masked to the others (docs/api.md); `[erased]` once erased."
     ),
     responses=responses(401, 403, 422, 503),
 )
 def audit_search(
     projections: ProjectionsDep,
+    ledger: LedgerDep,
     settings: SettingsDep,
     caller: Annotated[Caller, Depends(require_auditor)],
     actor: StaffId | None = None,
@@ -168,6 +173,10 @@ def audit_search(
             late_after=timedelta(minutes=settings.late_report_minutes),
         )  # fmt: skip
     page = records[:limit]
+    # Opened now, never stored opened: the view keeps what the events keep.
+    shown = ledger.personal_data.disclose(
+        [r.data for r in page], contact_access(caller.role, caller.actor)
+    )
     return AuditPage(
         events=[
             AuditEvent(
@@ -177,14 +186,14 @@ def audit_search(
                 role=r.role,
                 occurred_at=r.occurred_at,
                 recorded_at=r.recorded_at,
-                data=r.data,
+                data=data,
                 hash=r.hash,
                 aggregate_id=UUID(r.aggregate_id),
                 kind=r.kind,
                 position=r.position,
                 late=r.late,
             )
-            for r in page
+            for r, data in zip(page, shown, strict=True)
         ],
         next_cursor=encode_cursor(page[-1].position, query) if len(records) > limit else None,
     )

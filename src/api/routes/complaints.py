@@ -20,6 +20,7 @@ from fieldledger.api.routes.schemas import ComplaintView
 from fieldledger.api.routes.views import HistoryView, complaint_view, history_view
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.complaints import Complainant, Complaint, ComplaintChannel, Severity
+from fieldledger.domain.customers import contact_access
 from fieldledger.domain.permissions import COMPLAINT_COMMANDS
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -186,11 +187,12 @@ def get_complaint(
     else:
         complaint = ledger.get_as_of(Complaint, id, as_of)
     response.headers["ETag"] = f'"{complaint.version}"'
-    return complaint_view(ledger, complaint, as_of)
+    return complaint_view(ledger, complaint, as_of, contact_access(caller.role, caller.actor))
 
 
 @router.get("/{id}/history", response_model=HistoryView,
             summary="The audit trail of a complaint, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
 def complaint_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
-    return history_view(ledger.history(Complaint, id))
+    entries = ledger.history(Complaint, id)
+    return history_view(ledger, entries, contact_access(caller.role, caller.actor))

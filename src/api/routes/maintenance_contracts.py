@@ -25,9 +25,10 @@ from fieldledger.api.routes.commands import (
     answer,
     command_responses,
 )
-from fieldledger.api.routes.views import HistoryView, history_view
+from fieldledger.api.routes.views import HistoryView, contact_view, history_view
 from fieldledger.api.routes.work_orders import CustomerIn
 from fieldledger.application.ledger import FieldLedger, plain
+from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
@@ -223,7 +224,10 @@ def get_contract(
         "id": str(contract.id),
         "version": contract.version,
         "state": contract.state_name,
-        "customer": plain(contract.customer),
+        # Contacts are shown as the caller's role may see them (docs/privacy.md).
+        "customer": contact_view(
+            ledger, contract.customer, contact_access(caller.role, caller.actor)
+        ),
         "starts_on": contract.starts_on.isoformat(),
         "ends_on": contract.ends_on.isoformat(),
         "visits_per_year": contract.visits_per_year,
@@ -242,5 +246,6 @@ def get_contract(
             summary="The audit trail of a maintenance contract, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
 def contract_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
-    return history_view(ledger.history(MaintenanceContract, id))
+    entries = ledger.history(MaintenanceContract, id)
+    return history_view(ledger, entries, contact_access(caller.role, caller.actor))
 

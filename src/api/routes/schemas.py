@@ -33,9 +33,15 @@ class SlaTargetView(BaseModel):
 
 
 class CustomerView(BaseModel):
+    """The customer's contact details as the caller's role may see them
+    (docs/api.md, "Customers' contact details"); `[erased]` after erasure."""
+
+    #: The pseudonymous customer id (null only on orders booked before sealing).
+    customer_id: str | None
     name: str
     phone: str
-    address: str
+    #: Null where the role sees no address.
+    address: str | None
 
 
 class AppointmentView(BaseModel):
@@ -85,6 +91,9 @@ class WorkOrderView(BaseModel):
 
 
 class ComplainantView(BaseModel):
+    """As `CustomerView`, without an address."""
+
+    customer_id: str | None
     name: str
     phone: str
 

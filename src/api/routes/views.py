@@ -9,6 +9,7 @@ from uuid import UUID
 from fieldledger.application.ledger import FieldLedger, HistoryEntry, plain
 from fieldledger.application.sla import sla_targets
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.customers import ContactAccess
 from fieldledger.domain.sla import SlaTarget
 from fieldledger.domain.work_orders import WorkOrder
 from pydantic import BaseModel
@@ -30,7 +31,11 @@ class HistoryView(BaseModel):
     events: list[HistoryEvent]
 
 
-def history_view(entries: list[HistoryEntry]) -> HistoryView:
+def history_view(
+    ledger: FieldLedger, entries: list[HistoryEntry], access: ContactAccess
+) -> HistoryView:
+    """The events, each contact in them shown as `access` may see it."""
+    shown = ledger.personal_data.disclose([e.data for e in entries], access)
     return HistoryView(
         events=[
             HistoryEvent(
@@ -40,10 +45,10 @@ def history_view(entries: list[HistoryEntry]) -> HistoryView:
                 role=e.role,
                 occurred_at=e.occurred_at,
                 recorded_at=e.recorded_at,
-                data=e.data,
+                data=data,
                 hash=e.hash,
             )
-            for e in entries
+            for e, data in zip(entries, shown, strict=True)
         ]
     )
 
@@ -81,13 +86,21 @@ def sla_view(
     return [sla_row(t, at) for t in sla_targets(ledger, aggregate_id, as_of)]
 
 
-def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) -> dict[str, Any]:
+def contact_view(ledger: FieldLedger, contact: Any, access: ContactAccess) -> dict[str, Any]:
+    """A customer held by an aggregate (sealed), opened as `access` may see it."""
+    shown: dict[str, Any] = ledger.personal_data.disclose({"customer": plain(contact)}, access)
+    return dict(shown["customer"])
+
+
+def work_order_view(
+    ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None, access: ContactAccess
+) -> dict[str, Any]:
     return {
         "id": str(wo.id),
         "version": wo.version,
         "state": wo.state.value,
         "escalation_level": wo.escalation_level,
-        "customer": plain(wo.customer),
+        "customer": contact_view(ledger, wo.customer, access),
         "service_type": wo.service_type,
         "priority": wo.priority.value,
         "zone": wo.zone.value,
@@ -110,14 +123,16 @@ def work_order_view(ledger: FieldLedger, wo: WorkOrder, as_of: datetime | None) 
     }
 
 
-def complaint_view(ledger: FieldLedger, c: Complaint, as_of: datetime | None) -> dict[str, Any]:
+def complaint_view(
+    ledger: FieldLedger, c: Complaint, as_of: datetime | None, access: ContactAccess
+) -> dict[str, Any]:
     work_order_id: UUID | None = c.work_order_id
     return {
         "id": str(c.id),
         "version": c.version,
         "state": c.state.value,
         "escalation_level": c.escalation_level,
-        "customer": plain(c.customer),
+        "customer": contact_view(ledger, c.customer, access),
         "channel": c.channel.value,
         "category": c.category,
         "severity": c.severity.value,

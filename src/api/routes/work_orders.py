@@ -33,6 +33,8 @@ from fieldledger.api.routes.commands import (
 from fieldledger.api.routes.schemas import WorkOrderView
 from fieldledger.api.routes.views import HistoryView, history_view, work_order_view
 from fieldledger.application.ledger import FieldLedger
+from fieldledger.domain.customers import contact_access
+from fieldledger.domain.facts import Role
 from fieldledger.domain.permissions import WORK_ORDER_COMMANDS
 from fieldledger.domain.work_orders import (
     Appointment,
@@ -269,7 +271,12 @@ def get_work_order(
     else:
         order = ledger.get_as_of(WorkOrder, id, as_of)
     response.headers["ETag"] = f'"{order.version}"'
-    return work_order_view(ledger, order, as_of)
+    # "Assigned to them" is about now, also for a view of the past.
+    assigned = order.technician_id
+    if as_of is not None and caller.role is Role.TECHNICIAN:
+        assigned = ledger.get(WorkOrder, id).technician_id
+    access = contact_access(caller.role, caller.actor, assigned)
+    return work_order_view(ledger, order, as_of, access)
 
 
 @router.get(
@@ -279,4 +286,7 @@ def get_work_order(
     responses=responses(401, 404, 422),
 )
 def work_order_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
-    return history_view(ledger.history(WorkOrder, id))
+    entries = ledger.history(WorkOrder, id)
+    order = ledger.get(WorkOrder, id)
+    access = contact_access(caller.role, caller.actor, order.technician_id)
+    return history_view(ledger, entries, access)

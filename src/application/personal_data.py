@@ -1,0 +1,575 @@
+"""Customers' personal data: sealed in the events, erasable by destroying a key.
+
+Crypto-shredding (docs/privacy.md): every value object that holds a person's
+contact details (`PERSONAL_DATA_TYPES`: a work order's `Customer`, a
+complaint's `Complainant`, ...) goes through one transcoding step on its way
+into the event store, which encrypts all its fields with AES-256-GCM under
+that customer's data key. The event keeps only the ciphertext, the key's id and
+the customer's pseudonymous id (a keyed hash of the phone number). Data keys
+live in their own table, each wrapped (AES-GCM) under the master key, which
+lives outside the database (FIELDLEDGER_MASTER_KEY or a key file). Erasing a
+customer deletes their data keys: the ciphertext in the immutable, hash-chained
+events stays, but nobody - not even an operator with the master key - can read
+it again.
+
+Reading is lazy: events decode to `SealedPersonalData`, so aggregates,
+projections and rebuilds never see clear personal data; the API opens what it
+shows with `disclose`, at the moment of answering, through the roles' masking.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import Transcoding
+from eventsourcing.utils import get_topic
+from fieldledger.application.database import Database, Tx
+from fieldledger.application.event_store import DATA_KEYS_TABLE
+from fieldledger.domain.complaints import Complainant
+from fieldledger.domain.customers import (
+    ERASED,
+    ContactAccess,
+    SealedPersonalData,
+    Signature,
+    mask_name,
+    masked_contact,
+)
+from fieldledger.domain.work_orders import Customer
+
+#: Value objects holding a person's data: sealed in every event. An aggregate
+#: whose events name a customer (e.g. a maintenance contract) uses one of these,
+#: or adds its own value object here: a frozen dataclass with a `phone` (the
+#: customer id is derived from it) or a `customer_id` field (whose key seals it).
+PERSONAL_DATA_TYPES: list[type[Any]] = [Customer, Complainant, Signature]
+
+#: The vault's own secrets (the key of the customer-id hash), wrapped alike.
+VAULT_TABLE = "personal_data_vault"
+MASTER_KEY_BYTES = 32
+_NONCE = 12
+_ID_KEY = "customer_id_key"
+#: How long a data key fetched by `prepare` may wait for its event's sealing.
+PREPARED_SECONDS = 5.0
+
+
+class MasterKeyError(Exception):
+    """No usable master key; the message is one line saying why and what to do."""
+
+
+class MasterKeyRotated(Exception):
+    """The data keys were re-wrapped under another master key: restart with it."""
+
+
+# -- the master key -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    key: bytes = dataclasses.field(repr=False)
+    #: Where it came from, as told to the operator.
+    origin: str
+    #: The key file, when it came from one.
+    path: Path | None = None
+    #: Generated just now (the embedded SQLite default's first start).
+    generated: bool = False
+
+    @property
+    def key_id(self) -> str:
+        """A fingerprint naming the key (in error messages, and beside each
+        wrapped key) without revealing it."""
+        return hmac.new(self.key, b"fieldledger master key id", hashlib.sha256).hexdigest()[:16]
+
+
+def new_master_key_text() -> str:
+    """A fresh master key as it is written in a key file or the environment."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode()
+
+
+def parse_master_key(text: str, where: str) -> bytes:
+    raw = text.strip()
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != MASTER_KEY_BYTES:
+        raise MasterKeyError(
+            f"{where}: not a master key (32 bytes in base64; `fieldledger keys generate` "
+            "makes one)"
+        )
+    return key
+
+
+def read_key_file(path: Path, origin: str) -> MasterKey:
+    try:
+        text = path.read_text("ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not a text file"
+        raise MasterKeyError(f"{origin} {path}: cannot read it ({reason})") from None
+    return MasterKey(parse_master_key(text, f"{origin} {path}"), f"key file {path}", path)
+
+
+def write_key_file(path: Path, text: str) -> None:
+    """A new key file, readable by its owner only; never overwrites one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
+def resolve_master_key(
+    store_env: Mapping[str, str], key: str | None = None, key_file: Path | str | None = None
+) -> MasterKey:
+    """The master key of FIELDLEDGER_MASTER_KEY, else of FIELDLEDGER_MASTER_KEY_FILE.
+
+    Without either: on PostgreSQL, refuse (a production store is never keyed by
+    accident); on the embedded SQLite database, the key file beside it
+    (`PATH.key`), generated on first use; an in-memory database gets a key
+    that lives as long as the process.
+    """
+    if key:
+        return MasterKey(parse_master_key(key, "FIELDLEDGER_MASTER_KEY"), "FIELDLEDGER_MASTER_KEY")
+    if key_file:
+        return read_key_file(Path(key_file), "FIELDLEDGER_MASTER_KEY_FILE")
+    if store_env.get("PERSISTENCE_MODULE") != "eventsourcing.sqlite":
+        raise MasterKeyError(
+            "no master key: set FIELDLEDGER_MASTER_KEY or FIELDLEDGER_MASTER_KEY_FILE "
+            "(refusing to start on PostgreSQL without one; see docs/privacy.md)"
+        )
+    dbname = store_env.get("SQLITE_DBNAME", "")
+    if dbname == ":memory:" or "mode=memory" in dbname:
+        return MasterKey(secrets.token_bytes(MASTER_KEY_BYTES), "in-memory database", None, True)
+    path = Path(dbname + ".key").absolute()
+    if path.exists():
+        return read_key_file(path, "master key file")
+    text = new_master_key_text()
+    try:
+        write_key_file(path, text)
+    except FileExistsError:  # another process made it first
+        return read_key_file(path, "master key file")
+    except OSError as e:
+        raise MasterKeyError(f"cannot write the master key file {path}: {e.strerror}") from None
+    return MasterKey(parse_master_key(text, str(path)), f"key file {path}", path, True)
+
+
+# -- the vault ------------------------------------------------------------------
+
+
+def normalized_phone(phone: str) -> str:
+    """The phone number as the customer id is derived from it: digits only
+    (and a leading +), China's country code dropped from an 11-digit mobile,
+    so `+86 138-0000-0000` and `13800000000` are one customer."""
+    text = phone.strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    international = text.startswith("+")
+    if international and digits.startswith("86") and len(digits) == 13:
+        return digits[2:]
+    if digits.startswith("0086") and len(digits) == 15:
+        return digits[4:]
+    return ("+" if international else "") + digits
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+class PersonalDataVault:
+    """Customer ids, data keys and the sealing of personal fields.
+
+    Made before the event store (its transcoding is registered with the
+    store's), opened on the store's database once it exists.
+    """
+
+    def __init__(self, types: Iterable[type[Any]] | None = None) -> None:
+        self.types: dict[str, type[Any]] = {}
+        for cls in PERSONAL_DATA_TYPES if types is None else types:
+            fields = dataclasses.fields(cls)
+            if not {f.name for f in fields} & {"phone", "customer_id"}:
+                raise TypeError(
+                    f"{cls.__qualname__}: personal data needs a `phone` or `customer_id` field"
+                )
+            self.types[get_topic(cls)] = cls
+        self._db: Database | None = None
+        self._master: MasterKey | None = None
+        self._id_key = b""
+        #: Data keys fetched for events about to be saved (see `prepare`), with
+        #: when: used once, within PREPARED_SECONDS, else fetched again.
+        self._prepared: dict[str, tuple[float, tuple[str, bytes]]] = {}
+        self._lock = threading.Lock()
+
+    # -- opening ------------------------------------------------------------
+
+    def open(self, database: Database, master: MasterKey) -> None:
+        """Create the tables, and check the master key against the one the
+        database was set up with (a wrong key is refused, never used)."""
+        self._db = database
+        self._master = master
+        with database.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {tx.table(DATA_KEYS_TABLE)} ("
+                "key_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL UNIQUE, "
+                "wrapped TEXT NOT NULL, master_key_id TEXT NOT NULL, created_at TEXT NOT NULL)"
+            )
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {tx.table(VAULT_TABLE)} ("
+                "name TEXT PRIMARY KEY, wrapped TEXT NOT NULL, master_key_id TEXT NOT NULL)"
+            )
+            tx.execute(
+                f"INSERT INTO {tx.table(VAULT_TABLE)} VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (_ID_KEY, self._wrap(secrets.token_bytes(32), _ID_KEY), master.key_id),
+            )
+        with database.transaction(commit=False) as tx:
+            row = tx.query(
+                f"SELECT wrapped, master_key_id FROM {tx.table(VAULT_TABLE)} WHERE name = ?",
+                (_ID_KEY,),
+            )[0]
+        try:
+            self._id_key = self._unwrap(row["wrapped"], _ID_KEY)
+        except InvalidTag:
+            raise MasterKeyError(
+                f"the master key of {master.origin} (id {master.key_id}) is not the one this "
+                f"database's personal data is sealed under (id {row['master_key_id']}): "
+                "wrong key"
+            ) from None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("the personal data vault is not open")
+        return self._db
+
+    @property
+    def master(self) -> MasterKey:
+        if self._master is None:
+            raise RuntimeError("the personal data vault is not open")
+        return self._master
+
+    def _wrap(self, key: bytes, label: str, master: MasterKey | None = None) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = AESGCM((master or self.master).key).encrypt(nonce, key, label.encode())
+        return _b64(nonce + sealed)
+
+    def _unwrap(self, wrapped: str, label: str, master: MasterKey | None = None) -> bytes:
+        raw = _unb64(wrapped)
+        return AESGCM((master or self.master).key).decrypt(raw[:_NONCE], raw[_NONCE:],
+                                                           label.encode())  # fmt: skip
+
+    # -- customer ids ---------------------------------------------------------
+
+    def customer_id(self, phone: str) -> UUID:
+        """The pseudonymous id of the customer with this phone number: stable,
+        and not computable without the vault's key (so not reversible by trying
+        every phone number)."""
+        if not self._id_key:
+            raise RuntimeError("the personal data vault is not open")
+        digest = hmac.new(self._id_key, normalized_phone(phone).encode(), hashlib.sha256)
+        return UUID(bytes=digest.digest()[:16])
+
+    # -- data keys --------------------------------------------------------------
+
+    def _data_key(self, customer_id: UUID) -> tuple[str, bytes]:
+        """The customer's data key, made on first use."""
+        cid = str(customer_id)
+        with self.db.transaction(commit=False) as tx:
+            rows = tx.query(
+                f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
+                "WHERE customer_id = ?",
+                (cid,),
+            )
+        if not rows:
+            key_id = uuid4().hex
+            with self.db.transaction() as tx:
+                tx.execute(
+                    f"INSERT INTO {tx.table(DATA_KEYS_TABLE)} VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (customer_id) DO NOTHING",
+                    (key_id, cid, self._wrap(secrets.token_bytes(32), key_id),
+                     self.master.key_id, datetime.now(UTC).isoformat()),
+                )  # fmt: skip
+                # A key wrapped under a master key that was rotated away meanwhile
+                # would be unreadable after this process stops: refuse it.
+                self._check_not_rotated(tx)
+                rows = tx.query(
+                    f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
+                    "WHERE customer_id = ?",
+                    (cid,),
+                )
+        row = rows[0]
+        return row["key_id"], self._open_key(row)
+
+    def _check_not_rotated(self, tx: Tx) -> None:
+        current = tx.scalar(
+            f"SELECT master_key_id FROM {tx.table(VAULT_TABLE)} WHERE name = ?", (_ID_KEY,)
+        )
+        if current != self.master.key_id:
+            raise MasterKeyRotated(
+                f"the master key was rotated to id {current}: restart with the new key"
+            )
+
+    def _open_key(self, row: Mapping[str, Any]) -> bytes:
+        if row["master_key_id"] != self.master.key_id:
+            raise MasterKeyRotated(
+                f"data keys are wrapped under master key id {row['master_key_id']}, this "
+                f"process holds id {self.master.key_id}: restart with the current key"
+            )
+        return self._unwrap(row["wrapped"], row["key_id"])
+
+    def _keys(self, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """The data keys that still exist among these (one query)."""
+        wanted = sorted(set(key_ids))
+        if not wanted:
+            return {}
+        with self.db.transaction(commit=False) as tx:
+            rows = tx.query(
+                f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
+                f"WHERE key_id IN ({', '.join('?' for _ in wanted)})",
+                wanted,
+            )
+        return {r["key_id"]: self._open_key(r) for r in rows}
+
+    def key_count(self, customer_id: UUID) -> int:
+        with self.db.transaction(commit=False) as tx:
+            return int(
+                tx.scalar(
+                    f"SELECT COUNT(*) FROM {tx.table(DATA_KEYS_TABLE)} WHERE customer_id = ?",
+                    (str(customer_id),),
+                )
+            )
+
+    # -- sealing and opening --------------------------------------------------
+
+    def _owner(self, fields: dict[str, Any]) -> UUID:
+        owner = fields.pop("customer_id", None)
+        return UUID(owner) if owner else self.customer_id(str(fields["phone"]))
+
+    def prepare(self, events: Iterable[Any]) -> None:
+        """Fetch (or make) the data keys these events' personal data will be
+        sealed with, in the caller's thread: the group commit that encodes and
+        writes them then does no key I/O in its critical section."""
+        for event in events:
+            for value in vars(event).values():
+                if get_topic(type(value)) in self.types:
+                    customer_id = self._owner(dataclasses.asdict(value))
+                    found = self._data_key(customer_id)
+                    with self._lock:
+                        if len(self._prepared) > 10_000:  # saves that failed before sealing
+                            self._prepared.clear()
+                        self._prepared[str(customer_id)] = (time.monotonic(), found)
+
+    def seal(self, value: Any) -> SealedPersonalData:
+        topic = get_topic(type(value))
+        if topic not in self.types:
+            raise TypeError(f"{type(value).__qualname__} is not a personal data type")
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        customer_id = self._owner(fields)
+        with self._lock:
+            prepared = self._prepared.pop(str(customer_id), None)
+        if prepared is not None and time.monotonic() - prepared[0] < PREPARED_SECONDS:
+            key_id, key = prepared[1]
+        else:
+            key_id, key = self._data_key(customer_id)
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = AESGCM(key).encrypt(
+            nonce,
+            json.dumps(fields, ensure_ascii=False, sort_keys=True).encode(),
+            _aad(topic, str(customer_id), key_id),
+        )
+        return SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
+
+    def _fields_of(self, topic: str) -> list[str]:
+        cls = self.types.get(topic)
+        if cls is None:
+            return []
+        return [f.name for f in dataclasses.fields(cls) if f.name != "customer_id"]
+
+    def _open(self, sealed: Mapping[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any]:
+        """The contact as a dict (`customer_id`, then its fields), each field
+        `[erased]` when the key is gone."""
+        key = keys.get(sealed["key_id"])
+        contact: dict[str, Any] = {"customer_id": sealed["customer_id"]}
+        if key is None:
+            contact.update({name: ERASED for name in self._fields_of(sealed["sealed"])})
+            return contact
+        raw = _unb64(sealed["ciphertext"])
+        try:
+            clear = AESGCM(key).decrypt(
+                raw[:_NONCE], raw[_NONCE:],
+                _aad(sealed["sealed"], sealed["customer_id"], sealed["key_id"]),
+            )  # fmt: skip
+        except InvalidTag:
+            # Never garbage: a ciphertext that does not authenticate is refused.
+            raise ValueError(
+                f"personal data of customer {sealed['customer_id']} does not authenticate "
+                f"under its key {sealed['key_id']}"
+            ) from None
+        contact.update(json.loads(clear))
+        return contact
+
+    def _legacy(self, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """A contact recorded in clear before sealing existed: shown as it is."""
+        phone = contact.get("phone")
+        shown: dict[str, Any] = {
+            "customer_id": None if not isinstance(phone, str) else str(self.customer_id(phone))
+        }
+        shown.update(contact)
+        return shown
+
+    def reveal(self, value: Any) -> dict[str, Any]:
+        """One contact held by an event or aggregate, in clear (or `[erased]`)."""
+        shown = self.disclose({"customer": _plain(value)}, ContactAccess.FULL)
+        return dict(shown["customer"])
+
+    def disclose(self, data: Any, access: ContactAccess) -> Any:
+        """`data` (an event's or a view's JSON) with each sealed contact opened
+        and shown as `access` may see it; one query for all the keys needed."""
+        found: list[Mapping[str, Any]] = []
+        _walk(data, found.append)
+        keys = self._keys(s["key_id"] for s in found if _is_sealed(s))
+
+        def show(held: Any) -> Any:
+            if isinstance(held, str):  # a name recorded in clear before sealing
+                return held if access is ContactAccess.FULL else mask_name(held)
+            if not _is_sealed(held):
+                return masked_contact(self._legacy(held), access)
+            opened = self._open(held, keys)
+            shown_as = getattr(self.types.get(held["sealed"]), "shown_as", None)
+            if shown_as is not None:  # e.g. a signature: the name alone
+                value = opened.get(shown_as, ERASED)
+                return value if access is ContactAccess.FULL else mask_name(value)
+            return masked_contact(opened, access)
+
+        return _replace(data, show)
+
+    # -- erasure and rotation -----------------------------------------------------
+
+    def rotate_master(self, new: MasterKey) -> int:
+        """Re-wrap every data key (and the vault's own key) under `new`, in one
+        transaction; the events are not touched. Returns the keys re-wrapped."""
+        if new.key_id == self.master.key_id:
+            raise MasterKeyError("the new master key is the current one")
+        with self.db.transaction() as tx:
+            # The first write takes SQLite's write lock; on PostgreSQL keys made
+            # meanwhile by a running service wait for the new wrapping.
+            tx.execute(
+                f"UPDATE {tx.table(VAULT_TABLE)} SET master_key_id = master_key_id WHERE name = ?",
+                (_ID_KEY,),
+            )
+            if tx.dialect == "postgres":
+                tx.execute(f"LOCK TABLE {tx.table(DATA_KEYS_TABLE)} IN EXCLUSIVE MODE")
+            rewrapped = 0
+            for row in tx.query(f"SELECT name, wrapped FROM {tx.table(VAULT_TABLE)}"):
+                clear = self._unwrap(row["wrapped"], row["name"])
+                tx.execute(
+                    f"UPDATE {tx.table(VAULT_TABLE)} SET wrapped = ?, master_key_id = ? "
+                    "WHERE name = ?",
+                    (self._wrap(clear, row["name"], new), new.key_id, row["name"]),
+                )
+            for row in tx.query(
+                f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)}"
+            ):
+                clear = self._open_key(row)
+                tx.execute(
+                    f"UPDATE {tx.table(DATA_KEYS_TABLE)} SET wrapped = ?, master_key_id = ? "
+                    "WHERE key_id = ?",
+                    (self._wrap(clear, row["key_id"], new), new.key_id, row["key_id"]),
+                )
+                rewrapped += 1
+        self._master = new
+        return rewrapped
+
+
+def _aad(topic: str, customer_id: str, key_id: str) -> bytes:
+    """What the ciphertext is bound to: moved to another customer, key or type,
+    it no longer authenticates."""
+    return f"fieldledger personal data|{topic}|{customer_id}|{key_id}".encode()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return value
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and {"sealed", "customer_id", "key_id", "ciphertext"} <= (
+        value.keys()
+    )
+
+
+#: Fields that held a person's name in clear before sealing existed.
+_CLEAR_NAMES = frozenset({"signed_by"})
+
+
+def _is_contact(value: Any, key: str | None) -> bool:
+    """Sealed personal data, or (in events recorded before sealing) clear: a
+    `customer` with a phone, a `signed_by` name."""
+    if isinstance(value, str):
+        return key in _CLEAR_NAMES
+    if not isinstance(value, dict):
+        return False
+    return _is_sealed(value) or (key == "customer" and isinstance(value.get("phone"), str))
+
+
+def _walk(data: Any, found: Any, key: str | None = None) -> None:
+    if _is_contact(data, key):
+        found(data)
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            _walk(v, found, k)
+    elif isinstance(data, list):
+        for v in data:
+            _walk(v, found)
+
+
+def _replace(data: Any, show: Any, key: str | None = None) -> Any:
+    if _is_contact(data, key):
+        return show(data)
+    if isinstance(data, dict):
+        return {k: _replace(v, show, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_replace(v, show) for v in data]
+    return data
+
+
+class PersonalDataTranscoding(Transcoding):
+    """The step every personal data value object goes through into an event:
+    sealed on the way in, kept sealed on the way out (opened only by
+    `PersonalDataVault.disclose`). One name for all the types: what is stored
+    is always a `SealedPersonalData`."""
+
+    name = "personal_data"
+
+    def __init__(self, value_type: type[Any], vault: PersonalDataVault) -> None:
+        self.type = value_type
+        self.vault = vault
+
+    def encode(self, obj: Any) -> dict[str, str]:
+        sealed = obj if isinstance(obj, SealedPersonalData) else self.vault.seal(obj)
+        return dataclasses.asdict(sealed)
+
+    def decode(self, data: dict[str, str]) -> SealedPersonalData:
+        return SealedPersonalData(**data)
+
+
+def personal_data_transcodings(vault: PersonalDataVault) -> list[Transcoding]:
+    return [
+        PersonalDataTranscoding(cls, vault) for cls in [*vault.types.values(), SealedPersonalData]
+    ]

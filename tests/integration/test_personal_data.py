@@ -1,0 +1,328 @@
+"""Customers' personal data in the store (docs/privacy.md), on SQLite and PostgreSQL:
+sealed in the events, erased by destroying the customer's data key, and nothing
+else about the history changes."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import JSONTranscoder
+from fieldledger.application.database import Database
+from fieldledger.application.event_store import DATA_KEYS_TABLE, register_value_types
+from fieldledger.application.hash_chain import verify_chain
+from fieldledger.application.ledger import VALUE_TYPES, FieldLedger, NotFound
+from fieldledger.application.personal_data import (
+    MasterKey,
+    MasterKeyError,
+    MasterKeyRotated,
+    new_master_key_text,
+    parse_master_key,
+)
+from fieldledger.domain.customers import ERASED, ContactAccess, CustomerRecord, SealedPersonalData
+from fieldledger.domain.errors import InvalidCommand, NotPermitted
+from fieldledger.domain.work_orders import Customer, WorkOrder
+from fieldledger.projections.audit import AuditFilter, AuditTrail
+from fieldledger.projections.projector import Projections, rows_of
+
+from tests.integration.conftest import open_world
+from tests.integration.field import CLIENT, DISPATCHER, SUPERVISOR, Clock, Field, utc
+from tests.integration.histories import History
+from tests.store_dump import dump_database, found_in
+
+# What tests.integration.field books and lodges with.
+ZHANG = ["张三", "13800000000", "北京"]
+LI = ["李四", "13900000000"]
+REPORTS = ("sla", "satisfaction", "appraisal", "callbacks", "customer_files")
+
+
+def key(name: str) -> MasterKey:
+    return MasterKey(parse_master_key(new_master_key_text(), name), name)
+
+
+def audit_data(projections: Projections, ledger: FieldLedger, access: ContactAccess) -> list[Any]:
+    projections.catch_up("audit")
+    with projections.reading("audit") as (tx, t):
+        records = AuditTrail.search(tx, t, AuditFilter(), before=None, limit=100_000,
+                                    late_after=timedelta(minutes=5))
+    return [ledger.personal_data.disclose(r.data, access) for r in records]
+
+
+def all_rows(projections: Projections) -> dict[str, Any]:
+    out = {}
+    for name in REPORTS:
+        projections.catch_up(name)
+        generation = projections.live_generation(name)
+        assert generation is not None
+        out[name] = rows_of(projections, name, generation)
+    return out
+
+
+def contacts(data: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "customer_id" in value and "phone" in value:
+                found.append(value)
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(data)
+    return found
+
+
+def test_erasure_leaves_no_personal_data_and_changes_nothing_else(database_url: str) -> None:
+    world, ledger = open_world(database_url, batch_size=50)
+    try:
+        History(world.field, 7, utc("2026-09-20T00:00")).run(150)
+        projections = world.projections
+        vault = ledger.personal_data
+        zhang = vault.customer_id(ZHANG[1])
+
+        # Sealed from the start: no table holds the contact details in clear,
+        # not the events, not the audit view, not the receipts.
+        before_dump = dump_database(database_url)
+        assert found_in(before_dump, ZHANG + LI) == []
+        assert str(zhang) in before_dump  # the pseudonym is what is stored
+        before_rows = all_rows(projections)
+        before_audit = audit_data(projections, ledger, ContactAccess.FULL)
+        shown = contacts(before_audit)
+        assert {c["name"] for c in shown} == {"张三", "李四"}  # opened for those who may
+
+        result = ledger.erase_customer(SUPERVISOR, zhang, "consent withdrawn, ticket 17")
+        assert result.id == zhang and result.position is not None
+        assert vault.key_count(zhang) == 0
+        record = ledger.repository.get(zhang)
+        assert isinstance(record, CustomerRecord) and record.erasures == 1
+        erased_event = next(iter(ledger.events.get(zhang)))
+        assert type(erased_event).__name__ == "Erased"
+        assert erased_event.reason == "consent withdrawn, ticket 17"  # type: ignore[attr-defined]
+
+        # No table holds Zhang's data in a readable form any more; Li's stays sealed.
+        after_dump = dump_database(database_url)
+        assert found_in(after_dump, ZHANG + LI) == []
+        with Database(ledger.recorder).transaction(commit=False) as tx:
+            assert tx.query(
+                f"SELECT * FROM {tx.table(DATA_KEYS_TABLE)} WHERE customer_id = ?", (str(zhang),)
+            ) == []
+
+        # The chain covers what is stored, and what is stored did not change.
+        verdict = verify_chain(ledger.recorder)
+        assert verdict.broken is None and verdict.events == projections.head()
+
+        # Every figure is as it was (the read models never held personal data).
+        assert all_rows(projections) == before_rows
+        after_audit = audit_data(projections, ledger, ContactAccess.FULL)
+        assert len(after_audit) == len(before_audit) + 1  # the Erased event
+        for then, now in zip(before_audit, after_audit[1:], strict=True):
+            for a, b in zip(contacts(then), contacts(now), strict=True):
+                if a["customer_id"] == str(zhang):
+                    assert b == {"customer_id": str(zhang), "name": ERASED, "phone": ERASED,
+                                 "address": ERASED}  # fmt: skip
+                else:
+                    assert a == b
+            assert _without_contacts(then) == _without_contacts(now)
+            if "signed_by" in then:  # every order here is Zhang's: signed for him
+                assert (then["signed_by"], now["signed_by"]) == ("customer", ERASED)
+
+        # A rebuild of every read model brings nothing back.
+        for name in projections.models:
+            projections.rebuild(name)
+        assert all_rows(projections) == before_rows
+        rebuilt = contacts(audit_data(projections, ledger, ContactAccess.FULL))
+        assert {c["name"] for c in rebuilt} == {ERASED, "李四"}
+        assert found_in(dump_database(database_url), ZHANG + LI) == []
+
+        # The aggregates load; their customer reads [erased].
+        order = next(UUID(c["aggregate_id"]) for c in _files(projections, zhang))
+        assert vault.reveal(ledger.get(WorkOrder, order).customer)["phone"] == ERASED
+    finally:
+        ledger.close()
+
+
+def _files(projections: Projections, customer_id: UUID) -> list[dict[str, Any]]:
+    from fieldledger.projections.customer_files import CustomerFiles
+
+    projections.catch_up("customer_files")
+    with projections.reading("customer_files") as (tx, t):
+        return CustomerFiles.records_of(tx, t, str(customer_id))
+
+
+def _without_contacts(data: Any) -> Any:
+    if isinstance(data, dict):
+        if "customer_id" in data and "phone" in data:
+            return "<contact>"
+        return {k: "<signature>" if k == "signed_by" else _without_contacts(v)
+                for k, v in data.items()}  # fmt: skip
+    if isinstance(data, list):
+        return [_without_contacts(v) for v in data]
+    return data
+
+
+def test_erasure_is_for_supervisors_needs_a_reason_and_an_existing_customer(
+    database_url: str,
+) -> None:
+    world, ledger = open_world(database_url)
+    try:
+        world.field.book(utc("2026-10-01T02:00"))
+        zhang = ledger.personal_data.customer_id("+86 138-0000-0000")  # the same person
+        head = ledger.recorder.max_notification_id()
+        with pytest.raises(NotPermitted):
+            ledger.erase_customer(DISPATCHER, zhang, "asked")
+        with pytest.raises(InvalidCommand, match="reason"):
+            ledger.erase_customer(SUPERVISOR, zhang, "  ")
+        with pytest.raises(InvalidCommand, match="phone number"):
+            ledger.erase_customer(SUPERVISOR, zhang, "asked on 138 0000 0000", phone=ZHANG[1])
+        with pytest.raises(NotFound):
+            ledger.erase_customer(SUPERVISOR, ledger.personal_data.customer_id("1"), "asked")
+        assert ledger.recorder.max_notification_id() == head  # nothing written
+        assert ledger.personal_data.key_count(zhang) == 1
+
+        first = ledger.erase_customer(SUPERVISOR, zhang, "asked")
+        again = ledger.erase_customer(SUPERVISOR, zhang, "asked twice")
+        assert (again.version, again.position) == (first.version, None)  # nothing new
+        # The customer comes back: new data under a new key, erasable in turn.
+        order = world.field.book(utc("2026-10-02T02:00"))
+        shown = ledger.personal_data.reveal(ledger.get(WorkOrder, order).customer)
+        assert shown["name"] == "张三" and shown["customer_id"] == str(zhang)
+        second = ledger.erase_customer(SUPERVISOR, zhang, "asked again")
+        assert second.version == 2
+        assert ledger.personal_data.reveal(ledger.get(WorkOrder, order).customer)["name"] == ERASED
+    finally:
+        ledger.close()
+
+
+class PreSealingLedger(FieldLedger):
+    """The ledger as it was before sealing: customers stored in clear."""
+
+    name = "FieldLedger"  # the same tables
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super(FieldLedger, self).register_transcodings(transcoder)
+        register_value_types(transcoder, VALUE_TYPES)
+
+
+def test_events_recorded_before_sealing_stay_readable(database_url: str) -> None:
+    old = PreSealingLedger(database_url, record_policy=False)
+    try:
+        order = Field(old, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+    finally:
+        old.close()
+    ledger = FieldLedger(database_url)
+    try:
+        wo = ledger.get(WorkOrder, order)
+        assert wo.customer == Customer(*ZHANG)  # the old plain value, as recorded
+        assert ledger.personal_data.reveal(wo.customer) == {
+            "customer_id": str(ledger.personal_data.customer_id(ZHANG[1])),
+            "name": "张三", "phone": "13800000000", "address": "北京",
+        }  # fmt: skip
+        masked = ledger.personal_data.disclose(
+            [e.data for e in ledger.history(WorkOrder, order)], ContactAccess.MASKED
+        )
+        assert masked[0]["customer"]["phone"] == "138****0000"
+        assert masked[0]["customer"]["address"] is None
+        # New bookings of the same person are sealed, under the same customer id.
+        new = ledger.book_work_order(
+            CLIENT, customer=Customer(*ZHANG), service_type="repair",
+            **{k: getattr(wo, k) for k in ("priority", "zone", "channel", "billing")},
+            description="again",
+        )  # fmt: skip
+        sealed = ledger.get(WorkOrder, new.id).customer
+        assert isinstance(sealed, SealedPersonalData)
+        assert sealed.customer_id == str(ledger.personal_data.customer_id(ZHANG[1]))
+    finally:
+        ledger.close()
+
+
+def test_a_wrong_master_key_is_refused_and_rotation_rewraps_the_keys(database_url: str) -> None:
+    first, second = key("first"), key("second")
+    ledger = FieldLedger(database_url, master_key=first)
+    try:
+        order = Field(ledger, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+    finally:
+        ledger.close()
+    with pytest.raises(MasterKeyError, match="wrong key") as refused:
+        FieldLedger(database_url, master_key=second)
+    assert "\n" not in str(refused.value)
+    assert first.key_id in str(refused.value) and second.key_id in str(refused.value)
+
+    ledger = FieldLedger(database_url, master_key=first)
+    try:
+        assert ledger.personal_data.rotate_master(second) == 1
+        assert ledger.personal_data.reveal(ledger.get(WorkOrder, order).customer)["name"] == "张三"
+    finally:
+        ledger.close()
+    with pytest.raises(MasterKeyError, match="wrong key"):
+        FieldLedger(database_url, master_key=first)
+    # A process still holding the old key cannot seal under it any more.
+    stale = FieldLedger(database_url, master_key=second)
+    try:
+        stale.personal_data._master = first
+        with pytest.raises(MasterKeyRotated):
+            stale.personal_data.seal(Customer("王五", "13700000000", ""))
+    finally:
+        stale.close()
+    ledger = FieldLedger(database_url, master_key=second)
+    try:
+        sealed = ledger.get(WorkOrder, order).customer
+        assert ledger.personal_data.reveal(sealed)["phone"] == "13800000000"
+        # Tampered ciphertext never opens to garbage: it is refused.
+        raw = bytearray(base64.b64decode(sealed.ciphertext))
+        raw[-1] ^= 1
+        forged = dataclasses.replace(
+            sealed, ciphertext=base64.b64encode(bytes(raw)).decode()
+        )
+        with pytest.raises(ValueError, match="does not authenticate"):
+            ledger.personal_data.reveal(forged)
+        # Moved to another customer, it does not open either.
+        moved = dataclasses.replace(sealed, customer_id=str(UUID(int=1)))
+        with pytest.raises(ValueError, match="does not authenticate"):
+            ledger.personal_data.reveal(moved)
+    finally:
+        ledger.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractHolder:
+    """A value object another aggregate (a maintenance contract) might name a customer with."""
+
+    name: str
+    phone: str
+    site: str
+
+
+def test_any_aggregates_customer_goes_through_the_same_step(database_url: str) -> None:
+    """What docs/privacy.md tells a new aggregate to do: add its value object to
+    the personal data types; sealing, ids, masking and erasure follow."""
+    from fieldledger.application import personal_data
+
+    types = [*personal_data.PERSONAL_DATA_TYPES, ContractHolder]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(personal_data, "PERSONAL_DATA_TYPES", types)
+        ledger = FieldLedger(database_url)
+    try:
+        vault = ledger.personal_data
+        sealed = vault.seal(ContractHolder("张三", "+86 13800000000", "北京工厂"))
+        # The same customer as their work orders, by the phone.
+        assert sealed.customer_id == str(vault.customer_id("13800000000"))
+        stored = ledger.mapper.transcoder.encode({"holder": ContractHolder("张三", "13800000000", "x")})
+        assert b"\\u5f20" not in stored and "张三".encode() not in stored
+        assert isinstance(ledger.mapper.transcoder.decode(stored)["holder"], SealedPersonalData)
+        shown = vault.disclose({"holder": dataclasses.asdict(sealed)}, ContactAccess.MASKED)
+        assert shown["holder"] == {"customer_id": sealed.customer_id, "name": "张*",
+                                   "phone": "+86****0000", "site": "北京工厂"}  # fmt: skip
+        Field(ledger, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+        ledger.erase_customer(SUPERVISOR, UUID(sealed.customer_id), "asked")
+        assert vault.reveal(sealed) == {"customer_id": sealed.customer_id, "name": ERASED,
+                                        "phone": ERASED, "site": ERASED}  # fmt: skip
+    finally:
+        ledger.close()
