@@ -54,7 +54,8 @@ def test_a_contract_is_signed_read_renewed_and_ended(api: Api) -> None:
     read = desk.get(f"/maintenance-contracts/{signed['id']}")
     body = ok(read)
     assert read.headers["ETag"] == '"1"'
-    assert body["customer"] == CUSTOMER
+    assert {k: body["customer"][k] for k in CUSTOMER} == CUSTOMER
+    assert body["customer"]["customer_id"]  # sealed under the customer's key
     assert (body["starts_on"], body["ends_on"], body["visits_per_year"]) == (
         "2026-01-01", "2026-12-31", 4,
     )  # fmt: skip

@@ -25,6 +25,7 @@ from fieldledger.api.routes.commands import (
     answer,
     command_responses,
 )
+from fieldledger.api.routes.schemas import CustomerView
 from fieldledger.api.routes.views import HistoryView, contact_view, history_view
 from fieldledger.api.routes.work_orders import CustomerIn
 from fieldledger.application.ledger import FieldLedger, plain
@@ -64,12 +65,6 @@ class Renew(CommandBody):
 
 class End(CommandBody):
     reason: Note = ""
-
-
-class CustomerView(BaseModel):
-    name: str
-    phone: str
-    address: str
 
 
 class ContractView(BaseModel):
