@@ -19,8 +19,10 @@ from fieldledger.api.routes import (
     complaints,
     customers,
     health,
+    maintenance_contracts,
     notifications,
     projections,
+    reports,
     satisfaction,
     sla,
     staff,
@@ -114,7 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, training, callbacks, customers, notifications, what_if):
+    for module in (maintenance_contracts, satisfaction, appraisal, training, callbacks,
+                   customers, notifications, reports, what_if):
         app.include_router(module.router)
     console.install(app)
     app.add_middleware(BodyLimit)

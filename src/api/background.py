@@ -11,6 +11,7 @@ from fieldledger.application.settings import Settings
 from fieldledger.application.sla_sweep import BackgroundSweeper
 from fieldledger.application.tokens import TokenBook
 from fieldledger.projections.appraisal import AppraisalTrainingWatch
+from fieldledger.projections.maintenance_contracts import ContractRenewals
 from fieldledger.projections.notification_delivery import BackgroundDelivery, WebhookDelivery
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.satisfaction import SatisfactionSources
@@ -58,7 +59,7 @@ def workers(settings: Settings, projections: Projections, *, projector: bool = T
     if settings.sweep_interval > 0:
         sweeper = BackgroundSweeper(
             projections.ledger, SlaRedTargets(projections), settings.sweep_interval,
-            surveys=SatisfactionSources(projections),
+            surveys=SatisfactionSources(projections), renewals=ContractRenewals(projections),
             training=AppraisalTrainingWatch(projections),
         )  # fmt: skip
     delivery = None

@@ -596,12 +596,14 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system); and of the
+    open and not escalated yet, is escalated once (actor system); each
+    maintenance contract's renewal notice due then is recorded once; and of the
     training deadlines: each passed unmet is recorded overdue once, each final
     test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
     from fieldledger.application.training_sweep import sweep_training
     from fieldledger.projections.appraisal import AppraisalTrainingWatch
+    from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.satisfaction import SatisfactionSources
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -615,8 +617,10 @@ def sla_sweep(
             fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
     with opened_projections() as projections:
         try:
-            report = sweep(projections.ledger, SlaRedTargets(projections), instant,
-                           surveys=SatisfactionSources(projections))  # fmt: skip
+            report = sweep(
+                projections.ledger, SlaRedTargets(projections), instant,
+                surveys=SatisfactionSources(projections), renewals=ContractRenewals(projections),
+            )  # fmt: skip
             training = sweep_training(
                 projections.ledger, AppraisalTrainingWatch(projections), instant
             )
@@ -634,12 +638,18 @@ def sla_sweep(
             f"reminded {reminder.owner_id or 'nobody'} of {reminder.kind} "
             f"{reminder.aggregate_id}: {reminder.target} turned yellow"
         )
+    for notice in report.renewal_notices:
+        typer.echo(
+            f"renewal notice due for maintenance contract {notice.contract_id}: "
+            f"ends {notice.ends_on} (version {notice.version})"
+        )
     for staff_id, event_type, what in training.recorded:
         typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
         f"{len(report.reminded)} reminded, {len(report.surveys_sent)} survey cards sent, "
-        f"{len(report.skipped)} skipped; training: {len(training.recorded)} recorded",
+        f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices; "
+        f"training: {len(training.recorded)} recorded",
         err=True,
     )
 

@@ -48,6 +48,11 @@ from fieldledger.application.ledger import (
     NotFound,
     VersionMismatch,
 )
+from fieldledger.application.renewal_notices import (
+    RenewalNotice,
+    RenewalNoticeSource,
+    record_renewal_notices,
+)
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.application.training_sweep import TrainingWatch, sweep_training
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
@@ -136,6 +141,8 @@ class SweepReport:
     skipped: list[Skipped] = field(default_factory=list)
     reminded: list[Reminder] = field(default_factory=list)
     surveys_sent: list[SurveyCard] = field(default_factory=list)
+    #: Renewal notices of maintenance contracts recorded (renewal_notices.py).
+    renewal_notices: list[RenewalNotice] = field(default_factory=list)
 
 
 class Turns:
@@ -160,9 +167,12 @@ def sweep(
     source: RedTargetSource,
     at: datetime | None = None,
     surveys: SurveySource | None = None,
+    *,
+    renewals: RenewalNoticeSource | None = None,
 ) -> SweepReport:
     """One pass of the sweep at `at` (default: now): escalations, reminders,
-    survey cards (when a source of them is given)."""
+    survey cards (when a source of them is given) and the renewal notices of
+    maintenance contracts due then (when `renewals` is given)."""
     now = ledger.clock()
     if at is None:
         at = now
@@ -198,6 +208,8 @@ def sweep(
             sent = send_survey_if_due(ledger, order_id, at)
             if sent is not None:
                 report.surveys_sent.append(sent)
+    if renewals is not None:
+        report.renewal_notices = record_renewal_notices(ledger, renewals, at)
     return report
 
 
@@ -337,12 +349,14 @@ class BackgroundSweeper:
         *,
         surveys: SurveySource | None = None,
         training: TrainingWatch | None = None,
+        renewals: RenewalNoticeSource | None = None,
     ) -> None:
         self.ledger = ledger
         self.source = source
         self.surveys = surveys
         #: The training deadlines' sweep (contract §11.7) runs in the same round.
         self.training = training
+        self.renewals = renewals
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -359,7 +373,9 @@ class BackgroundSweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                report = sweep(self.ledger, self.source, surveys=self.surveys)
+                report = sweep(
+                    self.ledger, self.source, surveys=self.surveys, renewals=self.renewals
+                )
                 if self.training is not None:
                     sweep_training(self.ledger, self.training)
             except Exception as e:  # a database hiccup or a failed view: next round
@@ -372,4 +388,9 @@ class BackgroundSweeper:
                 log.info(
                     "escalated %s %s to level %d for %s",
                     done.kind, done.aggregate_id, done.level, done.target,
+                )  # fmt: skip
+            for notice in report.renewal_notices:
+                log.info(
+                    "renewal notice due for maintenance contract %s (ends %s)",
+                    notice.contract_id, notice.ends_on,
                 )  # fmt: skip

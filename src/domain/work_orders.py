@@ -145,6 +145,8 @@ class WorkOrder(LedgerAggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state.update(model=None, purchase_date=None, previous_work_order_id=None,
                          repeat_of=None, first_responder_id=state["actor"])  # fmt: skip
+        #: The maintenance contract a `billing: contract` order is done under (003 第一條).
+        contract_id: UUID | None = None
 
         def happen(self, wo: WorkOrder) -> None:
             wo.model = self.model
@@ -162,6 +164,7 @@ class WorkOrder(LedgerAggregate):
             wo.description = self.description
             wo.policy_version = self.policy_version
             wo.booked_at = self.occurred_at
+            wo.contract_id = getattr(self, "contract_id", None)
 
     class Assigned(Event):
         technician_id: str
@@ -377,6 +380,7 @@ class WorkOrder(LedgerAggregate):
         self.description: str
         self.policy_version: str
         self.booked_at: datetime
+        self.contract_id: UUID | None = None
         self.technician_id: str | None = None
         self.lateness_notified = False
         self.expected_arrival: datetime | None = None
@@ -422,6 +426,7 @@ class WorkOrder(LedgerAggregate):
         purchase_date: date | None = None,
         previous_work_order_id: UUID | None = None,
         repeat_of: UUID | None = None,
+        contract_id: UUID | None = None,
     ) -> WorkOrder:
         customer = Customer(
             name=require_text("customer.name", customer.name, max_length=200),
@@ -433,6 +438,11 @@ class WorkOrder(LedgerAggregate):
             require_aware("appointment.end", appointment.end)
             if appointment.end <= appointment.start:
                 raise InvalidCommand("appointment.end", "must be after appointment.start")
+        if contract_id is not None and billing is not Billing.CONTRACT:
+            raise InvalidCommand(
+                "contract_id",
+                f"only a billing: contract order names a contract, not {billing.value}",
+            )
         return cls._begin(
             cls.Booked,
             ctx,
@@ -451,6 +461,7 @@ class WorkOrder(LedgerAggregate):
             previous_work_order_id=previous_work_order_id,
             repeat_of=previous_work_order_id or repeat_of,
             first_responder_id=ctx.actor,
+            contract_id=contract_id,
         )
 
     def assign(self, ctx: Context, technician_id: str) -> None:

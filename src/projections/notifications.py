@@ -3,9 +3,9 @@ least once.
 
 A read model of the events that call for someone's attention: reminders of
 targets turned yellow (004 二(二): 主動提醒處理人), coordinators appointed by red
-escalations (立即派專人協調), escalations, and — once maintenance contracts exist —
-renewal notices. Which events notify, of what kind and whom, is the one list
-`OUTBOX`: a new kind of notice is one line there.
+escalations (立即派專人協調), escalations, and maintenance contracts' renewal
+notices (003 第十五條: to the person who signed the contract). Which events
+notify, of what kind and whom, is the one list `OUTBOX`: a new kind of notice is one line there.
 
 Each notification has a stable id (`position * 16 + n`, n its place among the
 notifications of the event at that store position), so a rebuild of the view
@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from fieldledger.application.database import Tx
 from fieldledger.application.ledger import history_entry, plain
 from fieldledger.domain.complaints import Complaint
+from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, utc_text
@@ -66,6 +67,9 @@ OUTBOX: tuple[Notifies, ...] = (
     Notifies(Complaint.Escalated, "coordinator_appointed", _coordinator),
     Notifies(WorkOrder.Escalated, "escalation"),
     Notifies(Complaint.Escalated, "escalation"),
+    # 003 第十五條: the service centre sends the notice and seeks the renewal;
+    # the person who signed the contract hears of it.
+    Notifies(MaintenanceContract.RenewalNoticeDue, "renewal_notice"),
 )
 
 NOTIFICATION_COLUMNS = (
@@ -76,7 +80,7 @@ NOTIFICATION_COLUMNS = (
 #: Events that change who handles a record (for `_handler`).
 _HANDLING = (
     WorkOrder.Booked, WorkOrder.Assigned, WorkOrder.HandedOver,
-    Complaint.Lodged, Complaint.Assigned, Complaint.HandedOver,
+    Complaint.Lodged, Complaint.Assigned, Complaint.HandedOver, MaintenanceContract.Signed,
 )  # fmt: skip
 
 
@@ -142,11 +146,17 @@ class NotificationOutbox(ReadModel):
 
     def _handling(self, tx: Tx, t: Tables, event: Any) -> None:
         key = str(event.originator_id)
-        if isinstance(event, WorkOrder.Booked | Complaint.Lodged):
+        if isinstance(event, WorkOrder.Booked | Complaint.Lodged | MaintenanceContract.Signed):
+            # Who took the call; for a contract, who signed it.
+            first = (
+                event.actor
+                if isinstance(event, MaintenanceContract.Signed)
+                else event.first_responder_id
+            )
             tx.execute(
                 f"INSERT INTO {t.notification_handlers} VALUES (?, NULL, ?) "
                 "ON CONFLICT (aggregate_id) DO NOTHING",
-                (key, event.first_responder_id),
+                (key, first),
             )
         elif isinstance(event, WorkOrder.HandedOver | Complaint.HandedOver):
             tx.execute(

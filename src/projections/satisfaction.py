@@ -418,6 +418,7 @@ class SatisfactionView(ReadModel):
             "first_contact_resolution_pct": first_contact_pct,
             "resolved": g.resolved,
             "first_contact_resolutions": g.first_contact,
+            "surveys_good": g.good,
             "below_threshold": below,
             "mean_csat": mean(g.csat_total, g.received),
             "praised": g.praised,

@@ -7,10 +7,15 @@ restart, and beside commands however slow the receiver."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from fieldledger.application.ledger import Caller
+from fieldledger.application.renewal_notices import record_renewal_notices
+from fieldledger.domain.facts import Role
+from fieldledger.domain.work_orders import Customer
+from fieldledger.projections.maintenance_contracts import ContractRenewals
 from fieldledger.projections.notification_delivery import (
     BackgroundDelivery,
     WebhookDelivery,
@@ -183,5 +188,32 @@ def test_the_outbox_takes_its_events_from_one_list() -> None:
         ("WorkOrder.Escalated", "coordinator_appointed"),
         ("Complaint.Escalated", "coordinator_appointed"),
         ("WorkOrder.Escalated", "escalation"), ("Complaint.Escalated", "escalation"),
+        ("MaintenanceContract.RenewalNoticeDue", "renewal_notice"),
     }
     assert NotificationOutbox.name == "notifications"
+
+
+def test_a_renewal_notice_goes_to_the_person_who_signed_the_contract_003_15(
+    database_url: str,
+) -> None:
+    service = open_service(database_url, ROSTER)
+    try:
+        red_and_yellow(service)  # the clock at 13:30 on 8 October
+        signer = Caller("sup-2", Role.SUPERVISOR)
+        contract = service.ledger.sign_maintenance_contract(
+            signer, customer=Customer("王五", "13900000000", "上海"),
+            starts_on=date(2026, 1, 1), ends_on=date(2026, 11, 5), visits_per_year=4,
+        ).id  # fmt: skip
+        renewals = ContractRenewals(service.projections)
+        renewals.catch_up()
+        (notice,) = record_renewal_notices(service.ledger, renewals, sh(10, 8, 13, 30))
+        assert notice.contract_id == contract
+        service.projections.catch_up("notifications")
+        (mine,) = outbox(service, "sup-2")
+        assert (mine["kind"], mine["event_type"], mine["aggregate_id"]) == (
+            "renewal_notice", "RenewalNoticeDue", str(contract),
+        )  # fmt: skip
+        assert mine["data"]["ends_on"] == "2026-11-05"
+        assert all(n["kind"] != "renewal_notice" for n in outbox(service, "disp-1"))
+    finally:
+        service.ledger.close()

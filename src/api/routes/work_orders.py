@@ -84,6 +84,8 @@ class Book(CommandBody):
     purchase_date: QueryDate | None = None
     #: The earlier order this call is about again (a repeat call, contract §11.4).
     previous_work_order_id: RecordId | None = None
+    #: The maintenance contract of a `billing: contract` order (must exist and cover the day).
+    contract_id: UUID | None = None
 
     def to_args(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class Book(CommandBody):
             "channel": self.channel,
             "billing": self.billing,
             "description": self.description,
+            "contract_id": self.contract_id,
         }
 
 
@@ -218,7 +221,9 @@ class LogCallback(CommandBody):
     summary="Book a work order",
     description="Book a work order. Who: "
     + ", ".join(sorted(r.value for r in WORK_ORDER_COMMANDS["book"]))
-    + ". If-Match is refused (422): a create has no version to match.",
+    + ". A `billing: contract` order may name its maintenance contract (`contract_id`): "
+    "it must exist, not have ended and cover the booking's day (else 422). "
+    "If-Match is refused (422): a create has no version to match.",
     dependencies=[Depends(permits(WORK_ORDER_COMMANDS, "book"))],
     responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="work_orders_book",
