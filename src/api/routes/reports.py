@@ -365,7 +365,7 @@ def satisfaction_of(groups: list[dict[str, Any]]) -> tuple[Satisfaction, list[st
 
     First-contact resolution (004 問題一次性解決率) is the satisfaction view's
     measure: taken per technician from `first_contact_resolution_pct`, and overall
-    from its counts (`first_contact_resolved` of `resolved`) when the view gives
+    from its counts (`first_contact_resolutions` of `resolved`) when the view gives
     them. Until the view measures it, the report says so in `missing`.
     """
     received = sum(int(g["surveys_received"]) for g in groups)
@@ -379,9 +379,9 @@ def satisfaction_of(groups: list[dict[str, Any]]) -> tuple[Satisfaction, list[st
             "first_contact_resolution_pct: the satisfaction read model does not measure "
             "first-contact resolution yet"
         )
-    elif groups and all("first_contact_resolved" in g and "resolved" in g for g in groups):
+    elif groups and all("first_contact_resolutions" in g and "resolved" in g for g in groups):
         fcr = percentage(
-            sum(int(g["first_contact_resolved"]) for g in groups),
+            sum(int(g["first_contact_resolutions"]) for g in groups),
             sum(int(g["resolved"]) for g in groups),
         )
     elif groups:
