@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Server, shot
 from tests.e2e.scenarios import booking
+from tests.procedure import CHECKLIST_JSON, ON_SITE_CHECKS
 
 LIVE_TIMEOUT_MS = 2000
 
@@ -193,8 +194,9 @@ def served_with_feedback(server: Server, technician: str, csat: int) -> None:
         api.post(f"/work-orders/{order['id']}/assign", json={"technician_id": technician})
     steps: list[tuple[str, dict[str, Any] | None]] = [
         ("confirm", None), ("depart", None), ("arrive", None),
-        ("start", {"identity_shown": True, "risk_assessment": "ok"}),
-        ("complete", {"summary": "fixed"}), ("accept", {"signed_by": "customer"}),
+        ("start", {"identity_shown": True, "risk_assessment": "ok", **ON_SITE_CHECKS}),
+        ("complete", {"summary": "fixed", "checklist": CHECKLIST_JSON}),
+        ("accept", {"signed_by": "customer"}),
     ]  # fmt: skip
     with server.api(technician, "technician") as tech:
         for command, body in steps:
@@ -217,7 +219,8 @@ def test_chinese_and_english_switch(context: Any, server: Server) -> None:
     projections.wait_for("satisfaction", projections.head())
     page.goto(server.base + "/console/reports")
     expect(page.get_by_role("heading", name="Satisfaction and SLA reports")).to_be_visible()
-    expect(page.locator("svg.chart")).to_have_count(3)
+    # The three charts and first-contact resolution, now the satisfaction view measures it.
+    expect(page.locator("svg.chart")).to_have_count(4)
     # This month's CSAT: one survey of two is good, 50%, drawn under the 85% line.
     expect(page.locator("svg.chart").first.locator("rect.bar.below")).to_have_count(1)
     shot(page, "reports")
