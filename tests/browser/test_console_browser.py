@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fieldledger.domain.policy import builtin_policy_text
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Server, shot
@@ -232,6 +233,25 @@ def test_rebuild_progress_is_watched_live(context: Any, server: Server) -> None:
     row.get_by_role("button", name="重建 audit").click()
     expect(row.locator(".run")).to_contain_text("✓", timeout=10000)
     shot(page, "operations")
+
+
+def test_what_if_form_answers_on_the_operations_page(context: Any, server: Server) -> None:
+    book(server)
+    page = sign_in(context, server, "analyst-1", "analyst", "/console/operations")
+    today = datetime.now(UTC).date().isoformat()
+    page.get_by_label(re.compile("^候选策略")).fill("name = 'x'\n[sla\n")
+    page.get_by_label("起始").fill(today)
+    page.get_by_label("截止").fill(today)
+    page.get_by_label("分组").select_option("target")
+    page.get_by_role("button", name="运行假设推演").click()
+    expect(page.locator("#what-if-error")).to_contain_text("候选策略")
+    # The policy in force as the candidate: every difference is nought.
+    page.get_by_label(re.compile("^候选策略")).fill(builtin_policy_text())
+    page.get_by_role("button", name="运行假设推演").click()
+    expect(page.locator("#what-if-answer")).to_be_visible()
+    differences = page.locator("#what-if-answer td.difference").all_inner_texts()
+    assert differences and set(differences) <= {"0", ""}
+    shot(page, "what-if")
 
 
 def test_keyboard_only_board_and_labelled_fields(context: Any, server: Server) -> None:
