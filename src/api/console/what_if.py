@@ -8,7 +8,7 @@ from typing import Any
 
 from fieldledger.api.console.context import View
 from fieldledger.api.console.i18n import N_, gettext_for
-from fieldledger.api.routes.what_if import WhatIfRequest, answer_what_if
+from fieldledger.api.routes.what_if import WhatIfRequest, answer_what_if, figure_text
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.projections.projector import ProjectionFailed
 from fieldledger.projections.what_if import GROUPINGS, REPORTS
@@ -75,21 +75,11 @@ def rows_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({
                 "key": "—" if group["key"] is None else str(group["key"]),
                 "measure": MEASURE_LABELS.get(measure, measure),
-                "actual": _cell(actual.get(measure)),
-                "candidate": _cell(candidate.get(measure)),
-                "difference": _cell(group["difference"].get(measure), signed=True),
+                "actual": figure_text(actual.get(measure), empty="—"),
+                "candidate": figure_text(candidate.get(measure), empty="—"),
+                "difference": figure_text(group["difference"].get(measure), signed=True),
             })  # fmt: skip
     return rows
-
-
-def _cell(value: object, *, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "—"
-    if signed and isinstance(value, int | float) and value > 0:
-        return f"+{value}"
-    return str(value)
 
 
 def ask(page: View, values: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:

@@ -33,6 +33,17 @@ def require_analyst(caller: CallerDep) -> Caller:
     return caller
 
 
+def figure_text(value: object, *, signed: bool = False, empty: str = "-") -> str:
+    """A what-if figure as shown in a table (CLI, console): a difference signed."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or empty
+    if signed and isinstance(value, int | float) and value > 0:
+        return f"+{value}"
+    return str(value)
+
+
 def period_bounds(from_: str, to: str, timezone: str) -> tuple[datetime, datetime]:
     """[start, end) of a what-if period: dates are whole local days (`to`
     included), instants as given; `to` after `from`; years 0001-9999."""
