@@ -18,7 +18,9 @@ from fieldledger.api.routes import (
     complaints,
     customers,
     health,
+    maintenance_contracts,
     projections,
+    reports,
     satisfaction,
     sla,
     staff,
@@ -35,6 +37,7 @@ from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
 from fieldledger.projections.appraisal import AppraisalTrainingWatch
 from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.maintenance_contracts import ContractRenewals
 from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import ProjectionSettings
 from fieldledger.projections.sla import SlaRedTargets
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = BackgroundSweeper(
             ledger, SlaRedTargets(projections), settings.sweep_interval,
             training=AppraisalTrainingWatch(projections),
+            renewals=ContractRenewals(projections),
         )  # fmt: skip
         sweeping = settings.background and settings.sweep_interval > 0
         app.state.sweeper = sweeper if sweeping else None
@@ -123,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
-    for module in (satisfaction, appraisal, training, callbacks, customers, what_if):
+    for module in (maintenance_contracts, satisfaction, appraisal, training, callbacks,
+                   customers, reports, what_if):
         app.include_router(module.router)
     console.install(app)
     app.add_middleware(BodyLimit)

@@ -270,6 +270,7 @@ def projections_run() -> None:
 
     from fieldledger.application.sla_sweep import BackgroundSweeper
     from fieldledger.projections.appraisal import AppraisalTrainingWatch
+    from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.projector import BackgroundProjector
     from fieldledger.projections.sla import SlaRedTargets
 
@@ -282,7 +283,8 @@ def projections_run() -> None:
         sweeper = (
             BackgroundSweeper(projections.ledger, SlaRedTargets(projections),
                               settings.sweep_interval,
-                              training=AppraisalTrainingWatch(projections))
+                              training=AppraisalTrainingWatch(projections),
+                              renewals=ContractRenewals(projections))
             if settings.sweep_interval > 0 else None
         )  # fmt: skip
         projector.start()
@@ -598,12 +600,14 @@ def sla_sweep(
     ] = None,
 ) -> None:
     """One pass of automatic escalation: each target red at that instant, still
-    open and not escalated yet, is escalated once (actor system); and of the
+    open and not escalated yet, is escalated once (actor system); each
+    maintenance contract's renewal notice due then is recorded once; and of the
     training deadlines: each passed unmet is recorded overdue once, each final
     test unpassed by its deadline a dismissal."""
     from fieldledger.application.sla_sweep import sweep
     from fieldledger.application.training_sweep import sweep_training
     from fieldledger.projections.appraisal import AppraisalTrainingWatch
+    from fieldledger.projections.maintenance_contracts import ContractRenewals
     from fieldledger.projections.sla import SlaRedTargets
 
     instant: datetime | None = None
@@ -616,7 +620,10 @@ def sla_sweep(
             fail(f"--at: {at!r} needs a time zone offset (e.g. +08:00 or Z)")
     with opened_projections() as projections:
         try:
-            report = sweep(projections.ledger, SlaRedTargets(projections), instant)
+            report = sweep(
+                projections.ledger, SlaRedTargets(projections), instant,
+                renewals=ContractRenewals(projections),
+            )  # fmt: skip
             training = sweep_training(
                 projections.ledger, AppraisalTrainingWatch(projections), instant
             )
@@ -629,11 +636,17 @@ def sla_sweep(
             f"escalated {done.kind} {done.aggregate_id} to level {done.level}: "
             f"{done.target} past due (version {done.version})"
         )
+    for notice in report.renewal_notices:
+        typer.echo(
+            f"renewal notice due for maintenance contract {notice.contract_id}: "
+            f"ends {notice.ends_on} (version {notice.version})"
+        )
     for staff_id, event_type, what in training.recorded:
         typer.echo(f"recorded {event_type} for {staff_id}: {what}")
     typer.echo(
         f"sla sweep at {report.at.isoformat()}: {len(report.escalated)} escalated, "
-        f"{len(report.skipped)} skipped; training: {len(training.recorded)} recorded",
+        f"{len(report.skipped)} skipped, {len(report.renewal_notices)} renewal notices; "
+        f"training: {len(training.recorded)} recorded",
         err=True,
     )
 

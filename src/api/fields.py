@@ -119,6 +119,8 @@ Score4 = Annotated[int, Strict(), Field(ge=1, le=4), _WHOLE]
 Level = Annotated[int, Strict(), Field(ge=1, le=3), _WHOLE]
 #: A quantity of parts, 1 to 1,000,000.
 Quantity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), _WHOLE]
+#: Maintenance visits a year under a contract, 1 to 366 (one a day at most).
+VisitsPerYear = Annotated[int, Strict(), Field(ge=1, le=366), _WHOLE]
 Flag = Annotated[bool, Strict()]
 #: Minutes late for a shift: 0 to a day (1440); more is absurd.
 Minutes = Annotated[int, Strict(), Field(ge=0, le=24 * 60), _WHOLE]
@@ -245,6 +247,13 @@ DayOrInstant = Annotated[
 PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"
 #: A month `YYYY-MM` or a quarter `YYYY-Qn`.
 PeriodName = Annotated[str, Strict(), Field(pattern=PERIOD_PATTERN)]
+
+WEEK_PATTERN = r"^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$"
+#: An ISO 8601 week `YYYY-Www`.
+WeekName = Annotated[str, Strict(), Field(pattern=WEEK_PATTERN)]
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+#: A month `YYYY-MM` (no quarter).
+MonthName = Annotated[str, Strict(), Field(pattern=MONTH_PATTERN)]
 
 #: A query's list of names, comma-separated (event types, statuses).
 NameList = Annotated[

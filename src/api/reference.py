@@ -12,7 +12,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from fieldledger.api.fields import NOTE_PATTERN, PERIOD_PATTERN, TEXT_PATTERN
+from fieldledger.api.fields import (
+    MONTH_PATTERN,
+    NOTE_PATTERN,
+    PERIOD_PATTERN,
+    TEXT_PATTERN,
+    WEEK_PATTERN,
+)
 from fieldledger.api.problems import PROBLEM_TYPES
 from fieldledger.domain.facts import ID_PATTERN
 
@@ -21,6 +27,8 @@ PATTERNS = {
     NOTE_PATTERN: "text, may be empty",
     ID_PATTERN: "id",
     PERIOD_PATTERN: "period `YYYY-MM` or `YYYY-Qn`",
+    WEEK_PATTERN: "ISO week `YYYY-Www`",
+    MONTH_PATTERN: "month `YYYY-MM`",
 }
 HEADER = """\
 # API reference

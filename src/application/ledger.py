@@ -39,15 +39,18 @@ from fieldledger.application.personal_data import (
     personal_data_transcodings,
     resolve_master_key,
 )
-from fieldledger.domain import complaints, work_orders
+from fieldledger.domain import complaints, maintenance_contracts, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.facts import DEFAULT_MAX_BACKDATE, Context, LedgerAggregate, Role
+from fieldledger.domain.maintenance_contracts import MaintenanceContract
+from fieldledger.domain.periods import local_date
 from fieldledger.domain.permissions import (
     COMPLAINT_COMMANDS,
     CUSTOMER_COMMANDS,
+    MAINTENANCE_CONTRACT_COMMANDS,
     STAFF_COMMANDS,
     WORK_ORDER_COMMANDS,
     authorize,
@@ -70,6 +73,7 @@ VALUE_TYPES: list[type[Any]] = [
     complaints.Severity,
     complaints.ComplaintState,
     complaints.Complainant,
+    maintenance_contracts.ContractState,
 ]
 
 #: Fields every event has; the rest is the event's own data.
@@ -357,6 +361,9 @@ class FieldLedger(Application[UUID]):
         **fields: Any,
     ) -> CommandResult:
         authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        contract_id = fields.get("contract_id")
+        if contract_id is not None:
+            self._check_contract(contract_id, occurred_at)
         if self.record_policy:
             self.adopt_policy()
         return self._create(
@@ -367,6 +374,33 @@ class FieldLedger(Application[UUID]):
                 id=uuid4(),
                 policy_version=self.policy_version,
                 **fields,
+            ),
+        )
+
+    def _check_contract(self, contract_id: UUID, occurred_at: datetime | None) -> None:
+        """A contract order names a contract that exists and covers the booking's day."""
+        try:
+            contract = self.get(MaintenanceContract, contract_id)
+        except NotFound:
+            raise InvalidCommand("contract_id", f"no maintenance contract {contract_id}") from None
+        why = contract.covers(local_date(occurred_at or self.clock(), self.timezone))
+        if why is not None:
+            raise InvalidCommand("contract_id", why)
+
+    def sign_maintenance_contract(
+        self,
+        caller: Caller,
+        *,
+        occurred_at: datetime | None = None,
+        idempotency: Idempotency | None = None,
+        **fields: Any,
+    ) -> CommandResult:
+        authorize(MAINTENANCE_CONTRACT_COMMANDS, "sign", caller.role, caller.actor)
+        return self._create(
+            caller,
+            idempotency,
+            lambda: MaintenanceContract.sign(
+                self.context(caller, occurred_at), id=uuid4(), **fields
             ),
         )
 
@@ -452,6 +486,24 @@ class FieldLedger(Application[UUID]):
         method = COMPLAINT_METHODS[command]
         return self._update(
             Complaint, COMPLAINT_COMMANDS, caller, complaint_id, command,
+            lambda c, ctx: getattr(c, method)(ctx, **args),
+            occurred_at, expected_version, idempotency,
+        )  # fmt: skip
+
+    def maintenance_contract_command(
+        self,
+        caller: Caller,
+        contract_id: UUID,
+        command: str,
+        args: Mapping[str, Any],
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        method = MAINTENANCE_CONTRACT_METHODS[command]
+        return self._update(
+            MaintenanceContract, MAINTENANCE_CONTRACT_COMMANDS, caller, contract_id, command,
             lambda c, ctx: getattr(c, method)(ctx, **args),
             occurred_at, expected_version, idempotency,
         )  # fmt: skip
@@ -793,6 +845,12 @@ COMPLAINT_METHODS: dict[str, str] = {
     "resolve": "resolve",
     "confirm": "confirm",
     "escalate": "escalate",
+}
+
+MAINTENANCE_CONTRACT_METHODS: dict[str, str] = {
+    "renew": "renew",
+    "end": "end",
+    "record-renewal-notice": "record_renewal_notice",
 }
 
 #: Staff commands (contract §11.1, §11.7): path suffix → StaffMember method.

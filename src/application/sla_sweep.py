@@ -24,6 +24,11 @@ from typing import Protocol
 from uuid import UUID
 
 from fieldledger.application.ledger import SYSTEM, FieldLedger, VersionMismatch
+from fieldledger.application.renewal_notices import (
+    RenewalNotice,
+    RenewalNoticeSource,
+    record_renewal_notices,
+)
 from fieldledger.application.sla import subject_of, targets_of
 from fieldledger.application.training_sweep import TrainingWatch, sweep_training
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
@@ -77,10 +82,19 @@ class SweepReport:
     at: datetime
     escalated: list[Escalation] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: Renewal notices of maintenance contracts recorded (renewal_notices.py).
+    renewal_notices: list[RenewalNotice] = field(default_factory=list)
 
 
-def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = None) -> SweepReport:
-    """One pass of automatic escalation at `at` (default: now)."""
+def sweep(
+    ledger: FieldLedger,
+    source: RedTargetSource,
+    at: datetime | None = None,
+    *,
+    renewals: RenewalNoticeSource | None = None,
+) -> SweepReport:
+    """One pass of automatic escalation at `at` (default: now), and of the
+    renewal notices due then when `renewals` is given."""
     now = ledger.clock()
     if at is None:
         at = now
@@ -103,6 +117,8 @@ def sweep(ledger: FieldLedger, source: RedTargetSource, at: datetime | None = No
             report.escalated.append(outcome)
         else:
             report.skipped.append(outcome)
+    if renewals is not None:
+        report.renewal_notices = record_renewal_notices(ledger, renewals, at)
     return report
 
 
@@ -170,11 +186,14 @@ class BackgroundSweeper:
         source: RedTargetSource,
         interval: float,
         training: TrainingWatch | None = None,
+        *,
+        renewals: RenewalNoticeSource | None = None,
     ) -> None:
         self.ledger = ledger
         self.source = source
         #: The training deadlines' sweep (contract §11.7) runs in the same round.
         self.training = training
+        self.renewals = renewals
         self.interval = interval
         self.last_error: str | None = None
         self.last_report: SweepReport | None = None
@@ -191,7 +210,7 @@ class BackgroundSweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                report = sweep(self.ledger, self.source)
+                report = sweep(self.ledger, self.source, renewals=self.renewals)
                 if self.training is not None:
                     sweep_training(self.ledger, self.training)
             except Exception as e:  # a database hiccup or a failed view: next round
@@ -204,4 +223,9 @@ class BackgroundSweeper:
                 log.info(
                     "escalated %s %s to level %d for %s",
                     done.kind, done.aggregate_id, done.level, done.target,
+                )  # fmt: skip
+            for notice in report.renewal_notices:
+                log.info(
+                    "renewal notice due for maintenance contract %s (ends %s)",
+                    notice.contract_id, notice.ends_on,
                 )  # fmt: skip

@@ -86,3 +86,37 @@ def parse_period(text: str, *, field: str = "period", quarters: bool = True) -> 
         return Period(value, tuple(f"{year:04d}-{m:02d}" for m in range(first, first + 3)))
     expected = "YYYY-MM or YYYY-Qn" if quarters else "YYYY-MM"
     raise InvalidCommand(field, f"{value!r} is not a period ({expected})")
+
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def parse_week(text: str, *, field: str = "week") -> tuple[date, date]:
+    """An ISO 8601 week `YYYY-Www`: its Monday and the Monday after (exclusive)."""
+    value = text.strip()
+    found = _WEEK.match(value)
+    if found is None:
+        raise InvalidCommand(field, f"{value!r} is not an ISO week (YYYY-Www, e.g. 2026-W42)")
+    try:
+        monday = date.fromisocalendar(int(found.group(1)), int(found.group(2)), 1)
+    except ValueError:
+        raise InvalidCommand(field, f"{value!r} is not a week of that year") from None
+    require_business_date(field, monday)
+    return monday, date.fromordinal(monday.toordinal() + 7)
+
+
+def week_of(day: date) -> str:
+    """The ISO week (`YYYY-Www`) a date falls in."""
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+#: The years a business date may lie in: wide enough for any record, narrow
+#: enough that a month or a day either side, and local midnight in UTC, exist.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
+def require_business_date(field: str, day: date) -> date:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidCommand(field, f"{day} must lie in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day

@@ -80,6 +80,22 @@ CUSTOMER_COMMANDS: dict[str, frozenset[Role]] = {
     "erase": frozenset({_SUPER}),
 }
 
+# Contract §11.5: dispatchers and supervisors sign, renew and end maintenance
+# contracts; the renewal notice (003 第十五條) is the sweep's alone.
+MAINTENANCE_CONTRACT_COMMANDS: dict[str, frozenset[Role]] = {
+    "sign": _DESK,
+    "renew": _DESK,
+    "end": _DESK,
+    "record-renewal-notice": frozenset({_SYSTEM}),
+}
+
+#: Who reads the daily, weekly and monthly reports (docs/reports.md): the
+#: service supervisor compiles them (003 第十一條, 002 服務監督報告) and analysts
+#: study them; they rank and time individual staff, so not every role may.
+REPORT_READERS = frozenset({_SUPER, R.ANALYST})
+#: Who reads the renewals due (docs/contracts.md): those who chase renewals.
+RENEWAL_READERS = frozenset({_DISPATCH, _SUPER, R.ANALYST})
+
 #: Roles that may read work orders, complaints and their history.
 READERS = frozenset(Role)
 

@@ -118,6 +118,8 @@ class WorkOrder(LedgerAggregate):
         billing: Billing
         description: str
         policy_version: str
+        #: The maintenance contract a `billing: contract` order is done under (003 第一條).
+        contract_id: UUID | None = None
 
         def happen(self, wo: WorkOrder) -> None:
             wo.customer = self.customer
@@ -130,6 +132,7 @@ class WorkOrder(LedgerAggregate):
             wo.description = self.description
             wo.policy_version = self.policy_version
             wo.booked_at = self.occurred_at
+            wo.contract_id = getattr(self, "contract_id", None)
 
     class Assigned(Event):
         technician_id: str
@@ -273,6 +276,7 @@ class WorkOrder(LedgerAggregate):
         self.description: str
         self.policy_version: str
         self.booked_at: datetime
+        self.contract_id: UUID | None = None
         self.technician_id: str | None = None
         self.lateness_notified = False
         self.expected_arrival: datetime | None = None
@@ -303,6 +307,7 @@ class WorkOrder(LedgerAggregate):
         description: str,
         policy_version: str,
         appointment: Appointment | None = None,
+        contract_id: UUID | None = None,
     ) -> WorkOrder:
         customer = Customer(
             name=require_text("customer.name", customer.name, max_length=200),
@@ -314,6 +319,11 @@ class WorkOrder(LedgerAggregate):
             require_aware("appointment.end", appointment.end)
             if appointment.end <= appointment.start:
                 raise InvalidCommand("appointment.end", "must be after appointment.start")
+        if contract_id is not None and billing is not Billing.CONTRACT:
+            raise InvalidCommand(
+                "contract_id",
+                f"only a billing: contract order names a contract, not {billing.value}",
+            )
         return cls._begin(
             cls.Booked,
             ctx,
@@ -327,6 +337,7 @@ class WorkOrder(LedgerAggregate):
             billing=billing,
             description=description.strip(),
             policy_version=policy_version,
+            contract_id=contract_id,
         )
 
     def assign(self, ctx: Context, technician_id: str) -> None:

@@ -23,6 +23,7 @@ from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
 from fieldledger.domain.facts import LedgerAggregate
+from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
@@ -34,6 +35,7 @@ KINDS: dict[type[Any], str] = {
     StaffMember.Event: "staff",
     AdoptedPolicy.Event: "policy",
     CustomerRecord.Event: "customer",
+    MaintenanceContract.Event: "maintenance_contract",
 }
 
 

@@ -6,7 +6,9 @@ from fieldledger.projections.appraisal import AppraisalView
 from fieldledger.projections.audit import AuditTrail
 from fieldledger.projections.callbacks import CallbacksView
 from fieldledger.projections.customer_files import CustomerFiles
+from fieldledger.projections.maintenance_contracts import MaintenanceContractsView
 from fieldledger.projections.read_model import ReadModel
+from fieldledger.projections.reports import ReportsView
 from fieldledger.projections.satisfaction import SatisfactionView
 from fieldledger.projections.sla import SlaView
 
@@ -17,4 +19,6 @@ READ_MODELS: list[type[ReadModel]] = [
     CallbacksView,
     AuditTrail,
     CustomerFiles,
+    MaintenanceContractsView,
+    ReportsView,
 ]

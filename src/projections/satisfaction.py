@@ -316,6 +316,7 @@ class SatisfactionView(ReadModel):
             "complaints": g.complaints,
             "surveys_expected": g.expected,
             "surveys_received": g.received,
+            "surveys_good": g.good,
             "below_threshold": below,
             "mean_csat": mean(g.csat_total, g.received),
             "praised": g.praised,

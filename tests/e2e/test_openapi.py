@@ -19,7 +19,7 @@ from tests.e2e.scenarios import PROBLEM_JSON, Desk
 # The body fields of each command, as contract §4, §5 and §6 name them.
 CONTRACT_BODIES: dict[str, set[str]] = {
     "/work-orders": {"customer", "service_type", "priority", "zone", "appointment", "channel",
-                     "billing", "description"},
+                     "billing", "description", "contract_id"},
     "/work-orders/{id}/assign": {"technician_id"},
     "/work-orders/{id}/confirm": set(),
     "/work-orders/{id}/depart": set(),
@@ -57,8 +57,12 @@ CONTRACT_BODIES: dict[str, set[str]] = {
     "/staff/{staff_id}/joined": {"on"},
     "/staff/{staff_id}/training": {"kind", "held_on", "attended", "disciplined",
                                    "form_completed", "test_passed", "deadline"},
+    # §11.5
+    "/maintenance-contracts": {"customer", "starts_on", "ends_on", "visits_per_year"},
+    "/maintenance-contracts/{id}/renew": {"ends_on"},
+    "/maintenance-contracts/{id}/end": {"reason"},
 }  # fmt: skip
-CREATES = {"/work-orders", "/complaints"}
+CREATES = {"/work-orders", "/complaints", "/maintenance-contracts"}
 #: Fields the service takes beyond the contract's, each documented in docs/api.md.
 EXTENSIONS = {"/complaints/{id}/record-findings": {"responsible_staff_ids"}}
 
@@ -88,6 +92,7 @@ NESTED = {
     ("/work-orders", "customer"): {"name", "phone", "address"},
     ("/work-orders", "appointment"): {"start", "end"},
     ("/complaints", "customer"): {"name", "phone"},
+    ("/maintenance-contracts", "customer"): {"name", "phone", "address"},
 }
 
 
@@ -190,7 +195,7 @@ def test_every_command_documents_its_answers(spec: dict[str, Any], path: str) ->
     assert operation["security"] == [{"HTTPBearer": []}]
 
 
-@pytest.mark.parametrize("resource", ["work-orders", "complaints"])
+@pytest.mark.parametrize("resource", ["work-orders", "complaints", "maintenance-contracts"])
 def test_the_queries_are_documented(spec: dict[str, Any], resource: str) -> None:
     get = spec["paths"][f"/{resource}/{{id}}"]["get"]
     assert {p["name"]: p["in"] for p in get["parameters"]}["as_of"] == "query"
@@ -227,6 +232,13 @@ def test_the_documented_answers_are_the_real_ones(api: Api, spec: dict[str, Any]
     desk.ok("client_app", f"/work-orders/{order}/feedback", {
         "csat": 5, "attitude": 4, "skill": 4, "punctuality": 4, "promise": 4})  # fmt: skip
     complaint = desk.complaint_in("resolved")
+    contract = desk.ok("dispatcher", "/maintenance-contracts", {
+        "customer": {"name": "王五", "phone": "139", "address": "上海"},
+        "starts_on": "2026-01-01", "ends_on": "2026-12-31", "visits_per_year": 4})["id"]
+    real_contract = desk["analyst"].get(f"/maintenance-contracts/{contract}").json()
+    contract_schema = documented(spec, "/maintenance-contracts/{id}")
+    assert set(real_contract) == set(contract_schema["properties"])
+    assert set(contract_schema["required"]) == set(contract_schema["properties"])
     for path, id_ in [("/work-orders/{id}", order), ("/complaints/{id}", complaint)]:
         schema = documented(spec, path)
         real = desk["analyst"].get(path.format(id=id_)).json()

@@ -58,10 +58,21 @@ COMPLAINT_WHO: dict[str, set[str]] = {
 # Contract §6: "conduct recorded by a supervisor".
 CONDUCT_WHO = {"supervisor"}  # and every staff command of §11.1, §11.7
 
+# Contract §11.5: "POST /maintenance-contracts … (dispatcher, supervisor), renew, end".
+CONTRACT_WHO: dict[str, set[str]] = {
+    "sign": {"dispatcher", "supervisor"},
+    "renew": {"dispatcher", "supervisor"},
+    "end": {"dispatcher", "supervisor"},
+}
+CONTRACT = {
+    "customer": {"name": "王五", "phone": "13900000000", "address": "上海"},
+    "starts_on": "2026-01-01", "ends_on": "2026-12-31", "visits_per_year": 4,
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Case:
-    resource: str  # "work-orders", "complaints" or "staff"
+    resource: str  # "work-orders", "complaints", "staff" or "maintenance-contracts"
     command: str
     #: The state a record must be in for the command to be allowed (None: a create).
     state: str | None
@@ -120,7 +131,13 @@ STAFF_CASES = [
                                       "attended": True, "test_passed": True}),
 ]  # fmt: skip
 
-ALL_CASES = [*WORK_ORDER_CASES, *COMPLAINT_CASES, *STAFF_CASES]
+CONTRACT_CASES = [
+    Case("maintenance-contracts", "sign", None, CONTRACT),
+    Case("maintenance-contracts", "renew", "active", {"ends_on": "2027-12-31"}),
+    Case("maintenance-contracts", "end", "active", {"reason": "moved away"}),
+]
+
+ALL_CASES = [*WORK_ORDER_CASES, *COMPLAINT_CASES, *STAFF_CASES, *CONTRACT_CASES]
 
 
 def who(case: Case) -> set[str]:
@@ -128,6 +145,8 @@ def who(case: Case) -> set[str]:
         return WORK_ORDER_WHO[case.command]
     if case.resource == "complaints":
         return COMPLAINT_WHO[case.command]
+    if case.resource == "maintenance-contracts":
+        return CONTRACT_WHO[case.command]
     return CONDUCT_WHO
 
 
@@ -150,6 +169,7 @@ def test_the_cases_cover_every_command_route(api: Api) -> None:
     assert posted == cased | {"/customers/lookup", "/customers/{id}/erase"}
     assert set(WORK_ORDER_WHO) == {c.command for c in WORK_ORDER_CASES}
     assert set(COMPLAINT_WHO) == {c.command for c in COMPLAINT_CASES}
+    assert set(CONTRACT_WHO) == {c.command for c in CONTRACT_CASES}
 
 
 def prepare(desk: Desk, case: Case) -> str:
@@ -160,6 +180,9 @@ def prepare(desk: Desk, case: Case) -> str:
         return f"/{case.resource}"
     if case.resource == "work-orders":
         return f"/work-orders/{desk.work_order_in(case.state)}/{case.command}"
+    if case.resource == "maintenance-contracts":
+        contract = desk.ok("dispatcher", "/maintenance-contracts", CONTRACT)["id"]
+        return f"/maintenance-contracts/{contract}/{case.command}"
     return f"/complaints/{desk.complaint_in(case.state)}/{case.command}"
 
 

@@ -141,6 +141,40 @@ def test_serve_warns_at_start_about_years_without_make_up_data(
         assert warnings == []
 
 
+def test_sweep_records_a_contracts_renewal_notice_once_003_15(database_url: str) -> None:
+    from datetime import date
+
+    from fieldledger.domain.maintenance_contracts import MaintenanceContract
+
+    ledger = FieldLedger(database_url, max_backdate=None)
+    try:
+        contract = ledger.sign_maintenance_contract(
+            Caller("disp-1", Role.DISPATCHER), occurred_at=datetime(2026, 10, 1, 9, tzinfo=SH),
+            customer=Customer("王芳", "138", "北京"), starts_on=date(2025, 11, 1),
+            ends_on=date(2026, 10, 31), visits_per_year=4,
+        ).id  # fmt: skip
+    finally:
+        ledger.close()
+    early = invoke(database_url, "sla", "sweep", "--at", "2026-09-29T12:00:00+08:00")
+    assert early.exit_code == 0, early.stderr
+    assert "renewal notice" not in early.stdout  # due from 30 September (local)
+    first = invoke(database_url, "sla", "sweep", "--at", "2026-10-02T09:00:00+08:00")
+    assert first.exit_code == 0, first.stderr
+    assert f"renewal notice due for maintenance contract {contract}: ends 2026-10-31" in (
+        first.stdout
+    )
+    assert "1 renewal notices" in first.stderr
+    again = invoke(database_url, "sla", "sweep", "--at", "2026-10-03T09:00:00+08:00")
+    assert "renewal notice due" not in again.stdout and "0 renewal notices" in again.stderr
+    ledger = FieldLedger(database_url)
+    try:
+        events = [type(e).__name__ for e in ledger.events.get(contract)]
+        assert events == ["Signed", "RenewalNoticeDue"]
+        assert ledger.get(MaintenanceContract, contract).notices_for == [date(2026, 10, 31)]
+    finally:
+        ledger.close()
+
+
 def test_a_sweep_further_back_than_the_backdating_bound_is_refused(database_url: str) -> None:
     result = invoke(database_url, "sla", "sweep", "--at", "2026-10-09T00:00:00Z",
                     FIELDLEDGER_MAX_BACKDATE="7d")  # fmt: skip

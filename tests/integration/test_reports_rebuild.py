@@ -27,7 +27,7 @@ from tests.views import rows_of
 
 READ_MODEL_NAMES = tuple(m.name for m in READ_MODELS)
 
-REPORTS = ("satisfaction", "appraisal", "callbacks")
+REPORTS = ("satisfaction", "appraisal", "callbacks", "reports")
 
 
 def rows(tx: Tx, tables: Tables) -> dict[str, list[Any]]:

@@ -39,6 +39,7 @@ class Kind(StrEnum):
     staff = "staff"
     policy = "policy"
     customer = "customer"
+    maintenance_contract = "maintenance_contract"
 
 
 class AuditEvent(HistoryEvent):

@@ -73,6 +73,8 @@ class WorkOrderView(BaseModel):
     appointment: AppointmentView | None
     channel: Literal["phone", "online", "walk_in"]
     billing: Literal["paid", "contract", "warranty"]
+    #: The maintenance contract of a contract order, when named.
+    contract_id: str | None
     description: str
     technician_id: str | None
     booked_at: datetime

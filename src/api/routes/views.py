@@ -107,6 +107,7 @@ def work_order_view(
         "appointment": plain(wo.appointment),
         "channel": wo.channel.value,
         "billing": wo.billing.value,
+        "contract_id": plain(wo.contract_id),
         "description": wo.description,
         "technician_id": wo.technician_id,
         "booked_at": _iso(wo.booked_at),

@@ -77,6 +77,8 @@ class Book(CommandBody):
     billing: Billing
     #: What the customer needs done: required (contract §4 lists it, not as optional).
     description: Text
+    #: The maintenance contract of a `billing: contract` order (must exist and cover the day).
+    contract_id: UUID | None = None
 
     def to_args(self) -> dict[str, Any]:
         return {
@@ -90,6 +92,7 @@ class Book(CommandBody):
             "channel": self.channel,
             "billing": self.billing,
             "description": self.description,
+            "contract_id": self.contract_id,
         }
 
 
@@ -180,7 +183,9 @@ class LogCallback(CommandBody):
     summary="Book a work order",
     description="Book a work order. Who: "
     + ", ".join(sorted(r.value for r in WORK_ORDER_COMMANDS["book"]))
-    + ". If-Match is refused (422): a create has no version to match.",
+    + ". A `billing: contract` order may name its maintenance contract (`contract_id`): "
+    "it must exist, not have ended and cover the booking's day (else 422). "
+    "If-Match is refused (422): a create has no version to match.",
     dependencies=[Depends(permits(WORK_ORDER_COMMANDS, "book"))],
     responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="work_orders_book",
