@@ -302,3 +302,37 @@ def test_operations_what_if_form_shows_actual_candidate_and_difference(api: Api)
     assert api.event_count() == before
     sign_in(api, "disp-1", "dispatcher")
     assert api.client.post("/console/operations/what-if", data=form).status_code == 403
+
+
+def test_monthly_supervision_report_page_and_csv(api: Api) -> None:
+    # October 2026: three routine orders booked, each answered within the
+    # built-in 4-hour response time (tests/e2e/test_what_if.py).
+    three_orders(api.app.state.ledger)
+    api.catch_up()
+    sign_in(api, "sup-1", "supervisor")
+    assert 'href="/console/reports/monthly"' in api.client.get("/console/reports").text
+    page = api.client.get("/console/reports/monthly", params={"period": "2026-10"})
+    assert page.status_code == 200, page.text
+    assert re.search(r'<tr data-measure="booked"><th scope="row">[^<]+</th><td>3</td>', page.text)
+    response = re.search(
+        r'id="monthly-sla-work-orders".*?<tr data-key="response">.*?<td class="met">(\d+)</td>'
+        r'<td class="breached">(\d+)</td>', page.text, re.S)
+    assert response and response.groups() == ("3", "0")
+    assert 'href="/console/reports/monthly.csv?period=2026-10"' in page.text
+    download = api.client.get("/console/reports/monthly.csv", params={"period": "2026-10"})
+    assert download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[0] == ["section", "key", "measure", "value"]
+    assert ["orders", "", "booked", "3"] in rows
+    assert ["sla_work_orders", "response", "met", "3"] in rows
+    sup = api.actor("sup-2", "supervisor")
+    api_csv = sup.client.get("/reports/monthly", params={"period": "2026-10"},
+                             headers={**sup.headers, "Accept": "text/csv"})
+    assert api_csv.text == download.text  # the same report as the API's
+    bad = api.client.get("/console/reports/monthly", params={"period": "2026-13"})
+    assert bad.status_code == 422 and 'id="monthly-error"' in bad.text and "2026-13" in bad.text
+    assert api.client.get("/console/reports/monthly.csv",
+                          params={"period": "soon"}).status_code == 422
+    sign_in(api, "disp-1", "dispatcher")  # the reports page, not the supervision report
+    assert 'href="/console/reports/monthly"' not in api.client.get("/console/reports").text
+    assert api.client.get("/console/reports/monthly").status_code == 403
