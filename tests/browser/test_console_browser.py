@@ -254,6 +254,26 @@ def test_what_if_form_answers_on_the_operations_page(context: Any, server: Serve
     shot(page, "what-if")
 
 
+def test_monthly_supervision_report_from_the_reports_page(context: Any, server: Server) -> None:
+    book(server)
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/reports")
+    page.get_by_role("link", name="服务监督月报").click()
+    expect(page.get_by_role("heading", name="服务监督月报")).to_be_visible()
+    month = page.get_by_label("月份").input_value()  # this month, in the service's zone
+    assert re.fullmatch(r"[0-9]{4}-[0-9]{2}", month)
+    page.get_by_label("月份").fill(month)
+    page.get_by_role("button", name="显示").click()
+    expect(page).to_have_url(re.compile(f"period={month}"))
+    booked = page.locator('#monthly-orders tr[data-measure="booked"] td')
+    assert int(booked.inner_text()) >= 1
+    with page.expect_download() as download:
+        page.locator("#monthly-report-csv").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    assert rows[0] == ["section", "key", "measure", "value"]
+    assert ["orders", "", "booked", booked.inner_text()] in rows
+    shot(page, "monthly")
+
+
 def test_keyboard_only_board_and_labelled_fields(context: Any, server: Server) -> None:
     order = book(server)
     page: Page = context.new_page()
