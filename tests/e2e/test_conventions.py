@@ -650,3 +650,18 @@ def test_problem_answers_are_never_plain_json(api: Api) -> None:
     """The content type of an error is problem+json, not application/json."""
     r = api.client.get("/work-orders/00000000-0000-4000-8000-000000000000")
     assert r.headers["content-type"] == PROBLEM_JSON
+
+
+def test_what_if_takes_a_policy_document_up_to_4_mib(api: Api) -> None:
+    """A candidate policy may be far larger than 64 KiB of JSON; past 4 MiB: 413."""
+    desk = Desk(api)
+    headers = {**desk["supervisor"].headers, "Content-Type": "application/json"}
+    policy = "# " + "x" * 150_000  # a comment: parses to an empty policy, refused as such
+    body = json.dumps({"policy": policy, "from": "2026-10-01", "to": "2026-10-31"}).encode()
+    assert len(body) > LIMIT
+    r = api.client.post("/what-if", content=body, headers=headers)
+    assert r.status_code != 413
+    assert_problem(r, 422)
+    too_big = json.dumps({"policy": "x" * (4 * 1024 * 1024)}).encode()
+    r = api.client.post("/what-if", content=too_big, headers=headers)
+    assert_problem(r, 413, "/problems/body-too-large")

@@ -111,9 +111,10 @@ class WhatIfAnswer(BaseModel):
         "the chosen report (`sla` compliance, `appraisal` points, `satisfaction` summary) "
         "for the period both ways. Live views are never touched; the scratch tables are "
         "dropped afterwards. Takes a replay of the whole store (minutes at millions of "
-        "events). Analysts and supervisors."
+        "events). Analysts and supervisors. The body may be up to 4 MiB (other routes: "
+        "64 KiB); larger answers 413."
     ),
-    responses=responses(401, 403, 422, 503),
+    responses=responses(401, 403, 413, 422, 503),
 )
 def post_what_if(
     body: WhatIfRequest,
