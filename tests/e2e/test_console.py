@@ -300,6 +300,11 @@ def test_operations_what_if_form_shows_actual_candidate_and_difference(api: Api)
     forged = api.client.post("/console/operations/what-if", data={**form, "csrf": "forged"})
     assert forged.status_code == 422 and 'id="what-if-answer"' not in forged.text
     assert api.event_count() == before
+    # A policy as long as the API takes (200,000 characters) fits the form too.
+    long = SHORTER + "\n# " + "x" * (200_000 - len(SHORTER) - 3)
+    assert len(long) == 200_000
+    assert api.client.post("/console/operations/what-if",
+                           data={**form, "policy": long}).status_code == 200
     sign_in(api, "disp-1", "dispatcher")
     assert api.client.post("/console/operations/what-if", data=form).status_code == 403
 
