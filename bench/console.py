@@ -158,6 +158,7 @@ def main() -> None:
                 "api_history": timed(api, f"/work-orders/{found['order']}/history", {}, n),
                 "api_audit": timed(api, "/audit", {"actor": "tech-017"}, n),
                 "api_ranking": timed(api, "/appraisal", {"period": month}, n),
+                "api_monthly_report": timed(api, "/reports/monthly", {"period": month}, n),
             }
         pages: dict[str, dict[str, float]] = {}
         for who, tok, paths in (
@@ -172,6 +173,7 @@ def main() -> None:
                 "appraisal": ("/console/appraisal", {"period": month}),
                 "staff": ("/console/appraisal/tech-017", {"period": month}),
                 "reports": ("/console/reports", {}),
+                "monthly_report": ("/console/reports/monthly", {"period": month}),
             }),
             ("analyst", analyst, {"operations": ("/console/operations", {})}),
         ):  # fmt: skip

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY_BYTES = 64 * 1024
 #: Routes whose body carries a whole document: `POST /what-if` takes a candidate
 #: policy of up to 200,000 characters, which JSON may escape to 12 bytes each.
-LARGE_BODY_BYTES = {"/what-if": 4 * 1024 * 1024}
+#: The console's what-if form carries the same policy, form-encoded.
+LARGE_BODY_BYTES = {"/what-if": 4 * 1024 * 1024, "/console/operations/what-if": 4 * 1024 * 1024}
 
 
 class BodyLimit:

@@ -470,7 +470,7 @@ def what_if_command(
     """Replay the history under a candidate policy into scratch tables and show a
     report for the period as it is and as it would have been, per group, with
     the difference. Live views are not touched."""
-    from fieldledger.api.routes.what_if import period_bounds
+    from fieldledger.api.routes.what_if import figure_text, period_bounds
     from fieldledger.domain.policy import parse_policy
     from fieldledger.projections.what_if import REPORTS, Question, check_group_by, what_if
     from rich.progress import (
@@ -528,20 +528,10 @@ def what_if_command(
         for measure in sorted(set(actual) | set(candidate_side)):
             table.add_row(
                 "-" if group["key"] is None else str(group["key"]), measure,
-                _cell(actual.get(measure)), _cell(candidate_side.get(measure)),
-                _cell(group["difference"].get(measure), signed=True),
+                figure_text(actual.get(measure)), figure_text(candidate_side.get(measure)),
+                figure_text(group["difference"].get(measure), signed=True),
             )  # fmt: skip
     Console().print(table)
-
-
-def _cell(value: object, *, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    if signed and isinstance(value, int | float) and value > 0:
-        return f"+{value}"
-    return str(value)
 
 
 @audit_app.command("verify")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fieldledger.domain.policy import builtin_policy_text
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Server, shot
@@ -235,6 +236,45 @@ def test_rebuild_progress_is_watched_live(context: Any, server: Server) -> None:
     row.get_by_role("button", name="重建 audit").click()
     expect(row.locator(".run")).to_contain_text("✓", timeout=10000)
     shot(page, "operations")
+
+
+def test_what_if_form_answers_on_the_operations_page(context: Any, server: Server) -> None:
+    book(server)
+    page = sign_in(context, server, "analyst-1", "analyst", "/console/operations")
+    today = datetime.now(UTC).date().isoformat()
+    page.get_by_label(re.compile("^候选策略")).fill("name = 'x'\n[sla\n")
+    page.get_by_label("起始").fill(today)
+    page.get_by_label("截止").fill(today)
+    page.get_by_label("分组").select_option("target")
+    page.get_by_role("button", name="运行假设推演").click()
+    expect(page.locator("#what-if-error")).to_contain_text("候选策略")
+    # The policy in force as the candidate: every difference is nought.
+    page.get_by_label(re.compile("^候选策略")).fill(builtin_policy_text())
+    page.get_by_role("button", name="运行假设推演").click()
+    expect(page.locator("#what-if-answer")).to_be_visible()
+    differences = page.locator("#what-if-answer td.difference").all_inner_texts()
+    assert differences and set(differences) <= {"0", ""}
+    shot(page, "what-if")
+
+
+def test_monthly_supervision_report_from_the_reports_page(context: Any, server: Server) -> None:
+    book(server)
+    page = sign_in(context, server, "sup-1", "supervisor", "/console/reports")
+    page.get_by_role("link", name="服务监督月报").click()
+    expect(page.get_by_role("heading", name="服务监督月报")).to_be_visible()
+    month = page.get_by_label("月份").input_value()  # this month, in the service's zone
+    assert re.fullmatch(r"[0-9]{4}-[0-9]{2}", month)
+    page.get_by_label("月份").fill(month)
+    page.get_by_role("button", name="显示").click()
+    expect(page).to_have_url(re.compile(f"period={month}"))
+    booked = page.locator('#monthly-orders tr[data-measure="booked"] td')
+    assert int(booked.inner_text()) >= 1
+    with page.expect_download() as download:
+        page.locator("#monthly-report-csv").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    assert rows[0] == ["section", "key", "measure", "value"]
+    assert ["orders", "", "booked", booked.inner_text()] in rows
+    shot(page, "monthly")
 
 
 def test_keyboard_only_board_and_labelled_fields(context: Any, server: Server) -> None:

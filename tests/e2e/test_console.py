@@ -14,6 +14,7 @@ from fieldledger.application.tokens import TokenBook, token_id
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import booking, lodging
+from tests.e2e.test_what_if import SHORTER, three_orders
 
 
 def sign_in(api: Api, actor: str, role: str) -> str:
@@ -251,3 +252,92 @@ def test_contacts_are_shown_as_the_role_may_see_them(api: Api) -> None:
     assert "13800000000" not in page and "138****0000" in page
     exported = api.client.get("/console/audit.csv", params={"aggregate_id": order["id"]}).text
     assert "13800000000" not in exported
+
+
+def test_operations_what_if_form_shows_actual_candidate_and_difference(api: Api) -> None:
+    # The hand-worked history of tests/e2e/test_what_if.py: three routine orders
+    # answered at 09:30, 11:30 and 12:30 after a 09:00 booking; a 2-hour routine
+    # response breaches two of the three the built-in 4 hours met.
+    three_orders(api.app.state.ledger)
+    api.catch_up()
+    before = api.event_count()
+    csrf = sign_in(api, "analyst-1", "analyst")
+    page = api.client.get("/console/operations")
+    assert 'id="what-if"' in page.text and '<label for="what-if-policy">' in page.text
+    form = {"csrf": csrf, "policy": SHORTER, "from": "2026-10-14", "to": "2026-10-14",
+            "report": "sla", "group_by": "target"}
+    answer = api.client.post("/console/operations/what-if", data=form)
+    assert answer.status_code == 200, answer.text
+    cells = {
+        (key, measure): values
+        for key, measure, *values in re.findall(
+            r'<tr data-key="([^"]+)" data-measure="([^"]+)">.*?<td class="actual">([^<]*)</td>'
+            r'<td class="candidate">([^<]*)</td><td class="difference">([^<]*)</td>',
+            answer.text,
+        )
+    }
+    assert cells[("response", "met")] == ["3", "1", "-2"]
+    assert cells[("response", "breached")] == ["0", "2", "+2"]
+    assert cells[("response", "compliance %")] == ["100.0", "33.33", "-66.67"]
+    assert "实际" in answer.text and "候选" in answer.text and "差值" in answer.text
+    assert api.event_count() == before  # a replay writes no event
+
+    # Bad input: the page says what is wrong, keeps what was typed, writes nothing.
+    bad = api.client.post("/console/operations/what-if",
+                          data={**form, "policy": "name = 'x'\n[sla\n"})
+    assert bad.status_code == 422 and 'id="what-if-error"' in bad.text
+    error = re.search(r'<p class="alert" role="alert" id="what-if-error">([^<]*)</p>', bad.text)
+    assert error and error.group(1).startswith("候选策略") and "table declaration" in error.group(1)
+    assert 'id="what-if-answer"' not in bad.text and "[sla" in bad.text  # kept in the form
+    backwards = api.client.post("/console/operations/what-if",
+                                data={**form, "from": "2026-10-15", "to": "2026-10-13"})
+    assert backwards.status_code == 422 and "截止: must be after from" in backwards.text
+    grouping = api.client.post("/console/operations/what-if",
+                               data={**form, "report": "satisfaction", "group_by": "zone"})
+    assert grouping.status_code == 422 and "technician, service_type" in grouping.text
+    not_a_day = api.client.post("/console/operations/what-if", data={**form, "from": "soon"})
+    assert not_a_day.status_code == 422 and "起始:" in not_a_day.text
+    forged = api.client.post("/console/operations/what-if", data={**form, "csrf": "forged"})
+    assert forged.status_code == 422 and 'id="what-if-answer"' not in forged.text
+    assert api.event_count() == before
+    # A policy as long as the API takes (200,000 characters) fits the form too.
+    long = SHORTER + "\n# " + "x" * (200_000 - len(SHORTER) - 3)
+    assert len(long) == 200_000
+    assert api.client.post("/console/operations/what-if",
+                           data={**form, "policy": long}).status_code == 200
+    sign_in(api, "disp-1", "dispatcher")
+    assert api.client.post("/console/operations/what-if", data=form).status_code == 403
+
+
+def test_monthly_supervision_report_page_and_csv(api: Api) -> None:
+    # October 2026: three routine orders booked, each answered within the
+    # built-in 4-hour response time (tests/e2e/test_what_if.py).
+    three_orders(api.app.state.ledger)
+    api.catch_up()
+    sign_in(api, "sup-1", "supervisor")
+    assert 'href="/console/reports/monthly"' in api.client.get("/console/reports").text
+    page = api.client.get("/console/reports/monthly", params={"period": "2026-10"})
+    assert page.status_code == 200, page.text
+    assert re.search(r'<tr data-measure="booked"><th scope="row">[^<]+</th><td>3</td>', page.text)
+    response = re.search(
+        r'id="monthly-sla-work-orders".*?<tr data-key="response">.*?<td class="met">(\d+)</td>'
+        r'<td class="breached">(\d+)</td>', page.text, re.S)
+    assert response and response.groups() == ("3", "0")
+    assert 'href="/console/reports/monthly.csv?period=2026-10"' in page.text
+    download = api.client.get("/console/reports/monthly.csv", params={"period": "2026-10"})
+    assert download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[0] == ["section", "key", "measure", "value"]
+    assert ["orders", "", "booked", "3"] in rows
+    assert ["sla_work_orders", "response", "met", "3"] in rows
+    sup = api.actor("sup-2", "supervisor")
+    api_csv = sup.client.get("/reports/monthly", params={"period": "2026-10"},
+                             headers={**sup.headers, "Accept": "text/csv"})
+    assert api_csv.text == download.text  # the same report as the API's
+    bad = api.client.get("/console/reports/monthly", params={"period": "2026-13"})
+    assert bad.status_code == 422 and 'id="monthly-error"' in bad.text and "2026-13" in bad.text
+    assert api.client.get("/console/reports/monthly.csv",
+                          params={"period": "soon"}).status_code == 422
+    sign_in(api, "disp-1", "dispatcher")  # the reports page, not the supervision report
+    assert 'href="/console/reports/monthly"' not in api.client.get("/console/reports").text
+    assert api.client.get("/console/reports/monthly").status_code == 403

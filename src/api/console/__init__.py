@@ -19,6 +19,7 @@ def install(app: FastAPI) -> None:
         appraisal,
         audit,
         board,
+        monthly,
         operations,
         records,
         reports,

@@ -36,6 +36,7 @@ from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role
+from fieldledger.domain.permissions import REPORT_READERS
 from fieldledger.projections.projector import Projections
 
 T = TypeVar("T")
@@ -50,6 +51,8 @@ PAGES: dict[str, frozenset[Role]] = {
     "audit": frozenset({Role.SUPERVISOR, Role.ANALYST}),
     "appraisal": frozenset({Role.SUPERVISOR, Role.ANALYST, Role.TECHNICIAN}),
     "reports": frozenset({Role.SUPERVISOR, Role.ANALYST, Role.DISPATCHER}),
+    #: The monthly supervision report: who reads it over the API.
+    "monthly": REPORT_READERS,
     "operations": frozenset({Role.ANALYST}),
 }
 NAV = (

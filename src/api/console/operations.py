@@ -23,6 +23,7 @@ from fieldledger.api.console.context import (
     router,
     sse,
 )
+from fieldledger.api.console.what_if import ask, shown, what_if_form
 from fieldledger.projections.projector import ProjectionFailed, Projections
 from starlette.concurrency import run_in_threadpool
 
@@ -47,7 +48,7 @@ def _runs(request: Request) -> dict[str, RebuildRun]:
     return found
 
 
-def _operations_snapshot(request: Request) -> dict[str, Any]:
+def operations_snapshot(request: Request) -> dict[str, Any]:
     projections: Projections = request.app.state.projections
     projector = getattr(request.app.state, "projector", None)
     retrying = {} if projector is None else dict(projector.last_errors)
@@ -75,7 +76,35 @@ def _operations_snapshot(request: Request) -> dict[str, Any]:
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(request: Request, session: SessionDep) -> HTMLResponse:
     allow(session, "operations")
-    return View(request, session).render("operations.html", snapshot=_operations_snapshot(request))
+    return View(request, session).render(
+        "operations.html", snapshot=operations_snapshot(request), what_if=what_if_form()
+    )
+
+
+@router.post("/operations/what-if", response_class=HTMLResponse)
+async def run_what_if(
+    request: Request,
+    session: SessionDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    policy: Annotated[str, Form(max_length=200_000)] = "",
+    from_: Annotated[str, Form(alias="from", max_length=40)] = "",
+    to: Annotated[str, Form(max_length=40)] = "",
+    report: Annotated[str, Form(max_length=20)] = "sla",
+    group_by: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    """Runs the replay (as long as over the API: minutes at millions of events)
+    and shows the page with the answer, or the error, under the form."""
+    allow(session, "operations")
+    check_csrf(session, csrf)
+    page = View(request, session)
+    values = {"policy": policy, "from": from_, "to": to, "report": report, "group_by": group_by}
+    answer, error = await run_in_threadpool(ask, page, values)
+    return page.render(
+        "operations.html", status=422 if error else 200,
+        snapshot=await run_in_threadpool(operations_snapshot, request),
+        what_if=what_if_form(values), what_if_error=error,
+        what_if_answer=None if answer is None else shown(answer),
+    )  # fmt: skip
 
 
 @router.post("/operations/rebuild")
@@ -122,7 +151,7 @@ async def operations_stream(request: Request, session: SessionDep) -> StreamingR
         started = time.monotonic()
         last = ""
         while time.monotonic() - started < STREAM_SECONDS:
-            snapshot = await run_in_threadpool(_operations_snapshot, request)
+            snapshot = await run_in_threadpool(operations_snapshot, request)
             text = json.dumps(snapshot, sort_keys=True)
             if text != last:
                 last = text

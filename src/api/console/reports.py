@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fieldledger.api.console import charts
 from fieldledger.api.console.context import (
     CURRENT_SECONDS,
+    PAGES,
     PAST_SECONDS,
     SessionDep,
     View,
@@ -138,6 +139,7 @@ def reports_page(request: Request, session: SessionDep) -> HTMLResponse:
             [charts.Bar(f.month, f.first_contact_resolution_pct) for f in figures],
             float(policy.first_time_fix_target_pct), no_data)))  # fmt: skip
     return page.render("reports.html", charts=chart_list, figures=figures,
+                       monthly=session.caller.role in PAGES["monthly"],
                        thresholds={"csat": f"{float(policy.csat_target_pct):g}",
                                    "ftf": f"{float(policy.first_time_fix_target_pct):g}",
                                    "sla": f"{SLA_REFERENCE_PCT:g}"})  # fmt: skip

@@ -22,7 +22,7 @@ from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
 from fieldledger.api.fields import MonthName, QueryDate, WeekName
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
-from fieldledger.application.ledger import Caller
+from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.periods import (
     local_date,
@@ -34,6 +34,7 @@ from fieldledger.domain.periods import (
 )
 from fieldledger.domain.permissions import REPORT_READERS
 from fieldledger.projections import sla
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.reporting import percentage
 from fieldledger.projections.reports import COMPLAINT_MEASURES, ORDER_MEASURES
 from pydantic import BaseModel, Field
@@ -311,6 +312,21 @@ def monthly(
     min_position: MinPosition = None,
 ) -> Any:
     _may_read(caller)
+    report = monthly_report(projections, ledger, period, as_of=as_of, min_position=min_position)
+    return monthly_csv(report) if _wants_csv(request) else report
+
+
+def monthly_report(
+    projections: Projections,
+    ledger: FieldLedger,
+    period: str | None,
+    *,
+    as_of: datetime | None = None,
+    min_position: int | None = None,
+) -> MonthlyReport:
+    """The monthly supervision report of `period` (default: this month), from the
+    read models (the API's route and the console's page); InvalidCommand names
+    the field when the month is not one."""
     timezone = ledger.timezone
     month = parse_period(period or month_of(ledger.clock(), timezone), quarters=False)
     first, end = require_business_date("period", month.first_day), month.end_day
@@ -349,11 +365,12 @@ def monthly(
         appraisal_ranking=[RankingLine.model_validate(r) for r in ranking],
         missing=missing,
     )  # fmt: skip
-    if _wants_csv(request):
-        return _csv(
-            f"monthly-{report.period}.csv", LONG_HEADER, _long_rows(_monthly_figures(report))
-        )
     return report
+
+
+def monthly_csv(report: MonthlyReport) -> Response:
+    """The report as CSV, one row per figure (`section,key,measure,value`)."""
+    return _csv(f"monthly-{report.period}.csv", LONG_HEADER, _long_rows(_monthly_figures(report)))
 
 
 # -- building the reports ------------------------------------------------------

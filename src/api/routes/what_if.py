@@ -15,6 +15,7 @@ from fieldledger.application.ledger import Caller
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import PolicyError, parse_policy
+from fieldledger.projections.projector import Projections
 from fieldledger.projections.what_if import Question, check_group_by, what_if
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,17 @@ def require_analyst(caller: CallerDep) -> Caller:
             + ", ".join(sorted(r.value for r in ANALYSTS))
         )
     return caller
+
+
+def figure_text(value: object, *, signed: bool = False, empty: str = "-") -> str:
+    """A what-if figure as shown in a table (CLI, console): a difference signed."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or empty
+    if signed and isinstance(value, int | float) and value > 0:
+        return f"+{value}"
+    return str(value)
 
 
 def period_bounds(from_: str, to: str, timezone: str) -> tuple[datetime, datetime]:
@@ -111,11 +123,19 @@ def post_what_if(
     settings: SettingsDep,
     _caller: Annotated[Caller, Depends(require_analyst)],
 ) -> dict[str, Any]:
+    return answer_what_if(body, projections, timezone=settings.timezone, now=ledger.clock())
+
+
+def answer_what_if(
+    body: WhatIfRequest, projections: Projections, *, timezone: str, now: datetime
+) -> dict[str, Any]:
+    """The what-if asked by `body` answered (the API's route and the console's
+    form): InvalidCommand naming the field when the policy or period is bad."""
     try:
         candidate = parse_policy(body.policy)
     except PolicyError as e:
         raise InvalidCommand("policy", str(e)) from None
-    start, end = period_bounds(body.from_, body.to, settings.timezone)
+    start, end = period_bounds(body.from_, body.to, timezone)
     check_group_by(body.report, body.group_by)
     question = Question(body.report, start, end, body.group_by)
-    return what_if(projections, candidate, question, now=ledger.clock())
+    return what_if(projections, candidate, question, now=now)
