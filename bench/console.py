@@ -37,6 +37,7 @@ sys.path.insert(0, str(BENCH))
 from run_all import (  # noqa: E402
     RESULTS,
     _wait_caught_up,
+    bench_database,
     fieldledger,
     fresh_database,
     generate,
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="use the database of an earlier run of this size as it is")
     args = parser.parse_args()
-    name = f"fl_bench_console_{args.events}"
+    name = bench_database(f"console_{args.events}")
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "events": args.events}
     if args.reuse:
         from run_all import db_url

@@ -57,6 +57,16 @@ def db_url(name: str) -> str:
     return f"{base}/{name}"
 
 
+# Benchmark databases are named `<prefix>_<phase>`; set FIELDLEDGER_BENCH_PREFIX
+# so that two benchmark runs at once (two checkouts) never drop each other's.
+BENCH_PREFIX = os.environ.get("FIELDLEDGER_BENCH_PREFIX", "fl_bench")
+
+
+def bench_database(phase: str) -> str:
+    """The name of this run's database for one phase."""
+    return f"{BENCH_PREFIX}_{phase}"
+
+
 def fresh_database(name: str) -> str:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -146,7 +156,7 @@ def wrk(base: str, script: str, seconds: int, args: list[str]) -> dict[str, floa
 
 
 def pgbench_insert(seconds: int) -> float:
-    url = fresh_database("fl_bench_pgbench")
+    url = fresh_database(bench_database("pgbench"))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text)")
     out = subprocess.run(
@@ -160,7 +170,7 @@ def pgbench_insert(seconds: int) -> float:
 def phase_commands(seconds: int) -> dict[str, Any]:
     result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "runs": {}}
     for workers, separate in ((1, False), (2, False), (1, True), (2, True)):
-        url = fresh_database("fl_bench_commands")
+        url = fresh_database(bench_database("commands"))
         with serving(url, workers, separate_projector=separate) as (base, env):
             disp, tech, app = (
                 fieldledger("token", "issue", "--actor", actor, "--role", role, env=env)
@@ -283,7 +293,7 @@ def main() -> None:
         report["commands"] = phase_commands(seconds)
         print(json.dumps(report["commands"], indent=1), flush=True)
     for size in sizes if args.only != "commands" else []:
-        url = fresh_database(f"fl_bench_{size}")
+        url = fresh_database(bench_database(str(size)))
         entry: dict[str, Any] = {"generate_per_s": generate(url, size)}
         if args.only in (None, "rebuild"):
             entry["rebuild"] = phase_rebuild(url, each=size == sizes[0])
