@@ -2,9 +2,11 @@
 
 - Live: the live generation, optionally first brought up to `min_position` (the
   `X-Position` of a command: read your writes).
-- `as_of=T`: the events recorded up to T (the last event whose recorded_at is at
-  or before T) replayed from zero into a scratch generation that is dropped after
-  the answer. Costs a replay of every event up to T; `min_position` is moot.
+- `as_of=T`: the view as it was right after the last event recorded at or before
+  T. The appraisal, satisfaction and SLA views keep when each row became true,
+  so this is a query over their tables and histories (`projections.versions`);
+  other views replay the events up to T into a scratch generation dropped after
+  the answer. `min_position` is moot.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from fieldledger.projections.read_model import Tables
 AsOf = Annotated[
     Instant | None,
     Query(
-        description="the answer as it was at this instant (replays the events recorded "
-        "up to it: slower, linear in their number)"
+        description="the answer as it was at this instant: as of the last event recorded "
+        "at or before it"
     ),
 ]
 MinPosition = Annotated[
@@ -43,7 +45,7 @@ def reading(
     model = projections.models[name]
     try:
         if as_of is not None:
-            with projections.scratch(name, projections.position_at(as_of)) as (tx, tables):
+            with projections.as_of(name, projections.position_at(as_of)) as (tx, tables):
                 yield tx, tables, model
             return
         if min_position is not None:

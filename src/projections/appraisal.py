@@ -36,8 +36,8 @@ An item belongs to the month of its event's `occurred_at` in the time zone.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -72,6 +72,12 @@ from fieldledger.projections.reporting import (
     numeric,
     percentage,
     utc_text,
+)
+from fieldledger.projections.versions import (
+    VALID_FROM,
+    VersionedRows,
+    create_versioned,
+    history_of,
 )
 
 LATE_ARRIVAL = "late_arrival"
@@ -121,9 +127,66 @@ class Item:
         }
 
 
+ORDER_COLUMNS = (
+    "work_order_id", "technician_id", "lateness_reason", "arrived_at", "arrival_version",
+    "minutes_late", "lateness_notified", "rejections", "accepted_at", "first_time_fix",
+    "feedback_at", "feedback_version", "csat", "praise", "appointment_start", "notified_at",
+    "ratings_sum",
+)  # fmt: skip
+COMPLAINT_COLUMNS = ("complaint_id", "work_order_id", "severity", "lodged_at", "resolved")
+NAMED_KEY = ("complaint_id", "source", "staff_id")
+FAULT_KEY = ("complaint_id", "staff_id")
+FAULT_COLUMNS = ("complaint_id", "staff_id", "version", "occurred_at")
+STAFF_COLUMNS = ("staff_id", "first_seen_at")
+CONDUCT_COLUMNS = (
+    "aggregate_id", "version", "staff_id", "kind", "points", "note", "occurred_at", "minutes",
+    "discipline", "extra_points",
+)  # fmt: skip
+RECORD_COLUMNS = (
+    "aggregate_id", "version", "staff_id", "what", "passed", "note", "training_kind",
+    "requirement", "on_day", "occurred_at",
+)  # fmt: skip
+TRAINING_COLUMNS = (
+    "aggregate_id", "version", "staff_id", "training_kind", "held_on", "attended",
+    "disciplined", "form_completed", "test_passed", "attempt", "deadline", "occurred_at",
+)  # fmt: skip
+POLICY_COLUMNS = ("version", "adopted_at", "document")
+
+
+@dataclass
+class _Rows:
+    """A batch's unit of work: the rows its events touch, versioned event by event,
+    and the facts it appends."""
+
+    batch: Batch
+    staff: VersionedRows
+    orders: VersionedRows
+    complaints: VersionedRows
+    named: VersionedRows
+    faults: VersionedRows
+    position: int = 0
+    conduct: list[tuple[Any, ...]] = field(default_factory=list)
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    training: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def at(self, position: int) -> None:
+        self.position = position
+        for rows in (self.staff, self.orders, self.complaints, self.named, self.faults):
+            rows.position = position
+
+    def flush(self) -> None:
+        for rows in (self.staff, self.orders, self.complaints, self.named, self.faults):
+            rows.flush()
+        t = self.batch.t
+        self.batch.append(t.appraisal_conduct, (*CONDUCT_COLUMNS, VALID_FROM), self.conduct)
+        self.batch.append(t.appraisal_staff_records, (*RECORD_COLUMNS, VALID_FROM), self.records)
+        self.batch.append(t.appraisal_training, (*TRAINING_COLUMNS, VALID_FROM), self.training)
+
+
 class AppraisalView(ReadModel):
     name = "appraisal"
-    schema_version = 2
+    # 3: versions (valid_from, history tables) for reports as of a position
+    schema_version = 3
     tables: ClassVar[tuple[str, ...]] = (
         "appraisal_staff",
         "appraisal_orders",
@@ -134,7 +197,25 @@ class AppraisalView(ReadModel):
         "appraisal_staff_records",
         "appraisal_training",
         "appraisal_policies",
+        "appraisal_staff_history",
+        "appraisal_orders_history",
+        "appraisal_complaints_history",
+        "appraisal_complaint_staff_history",
+        "appraisal_faults_history",
     )
+    versioned: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "appraisal_staff": STAFF_COLUMNS,
+        "appraisal_orders": ORDER_COLUMNS,
+        "appraisal_complaints": COMPLAINT_COLUMNS,
+        "appraisal_complaint_staff": NAMED_KEY,
+        "appraisal_faults": FAULT_COLUMNS,
+    }
+    appended: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "appraisal_conduct": CONDUCT_COLUMNS,
+        "appraisal_staff_records": RECORD_COLUMNS,
+        "appraisal_training": TRAINING_COLUMNS,
+        "appraisal_policies": POLICY_COLUMNS,
+    }
 
     def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
@@ -146,46 +227,47 @@ class AppraisalView(ReadModel):
         self.policy_override = policy_override
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
-        statements = [
-            f"CREATE TABLE IF NOT EXISTS {t.appraisal_staff} ("
-            "staff_id TEXT PRIMARY KEY, first_seen_at TEXT NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {t.appraisal_orders} ("
-            "work_order_id TEXT PRIMARY KEY, technician_id TEXT, lateness_reason TEXT, "
+        create_versioned(
+            tx, t.appraisal_staff, t.appraisal_staff_history,
+            "staff_id TEXT NOT NULL, first_seen_at TEXT NOT NULL", ("staff_id",),
+        )  # fmt: skip
+        create_versioned(
+            tx, t.appraisal_orders, t.appraisal_orders_history,
+            "work_order_id TEXT NOT NULL, technician_id TEXT, lateness_reason TEXT, "
             "arrived_at TEXT, arrival_version INTEGER, minutes_late INTEGER, "
             "lateness_notified INTEGER, rejections INTEGER NOT NULL DEFAULT 0, "
             "accepted_at TEXT, first_time_fix INTEGER, "
             "feedback_at TEXT, feedback_version INTEGER, csat INTEGER, praise INTEGER, "
-            "appointment_start TEXT, notified_at TEXT, ratings_sum INTEGER)",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'technician')} "
-            f"ON {t.appraisal_orders} (technician_id)",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'arrived')} "
-            f"ON {t.appraisal_orders} (arrived_at)",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'accepted')} "
-            f"ON {t.appraisal_orders} (accepted_at)",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_orders, 'feedback')} "
-            f"ON {t.appraisal_orders} (feedback_at)",
-            f"CREATE TABLE IF NOT EXISTS {t.appraisal_complaints} ("
-            "complaint_id TEXT PRIMARY KEY, work_order_id TEXT, severity TEXT NOT NULL, "
-            "lodged_at TEXT NOT NULL, resolved INTEGER NOT NULL DEFAULT 0)",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_complaints, 'lodged')} "
-            f"ON {t.appraisal_complaints} (lodged_at)",
-            f"CREATE TABLE IF NOT EXISTS {t.appraisal_complaint_staff} ("
-            "complaint_id TEXT NOT NULL, source TEXT NOT NULL, staff_id TEXT NOT NULL, "
-            "PRIMARY KEY (complaint_id, source, staff_id))",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_complaint_staff, 'staff')} "
-            f"ON {t.appraisal_complaint_staff} (staff_id)",
-            # The charges standing: who the findings hold responsible, company at
-            # fault, and which findings first charged them.
-            f"CREATE TABLE IF NOT EXISTS {t.appraisal_faults} ("
+            "appointment_start TEXT, notified_at TEXT, ratings_sum INTEGER",
+            ("work_order_id",),
+            {"technician": "technician_id", "arrived": "arrived_at", "accepted": "accepted_at",
+             "feedback": "feedback_at"},
+        )  # fmt: skip
+        create_versioned(
+            tx, t.appraisal_complaints, t.appraisal_complaints_history,
+            "complaint_id TEXT NOT NULL, work_order_id TEXT, severity TEXT NOT NULL, "
+            "lodged_at TEXT NOT NULL, resolved INTEGER NOT NULL DEFAULT 0",
+            ("complaint_id",), {"lodged": "lodged_at"},
+        )  # fmt: skip
+        create_versioned(
+            tx, t.appraisal_complaint_staff, t.appraisal_complaint_staff_history,
+            "complaint_id TEXT NOT NULL, source TEXT NOT NULL, staff_id TEXT NOT NULL",
+            NAMED_KEY, {"staff": "staff_id"},
+        )  # fmt: skip
+        # The charges standing: who the findings hold responsible, company at
+        # fault, and which findings first charged them.
+        create_versioned(
+            tx, t.appraisal_faults, t.appraisal_faults_history,
             "complaint_id TEXT NOT NULL, staff_id TEXT NOT NULL, version INTEGER NOT NULL, "
-            "occurred_at TEXT NOT NULL, PRIMARY KEY (complaint_id, staff_id))",
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_faults, 'occurred')} "
-            f"ON {t.appraisal_faults} (occurred_at)",
+            "occurred_at TEXT NOT NULL",
+            FAULT_KEY, {"occurred": "occurred_at"},
+        )  # fmt: skip
+        statements = [
             f"CREATE TABLE IF NOT EXISTS {t.appraisal_conduct} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL, "
             "kind TEXT NOT NULL, points NUMERIC NOT NULL, note TEXT NOT NULL, "
             "occurred_at TEXT NOT NULL, minutes INTEGER, discipline TEXT, extra_points NUMERIC, "
-            "PRIMARY KEY (aggregate_id, version))",
+            "valid_from INTEGER NOT NULL, PRIMARY KEY (aggregate_id, version))",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_conduct, 'occurred')} "
             f"ON {t.appraisal_conduct} (occurred_at)",
             # Spot checks, retraining, reassignment, joining, training overdue
@@ -194,7 +276,7 @@ class AppraisalView(ReadModel):
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL, "
             "what TEXT NOT NULL, passed INTEGER, note TEXT, training_kind TEXT, "
             "requirement TEXT, on_day TEXT, occurred_at TEXT NOT NULL, "
-            "PRIMARY KEY (aggregate_id, version))",
+            "valid_from INTEGER NOT NULL, PRIMARY KEY (aggregate_id, version))",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_staff_records, 'staff')} "
             f"ON {t.appraisal_staff_records} (staff_id, occurred_at)",
             f"CREATE TABLE IF NOT EXISTS {t.appraisal_training} ("
@@ -202,205 +284,196 @@ class AppraisalView(ReadModel):
             "training_kind TEXT NOT NULL, held_on TEXT NOT NULL, attended INTEGER NOT NULL, "
             "disciplined INTEGER NOT NULL, form_completed INTEGER NOT NULL, test_passed INTEGER, "
             "attempt INTEGER, deadline TEXT, occurred_at TEXT NOT NULL, "
-            "PRIMARY KEY (aggregate_id, version))",
+            "valid_from INTEGER NOT NULL, PRIMARY KEY (aggregate_id, version))",
             f"CREATE INDEX IF NOT EXISTS {index_name(t.appraisal_training, 'held')} "
             f"ON {t.appraisal_training} (held_on)",
             f"CREATE TABLE IF NOT EXISTS {t.appraisal_policies} ("
-            "version TEXT PRIMARY KEY, adopted_at TEXT NOT NULL, document TEXT NOT NULL)",
+            "version TEXT PRIMARY KEY, adopted_at TEXT NOT NULL, document TEXT NOT NULL, "
+            "valid_from INTEGER NOT NULL)",
         ]
         for statement in statements:
             tx.execute(statement)
 
-    # -- handlers: facts only ------------------------------------------------
+    # -- handlers: facts only, one unit of work per batch --------------------
+
+    def begin_batch(self, batch: Batch) -> None:
+        t = batch.t
+
+        def rows(base: str, key: tuple[str, ...], columns: tuple[str, ...]) -> VersionedRows:
+            return VersionedRows(batch, t[base], t[history_of(base)], key, columns)
+
+        state = batch.state = _Rows(
+            batch,
+            rows("appraisal_staff", ("staff_id",), STAFF_COLUMNS),
+            rows("appraisal_orders", ("work_order_id",), ORDER_COLUMNS),
+            rows("appraisal_complaints", ("complaint_id",), COMPLAINT_COLUMNS),
+            rows("appraisal_complaint_staff", NAMED_KEY, NAMED_KEY),
+            rows("appraisal_faults", FAULT_KEY, FAULT_COLUMNS),
+        )
+        mine = [e for _, e in batch.events if type(e) in self._handlers]
+        state.orders.prefetch(str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event))
+        complaints = [str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)]
+        state.complaints.prefetch(complaints)
+        state.named.prefetch(complaints)
+        state.faults.prefetch(complaints)
+        staff: list[str] = []
+        for e in mine:
+            if isinstance(e, WorkOrder.Assigned):
+                staff.append(e.technician_id)
+            elif isinstance(e, Complaint.InvestigationRecorded):
+                staff.extend(e.responsible_staff_ids)
+            elif isinstance(e, StaffMember.Event):
+                staff.append(getattr(e, "staff_id", ""))
+        state.staff.prefetch(staff)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, batch.tx, batch.t, event)
+            batch.state.at(position)
+            handler(self, batch.state, event)
 
-    def _seen(self, tx: Tx, t: Tables, staff_id: str, at: datetime) -> None:
+    def end_batch(self, batch: Batch) -> None:
+        batch.state.flush()
+
+    def _seen(self, r: _Rows, staff_id: str, at: datetime) -> None:
         """The staff member is known from the earliest event naming them."""
-        tx.execute(
-            f"INSERT INTO {t.appraisal_staff} (staff_id, first_seen_at) VALUES (?, ?) "
-            "ON CONFLICT (staff_id) DO UPDATE SET first_seen_at = CASE "
-            f"WHEN excluded.first_seen_at < {t.appraisal_staff}.first_seen_at "
-            f"THEN excluded.first_seen_at ELSE {t.appraisal_staff}.first_seen_at END",
-            (staff_id, utc_text(at)),
-        )
+        when = utc_text(at)
+        row = r.staff.get(staff_id)
+        if row is None:
+            r.staff.insert(staff_id, first_seen_at=when)
+        elif when < row["first_seen_at"]:
+            r.staff.update(staff_id, first_seen_at=when)
 
-    def _set_order(self, tx: Tx, t: Tables, e: Any, **values: Any) -> None:
-        columns = ", ".join(f"{c} = ?" for c in values)
-        tx.execute(
-            f"UPDATE {t.appraisal_orders} SET {columns} WHERE work_order_id = ?",
-            (*values.values(), str(e.originator_id)),
-        )
+    def _set_order(self, r: _Rows, e: Any, **values: Any) -> None:
+        r.orders.update(str(e.originator_id), **values)
 
-    def _booked(self, tx: Tx, t: Tables, e: WorkOrder.Booked) -> None:
+    def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
         start = None if e.appointment is None else utc_text(e.appointment.start)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_orders} (work_order_id, appointment_start) VALUES (?, ?) "
-            "ON CONFLICT (work_order_id) DO NOTHING",
-            (str(e.originator_id), start),
-        )
+        r.orders.insert(str(e.originator_id), appointment_start=start, rejections=0)
 
-    def _assigned(self, tx: Tx, t: Tables, e: WorkOrder.Assigned) -> None:
-        self._seen(tx, t, e.technician_id, e.occurred_at)
-        self._set_order(tx, t, e, technician_id=e.technician_id)
+    def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
+        self._seen(r, e.technician_id, e.occurred_at)
+        self._set_order(r, e, technician_id=e.technician_id)
 
-    def _lateness_notified(self, tx: Tx, t: Tables, e: WorkOrder.LatenessNotified) -> None:
+    def _lateness_notified(self, r: _Rows, e: WorkOrder.LatenessNotified) -> None:
         # The first notice is the one that may have come in advance (§11.2).
-        tx.execute(
-            f"UPDATE {t.appraisal_orders} SET lateness_reason = ?, "
-            "notified_at = COALESCE(notified_at, ?) WHERE work_order_id = ?",
-            (e.reason, utc_text(e.occurred_at), str(e.originator_id)),
-        )
+        row = r.orders.get(str(e.originator_id))
+        if row is not None:
+            notified = row["notified_at"] or utc_text(e.occurred_at)
+            self._set_order(r, e, lateness_reason=e.reason, notified_at=notified)
 
-    def _arrived(self, tx: Tx, t: Tables, e: WorkOrder.Arrived) -> None:
+    def _arrived(self, r: _Rows, e: WorkOrder.Arrived) -> None:
         self._set_order(
-            tx, t, e, arrived_at=utc_text(e.occurred_at), arrival_version=e.originator_version,
+            r, e, arrived_at=utc_text(e.occurred_at), arrival_version=e.originator_version,
             minutes_late=e.minutes_late, lateness_notified=int(e.lateness_notified),
         )  # fmt: skip
 
-    def _rejected(self, tx: Tx, t: Tables, e: WorkOrder.Rejected) -> None:
-        self._set_order(tx, t, e, rejections=e.rejection_count)
+    def _rejected(self, r: _Rows, e: WorkOrder.Rejected) -> None:
+        self._set_order(r, e, rejections=e.rejection_count)
 
-    def _accepted(self, tx: Tx, t: Tables, e: WorkOrder.Accepted) -> None:
-        tx.execute(
-            f"UPDATE {t.appraisal_orders} SET accepted_at = ?, "
-            "first_time_fix = CASE WHEN rejections = 0 THEN 1 ELSE 0 END WHERE work_order_id = ?",
-            (utc_text(e.occurred_at), str(e.originator_id)),
-        )
+    def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
+        row = r.orders.get(str(e.originator_id))
+        if row is not None:
+            first_time = 1 if int(row["rejections"] or 0) == 0 else 0
+            self._set_order(r, e, accepted_at=utc_text(e.occurred_at), first_time_fix=first_time)
 
-    def _feedback(self, tx: Tx, t: Tables, e: WorkOrder.FeedbackReceived) -> None:
+    def _feedback(self, r: _Rows, e: WorkOrder.FeedbackReceived) -> None:
         self._set_order(
-            tx, t, e, feedback_at=utc_text(e.occurred_at), feedback_version=e.originator_version,
+            r, e, feedback_at=utc_text(e.occurred_at), feedback_version=e.originator_version,
             csat=e.feedback.csat, praise=int(e.feedback.praise),
             ratings_sum=e.feedback.attitude + e.feedback.skill + e.feedback.punctuality
             + e.feedback.promise,
         )  # fmt: skip
 
-    def _lodged(self, tx: Tx, t: Tables, e: Complaint.Lodged) -> None:
+    def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
         complaint_id = str(e.originator_id)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_complaints} (complaint_id, work_order_id, severity, "
-            "lodged_at) VALUES (?, ?, ?, ?) ON CONFLICT (complaint_id) DO NOTHING",
-            (
-                complaint_id,
-                None if e.work_order_id is None else str(e.work_order_id),
-                e.severity.value,
-                utc_text(e.occurred_at),
-            ),
+        r.complaints.insert(
+            complaint_id,
+            work_order_id=None if e.work_order_id is None else str(e.work_order_id),
+            severity=e.severity.value,
+            lodged_at=utc_text(e.occurred_at),
+            resolved=0,
         )
-        self._name_staff(tx, t, complaint_id, "lodged", e.staff_ids)
+        self._name_staff(r, complaint_id, "lodged", e.staff_ids)
 
-    def _findings(self, tx: Tx, t: Tables, e: Complaint.InvestigationRecorded) -> None:
+    def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
         complaint_id = str(e.originator_id)
-        self._name_staff(tx, t, complaint_id, "findings", e.responsible_staff_ids)
+        self._name_staff(r, complaint_id, "findings", e.responsible_staff_ids)
         for staff_id in e.responsible_staff_ids:
-            self._seen(tx, t, staff_id, e.occurred_at)
+            self._seen(r, staff_id, e.occurred_at)
         at_fault = set(e.responsible_staff_ids) if e.company_at_fault else set()
-        charged = {
-            r["staff_id"]
-            for r in tx.query(
-                f"SELECT staff_id FROM {t.appraisal_faults} WHERE complaint_id = ?",
-                (complaint_id,),
-            )
-        }
+        charged = {k[1] for k in r.faults.group(complaint_id)}
         for staff_id in sorted(charged - at_fault):
-            tx.execute(
-                f"DELETE FROM {t.appraisal_faults} WHERE complaint_id = ? AND staff_id = ?",
-                (complaint_id, staff_id),
-            )
-        tx.executemany(
-            f"INSERT INTO {t.appraisal_faults} (complaint_id, staff_id, version, occurred_at) "
-            "VALUES (?, ?, ?, ?)",
-            [
-                (complaint_id, s, e.originator_version, utc_text(e.occurred_at))
-                for s in sorted(at_fault - charged)
-            ],
-        )
+            r.faults.delete(complaint_id, staff_id)
+        for staff_id in sorted(at_fault - charged):
+            r.faults.insert(
+                complaint_id, staff_id, version=e.originator_version,
+                occurred_at=utc_text(e.occurred_at),
+            )  # fmt: skip
 
     def _name_staff(
-        self, tx: Tx, t: Tables, complaint_id: str, source: str, staff_ids: Iterable[str]
+        self, r: _Rows, complaint_id: str, source: str, staff_ids: Iterable[str]
     ) -> None:
-        tx.execute(
-            f"DELETE FROM {t.appraisal_complaint_staff} WHERE complaint_id = ? AND source = ?",
-            (complaint_id, source),
-        )
-        tx.executemany(
-            f"INSERT INTO {t.appraisal_complaint_staff} (complaint_id, source, staff_id) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(complaint_id, source, s) for s in staff_ids],
-        )
+        named = set(staff_ids)
+        for key in [k for k in r.named.group(complaint_id) if k[1] == source]:
+            if key[2] not in named:
+                r.named.delete(*key)
+        for staff_id in sorted(named):
+            r.named.insert(complaint_id, source, staff_id)
 
-    def _complaint_confirmed(self, tx: Tx, t: Tables, e: Any) -> None:
+    def _complaint_confirmed(self, r: _Rows, e: Any) -> None:
         resolved = not isinstance(e, Complaint.Reopened)
-        tx.execute(
-            f"UPDATE {t.appraisal_complaints} SET resolved = ? WHERE complaint_id = ?",
-            (int(resolved), str(e.originator_id)),
-        )
+        r.complaints.update(str(e.originator_id), resolved=int(resolved))
 
-    def _registered(self, tx: Tx, t: Tables, e: StaffMember.Registered) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
+    def _registered(self, r: _Rows, e: StaffMember.Registered) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
 
-    def _conduct(self, tx: Tx, t: Tables, e: StaffMember.ConductRecorded) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
+    def _conduct(self, r: _Rows, e: StaffMember.ConductRecorded) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
+        tx = r.batch.tx
         extra = None if e.extra_points is None else numeric(tx, e.extra_points)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_conduct} (aggregate_id, version, staff_id, kind, points, "
-            "note, occurred_at, minutes, discipline, extra_points) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                str(e.originator_id), e.originator_version, e.staff_id, e.kind,
-                numeric(tx, e.points), e.note, utc_text(e.occurred_at), e.minutes,
-                e.discipline, extra,
-            ),
+        r.conduct.append(
+            (str(e.originator_id), e.originator_version, e.staff_id, e.kind,
+             numeric(tx, e.points), e.note, utc_text(e.occurred_at), e.minutes,
+             e.discipline, extra, r.position),
         )  # fmt: skip
 
-    def _staff_record(self, tx: Tx, t: Tables, e: Any) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
+    def _staff_record(self, r: _Rows, e: Any) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
         what = _STAFF_RECORDS[type(e)]
         passed = getattr(e, "passed", None)
         on_day = (
             getattr(e, "on", None) or getattr(e, "due_on", None) or getattr(e, "deadline", None)
         )
-        tx.execute(
-            f"INSERT INTO {t.appraisal_staff_records} (aggregate_id, version, staff_id, what, "
-            "passed, note, training_kind, requirement, on_day, occurred_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                str(e.originator_id), e.originator_version, e.staff_id, what,
-                None if passed is None else int(passed),
-                getattr(e, "notes", None) or getattr(e, "note", None),
-                getattr(e, "training_kind", None), getattr(e, "requirement", None),
-                None if on_day is None else on_day.isoformat(), utc_text(e.occurred_at),
-            ),
+        r.records.append(
+            (str(e.originator_id), e.originator_version, e.staff_id, what,
+             None if passed is None else int(passed),
+             getattr(e, "notes", None) or getattr(e, "note", None),
+             getattr(e, "training_kind", None), getattr(e, "requirement", None),
+             None if on_day is None else on_day.isoformat(), utc_text(e.occurred_at),
+             r.position),
         )  # fmt: skip
 
-    def _training(self, tx: Tx, t: Tables, e: StaffMember.TrainingRecorded) -> None:
-        self._seen(tx, t, e.staff_id, e.occurred_at)
-        tx.execute(
-            f"INSERT INTO {t.appraisal_training} (aggregate_id, version, staff_id, "
-            "training_kind, held_on, attended, disciplined, form_completed, test_passed, "
-            "attempt, deadline, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (
-                str(e.originator_id), e.originator_version, e.staff_id, e.training_kind,
-                e.held_on.isoformat(), int(e.attended), int(e.disciplined),
-                int(e.form_completed), None if e.test_passed is None else int(e.test_passed),
-                e.attempt, None if e.deadline is None else e.deadline.isoformat(),
-                utc_text(e.occurred_at),
-            ),
+    def _training(self, r: _Rows, e: StaffMember.TrainingRecorded) -> None:
+        self._seen(r, e.staff_id, e.occurred_at)
+        r.training.append(
+            (str(e.originator_id), e.originator_version, e.staff_id, e.training_kind,
+             e.held_on.isoformat(), int(e.attended), int(e.disciplined),
+             int(e.form_completed), None if e.test_passed is None else int(e.test_passed),
+             e.attempt, None if e.deadline is None else e.deadline.isoformat(),
+             utc_text(e.occurred_at), r.position),
         )  # fmt: skip
 
-    def _policy_adopted(self, tx: Tx, t: Tables, e: AdoptedPolicy.PolicyAdopted) -> None:
+    def _policy_adopted(self, r: _Rows, e: AdoptedPolicy.PolicyAdopted) -> None:
+        tx, t = r.batch.tx, r.batch.t
         tx.execute(
-            f"INSERT INTO {t.appraisal_policies} (version, adopted_at, document) "
-            "VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
-            (e.version, utc_text(e.occurred_at), json.dumps(e.document, sort_keys=True)),
-        )
+            f"INSERT INTO {t.appraisal_policies} (version, adopted_at, document, valid_from) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
+            (e.version, utc_text(e.occurred_at), json.dumps(e.document, sort_keys=True),
+             r.position),
+        )  # fmt: skip
 
-    _handlers: ClassVar[dict[type, Callable[[AppraisalView, Tx, Tables, Any], None]]] = {
+    _handlers: ClassVar[dict[type, Callable[[AppraisalView, _Rows, Any], None]]] = {
         WorkOrder.Booked: _booked,
         WorkOrder.Assigned: _assigned,
         WorkOrder.LatenessNotified: _lateness_notified,

@@ -40,6 +40,7 @@ from fieldledger.projections.generations import (
 )
 from fieldledger.projections.read_model import ProjectionSettings, ReadModel, Tables
 from fieldledger.projections.status import Status, statuses
+from fieldledger.projections.versions import as_of_tables
 
 __all__ = [
     "GENERATIONS",
@@ -190,6 +191,25 @@ class Projections:
             else:  # nothing recorded in [middle, high] is at or before the instant
                 high = middle - 1
         return low
+
+    @contextmanager
+    def as_of(self, name: str, position: int) -> Iterator[tuple[Tx, Tables]]:
+        """The read model as it was right after store position `position`, in one
+        read-only transaction. A read model that keeps when each row became true
+        (`ReadModel.versioned`, `appended`) answers with a query over its live
+        tables and their history (`projections.versions`): its cost does not grow
+        with the history. Any other is replayed into scratch tables up to there."""
+        model = self.models[name]
+        if not (model.versioned or model.appended):
+            with self.scratch(name, position) as found:
+                yield found
+            return
+        self.wait_for(name, position)
+        with (
+            self.reading(name) as (tx, tables),
+            as_of_tables(tx, tables, model.versioned, model.appended, position) as then,
+        ):
+            yield tx, then
 
     @contextmanager
     def scratch(

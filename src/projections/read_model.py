@@ -91,6 +91,13 @@ class ReadModel(ABC):
     schema_version: ClassVar[int] = 1
     #: Base names of the tables, each created by `create_tables`.
     tables: ClassVar[tuple[str, ...]]
+    #: Tables that keep when each row became true (`projections.versions`):
+    #: versioned ones (with a history table, `<base>_history`, among `tables`)
+    #: and appended ones, each with the columns a report may read. A read model
+    #: with any answers `as_of` a position by a query over them; the others by
+    #: a replay into scratch tables.
+    versioned: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    appended: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def __init__(self, settings: ProjectionSettings) -> None:
         self.settings = settings

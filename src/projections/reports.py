@@ -220,9 +220,7 @@ class ReportsView(ReadModel):
         elif isinstance(e, _ON_SITE_FROM) or (
             isinstance(e, WorkOrder.Resumed) and row["held_on_site"]
         ):
-            self._set_order(
-                tx, t, order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0
-            )
+            self._set_order(tx, t, order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
 
     def _tech_day(
         self, tx: Tx, t: Tables, day: str, technician_id: str, order_id: str, service_type: str,
@@ -326,9 +324,7 @@ class ReportsView(ReadModel):
         return {r["fact"]: int(r["n"]) for r in rows}
 
     @staticmethod
-    def complaints_by_category(
-        tx: Tx, t: Tables, first: date, end: date
-    ) -> list[dict[str, Any]]:
+    def complaints_by_category(tx: Tx, t: Tables, first: date, end: date) -> list[dict[str, Any]]:
         rows = tx.query(
             f"SELECT category, fact, COUNT(DISTINCT aggregate_id) AS n FROM {t.report_facts} "
             "WHERE day >= ? AND day < ? AND category IS NOT NULL GROUP BY category, fact",

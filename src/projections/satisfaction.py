@@ -27,7 +27,7 @@ the work order it concerns — and for the service type of that work order
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -41,13 +41,12 @@ from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import (
     between,
-    index_name,
     mean,
     null_last,
     percentage,
     utc_text,
 )
-from fieldledger.projections.unit_of_work import TableRows
+from fieldledger.projections.versions import VersionedRows, create_versioned
 
 if TYPE_CHECKING:
     from fieldledger.projections.projector import Projections
@@ -84,76 +83,88 @@ COMPLAINT_COLUMNS = (
 )  # fmt: skip
 
 
+STAFF_KEY = ("complaint_id", "source", "staff_id")
+
+
 @dataclass
 class _Rows:
-    """A batch's unit of work: the orders and complaints it touches."""
+    """A batch's unit of work: the orders and complaints it touches, and who the
+    complaints name."""
 
     batch: Batch
-    orders: TableRows
-    complaints: TableRows
+    orders: VersionedRows
+    complaints: VersionedRows
+    staff: VersionedRows
+
+    def at(self, position: int) -> None:
+        self.orders.position = self.complaints.position = self.staff.position = position
 
 
 class SatisfactionView(ReadModel):
     name = "satisfaction"
-    schema_version = 2  # 2: survey cards, repeat calls, first-contact resolution
+    # 2: survey cards, repeat calls, first-contact resolution; 3: versions
+    # (valid_from and history tables) for reports as of a past position
+    schema_version = 3
     tables: ClassVar[tuple[str, ...]] = (
         "satisfaction_orders",
         "satisfaction_complaints",
         "satisfaction_complaint_staff",
+        "satisfaction_orders_history",
+        "satisfaction_complaints_history",
+        "satisfaction_complaint_staff_history",
     )
+    versioned: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "satisfaction_orders": ORDER_COLUMNS,
+        "satisfaction_complaints": COMPLAINT_COLUMNS,
+        "satisfaction_complaint_staff": STAFF_KEY,
+    }
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {t.satisfaction_orders} ("
-            "work_order_id TEXT PRIMARY KEY, service_type TEXT NOT NULL, technician_id TEXT, "
+        create_versioned(
+            tx, t.satisfaction_orders, t.satisfaction_orders_history,
+            "work_order_id TEXT NOT NULL, service_type TEXT NOT NULL, technician_id TEXT, "
             "outcome TEXT, completed_at TEXT, rejections INTEGER NOT NULL DEFAULT 0, "
             "csat INTEGER, attitude INTEGER, skill INTEGER, punctuality INTEGER, "
             "promise INTEGER, praise INTEGER, comment TEXT, feedback_at TEXT, "
             "customer_key TEXT, booked_at TEXT, arrived INTEGER NOT NULL DEFAULT 0, "
-            "ended_at TEXT, survey_sent_at TEXT, repeat_calls INTEGER NOT NULL DEFAULT 0)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'completed')} "
-            f"ON {t.satisfaction_orders} (completed_at)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'ended')} "
-            f"ON {t.satisfaction_orders} (ended_at)"
-        )
-        # The sweep's question, "which ended orders have no survey card yet?",
-        # reads the few unsent ones, not every order ever ended.
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'unsurveyed')} "
-            f"ON {t.satisfaction_orders} (survey_sent_at, ended_at)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_orders, 'customer')} "
-            f"ON {t.satisfaction_orders} (customer_key, service_type, completed_at)"
-        )
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {t.satisfaction_complaints} ("
-            "complaint_id TEXT PRIMARY KEY, work_order_id TEXT, severity TEXT NOT NULL, "
+            "ended_at TEXT, survey_sent_at TEXT, repeat_calls INTEGER NOT NULL DEFAULT 0",
+            ("work_order_id",),
+            {
+                "completed": "completed_at",
+                "ended": "ended_at",
+                # The sweep's question, "which ended orders have no survey card
+                # yet?", reads the few unsent ones, not every order ever ended.
+                "unsurveyed": "survey_sent_at, ended_at",
+                "customer": "customer_key, service_type, completed_at",
+            },
+        )  # fmt: skip
+        create_versioned(
+            tx, t.satisfaction_complaints, t.satisfaction_complaints_history,
+            "complaint_id TEXT NOT NULL, work_order_id TEXT, severity TEXT NOT NULL, "
             "lodged_at TEXT NOT NULL, confirmations INTEGER NOT NULL DEFAULT 0, "
-            "last_csat INTEGER, satisfied INTEGER)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(t.satisfaction_complaints, 'lodged')} "
-            f"ON {t.satisfaction_complaints} (lodged_at)"
-        )
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {t.satisfaction_complaint_staff} ("
-            "complaint_id TEXT NOT NULL, source TEXT NOT NULL, staff_id TEXT NOT NULL, "
-            "PRIMARY KEY (complaint_id, source, staff_id))"
-        )
+            "last_csat INTEGER, satisfied INTEGER",
+            ("complaint_id",),
+            {"lodged": "lodged_at"},
+        )  # fmt: skip
+        create_versioned(
+            tx, t.satisfaction_complaint_staff, t.satisfaction_complaint_staff_history,
+            "complaint_id TEXT NOT NULL, source TEXT NOT NULL, staff_id TEXT NOT NULL",
+            STAFF_KEY,
+        )  # fmt: skip
 
     # -- handlers: one unit of work per batch ---------------------------------
 
     def begin_batch(self, batch: Batch) -> None:
+        t = batch.t
         state = batch.state = _Rows(
             batch,
-            TableRows(batch.tx, batch.t.satisfaction_orders, "work_order_id", ORDER_COLUMNS),
-            TableRows(batch.tx, batch.t.satisfaction_complaints, "complaint_id", COMPLAINT_COLUMNS),
-        )
+            VersionedRows(batch, t.satisfaction_orders, t.satisfaction_orders_history,
+                          ("work_order_id",), ORDER_COLUMNS),
+            VersionedRows(batch, t.satisfaction_complaints, t.satisfaction_complaints_history,
+                          ("complaint_id",), COMPLAINT_COLUMNS),
+            VersionedRows(batch, t.satisfaction_complaint_staff,
+                          t.satisfaction_complaint_staff_history, STAFF_KEY, STAFF_KEY),
+        )  # fmt: skip
         mine = [e for _, e in batch.events if type(e) in self._handlers]
         state.orders.prefetch(
             [str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event)]
@@ -163,18 +174,24 @@ class SatisfactionView(ReadModel):
                 if isinstance(e, WorkOrder.Booked) and e.repeat_of is not None
             ]
         )
-        state.complaints.prefetch(
-            str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)
+        complaints = [str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)]
+        state.complaints.prefetch(complaints)
+        state.staff.prefetch(
+            str(e.originator_id)
+            for e in mine
+            if isinstance(e, Complaint.Lodged | Complaint.InvestigationRecorded)
         )
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
+            batch.state.at(position)
             handler(self, batch.state, event)
 
     def end_batch(self, batch: Batch) -> None:
         batch.state.orders.flush()
         batch.state.complaints.flush()
+        batch.state.staff.flush()
 
     def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
         r.orders.insert(
@@ -250,16 +267,12 @@ class SatisfactionView(ReadModel):
         self._name_staff(r, str(e.originator_id), "findings", e.responsible_staff_ids)
 
     def _name_staff(self, r: _Rows, complaint_id: str, source: str, staff_ids: list[str]) -> None:
-        tx, t = r.batch.tx, r.batch.t
-        tx.execute(
-            f"DELETE FROM {t.satisfaction_complaint_staff} WHERE complaint_id = ? AND source = ?",
-            (complaint_id, source),
-        )
-        tx.executemany(
-            f"INSERT INTO {t.satisfaction_complaint_staff} (complaint_id, source, staff_id) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(complaint_id, source, s) for s in staff_ids],
-        )
+        named = set(staff_ids)
+        for key in [k for k in r.staff.group(complaint_id) if k[1] == source]:
+            if key[2] not in named:
+                r.staff.delete(*key)
+        for staff_id in sorted(named):
+            r.staff.insert(complaint_id, source, staff_id)
 
     def _closed(self, r: _Rows, e: Complaint.Closed) -> None:
         self._confirmed(r, e, e.csat, satisfied=True)

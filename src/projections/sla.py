@@ -15,7 +15,7 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -40,6 +40,7 @@ from fieldledger.domain.sla import (
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
+from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
 
@@ -78,17 +79,42 @@ def _instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+OWNER_COLUMNS = (
+    "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
+)  # fmt: skip
+APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
+POLICY_COLUMNS = ("version", "name", "document", "adopted_at")
+TARGET_KEY = ("aggregate_id", "target")
+TARGET_COLUMNS = (
+    "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
+    "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
+    "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
+    "severity", "owner_id", "reminded",
+)  # fmt: skip
+
+
 class SlaView(ReadModel):
     name = NAME
-    # 2: the open_until index the board reads by; 3: reminders and coordinators
-    schema_version = 3
+    # 2: the open_until index the board reads by; 3: reminders and coordinators;
+    # 4: versions (valid_from, the targets' history) for reports as of a position
+    schema_version = 4
     tables: ClassVar[tuple[str, ...]] = (
         "sla_policies",
         "sla_subjects",
         "sla_targets",
         "sla_owners",
         "sla_appointments",
+        "sla_targets_history",
     )
+    #: What the board and compliance read, as of a past position. The subjects
+    #: (what the SLA knows of each aggregate) are the handlers' working state,
+    #: read by no report: not versioned.
+    versioned: ClassVar[Mapping[str, tuple[str, ...]]] = {"sla_targets": TARGET_COLUMNS}
+    appended: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "sla_owners": OWNER_COLUMNS,
+        "sla_appointments": APPOINTMENT_COLUMNS,
+        "sla_policies": POLICY_COLUMNS,
+    }
 
     def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
         super().__init__(settings)
@@ -104,55 +130,55 @@ class SlaView(ReadModel):
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_policies} ("
             "version TEXT PRIMARY KEY, name TEXT NOT NULL, document TEXT NOT NULL, "
-            "adopted_at TEXT NOT NULL)"
+            "adopted_at TEXT NOT NULL, valid_from INTEGER NOT NULL)"
         )
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_subjects} ("
             "aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL)"
         )
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {t.sla_targets} ("
+        # The board asks for targets still open at T: those whose end (met or
+        # closed, whichever came first) lies after T. Indexed, so that the board
+        # reads the few open targets instead of scanning every target ever set
+        # (a profile at 1M events: a 160 ms sequential scan for 801 open rows).
+        # The history has the same indexes: the board as of a position reads both.
+        create_versioned(
+            tx, t.sla_targets, t.sla_targets_history,
             "aggregate_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL, "
             "policy_version TEXT NOT NULL, clock TEXT NOT NULL, started_at TEXT NOT NULL, "
             "allowed_seconds REAL NOT NULL, due_at TEXT, yellow_from TEXT, met_at TEXT, "
             "closed_at TEXT, closed_as TEXT, paused_seconds INTEGER NOT NULL, "
             "paused_since TEXT, escalated INTEGER NOT NULL, calendar_warning TEXT, "
             "priority TEXT, zone TEXT, severity TEXT, owner_id TEXT, "
-            "reminded INTEGER NOT NULL DEFAULT 0, "
-            "PRIMARY KEY (aggregate_id, target))"
-        )
+            "reminded INTEGER NOT NULL DEFAULT 0",
+            ("aggregate_id", "target"),
+            {"started_at": "started_at", "due_at": "due_at", "open_until": _open_until(tx)},
+        )  # fmt: skip
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_owners} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, "
             "escalation_level INTEGER NOT NULL, owner_id TEXT, coordinator_id TEXT, "
-            "PRIMARY KEY (aggregate_id, version))"
+            "valid_from INTEGER NOT NULL, PRIMARY KEY (aggregate_id, version))"
         )
         # Coordinators appointed by escalations (004 二(二)): the sweep takes
         # turns through a level's roster by how many were appointed at it.
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_appointments} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, level INTEGER NOT NULL, "
-            "coordinator_id TEXT NOT NULL, PRIMARY KEY (aggregate_id, version))"
-        )
-        generation = f"g{t.generation}" if t.generation > 0 else f"s{-t.generation}"
-        for column in ("started_at", "due_at"):
-            index = f"sla_targets_{generation}_{column}"
-            tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {t.sla_targets} ({column})")
-        # The board asks for targets still open at T: those whose end (met or
-        # closed, whichever came first) lies after T. Indexed, so that the board
-        # reads the few open targets instead of scanning every target ever set
-        # (a profile at 1M events: a 160 ms sequential scan for 801 open rows).
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS sla_targets_{generation}_open_until "
-            f"ON {t.sla_targets} ({_open_until(tx)})"
+            "coordinator_id TEXT NOT NULL, valid_from INTEGER NOT NULL, "
+            "PRIMARY KEY (aggregate_id, version))"
         )
 
     # -- events --------------------------------------------------------------
 
     def begin_batch(self, batch: Batch) -> None:
-        """Load in one query the subjects the batch's events change."""
-        touched = batch.state = _Touched()
+        """Load in one query the subjects the batch's events change, and in one
+        more their targets."""
+        t = batch.t
+        touched = batch.state = _Touched(
+            VersionedRows(batch, t.sla_targets, t.sla_targets_history, TARGET_KEY, TARGET_COLUMNS)
+        )
         wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        touched.targets.prefetch(wanted)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             touched.loaded.update(chunk)
@@ -167,10 +193,10 @@ class SlaView(ReadModel):
         tx, t, touched = batch.tx, batch.t, batch.state
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
             tx.execute(
-                f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?) "
+                f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (version) DO NOTHING",
                 (event.version, event.name, json.dumps(event.document, sort_keys=True),
-                 stamp(event.occurred_at)),
+                 stamp(event.occurred_at), position),
             )  # fmt: skip
             self._policies.setdefault(event.version, policy_from_document(event.document))
             return
@@ -178,7 +204,7 @@ class SlaView(ReadModel):
         subject = Subject.start(event)
         if subject is not None:
             touched.subjects[key] = subject
-            touched.fresh.add(key)
+            touched.targets.known_absent(key)  # its first event: no targets yet
         elif isinstance(event, _CHANGES):
             subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
@@ -186,43 +212,54 @@ class SlaView(ReadModel):
         else:
             return
         touched.dirty[key] = None
+        self._set_targets(batch, key, subject, position)
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
             touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
-                 subject.escalation_level, subject.owner_id, subject.coordinator_id),
+                 subject.escalation_level, subject.owner_id, subject.coordinator_id, position),
             )  # fmt: skip
         coordinator = getattr(event, "coordinator_id", None)
         if coordinator is not None:
-            touched.appointments.append((key, event.originator_version, event.level, coordinator))
+            touched.appointments.append(
+                (key, event.originator_version, event.level, coordinator, position)
+            )
+
+    def _set_targets(self, batch: Batch, key: str, subject: Subject, position: int) -> None:
+        """The aggregate's targets computed afresh as of this event: a target whose
+        row changes keeps its previous version in the history."""
+        if self.policy_override is not None:
+            policy = self.policy_override
+            calendar = calendar_for(policy, self.settings.timezone, self._override_version)
+        else:
+            policy = self._policy(batch.tx, batch.t, subject.policy_version)
+            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+        rows: VersionedRows = batch.state.targets
+        rows.position = position
+        now = {
+            target.target: dict(zip(TARGET_COLUMNS, _row(subject, target), strict=True))
+            for target in targets(subject, policy, calendar)
+        }
+        for found in [k for k in rows.group(key) if k[1] not in now]:
+            rows.delete(*found)
+        for row in now.values():
+            rows.put(row)
 
     def end_batch(self, batch: Batch) -> None:
         """The batch's writes, one statement per table: the owners seen, the
         subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
-        batch.append(t.sla_owners, OWNER_COLUMNS, touched.owners)
-        batch.append(t.sla_appointments, APPOINTMENT_COLUMNS, touched.appointments)
-        subjects: list[tuple[str, str, str]] = []
-        rows: list[tuple[Any, ...]] = []
-        for key in touched.dirty:
-            subject = touched.subjects[key]
-            subjects.append((key, subject.kind, json.dumps(subject.to_data(), sort_keys=True)))
-            if self.policy_override is not None:
-                policy = self.policy_override
-                calendar = calendar_for(policy, self.settings.timezone, self._override_version)
-            else:
-                policy = self._policy(tx, t, subject.policy_version)
-                calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
-            rows.extend(_row(subject, target) for target in targets(subject, policy, calendar))
+        batch.append(t.sla_owners, (*OWNER_COLUMNS, VALID_FROM), touched.owners)
+        batch.append(t.sla_appointments, (*APPOINTMENT_COLUMNS, VALID_FROM), touched.appointments)
+        subjects = [
+            (key, s.kind, json.dumps(s.to_data(), sort_keys=True))
+            for key, s in ((k, touched.subjects[k]) for k in touched.dirty)
+        ]
         tx.executemany(
             f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
             "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
             subjects,
         )
-        tx.executemany(  # not those created in this batch: they have no rows yet
-            f"DELETE FROM {t.sla_targets} WHERE aggregate_id = ?",
-            [(k,) for k in touched.dirty if k not in touched.fresh],
-        )
-        batch.append(t.sla_targets, TARGET_COLUMNS, rows)  # after the DELETE above
+        touched.targets.flush()
 
     def _subject(self, batch: Batch, key: str) -> Subject | None:
         tx, t = batch.tx, batch.t
@@ -254,22 +291,12 @@ class SlaView(ReadModel):
         return found
 
 
-OWNER_COLUMNS = (
-    "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
-)  # fmt: skip
-APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
-TARGET_COLUMNS = (
-    "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
-    "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
-    "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
-    "severity", "owner_id", "reminded",
-)  # fmt: skip
-
-
 @dataclass
 class _Touched:
     """What a batch touched: subjects by aggregate id, and the dirty ones in order."""
 
+    #: The targets of the aggregates touched, versioned event by event.
+    targets: VersionedRows
     subjects: dict[str, Subject] = field(default_factory=dict)
     dirty: dict[str, None] = field(default_factory=dict)
     #: Keys looked up at the start of the batch (absent from `subjects`: unknown).
@@ -277,8 +304,6 @@ class _Touched:
     owners: list[tuple[Any, ...]] = field(default_factory=list)
     #: Coordinators appointed by the batch's escalations (004 二(二)).
     appointments: list[tuple[Any, ...]] = field(default_factory=list)
-    #: Aggregates whose first event is in this batch.
-    fresh: set[str] = field(default_factory=set)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
