@@ -3,7 +3,7 @@ bad parameters, and what /healthz says of the calendar."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -152,6 +152,42 @@ def test_compliance_per_group(api: Api) -> None:
     assert [(g["key"], g["met"] + g["breached"] + g["open"]) for g in overall] == [("all", 9)]
 
 
+def a_moment_passes() -> datetime:
+    """An instant strictly between what was recorded before and what comes after."""
+    mark = datetime.now(UTC)
+    while datetime.now(UTC) <= mark:
+        pass
+    return mark
+
+
+def test_board_and_compliance_as_of_what_was_recorded_then(api: Api) -> None:
+    dispatcher = api.actor("disp-1", "dispatcher")
+    analyst = api.actor("ana-1", "analyst")
+    first = book(dispatcher, "2026-10-08T09:00:00+08:00").json()["id"]
+    before = a_moment_passes()
+    assign(dispatcher, first, "2026-10-08T10:00:00+08:00", "tech-1")  # meets the response
+    book(dispatcher, "2026-10-08T09:30:00+08:00", "routine")
+    api.catch_up()
+    at = "2026-10-08T11:30:00+08:00"
+
+    # Then: only the first order, its response target (due 11:00) not yet met.
+    then = analyst.get("/sla/board", at=at, as_of=before.isoformat())
+    assert then.status_code == 200, then.text
+    items = then.json()["items"]
+    assert {i["aggregate_id"] for i in items} == {first}
+    assert ("response", "red", None) in [(i["target"], i["status"], i["owner_id"]) for i in items]
+    now = analyst.get("/sla/board", at=at).json()["items"]
+    assert "response" not in {i["target"] for i in now if i["aggregate_id"] == first}
+    assert len({i["aggregate_id"] for i in now}) == 2
+
+    # Compliance as of then: past due counted at that instant, the target not yet met.
+    old = analyst.get("/sla/compliance", as_of=before.isoformat(), group_by="priority").json()
+    assert old["at"] == before.astimezone(UTC).isoformat()
+    assert [(g["key"], g["met"]) for g in old["groups"]] == [("priority", 0)]
+    current = analyst.get("/sla/compliance", group_by="priority").json()
+    assert {g["key"]: g["met"] for g in current["groups"]} == {"priority": 1, "routine": 0}
+
+
 @pytest.mark.parametrize(
     ("path", "params", "field"),
     [
@@ -164,6 +200,8 @@ def test_compliance_per_group(api: Api) -> None:
         ("/sla/compliance", {"from": "2026-13-01"}, "from"),
         ("/sla/compliance", {"from": "2026-10-09", "to": "2026-10-01"}, "to"),
         ("/sla/compliance", {"group_by": "severity", "kind": "work_order"}, "group_by"),
+        ("/sla/compliance", {"as_of": "2026-10-08T10:00:00"}, "as_of"),
+        ("/sla/board", {"as_of": "yesterday"}, "as_of"),
     ],
 )
 def test_bad_parameters_are_422_naming_the_parameter(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
 from fieldledger.api.fields import DayOrInstant, NameList
 from fieldledger.api.problems import responses
-from fieldledger.api.reading import MinPosition, reading
+from fieldledger.api.reading import AsOf, MinPosition, reading
 from fieldledger.application.ledger import plain
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.sla import OPEN_STATUSES, Kind, Status
@@ -119,7 +119,8 @@ class ComplianceOut(BaseModel):
         "cancelled or waived, with their status then (`red` past due, `yellow` "
         "from 80% of the allowed time used, `blue` on track), the owner "
         "(technician or complaint owner) and escalation level as of then. A target "
-        "met after `at` was open at `at`. Red first, then by due time."
+        "met after `at` was open at `at`. Red first, then by due time. With `as_of`: "
+        "the board as the view stood at that instant (`at` defaults to it)."
     ),
     responses=responses(401, 422, 503),
 )
@@ -134,11 +135,13 @@ def sla_board(
         Query(description="comma-separated: red, yellow, blue (default all)"),
     ] = None,
     kind: KindParam = None,
+    as_of: AsOf = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    instant = ledger.clock() if at is None else parse_instant("at", at, settings.timezone)
+    default = ledger.clock() if as_of is None else as_of
+    instant = default if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
-    with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
+    with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
     return {
         "at": plain(instant),
@@ -171,7 +174,8 @@ def sla_board(
         "not yet due). Cancelled or waived targets that were not yet due are not "
         "counted. `rate` = met / (met + breached) in percent, two decimals; null "
         "when nothing is decided yet. `group_by`: priority, zone, technician (work "
-        "orders), severity (complaints), target, kind; none: one group `all`."
+        "orders), severity (complaints), target, kind; none: one group `all`. With "
+        "`as_of`: as the view stood at that instant, past due counted at it."
     ),
     responses=responses(401, 422, 503),
 )
@@ -188,6 +192,7 @@ def sla_compliance(
     ] = None,
     group_by: Annotated[sla.GroupBy | None, Query(description="how to group")] = None,
     kind: KindParam = None,
+    as_of: AsOf = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     start = None if from_ is None else parse_instant("from", from_, settings.timezone)
@@ -198,8 +203,8 @@ def sla_compliance(
         implied: Kind | None = sla.GROUP_COLUMNS[group_by][1]
         if kind is not None and implied is not None and kind != implied:
             raise InvalidCommand("group_by", f"{group_by} applies to {implied} records only")
-    now = ledger.clock()
-    with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
+    now = ledger.clock() if as_of is None else as_of
+    with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
         groups = sla.compliance(tx, t, start=start, end=end, now=now, group_by=group_by, kind=kind)
     return {
         "from": None if start is None else plain(start),
