@@ -227,8 +227,9 @@ def as_of_tables(
     position: int,
 ) -> Iterator[Tables]:
     """Temporary views of the tables as they were right after `position`, named
-    for them (`versioned`: base name -> columns, `appended`: likewise). The
-    views exist in this transaction only; tables neither versioned nor appended
+    for them (`versioned`: base name -> columns, `appended`: likewise), in a
+    transaction that is rolled back (a reading one). The views exist in this
+    transaction only; tables neither versioned nor appended
     are not offered (a report reading one fails rather than answer from the
     present)."""
     p = int(position)
@@ -247,13 +248,23 @@ def as_of_tables(
         selected = ", ".join((*columns, VALID_FROM))
         statements.append(f"SELECT {selected} FROM {t[base]} WHERE {VALID_FROM} <= {p}")
         names[base] = f"{temp}.asof_{base}"
+    if tx.dialect == "postgres":
+        # One round trip; the reading transaction is always rolled back, and
+        # takes its temporary views with it.
+        tx.execute(
+            "; ".join(
+                f"CREATE TEMP VIEW {name.split('.', 1)[1]} AS {select}"
+                for name, select in zip(names.values(), statements, strict=True)
+            )
+        )
+        yield Tables(names, t.generation)
+        return
     for name, select in zip(names.values(), statements, strict=True):
         tx.execute(f"DROP VIEW IF EXISTS {name}")
         tx.execute(f"CREATE TEMP VIEW {name.split('.', 1)[1]} AS {select}")
     try:
         yield Tables(names, t.generation)
     except BaseException:
-        # A failed PostgreSQL transaction takes its views with its rollback.
         with suppress(Exception):
             for name in names.values():
                 tx.execute(f"DROP VIEW IF EXISTS {name}")
