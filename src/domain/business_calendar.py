@@ -237,6 +237,7 @@ class BusinessCalendar:
         self._fallback = self._weekly[0] or with_windows[0]
         self._extra_on = frozenset(extra_working_days)
         self._extra_off = frozenset(extra_days_off)
+        self._added: dict[tuple[datetime, timedelta, tuple[Pause, ...]], datetime] = {}
         if both := sorted(self._extra_on & self._extra_off):
             raise ValueError(f"dates both extra working days and extra days off: {both}")
         self._years: dict[int, _YearDays] = {}
@@ -346,9 +347,21 @@ class BusinessCalendar:
         Duration 0 returns `start` (in UTC) unchanged. Raises
         ``ValueError("clock is paused")`` when an open pause begins before the
         duration is used up, and `ValueError` for a negative duration.
+
+        Answers are remembered (a pure function of its arguments): the SLA view
+        recomputes an order's targets after each of its events, mostly with the
+        same start, duration and pauses.
         """
+        key = (start, duration, tuple(pauses))
+        found = self._added.get(key)
+        if found is not None:
+            return found
         begin = _utc(start, "start")
-        return _advance(self._running(begin, _Pauses(pauses)), begin, duration)
+        answer = _advance(self._running(begin, _Pauses(pauses)), begin, duration)
+        if len(self._added) >= self._CACHE_LIMIT:
+            self._added.clear()
+        self._added[key] = answer
+        return answer
 
     def elapsed(self, start: datetime, end: datetime, pauses: Sequence[Pause] = ()) -> timedelta:
         """Working time in ``[start, end)`` outside pauses; negative when end < start."""
