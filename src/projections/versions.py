@@ -173,8 +173,11 @@ class VersionedRows:
         old = rows.get(key)
         if old is None and row is None:
             return
-        if old is not None and row is not None and all(_same(old[c], row[c]) for c in self.values):
-            return
+        if old is not None and row is not None:
+            before = [old[c] for c in self.values]
+            after = [row[c] for c in self.values]
+            if before == after or all(map(_same, before, after)):
+                return
         if old is not None and old[VALID_FROM] < self.position:
             self._replaced.append((*(old[c] for c in self.columns), old[VALID_FROM], self.position))
         if row is None:
