@@ -104,8 +104,9 @@ def bare_serving(workers: int) -> Iterator[str]:
     """The baseline: `bench/bare_app.py` (one `async def` endpoint) on uvicorn."""
     port = free_port()
     proc = subprocess.Popen(
+        # uvicorn's defaults, as `fieldledger serve` runs it (access log on).
         [str(VENV_BIN / "uvicorn"), "bare_app:app", "--app-dir", str(BENCH), "--port",
-         str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+         str(port), "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -222,6 +223,14 @@ def phase_commands(seconds: int, deployments: str = "all") -> dict[str, Any]:
     for workers in sorted({1, *(w for w, _ in chosen)}):
         with bare_serving(workers) as base:
             result["bare"][workers] = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+    # /healthz against the bare endpoint, both on one worker (no projector thread).
+    url = fresh_database(bench_database("commands"))
+    with serving(url, 1, separate_projector=True) as (base, _env):
+        healthz_1 = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+    bare_1 = result["bare"][1]["rps"]
+    result["healthz_1_worker"] = {**healthz_1, "vs_bare": healthz_1["rps"] / bare_1,
+                                  "load_average": load_average()}  # fmt: skip
+    print("healthz, 1 worker", json.dumps(result["healthz_1_worker"]), flush=True)
     for workers, separate in chosen:
         url = fresh_database(bench_database("commands"))
         with serving(url, workers, separate_projector=separate) as (base, env):
