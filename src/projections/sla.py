@@ -80,8 +80,9 @@ def _instant(value: str | None) -> datetime | None:
 
 class SlaView(ReadModel):
     name = NAME
-    # 2: the open_until index the board reads by; 3: reminders and coordinators
-    schema_version = 3
+    # 2: the open_until index the board reads by; 3: reminders and coordinators;
+    # 4: owner rows carry `valid_until`, so the board joins them once per target
+    schema_version = 4
     tables: ClassVar[tuple[str, ...]] = (
         "sla_policies",
         "sla_subjects",
@@ -125,7 +126,7 @@ class SlaView(ReadModel):
             f"CREATE TABLE IF NOT EXISTS {t.sla_owners} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, "
             "escalation_level INTEGER NOT NULL, owner_id TEXT, coordinator_id TEXT, "
-            "PRIMARY KEY (aggregate_id, version))"
+            "valid_until TEXT NOT NULL, PRIMARY KEY (aggregate_id, version))"
         )
         # Coordinators appointed by escalations (004 二(二)): the sweep takes
         # turns through a level's roster by how many were appointed at it.
@@ -199,7 +200,14 @@ class SlaView(ReadModel):
         """The batch's writes, one statement per table: the owners seen, the
         subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
-        batch.append(t.sla_owners, OWNER_COLUMNS, touched.owners)
+        owners, ends = _owner_validity(touched.owners)
+        tx.executemany(  # rows of earlier batches, before this batch's are added
+            f"UPDATE {t.sla_owners} SET valid_until = ? "
+            "WHERE aggregate_id = ? AND version < ? AND valid_until > ?",
+            [(occurred, key, first, occurred) for key, (first, occurred) in ends.items()
+             if key not in touched.fresh],
+        )  # fmt: skip
+        batch.append(t.sla_owners, OWNER_COLUMNS, owners)
         batch.append(t.sla_appointments, APPOINTMENT_COLUMNS, touched.appointments)
         subjects: list[tuple[str, str, str]] = []
         rows: list[tuple[Any, ...]] = []
@@ -256,7 +264,36 @@ class SlaView(ReadModel):
 
 OWNER_COLUMNS = (
     "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
+    "valid_until",
 )  # fmt: skip
+#: `valid_until` of an aggregate's owner row that no later row has ended yet.
+OPEN_END = "9999"
+
+
+def _owner_validity(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, str]]]:
+    """A batch's owner rows (in version order per aggregate) with their
+    `valid_until`, and per aggregate the first version and earliest occurred_at
+    of the batch, which end the rows written before it.
+
+    A row holds from its `occurred_at` until the earliest `occurred_at` of any
+    later row of its aggregate (an event's time never precedes the previous
+    one's, so that is the next row's; a tie leaves the row an empty span). So at
+    any instant T exactly one row has `occurred_at <= T < valid_until` if any row
+    has `occurred_at <= T`, and it is the latest such row by version: the row
+    the board read before with `ORDER BY version DESC LIMIT 1`."""
+    out: list[tuple[Any, ...]] = []
+    later: dict[str, str] = {}
+    for row in reversed(rows):
+        key, occurred = row[0], row[2]
+        out.append((*row, later.get(key, OPEN_END)))
+        later[key] = min(occurred, later.get(key, OPEN_END))
+    out.reverse()
+    ends: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        ends.setdefault(row[0], (row[1], later[row[0]]))
+    return out, ends
 APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
 TARGET_COLUMNS = (
     "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
@@ -362,10 +399,6 @@ def board(
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
         return []
-    latest = (
-        f"FROM {t.sla_owners} o WHERE o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? "
-        "ORDER BY o.version DESC LIMIT 1"
-    )
     inner: list[str] = []
     inner_params: list[Any] = []
     for column, value in (("kind", kind), ("zone", zone), ("priority", priority)):
@@ -379,14 +412,16 @@ def board(
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
         "x.priority, x.zone, x.yellow_from, "
         f"x.calendar_warning, {_STATUS_AT} AS status, "
-        f"(SELECT o.escalation_level {latest}) AS escalation_level, "
-        f"(SELECT o.owner_id {latest}) AS owner_id, "
-        f"(SELECT o.coordinator_id {latest}) AS coordinator_id "
-        f"FROM {t.sla_targets} x WHERE {_open_until(tx)} > ? AND started_at <= ? {kind_filter}"
+        "o.escalation_level, o.owner_id, o.coordinator_id "
+        # The owner row in force at `at` (see `_owner_validity`): one row, by
+        # the aggregate's key, for each target.
+        f"FROM {t.sla_targets} x LEFT JOIN {t.sla_owners} o "
+        "ON o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? AND o.valid_until > ? "
+        f"WHERE {_open_until(tx)} > ? AND x.started_at <= ? {kind_filter}"
         f") b WHERE status IN ({', '.join('?' for _ in wanted)}) {owner_filter}"
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
+        (s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
     )
     return [
         BoardItem(
