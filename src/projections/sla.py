@@ -294,6 +294,8 @@ def _owner_validity(
     for row in rows:
         ends.setdefault(row[0], (row[1], later[row[0]]))
     return out, ends
+
+
 APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
 TARGET_COLUMNS = (
     "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",

@@ -191,7 +191,7 @@ def test_owner_level_and_coordinator_change_on_the_board_exactly_at_their_events
     projections.catch_up(sla.NAME)
     b = book(ledger, sh(10, 8, 9, 30))
     ledger.work_order_command(DISPATCHER, b, "assign", {"technician_id": "tech-9"},
-                              occurred_at=sh(10, 8, 9, 30))  # same instant as its booking
+                              occurred_at=sh(10, 8, 9, 30))  # fmt: skip  # as it was booked
     ledger.work_order_command(sup, a, "escalate", {"level": 1, "reason": "vip",
                               "coordinator_id": "coord-a"}, occurred_at=sh(10, 8, 10))  # fmt: skip
     ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-1"},
@@ -242,7 +242,9 @@ def test_owner_level_and_coordinator_change_on_the_board_exactly_at_their_events
 
 def _owner_rows(projections: Projections, aggregate_id: UUID) -> list[Any]:
     with projections.reading(sla.NAME) as (tx, t):
-        return tx.query(f"SELECT * FROM {t.sla_owners} WHERE aggregate_id = ?", (str(aggregate_id),))
+        return tx.query(
+            f"SELECT * FROM {t.sla_owners} WHERE aggregate_id = ?", (str(aggregate_id),)
+        )
 
 
 def test_compliance_counts_met_breached_and_open(ledger: FieldLedger, clock: Clock) -> None:
