@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
 from uuid import UUID
@@ -81,7 +81,8 @@ def _instant(value: str | None) -> datetime | None:
 class SlaView(ReadModel):
     name = NAME
     # 2: the open_until index the board reads by; 3: reminders and coordinators;
-    # 4: owner rows carry `valid_until`, so the board joins them once per target
+    # 4: owner rows carry `valid_until`, so the board joins them once per target;
+    # targets their `span_class`, so the board at a past instant reads by index
     schema_version = 4
     tables: ClassVar[tuple[str, ...]] = (
         "sla_policies",
@@ -119,7 +120,7 @@ class SlaView(ReadModel):
             "closed_at TEXT, closed_as TEXT, paused_seconds INTEGER NOT NULL, "
             "paused_since TEXT, escalated INTEGER NOT NULL, calendar_warning TEXT, "
             "priority TEXT, zone TEXT, severity TEXT, owner_id TEXT, "
-            "reminded INTEGER NOT NULL DEFAULT 0, "
+            "reminded INTEGER NOT NULL DEFAULT 0, span_class INTEGER, "
             "PRIMARY KEY (aggregate_id, target))"
         )
         tx.execute(
@@ -146,6 +147,13 @@ class SlaView(ReadModel):
         tx.execute(
             f"CREATE INDEX IF NOT EXISTS sla_targets_{generation}_open_until "
             f"ON {t.sla_targets} ({_open_until(tx)})"
+        )
+        # And those open at a past instant by how long each stayed open (see
+        # `span_class`): a range of start times per class instead of every
+        # target that ended after the instant (half the table mid-history).
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS sla_targets_{generation}_span "
+            f"ON {t.sla_targets} (span_class, started_at)"
         )
 
     # -- events --------------------------------------------------------------
@@ -301,8 +309,25 @@ TARGET_COLUMNS = (
     "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
     "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
     "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
-    "severity", "owner_id", "reminded",
+    "severity", "owner_id", "reminded", "span_class",
 )  # fmt: skip
+
+#: Upper bounds of how long a target stayed open, one per span class: 1 hour
+#: times 4^k. A target open at T with class k started in (T - bound, T], so the
+#: board at T reads, per class, one range of the (span_class, started_at) index:
+#: at most about 4 times the rows it returns, whatever the store's size and T.
+#: Longer spans take the last class, read from its start; open targets (no end
+#: yet) have none and are read by the open_until index.
+SPAN_BOUNDS = tuple(timedelta(hours=4**k) for k in range(9))
+
+
+def span_class(started_at: datetime, ended_at: datetime | None) -> int | None:
+    """The class of a target that stayed open from `started_at` until `ended_at`
+    (met or closed, whichever first); None while it is open."""
+    if ended_at is None:
+        return None
+    span = ended_at - started_at
+    return next((k for k, bound in enumerate(SPAN_BOUNDS) if span <= bound), len(SPAN_BOUNDS))
 
 
 @dataclass
@@ -328,6 +353,8 @@ def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
         target.closed_as, target.paused_seconds, _stamp(target.paused_since),
         int(target.escalated), target.calendar_warning, subject.priority, subject.zone,
         subject.severity, subject.owner_id, int(target.reminded),
+        span_class(target.started_at, min(
+            (m for m in (target.met_at, target.closed_at) if m is not None), default=None)),
     )  # fmt: skip
 
 
@@ -401,6 +428,10 @@ def board(
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
         return []
+    if tx.dialect == "postgres":
+        # A few index ranges: parallel workers cost more to start (tens of ms
+        # on a busy machine) than the whole query takes alone.
+        tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
     inner: list[str] = []
     inner_params: list[Any] = []
     for column, value in (("kind", kind), ("zone", zone), ("priority", priority)):
@@ -409,6 +440,18 @@ def board(
             inner_params.append(value)
     kind_filter = "".join(inner)
     owner_filter = "" if owner_id is None else "AND owner_id = ? "
+    # The targets open at `at`, as ranges of indexes (see SPAN_BOUNDS): those
+    # still open by the open_until index, the ended ones per span class.
+    ranges = [f"SELECT * FROM {t.sla_targets} WHERE {_open_until(tx)} = '9999' AND started_at <= ?"]
+    range_params = [s]
+    for k, bound in enumerate(SPAN_BOUNDS):
+        ranges.append(f"SELECT * FROM {t.sla_targets} "
+                      f"WHERE span_class = {k} AND started_at > ? AND started_at <= ?")  # fmt: skip
+        range_params += [stamp(at - bound), s]
+    ranges.append(
+        f"SELECT * FROM {t.sla_targets} WHERE span_class = {len(SPAN_BOUNDS)} AND started_at <= ?"
+    )
+    range_params.append(s)
     rows = tx.query(
         "SELECT * FROM ("
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
@@ -417,14 +460,15 @@ def board(
         "o.escalation_level, o.owner_id, o.coordinator_id "
         # The owner row in force at `at` (see `_owner_validity`): one row, by
         # the aggregate's key, for each target.
-        f"FROM {t.sla_targets} x LEFT JOIN {t.sla_owners} o "
+        f"FROM ({' UNION ALL '.join(ranges)}) x LEFT JOIN {t.sla_owners} o "
         "ON o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? AND o.valid_until > ? "
-        f"WHERE {_open_until(tx)} > ? AND x.started_at <= ? {kind_filter}"
+        f"WHERE {_open_until(tx)} > ? {kind_filter}"
         f") b WHERE status IN ({', '.join('?' for _ in wanted)}) {owner_filter}"
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
-    )
+        (s, s, *range_params, s, s, s, *inner_params, *wanted,
+         *([] if owner_id is None else [owner_id])),
+    )  # fmt: skip
     return [
         BoardItem(
             aggregate_id=r["aggregate_id"],

@@ -240,6 +240,44 @@ def test_owner_level_and_coordinator_change_on_the_board_exactly_at_their_events
     ]  # fmt: skip
 
 
+def open_then(rows: list[dict[str, Any]], at: datetime) -> set[tuple[str, str]]:
+    """The targets open at `at`, by the definition: started, and neither met nor
+    closed yet."""
+    t = stamp(at)
+    return {
+        (r["aggregate_id"], r["target"]) for r in rows
+        if r["started_at"] <= t < min(r["met_at"] or "9999", r["closed_at"] or "9999")
+    }  # fmt: skip
+
+
+def test_the_board_at_any_instant_holds_targets_of_every_span(ledger: FieldLedger) -> None:
+    # Orders cancelled after a microsecond, minutes, hours, days, months and
+    # years (each a span class of its own), and one still open: at instants
+    # around every start and end, the board has exactly the targets open then.
+    projections = Projections(ledger, [SlaView], SETTINGS, batch_size=3)
+    end = sh(11, 20, 10)
+    lifetimes = [timedelta(microseconds=1), timedelta(hours=3), timedelta(hours=10),
+                 timedelta(days=2), timedelta(days=10), timedelta(days=20),
+                 timedelta(days=100), timedelta(days=365), timedelta(days=3 * 365),
+                 timedelta(days=10 * 365)]  # fmt: skip
+    for lifetime in lifetimes:
+        order = book(ledger, end - lifetime)
+        ledger.work_order_command(DISPATCHER, order, "cancel", {"reason": "x"}, occurred_at=end)
+    book(ledger, end - timedelta(days=9))
+    projections.catch_up(sla.NAME)
+    with projections.reading(sla.NAME) as (tx, t):
+        stored = tx.query(f"SELECT * FROM {t.sla_targets}")
+    assert {r["span_class"] for r in stored} == {*range(len(sla.SPAN_BOUNDS) + 1), None}
+    us = timedelta(microseconds=1)
+    moments = {datetime.fromisoformat(r[c]) for r in stored for c in ("started_at", "closed_at")
+               if r[c] is not None}  # fmt: skip
+    instants = {m + d for m in moments for d in (-us, 0 * us, us, timedelta(hours=5))}
+    for at in sorted(instants) + [end - lifetime / 2 for lifetime in lifetimes]:
+        with projections.reading(sla.NAME) as (tx, t):
+            shown = {(i.aggregate_id, i.target) for i in sla.board(tx, t, at)}
+        assert shown == open_then(stored, at), at
+
+
 def _owner_rows(projections: Projections, aggregate_id: UUID) -> list[Any]:
     with projections.reading(sla.NAME) as (tx, t):
         return tx.query(
@@ -347,7 +385,12 @@ def build_and_compare(database_url: str, lifecycles: int, seed: int) -> None:
         us = timedelta(microseconds=1)
         instants = {e.occurred_at + d for h in histories.values() for e in h for d in (-us, us)}
         checked = 0
+        with fresh.reading(sla.NAME) as (tx, t):
+            stored = tx.query(f"SELECT * FROM {t.sla_targets}")
         for at in sorted(instants):
+            with fresh.reading(sla.NAME) as (tx, t):
+                shown = {(i.aggregate_id, i.target) for i in sla.board(tx, t, at)}
+            assert shown == open_then(stored, at), at
             for key, found in board_owners(fresh, at).items():
                 if key in histories:
                     events = [e for e in histories[key] if e.occurred_at <= at]
