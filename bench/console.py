@@ -156,6 +156,9 @@ def main() -> None:
                 "api_sla_board": timed(api, "/sla/board", {}, n),
                 "api_sla_board_as_of": timed(
                     api, "/sla/board", {"at": "2026-10-30T10:00:00+08:00"}, n),
+                # Mid-history: most targets ever set ended after this instant.
+                "api_sla_board_as_of_mid": timed(
+                    api, "/sla/board", {"at": "2026-04-15T10:00:00+08:00"}, n),
                 "api_history": timed(api, f"/work-orders/{found['order']}/history", {}, n),
                 "api_audit": timed(api, "/audit", {"actor": "tech-017"}, n),
                 "api_ranking": timed(api, "/appraisal", {"period": month}, n),
@@ -167,6 +170,7 @@ def main() -> None:
                 "board": ("/console/board", {}),
                 "board_red_urban": ("/console/board", {"status": "red", "zone": "urban"}),
                 "board_as_of": ("/console/board", {"at": "2026-10-30T10:00:00"}),
+                "board_as_of_mid": ("/console/board", {"at": "2026-04-15T10:00:00"}),
                 "work_order": (f"/console/work-orders/{found['order']}", {}),
                 "complaint": (f"/console/complaints/{found['complaint']}", {}),
                 "audit": ("/console/audit", {}),
