@@ -274,8 +274,9 @@ OWNER_COLUMNS = (
     "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
     "valid_until",
 )  # fmt: skip
-#: `valid_until` of an aggregate's owner row that no later row has ended yet.
-OPEN_END = "9999"
+#: The end of what has not ended (an owner row no later row ended, a target
+#: still open): after every instant stored, 9999-12-31 included.
+OPEN_END = "9999-99"
 
 
 def _owner_validity(
@@ -406,9 +407,17 @@ _STATUS_AT = (
 
 def _open_until(tx: Tx) -> str:
     """When a target stopped being open: its met or closed time, whichever came
-    first ('9999' while open; instants are ISO text, so they sort before it)."""
+    first (OPEN_END while open; instants are ISO text, so they sort before it)."""
     least = "LEAST" if tx.dialect == "postgres" else "MIN"
-    return f"{least}(COALESCE(met_at, '9999'), COALESCE(closed_at, '9999'))"
+    return f"{least}(COALESCE(met_at, '{OPEN_END}'), COALESCE(closed_at, '{OPEN_END}'))"
+
+
+def _stamp_before(at: datetime, span: timedelta) -> str:
+    """`at - span` as stored; before year 1, '' (sorts before every instant)."""
+    try:
+        return stamp(at - span)
+    except OverflowError:
+        return ""
 
 
 def board(
@@ -442,12 +451,14 @@ def board(
     owner_filter = "" if owner_id is None else "AND owner_id = ? "
     # The targets open at `at`, as ranges of indexes (see SPAN_BOUNDS): those
     # still open by the open_until index, the ended ones per span class.
-    ranges = [f"SELECT * FROM {t.sla_targets} WHERE {_open_until(tx)} = '9999' AND started_at <= ?"]
+    ranges = [
+        f"SELECT * FROM {t.sla_targets} WHERE {_open_until(tx)} = '{OPEN_END}' AND started_at <= ?"
+    ]
     range_params = [s]
     for k, bound in enumerate(SPAN_BOUNDS):
         ranges.append(f"SELECT * FROM {t.sla_targets} "
                       f"WHERE span_class = {k} AND started_at > ? AND started_at <= ?")  # fmt: skip
-        range_params += [stamp(at - bound), s]
+        range_params += [_stamp_before(at, bound), s]
     ranges.append(
         f"SELECT * FROM {t.sla_targets} WHERE span_class = {len(SPAN_BOUNDS)} AND started_at <= ?"
     )
@@ -512,7 +523,7 @@ def yellow_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
         "WHERE started_at <= ? AND yellow_from IS NOT NULL AND yellow_from <= ? "
         "AND (due_at IS NULL OR due_at >= ?) "
         "AND met_at IS NULL AND closed_at IS NULL AND reminded = 0 "
-        f"AND {_open_until(tx)} = '9999' "  # the open targets, by their index
+        f"AND {_open_until(tx)} = '{OPEN_END}' "  # the open targets, by their index
         "ORDER BY yellow_from, aggregate_id, target",
         (s, s, s),
     )

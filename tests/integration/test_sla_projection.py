@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -429,6 +429,16 @@ def test_rebuilt_from_zero_equals_incremental_on_sqlite(tmp_path: Path, seed: in
 @pytest.mark.postgres
 def test_rebuilt_from_zero_equals_incremental_on_postgres(pg_url: str) -> None:
     build_and_compare(pg_url, 150, 4)
+
+
+def test_the_board_at_the_ends_of_the_calendar(ledger: FieldLedger) -> None:
+    projections = Projections(ledger, [SlaView], SETTINGS)
+    order = book(ledger, sh(10, 8, 9))
+    projections.catch_up(sla.NAME)
+    first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    with projections.reading(sla.NAME) as (tx, t):
+        assert sla.board(tx, t, first) == []  # the span classes reach back past year 1
+        assert {i.aggregate_id for i in sla.board(tx, t, last)} == {str(order)}
 
 
 def test_board_queries_compare_instants_as_text_correctly() -> None:
