@@ -84,11 +84,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ProjectionSettings(policy=policy, timezone=settings.timezone),
                 batch_size=settings.projection_batch_size,
             )
-        app.state.health_details = {
-            "policy_version": policy.version,
-            # Evaluated per request: this year and next, as the clock turns.
-            "calendar": lambda: calendar_health(settings, ledger.clock().year),
-        }
+        calendars: dict[int, dict[str, Any]] = {}
+
+        def calendar_now() -> dict[str, Any]:
+            # This year and next, as the clock turns; worked out once per year.
+            year = ledger.clock().year
+            found = calendars.get(year)
+            if found is None:
+                found = calendars[year] = calendar_health(settings, year)
+            return found
+
+        app.state.health_details = {"policy_version": policy.version, "calendar": calendar_now}
         app.state.projections = projections
         wire(projections, app.state.tokens)
         background = workers(settings, projections)
