@@ -121,7 +121,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--reuse", action="store_true",
                         help="use the database of an earlier run of this size as it is")
+    parser.add_argument("--board-only", action="store_true",
+                        help="with --reuse: only the board (pages and API), once the SLA view "
+                             "is current; no projector, no browser")  # fmt: skip
     args = parser.parse_args()
+    if args.board_only:
+        board_only(args)
+        return
     name = bench_database(f"console_{args.events}")
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "events": args.events}
     if args.reuse:
@@ -156,6 +162,9 @@ def main() -> None:
                 "api_sla_board": timed(api, "/sla/board", {}, n),
                 "api_sla_board_as_of": timed(
                     api, "/sla/board", {"at": "2026-10-30T10:00:00+08:00"}, n),
+                # Mid-history: most targets ever set ended after this instant.
+                "api_sla_board_as_of_mid": timed(
+                    api, "/sla/board", {"at": "2026-04-15T10:00:00+08:00"}, n),
                 "api_history": timed(api, f"/work-orders/{found['order']}/history", {}, n),
                 "api_audit": timed(api, "/audit", {"actor": "tech-017"}, n),
                 "api_ranking": timed(api, "/appraisal", {"period": month}, n),
@@ -167,6 +176,7 @@ def main() -> None:
                 "board": ("/console/board", {}),
                 "board_red_urban": ("/console/board", {"status": "red", "zone": "urban"}),
                 "board_as_of": ("/console/board", {"at": "2026-10-30T10:00:00"}),
+                "board_as_of_mid": ("/console/board", {"at": "2026-04-15T10:00:00"}),
                 "work_order": (f"/console/work-orders/{found['order']}", {}),
                 "complaint": (f"/console/complaints/{found['complaint']}", {}),
                 "audit": ("/console/audit", {}),
@@ -196,6 +206,57 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"console-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=1))
+    print(f"written {out}")
+
+
+def board_only(args: argparse.Namespace) -> None:
+    """The board alone: /sla/board now, at a busy past instant and mid-history, and
+    the console's board pages, against /healthz; served without background work
+    (nothing else loads the machine), on a store whose SLA view is current."""
+    import os
+
+    from run_all import db_url
+
+    url = db_url(bench_database(f"console_{args.events}"))
+    os.environ["FIELDLEDGER_BACKGROUND"] = "false"
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "events": args.events,
+                              "board_only": True}  # fmt: skip
+    with serving(url, 1) as (base, env):
+        token = fieldledger("token", "issue", "--actor", "sup-bench", "--role", "supervisor",
+                            env=env)  # fmt: skip
+        with httpx.Client(base_url=base, timeout=60,
+                          headers={"Authorization": f"Bearer {token}"}) as api:  # fmt: skip
+            sla = next(p for p in api.get("/projections").json()["projections"]
+                       if p["name"] == "sla")  # fmt: skip
+            assert sla["lag"] == 0, sla
+            n = args.requests
+            report["baselines"] = {
+                "healthz": timed(api, "/healthz", {}, n),
+                "api_sla_board": timed(api, "/sla/board", {}, n),
+                "api_sla_board_as_of": timed(
+                    api, "/sla/board", {"at": "2026-10-30T10:00:00+08:00"}, n),
+                "api_sla_board_as_of_mid": timed(
+                    api, "/sla/board", {"at": "2026-04-15T10:00:00+08:00"}, n),
+            }
+            print(report["baselines"], flush=True)
+        with httpx.Client(base_url=base, timeout=60) as browser_like:
+            form = browser_like.get("/console/sign-in").text
+            csrf = form.split('name="csrf" value="')[1].split('"')[0]
+            r = browser_like.post("/console/sign-in", data={"token": token, "csrf": csrf})
+            assert r.status_code in (200, 303), r.text
+            report["pages"] = {
+                key: timed(browser_like, "/console/board", params, args.requests)
+                for key, params in (
+                    ("board", {}),
+                    ("board_red_urban", {"status": "red", "zone": "urban"}),
+                    ("board_as_of", {"at": "2026-10-30T10:00:00"}),
+                    ("board_as_of_mid", {"at": "2026-04-15T10:00:00"}),
+                )
+            }  # fmt: skip
+    print(json.dumps(report, indent=1))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"console-board-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"written {out}")
 

@@ -207,7 +207,9 @@ class Projections:
         self.wait_for(name, position)
         with (
             self.reading(name) as (tx, tables),
-            as_of_tables(tx, tables, model.versioned, model.appended, position) as then,
+            as_of_tables(
+                tx, tables, model.versioned, model.appended, position, model.as_of_columns
+            ) as then,
         ):
             yield tx, then
 

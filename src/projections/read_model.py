@@ -98,6 +98,12 @@ class ReadModel(ABC):
     #: a replay into scratch tables.
     versioned: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     appended: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Columns of those tables that later events rewrite in place (so their
+    #: stored value may come from after a position asked for): per table, per
+    #: column, the SQL that works it out as of a position instead, over the
+    #: row `cur` and the table `{table}`, visible rows being those with
+    #: `valid_from <= {position}`.
+    as_of_columns: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
     def __init__(self, settings: ProjectionSettings) -> None:
         self.settings = settings

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
 from uuid import UUID
@@ -79,8 +79,14 @@ def _instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+#: The end of what has not ended (an owner row no later row ended, a target
+#: still open): after every instant stored, 9999-12-31 included.
+OPEN_END = "9999-99"
+#: `valid_until` last: the handler's rows carry their position (valid_from)
+#: before it, see `end_batch`.
 OWNER_COLUMNS = (
     "aggregate_id", "version", "occurred_at", "escalation_level", "owner_id", "coordinator_id",
+    "valid_until",
 )  # fmt: skip
 APPOINTMENT_COLUMNS = ("aggregate_id", "version", "level", "coordinator_id")
 POLICY_COLUMNS = ("version", "name", "document", "adopted_at")
@@ -89,7 +95,7 @@ TARGET_COLUMNS = (
     "aggregate_id", "target", "kind", "policy_version", "clock", "started_at",
     "allowed_seconds", "due_at", "yellow_from", "met_at", "closed_at", "closed_as",
     "paused_seconds", "paused_since", "escalated", "calendar_warning", "priority", "zone",
-    "severity", "owner_id", "reminded",
+    "severity", "owner_id", "reminded", "span_class",
 )  # fmt: skip
 
 
@@ -97,7 +103,9 @@ class SlaView(ReadModel):
     name = NAME
     # 2: the open_until index the board reads by; 3: reminders and coordinators;
     # 4: versions (valid_from, the targets' history) for reports as of a position
-    schema_version = 4
+    # 5: owner rows carry `valid_until`, so the board joins them once per target;
+    # targets their `span_class`, so the board at a past instant reads by index
+    schema_version = 5
     tables: ClassVar[tuple[str, ...]] = (
         "sla_policies",
         "sla_subjects",
@@ -114,6 +122,15 @@ class SlaView(ReadModel):
         "sla_owners": OWNER_COLUMNS,
         "sla_appointments": APPOINTMENT_COLUMNS,
         "sla_policies": POLICY_COLUMNS,
+    }
+    #: An owner row's `valid_until` is set when a later row of its aggregate is
+    #: written: as of a position, only the later rows seen by then end it.
+    as_of_columns: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "sla_owners": {
+            "valid_until": "COALESCE((SELECT MIN(n.occurred_at) FROM {table} n "
+            "WHERE n.aggregate_id = cur.aggregate_id AND n.version > cur.version "
+            f"AND n.valid_from <= {{position}}), '{OPEN_END}')"
+        }
     }
 
     def __init__(self, settings: Any, *, policy_override: Policy | None = None) -> None:
@@ -149,15 +166,20 @@ class SlaView(ReadModel):
             "closed_at TEXT, closed_as TEXT, paused_seconds INTEGER NOT NULL, "
             "paused_since TEXT, escalated INTEGER NOT NULL, calendar_warning TEXT, "
             "priority TEXT, zone TEXT, severity TEXT, owner_id TEXT, "
-            "reminded INTEGER NOT NULL DEFAULT 0",
+            "reminded INTEGER NOT NULL DEFAULT 0, span_class INTEGER",
             ("aggregate_id", "target"),
-            {"started_at": "started_at", "due_at": "due_at", "open_until": _open_until(tx)},
+            # And those open at a past instant by how long each stayed open (see
+            # `span_class`): a range of start times per class instead of every
+            # target that ended after the instant (half the table mid-history).
+            {"started_at": "started_at", "due_at": "due_at", "open_until": _open_until(tx),
+             "span": "span_class, started_at"},
         )  # fmt: skip
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {t.sla_owners} ("
             "aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, "
             "escalation_level INTEGER NOT NULL, owner_id TEXT, coordinator_id TEXT, "
-            "valid_from INTEGER NOT NULL, PRIMARY KEY (aggregate_id, version))"
+            "valid_until TEXT NOT NULL, valid_from INTEGER NOT NULL, "
+            "PRIMARY KEY (aggregate_id, version))"
         )
         # Coordinators appointed by escalations (004 二(二)): the sweep takes
         # turns through a level's roster by how many were appointed at it.
@@ -205,6 +227,7 @@ class SlaView(ReadModel):
         if subject is not None:
             touched.subjects[key] = subject
             touched.targets.known_absent(key)  # its first event: no targets yet
+            touched.fresh.add(key)
         elif isinstance(event, _CHANGES):
             subject = self._subject(batch, key)
             if subject is None or not subject.apply(event):
@@ -248,7 +271,14 @@ class SlaView(ReadModel):
         """The batch's writes, one statement per table: the owners seen, the
         subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
-        batch.append(t.sla_owners, (*OWNER_COLUMNS, VALID_FROM), touched.owners)
+        owners, ends = _owner_validity(touched.owners)
+        tx.executemany(  # rows of earlier batches, before this batch's are added
+            f"UPDATE {t.sla_owners} SET valid_until = ? "
+            "WHERE aggregate_id = ? AND version < ? AND valid_until > ?",
+            [(occurred, key, first, occurred) for key, (first, occurred) in ends.items()
+             if key not in touched.fresh],
+        )  # fmt: skip
+        batch.append(t.sla_owners, (*OWNER_COLUMNS[:-1], VALID_FROM, "valid_until"), owners)
         batch.append(t.sla_appointments, (*APPOINTMENT_COLUMNS, VALID_FROM), touched.appointments)
         subjects = [
             (key, s.kind, json.dumps(s.to_data(), sort_keys=True))
@@ -291,6 +321,53 @@ class SlaView(ReadModel):
         return found
 
 
+
+
+def _owner_validity(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, str]]]:
+    """A batch's owner rows (in version order per aggregate) with their
+    `valid_until`, and per aggregate the first version and earliest occurred_at
+    of the batch, which end the rows written before it.
+
+    A row holds from its `occurred_at` until the earliest `occurred_at` of any
+    later row of its aggregate (an event's time never precedes the previous
+    one's, so that is the next row's; a tie leaves the row an empty span). So at
+    any instant T exactly one row has `occurred_at <= T < valid_until` if any row
+    has `occurred_at <= T`, and it is the latest such row by version: the row
+    the board read before with `ORDER BY version DESC LIMIT 1`."""
+    out: list[tuple[Any, ...]] = []
+    later: dict[str, str] = {}
+    for row in reversed(rows):
+        key, occurred = row[0], row[2]
+        out.append((*row, later.get(key, OPEN_END)))
+        later[key] = min(occurred, later.get(key, OPEN_END))
+    out.reverse()
+    ends: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        ends.setdefault(row[0], (row[1], later[row[0]]))
+    return out, ends
+
+
+
+#: Upper bounds of how long a target stayed open, one per span class: 1 hour
+#: times 4^k. A target open at T with class k started in (T - bound, T], so the
+#: board at T reads, per class, one range of the (span_class, started_at) index:
+#: at most about 4 times the rows it returns, whatever the store's size and T.
+#: Longer spans take the last class, read from its start; open targets (no end
+#: yet) have none and are read by the open_until index.
+SPAN_BOUNDS = tuple(timedelta(hours=4**k) for k in range(9))
+
+
+def span_class(started_at: datetime, ended_at: datetime | None) -> int | None:
+    """The class of a target that stayed open from `started_at` until `ended_at`
+    (met or closed, whichever first); None while it is open."""
+    if ended_at is None:
+        return None
+    span = ended_at - started_at
+    return next((k for k, bound in enumerate(SPAN_BOUNDS) if span <= bound), len(SPAN_BOUNDS))
+
+
 @dataclass
 class _Touched:
     """What a batch touched: subjects by aggregate id, and the dirty ones in order."""
@@ -304,6 +381,8 @@ class _Touched:
     owners: list[tuple[Any, ...]] = field(default_factory=list)
     #: Coordinators appointed by the batch's escalations (004 二(二)).
     appointments: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Aggregates whose first event is in this batch (no owner rows before it).
+    fresh: set[str] = field(default_factory=set)
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
@@ -314,6 +393,8 @@ def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:
         target.closed_as, target.paused_seconds, _stamp(target.paused_since),
         int(target.escalated), target.calendar_warning, subject.priority, subject.zone,
         subject.severity, subject.owner_id, int(target.reminded),
+        span_class(target.started_at, min(
+            (m for m in (target.met_at, target.closed_at) if m is not None), default=None)),
     )  # fmt: skip
 
 
@@ -365,9 +446,17 @@ _STATUS_AT = (
 
 def _open_until(tx: Tx) -> str:
     """When a target stopped being open: its met or closed time, whichever came
-    first ('9999' while open; instants are ISO text, so they sort before it)."""
+    first (OPEN_END while open; instants are ISO text, so they sort before it)."""
     least = "LEAST" if tx.dialect == "postgres" else "MIN"
-    return f"{least}(COALESCE(met_at, '9999'), COALESCE(closed_at, '9999'))"
+    return f"{least}(COALESCE(met_at, '{OPEN_END}'), COALESCE(closed_at, '{OPEN_END}'))"
+
+
+def _stamp_before(at: datetime, span: timedelta) -> str:
+    """`at - span` as stored; before year 1, '' (sorts before every instant)."""
+    try:
+        return stamp(at - span)
+    except OverflowError:
+        return ""
 
 
 def board(
@@ -387,10 +476,10 @@ def board(
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
         return []
-    latest = (
-        f"FROM {t.sla_owners} o WHERE o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? "
-        "ORDER BY o.version DESC LIMIT 1"
-    )
+    if tx.dialect == "postgres":
+        # A few index ranges: parallel workers cost more to start (tens of ms
+        # on a busy machine) than the whole query takes alone.
+        tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
     inner: list[str] = []
     inner_params: list[Any] = []
     for column, value in (("kind", kind), ("zone", zone), ("priority", priority)):
@@ -399,20 +488,37 @@ def board(
             inner_params.append(value)
     kind_filter = "".join(inner)
     owner_filter = "" if owner_id is None else "AND owner_id = ? "
+    # The targets open at `at`, as ranges of indexes (see SPAN_BOUNDS): those
+    # still open by the open_until index, the ended ones per span class.
+    ranges = [
+        f"SELECT * FROM {t.sla_targets} WHERE {_open_until(tx)} = '{OPEN_END}' AND started_at <= ?"
+    ]
+    range_params = [s]
+    for k, bound in enumerate(SPAN_BOUNDS):
+        ranges.append(f"SELECT * FROM {t.sla_targets} "
+                      f"WHERE span_class = {k} AND started_at > ? AND started_at <= ?")  # fmt: skip
+        range_params += [_stamp_before(at, bound), s]
+    ranges.append(
+        f"SELECT * FROM {t.sla_targets} WHERE span_class = {len(SPAN_BOUNDS)} AND started_at <= ?"
+    )
+    range_params.append(s)
     rows = tx.query(
         "SELECT * FROM ("
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
         "x.priority, x.zone, x.yellow_from, "
         f"x.calendar_warning, {_STATUS_AT} AS status, "
-        f"(SELECT o.escalation_level {latest}) AS escalation_level, "
-        f"(SELECT o.owner_id {latest}) AS owner_id, "
-        f"(SELECT o.coordinator_id {latest}) AS coordinator_id "
-        f"FROM {t.sla_targets} x WHERE {_open_until(tx)} > ? AND started_at <= ? {kind_filter}"
+        "o.escalation_level, o.owner_id, o.coordinator_id "
+        # The owner row in force at `at` (see `_owner_validity`): one row, by
+        # the aggregate's key, for each target.
+        f"FROM ({' UNION ALL '.join(ranges)}) x LEFT JOIN {t.sla_owners} o "
+        "ON o.aggregate_id = x.aggregate_id AND o.occurred_at <= ? AND o.valid_until > ? "
+        f"WHERE {_open_until(tx)} > ? {kind_filter}"
         f") b WHERE status IN ({', '.join('?' for _ in wanted)}) {owner_filter}"
         "ORDER BY CASE status WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, "
         "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, aggregate_id, target",
-        (s, s, s, s, s, s, s, *inner_params, *wanted, *([] if owner_id is None else [owner_id])),
-    )
+        (s, s, *range_params, s, s, s, *inner_params, *wanted,
+         *([] if owner_id is None else [owner_id])),
+    )  # fmt: skip
     return [
         BoardItem(
             aggregate_id=r["aggregate_id"],
@@ -456,7 +562,7 @@ def yellow_targets(tx: Tx, t: Tables, at: datetime) -> list[RedTarget]:
         "WHERE started_at <= ? AND yellow_from IS NOT NULL AND yellow_from <= ? "
         "AND (due_at IS NULL OR due_at >= ?) "
         "AND met_at IS NULL AND closed_at IS NULL AND reminded = 0 "
-        f"AND {_open_until(tx)} = '9999' "  # the open targets, by their index
+        f"AND {_open_until(tx)} = '{OPEN_END}' "  # the open targets, by their index
         "ORDER BY yellow_from, aggregate_id, target",
         (s, s, s),
     )

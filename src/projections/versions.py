@@ -228,6 +228,7 @@ def as_of_tables(
     versioned: Mapping[str, Sequence[str]],
     appended: Mapping[str, Sequence[str]],
     position: int,
+    derived: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Tables]:
     """Temporary views of the tables as they were right after `position`, named
     for them (`versioned`: base name -> columns, `appended`: likewise), in a
@@ -248,8 +249,18 @@ def as_of_tables(
         )
         names[base] = f"{temp}.asof_{base}"
     for base, columns in appended.items():
-        selected = ", ".join((*columns, VALID_FROM))
-        statements.append(f"SELECT {selected} FROM {t[base]} WHERE {VALID_FROM} <= {p}")
+        # A column rewritten by later events is worked out as of `position`.
+        exprs = (derived or {}).get(base, {})
+        selected = ", ".join(
+            (
+                *(
+                    f"{exprs[c].format(table=t[base], position=p)} AS {c}" if c in exprs else c
+                    for c in columns
+                ),
+                VALID_FROM,
+            )
+        )
+        statements.append(f"SELECT {selected} FROM {t[base]} cur WHERE {VALID_FROM} <= {p}")
         names[base] = f"{temp}.asof_{base}"
     if tx.dialect == "postgres":
         # One round trip; the reading transaction is always rolled back, and

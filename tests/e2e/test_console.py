@@ -341,3 +341,33 @@ def test_monthly_supervision_report_page_and_csv(api: Api) -> None:
     sign_in(api, "disp-1", "dispatcher")  # the reports page, not the supervision report
     assert 'href="/console/reports/monthly"' not in api.client.get("/console/reports").text
     assert api.client.get("/console/reports/monthly").status_code == 403
+
+
+def test_audit_pages_are_stable_while_events_arrive(api: Api) -> None:
+    disp = api.actor("disp-page", "dispatcher")
+    for _ in range(53):
+        assert disp.post("/work-orders", booking()).status_code == 201
+    api.catch_up()
+    sign_in(api, "sup-1", "supervisor")
+
+    def positions(html: str) -> list[int]:
+        return [int(p) for p in re.findall(r"<tr><td>([0-9]+)</td>", html)]
+
+    first = api.client.get("/console/audit", params={"actor": "disp-page"}).text
+    page_one = positions(first)
+    assert len(page_one) == 50 and page_one == sorted(page_one, reverse=True)
+    # Newer events land on top meanwhile: the next page still starts right
+    # below the last row seen, neither repeating nor skipping one.
+    for _ in range(3):
+        disp.post("/work-orders", booking())
+    api.catch_up()
+    link = re.search(r'id="next-page" href="([^"]+)"', first)
+    assert link is not None
+    page_two = positions(api.client.get(link.group(1).replace("&amp;", "&")).text)
+    everything = positions(api.client.get("/console/audit", params={"actor": "disp-page"}).text)
+    assert len(page_two) == 3 and max(page_two) < min(page_one)
+    assert everything[:3] != page_one[:3]  # the three new ones are on top now
+    rows = list(csv.DictReader(io.StringIO(api.client.get(
+        "/console/audit.csv", params={"actor": "disp-page"}).text)))
+    assert sorted(int(r["position"]) for r in rows) == sorted(
+        page_one + page_two + everything[:3])

@@ -122,6 +122,14 @@ def test_the_board_at_an_instant(api: Api) -> None:
         "/sla/board?at=2026-10-08T11:30:00+08:00&status=red", headers=supervisor.headers
     )
     assert [i["aggregate_id"] for i in spaced.json()["items"]] == [late]
+    # The first and last instants the calendar holds: an answer, not a 500.
+    first = supervisor.get("/sla/board", at="0001-01-01T00:00:00+00:00", min_position=position)
+    assert (first.status_code, first.json()["items"]) == (200, [])
+    last = supervisor.get("/sla/board", at="9999-12-31T23:59:59+00:00").json()["items"]
+    assert {(i["aggregate_id"], i["target"]) for i in last} == {
+        (late, "arrival"), (late, "resolution"), (routine, "response"), (routine, "arrival"),
+        (routine, "resolution"),
+    }  # fmt: skip
 
 
 def test_compliance_per_group(api: Api) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.application.sla import sla_targets
 from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
+from fieldledger.domain.sla import Subject
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
 from fieldledger.projections import sla
 from fieldledger.projections.projector import Projections
@@ -157,6 +158,133 @@ def test_escalation_level_and_owner_on_the_board_are_as_of_the_instant(
     assert (later.escalation_level, later.owner_id) == (2, "tech-7")
 
 
+def owners_then(ledger: FieldLedger, aggregate_id: str, at: datetime) -> tuple[Any, ...]:
+    """Level, owner and coordinator as the aggregate's own events up to `at` say
+    (an aggregate's events never go back in time, so they are a prefix)."""
+    events = [e for e in ledger.events.get(UUID(aggregate_id)) if e.occurred_at <= at]
+    subject = Subject.from_events(events)
+    assert subject is not None
+    return (subject.escalation_level, subject.owner_id, subject.coordinator_id)
+
+
+def board_owners(projections: Projections, at: datetime, **filters: Any) -> dict[str, set[Any]]:
+    with projections.reading(sla.NAME) as (tx, t):
+        items = sla.board(tx, t, at, **filters)
+    found: dict[str, set[Any]] = {}
+    for i in items:
+        found.setdefault(i.aggregate_id, set()).add(
+            (i.escalation_level, i.owner_id, i.coordinator_id)
+        )
+    return found
+
+
+def test_owner_level_and_coordinator_change_on_the_board_exactly_at_their_events(
+    ledger: FieldLedger,
+) -> None:
+    # Every event here is reported weeks late (the clock says 11-23): backdated,
+    # some at the very same instant as the one before, split over batches of 2
+    # and over several catch-ups, so rows are ended both within a batch and by
+    # a later one.
+    projections = Projections(ledger, [SlaView], SETTINGS, batch_size=2)
+    sup = Caller("sup", Role.SUPERVISOR)
+    a = book(ledger, sh(10, 8, 9))
+    projections.catch_up(sla.NAME)
+    b = book(ledger, sh(10, 8, 9, 30))
+    ledger.work_order_command(DISPATCHER, b, "assign", {"technician_id": "tech-9"},
+                              occurred_at=sh(10, 8, 9, 30))  # fmt: skip  # as it was booked
+    ledger.work_order_command(sup, a, "escalate", {"level": 1, "reason": "vip",
+                              "coordinator_id": "coord-a"}, occurred_at=sh(10, 8, 10))  # fmt: skip
+    ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-1"},
+                              occurred_at=sh(10, 8, 10))  # fmt: skip
+    projections.catch_up(sla.NAME)
+    ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-2"},
+                              occurred_at=sh(10, 8, 10, 30))  # fmt: skip
+    ledger.work_order_command(sup, a, "escalate", {"level": 2, "reason": "still",
+                              "coordinator_id": "coord-b"}, occurred_at=sh(10, 8, 10, 30))  # fmt: skip
+    ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-3"},
+                              occurred_at=sh(11, 1, 11, 15))  # fmt: skip
+    projections.catch_up(sla.NAME)
+
+    us = timedelta(microseconds=1)
+    moments = sorted({e.occurred_at for k in (a, b) for e in ledger.events.get(k)})
+    instants = sorted({m + d for m in moments for d in (-us, 0 * us, us, timedelta(minutes=7))})
+    seen = set()
+    for at in instants:
+        on_board = board_owners(projections, at)
+        for key, found in on_board.items():
+            assert found == {owners_then(ledger, key, at)}, (key, at)
+            seen.add((key, *owners_then(ledger, key, at)))
+        for owner in ("tech-1", "tech-2", "tech-9"):
+            only = board_owners(projections, at, owner_id=owner)
+            assert only == {k: v for k, v in on_board.items() if {o[1] for o in v} == {owner}}
+    # The board went through every state in turn, ties resolved to the later event.
+    assert {(k, lvl, o, c) for k, lvl, o, c in seen if k == str(a)} == {
+        (str(a), 0, None, None), (str(a), 1, "tech-1", "coord-a"),
+        (str(a), 2, "tech-2", "coord-b"), (str(a), 2, "tech-3", "coord-b"),
+    }  # fmt: skip
+    assert {(k, lvl, o, c) for k, lvl, o, c in seen if k == str(b)} == {(str(b), 0, "tech-9", None)}
+    assert board_owners(projections, sh(10, 8, 10, 30) - us)[str(a)] == {(1, "tech-1", "coord-a")}
+    assert board_owners(projections, sh(10, 8, 10, 30))[str(a)] == {(2, "tech-2", "coord-b")}
+
+    # Rebuilt from zero in one batch: the same rows, the same spans.
+    generation = projections.live_generation(sla.NAME)
+    assert generation is not None
+    incremental = rows_of(projections, sla.NAME, generation)
+    fresh = Projections(ledger, [SlaView], SETTINGS, batch_size=500)
+    assert rows_of(fresh, sla.NAME, fresh.rebuild(sla.NAME)) == incremental
+    spans = sorted((r["version"], r["occurred_at"], r["valid_until"])
+                   for r in _owner_rows(projections, a))  # fmt: skip
+    assert [(v, until) for v, _, until in spans] == [
+        (1, stamp(sh(10, 8, 10))), (2, stamp(sh(10, 8, 10))), (3, stamp(sh(10, 8, 10, 30))),
+        (4, stamp(sh(10, 8, 10, 30))), (5, stamp(sh(11, 1, 11, 15))), (6, sla.OPEN_END),
+    ]  # fmt: skip
+
+
+def open_then(rows: list[dict[str, Any]], at: datetime) -> set[tuple[str, str]]:
+    """The targets open at `at`, by the definition: started, and neither met nor
+    closed yet."""
+    t = stamp(at)
+    return {
+        (r["aggregate_id"], r["target"]) for r in rows
+        if r["started_at"] <= t < min(r["met_at"] or "9999", r["closed_at"] or "9999")
+    }  # fmt: skip
+
+
+def test_the_board_at_any_instant_holds_targets_of_every_span(ledger: FieldLedger) -> None:
+    # Orders cancelled after a microsecond, minutes, hours, days, months and
+    # years (each a span class of its own), and one still open: at instants
+    # around every start and end, the board has exactly the targets open then.
+    projections = Projections(ledger, [SlaView], SETTINGS, batch_size=3)
+    end = sh(11, 20, 10)
+    lifetimes = [timedelta(microseconds=1), timedelta(hours=3), timedelta(hours=10),
+                 timedelta(days=2), timedelta(days=10), timedelta(days=20),
+                 timedelta(days=100), timedelta(days=365), timedelta(days=3 * 365),
+                 timedelta(days=10 * 365)]  # fmt: skip
+    for lifetime in lifetimes:
+        order = book(ledger, end - lifetime)
+        ledger.work_order_command(DISPATCHER, order, "cancel", {"reason": "x"}, occurred_at=end)
+    book(ledger, end - timedelta(days=9))
+    projections.catch_up(sla.NAME)
+    with projections.reading(sla.NAME) as (tx, t):
+        stored = tx.query(f"SELECT * FROM {t.sla_targets}")
+    assert {r["span_class"] for r in stored} == {*range(len(sla.SPAN_BOUNDS) + 1), None}
+    us = timedelta(microseconds=1)
+    moments = {datetime.fromisoformat(r[c]) for r in stored for c in ("started_at", "closed_at")
+               if r[c] is not None}  # fmt: skip
+    instants = {m + d for m in moments for d in (-us, 0 * us, us, timedelta(hours=5))}
+    for at in sorted(instants) + [end - lifetime / 2 for lifetime in lifetimes]:
+        with projections.reading(sla.NAME) as (tx, t):
+            shown = {(i.aggregate_id, i.target) for i in sla.board(tx, t, at)}
+        assert shown == open_then(stored, at), at
+
+
+def _owner_rows(projections: Projections, aggregate_id: UUID) -> list[Any]:
+    with projections.reading(sla.NAME) as (tx, t):
+        return tx.query(
+            f"SELECT * FROM {t.sla_owners} WHERE aggregate_id = ?", (str(aggregate_id),)
+        )
+
+
 def test_compliance_counts_met_breached_and_open(ledger: FieldLedger, clock: Clock) -> None:
     projections = Projections(ledger, [SlaView], SETTINGS)
     clock.now = sh(10, 8, 12)
@@ -250,6 +378,28 @@ def build_and_compare(database_url: str, lifecycles: int, seed: int) -> None:
         rebuilt_generation = fresh.rebuild(sla.NAME)
         assert rows_of(fresh, sla.NAME, rebuilt_generation) == incremental
 
+        # The board's level, owner and coordinator at instants around the
+        # sampled aggregates' events: what their own events said then.
+        picked = random.Random(seed).sample(generator.ids, min(12, len(generator.ids)))
+        histories = {k: list(ledger.events.get(UUID(k))) for k in picked}
+        us = timedelta(microseconds=1)
+        instants = {e.occurred_at + d for h in histories.values() for e in h for d in (-us, us)}
+        checked = 0
+        with fresh.reading(sla.NAME) as (tx, t):
+            stored = tx.query(f"SELECT * FROM {t.sla_targets}")
+        for at in sorted(instants):
+            with fresh.reading(sla.NAME) as (tx, t):
+                shown = {(i.aggregate_id, i.target) for i in sla.board(tx, t, at)}
+            assert shown == open_then(stored, at), at
+            for key, found in board_owners(fresh, at).items():
+                if key in histories:
+                    events = [e for e in histories[key] if e.occurred_at <= at]
+                    then = Subject.from_events(events)
+                    assert then is not None
+                    assert found == {(then.escalation_level, then.owner_id, then.coordinator_id)}
+                    checked += 1
+        assert checked > len(picked)
+
         # And the stored rows are what each aggregate computes from its own events.
         sample = random.Random(seed).sample(generator.ids, min(40, len(generator.ids)))
         for aggregate_id in sample:
@@ -279,6 +429,16 @@ def test_rebuilt_from_zero_equals_incremental_on_sqlite(tmp_path: Path, seed: in
 @pytest.mark.postgres
 def test_rebuilt_from_zero_equals_incremental_on_postgres(pg_url: str) -> None:
     build_and_compare(pg_url, 150, 4)
+
+
+def test_the_board_at_the_ends_of_the_calendar(ledger: FieldLedger) -> None:
+    projections = Projections(ledger, [SlaView], SETTINGS)
+    order = book(ledger, sh(10, 8, 9))
+    projections.catch_up(sla.NAME)
+    first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    with projections.reading(sla.NAME) as (tx, t):
+        assert sla.board(tx, t, first) == []  # the span classes reach back past year 1
+        assert {i.aggregate_id for i in sla.board(tx, t, last)} == {str(order)}
 
 
 def test_board_queries_compare_instants_as_text_correctly() -> None:
