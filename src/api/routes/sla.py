@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import DayOrInstant, NameList
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
+from fieldledger.application.fields import DayOrInstant, NameList
 from fieldledger.application.ledger import plain
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.sla import OPEN_STATUSES, Kind, Status
