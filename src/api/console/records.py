@@ -158,8 +158,8 @@ def _as_view(
     ledger: FieldLedger, aggregate: Any, as_of: datetime | None, access: ContactAccess
 ) -> dict[str, Any]:
     if isinstance(aggregate, WorkOrder):
-        return work_order_view(ledger, aggregate, as_of, access)
-    return complaint_view(ledger, aggregate, as_of, access)
+        return work_order_view(ledger, aggregate, as_of, access).model_dump(mode="json")
+    return complaint_view(ledger, aggregate, as_of, access).model_dump(mode="json")
 
 
 def _record_page(request: Request, session: Session, kind_path: str, id: UUID,

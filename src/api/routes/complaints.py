@@ -1,6 +1,6 @@
 """`/complaints`: lodge, the commands of contract §5, and the queries."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
@@ -64,8 +64,8 @@ add_command_routes(router, COMPLAINT)
     description="The complaint as it is now, or with `as_of` as it was at that instant: "
     "rebuilt from its events that occurred (`occurred_at`) at or before it. Before its "
     "first event it did not exist: 404. The `ETag` header is the version answered.",
-    response_model=None,
-    responses={200: {"model": ComplaintView, "headers": {"ETag": READ_ETAG}},
+    response_model=ComplaintView,
+    responses={200: {"headers": {"ETag": READ_ETAG}},
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_complaint(
@@ -76,7 +76,7 @@ def get_complaint(
     as_of: Annotated[
         Instant | None, Query(description="the state as it was at this instant")
     ] = None,
-) -> dict[str, Any]:
+) -> ComplaintView:
     if as_of is None:
         complaint = ledger.get(Complaint, id)
     else:

@@ -2,7 +2,7 @@
 (contract §11.5, 003 第十五條)."""
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import (
@@ -22,11 +22,10 @@ from fieldledger.api.routes.commands import (
     answer,
     command_responses,
 )
-from fieldledger.api.routes.schemas import CustomerView
+from fieldledger.api.routes.schemas import Answered, CustomerView
 from fieldledger.api.routes.views import HistoryView, contact_view, history_view
 from fieldledger.application.commands import MAINTENANCE_CONTRACT, SIGN, Sign
 from fieldledger.application.fields import Instant, QueryDate, RecordId
-from fieldledger.application.ledger import plain
 from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
@@ -48,10 +47,10 @@ class ContractView(BaseModel):
     renewal_notice_on: date = Field(description="one month before ends_on (003 第十五條)")
     renewal_notice_recorded: bool = Field(description="RenewalNoticeDue recorded for ends_on")
     renewals: int
-    signed_at: datetime
-    ended_at: datetime | None
+    signed_at: Answered
+    ended_at: Answered | None
     in_force: bool = Field(description="active and covering today (or the as_of instant)")
-    as_of: datetime | None
+    as_of: Answered | None
 
 
 class RenewalDue(BaseModel):
@@ -136,8 +135,8 @@ def renewals_due(
     summary="A maintenance contract",
     description="The contract as it is now, or with `as_of` as it was at that instant. "
     "Every role may read. The `ETag` header is the version answered.",
-    response_model=None,
-    responses={200: {"model": ContractView, "headers": {"ETag": READ_ETAG}},
+    response_model=ContractView,
+    responses={200: {"headers": {"ETag": READ_ETAG}},
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_contract(
@@ -148,7 +147,7 @@ def get_contract(
     as_of: Annotated[
         Instant | None, Query(description="the state as it was at this instant")
     ] = None,
-) -> dict[str, Any]:
+) -> ContractView:
     if as_of is None:
         contract = ledger.get(MaintenanceContract, id)
     else:
@@ -157,26 +156,27 @@ def get_contract(
     # The last instant whose local date exists in any time zone, for as_of near 9999.
     latest = datetime(9999, 12, 30, tzinfo=UTC)
     today = local_date(min(as_of or ledger.clock(), latest), ledger.timezone)
-    return {
-        "id": str(contract.id),
-        "version": contract.version,
-        "state": contract.state_name,
+    assert contract.signed_at is not None  # set by its first event, `Signed`
+    return ContractView(
+        id=str(contract.id),
+        version=contract.version,
+        state=contract.state_name,
         # Contacts are shown as the caller's role may see them (docs/privacy.md).
-        "customer": contact_view(
-            ledger, contract.customer, contact_access(caller.role, caller.actor)
+        customer=CustomerView.model_validate(
+            contact_view(ledger, contract.customer, contact_access(caller.role, caller.actor))
         ),
-        "starts_on": contract.starts_on.isoformat(),
-        "ends_on": contract.ends_on.isoformat(),
-        "visits_per_year": contract.visits_per_year,
-        "renewal_notice_on": contract.renewal_notice_on.isoformat(),
-        "renewal_notice_recorded": contract.ends_on in contract.notices_for,
-        "renewals": contract.renewals,
-        "signed_at": plain(contract.signed_at),
-        "ended_at": plain(contract.ended_at),
-        "in_force": contract.state_name == "active"
+        starts_on=contract.starts_on,
+        ends_on=contract.ends_on,
+        visits_per_year=contract.visits_per_year,
+        renewal_notice_on=contract.renewal_notice_on,
+        renewal_notice_recorded=contract.ends_on in contract.notices_for,
+        renewals=contract.renewals,
+        signed_at=contract.signed_at,
+        ended_at=contract.ended_at,
+        in_force=contract.state_name == "active"
         and contract.starts_on <= today <= contract.ends_on,
-        "as_of": plain(as_of),
-    }
+        as_of=as_of,
+    )
 
 
 @router.get("/{id}/history", response_model=HistoryView,

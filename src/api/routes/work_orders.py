@@ -1,6 +1,6 @@
 """`/work-orders`: book, the commands of contract §4, and the queries."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
@@ -61,8 +61,8 @@ add_command_routes(router, WORK_ORDER)
     description="The work order as it is now, or with `as_of` as it was at that instant: "
     "rebuilt from its events that occurred (`occurred_at`) at or before it. Before its "
     "first event it did not exist: 404. The `ETag` header is the version answered.",
-    response_model=None,
-    responses={200: {"model": WorkOrderView, "headers": {"ETag": READ_ETAG}},
+    response_model=WorkOrderView,
+    responses={200: {"headers": {"ETag": READ_ETAG}},
                **responses(401, 404, 422)},
 )
 def get_work_order(
@@ -73,7 +73,7 @@ def get_work_order(
     as_of: Annotated[
         Instant | None, Query(description="the state as it was at this instant")
     ] = None,
-) -> dict[str, Any]:
+) -> WorkOrderView:
     if as_of is None:
         order = ledger.get(WorkOrder, id)
     else:
