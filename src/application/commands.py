@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 from uuid import UUID
 
 from fieldledger.application.fields import (
@@ -260,7 +260,7 @@ class Book(CommandBody):
     #: The maintenance contract of a `billing: contract` order (must exist and cover the day).
     contract_id: UUID | None = None
 
-    def to_args(self) -> dict[str, Any]:
+    def to_args(self) -> BookFields:
         """The booking's fields, as `FieldLedger.book_work_order` takes them."""
         return {
             "model": self.model,
@@ -280,6 +280,23 @@ class Book(CommandBody):
             "description": self.description,
             "contract_id": self.contract_id,
         }
+
+
+class BookFields(TypedDict):
+    """What `FieldLedger.book_work_order` passes on to `WorkOrder.book` (mypy checks it)."""
+
+    customer: Customer
+    service_type: str
+    priority: Priority
+    zone: Zone
+    channel: Channel
+    billing: Billing
+    description: str
+    appointment: NotRequired[Appointment | None]
+    model: NotRequired[str | None]
+    purchase_date: NotRequired[date | None]
+    previous_work_order_id: NotRequired[UUID | None]
+    contract_id: NotRequired[UUID | None]
 
 
 class AssignTechnician(CommandBody):
@@ -474,6 +491,18 @@ class ComplainantIn(BaseModel):
     phone: Phone
 
 
+class LodgeFields(TypedDict):
+    """What `FieldLedger.lodge_complaint` passes on to `Complaint.lodge`."""
+
+    customer: Complainant
+    channel: ComplaintChannel
+    category: str
+    severity: Severity
+    description: str
+    work_order_id: NotRequired[UUID | None]
+    staff_ids: NotRequired[list[str] | None]
+
+
 class Lodge(CommandBody):
     customer: ComplainantIn
     channel: ComplaintChannel
@@ -483,11 +512,17 @@ class Lodge(CommandBody):
     work_order_id: UUID | None = None
     staff_ids: Annotated[list[StaffId], Field(max_length=50)] = []
 
-    def to_args(self) -> dict[str, Any]:
+    def to_args(self) -> LodgeFields:
         """The complaint's fields, as `FieldLedger.lodge_complaint` takes them."""
-        args = self.model_dump(exclude={"occurred_at", "customer"})
-        args["customer"] = Complainant(name=self.customer.name, phone=self.customer.phone)
-        return args
+        return {
+            "customer": Complainant(name=self.customer.name, phone=self.customer.phone),
+            "channel": self.channel,
+            "category": self.category,
+            "severity": self.severity,
+            "description": self.description,
+            "work_order_id": self.work_order_id,
+            "staff_ids": list(self.staff_ids),
+        }
 
 
 class AssignOwner(CommandBody):
@@ -596,13 +631,22 @@ COMPLAINT = CommandSet(
 # (003 第十五條) is the sweep's alone.
 
 
+class SignFields(TypedDict):
+    """What `FieldLedger.sign_maintenance_contract` passes on to `MaintenanceContract.sign`."""
+
+    customer: Customer
+    starts_on: date
+    ends_on: date
+    visits_per_year: int
+
+
 class Sign(CommandBody):
     customer: CustomerIn
     starts_on: QueryDate = Field(description="first day covered (local date)")
     ends_on: QueryDate = Field(description="last day covered (local date), after starts_on")
     visits_per_year: VisitsPerYear
 
-    def to_args(self) -> dict[str, Any]:
+    def to_args(self) -> SignFields:
         """The contract's fields, as `FieldLedger.sign_maintenance_contract` takes them."""
         return {
             "customer": self.customer.value(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -32,11 +32,14 @@ from fieldledger.application.commands import (
     SIGN,
     STAFF,
     WORK_ORDER,
+    BookFields,
     Command,
     CommandBody,
     CommandSet,
     Conduct,
+    LodgeFields,
     Rules,
+    SignFields,
 )
 from fieldledger.application.database import Database
 from fieldledger.application.event_store import (
@@ -387,7 +390,7 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[BookFields],
     ) -> CommandResult:
         BOOK.check(caller.role)
         previous = fields.get("previous_work_order_id")
@@ -443,7 +446,7 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[SignFields],
     ) -> CommandResult:
         SIGN.check(caller.role)
         return self._create(
@@ -460,7 +463,7 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[LodgeFields],
     ) -> CommandResult:
         LODGE.check(caller.role)
         work_order_id = fields.get("work_order_id")
