@@ -575,8 +575,7 @@ class FieldLedger(Application[UUID]):
         args: Mapping[str, Any], **options: Any,
     ) -> CommandResult:  # fmt: skip
         given = commands[command]
-        return self.execute(given, caller, aggregate_id, given.body.model_construct(**args),
-                            **options)  # fmt: skip
+        return self.execute(given, caller, aggregate_id, _unvalidated(given, args), **options)
 
     def work_order_command(
         self, caller: Caller, order_id: UUID, command: str, args: Mapping[str, Any],
@@ -605,8 +604,7 @@ class FieldLedger(Application[UUID]):
     ) -> CommandResult:  # fmt: skip
         """`execute_on_staff` the staff command of that name (`commands.STAFF`)."""
         given = STAFF[command]
-        return self.execute_on_staff(given, caller, staff_id, given.body.model_construct(**args),
-                                     **options)  # fmt: skip
+        return self.execute_on_staff(given, caller, staff_id, _unvalidated(given, args), **options)
 
     def record_conduct(
         self,
@@ -864,6 +862,14 @@ class FieldLedger(Application[UUID]):
         if not isinstance(aggregate, kind):
             raise NotFound(f"no {kind.kind} {aggregate_id}")
         return aggregate
+
+
+def _unvalidated(command: Command[Any, B], args: Mapping[str, Any]) -> B:
+    """The command's body holding `args` as given (the domain checks them)."""
+    unknown = set(args) - set(command.body.model_fields)
+    if unknown:
+        raise TypeError(f"{command.name} takes no {', '.join(sorted(unknown))}")
+    return command.body.model_construct(**args)
 
 
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:

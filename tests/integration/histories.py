@@ -179,7 +179,7 @@ class History:
             passed = self.rng.choice([None, True, False, False])
             attended = self.rng.random() < 0.9 or passed is not None
             self.f.staff(
-                staff, "training", self.now, training_kind=self.rng.choice(
+                staff, "training", self.now, kind=self.rng.choice(
                     ["induction", "monthly", "fire_safety"]
                 ), held_on=self.now.date(), attended=attended,
                 disciplined=not attended or self.rng.random() < 0.8,
