@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
@@ -135,30 +135,30 @@ def sla_board(
     ] = None,
     kind: KindParam = None,
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> BoardOut:
     instant = ledger.clock() if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
     with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
-    return {
-        "at": plain(instant),
-        "items": [
-            {
-                "aggregate_id": i.aggregate_id,
-                "kind": i.kind,
-                "target": i.target,
-                "due_at": None if i.due_at is None else plain(i.due_at),
-                "status": i.status,
-                "escalation_level": i.escalation_level,
-                "owner_id": i.owner_id,
-                "coordinator_id": i.coordinator_id,
-                "started_at": plain(i.started_at),
-                "policy_version": i.policy_version,
-                "calendar_warning": i.calendar_warning,
-            }
+    return BoardOut(
+        at=plain(instant),
+        items=[
+            BoardItemOut(
+                aggregate_id=i.aggregate_id,
+                kind=i.kind,
+                target=i.target,
+                due_at=None if i.due_at is None else plain(i.due_at),
+                status=i.status,
+                escalation_level=i.escalation_level,
+                owner_id=i.owner_id,
+                coordinator_id=i.coordinator_id,
+                started_at=plain(i.started_at),
+                policy_version=i.policy_version,
+                calendar_warning=i.calendar_warning,
+            )
             for i in items
         ],
-    }
+    )
 
 
 @router.get(
@@ -189,7 +189,7 @@ def sla_compliance(
     group_by: Annotated[sla.GroupBy | None, Query(description="how to group")] = None,
     kind: KindParam = None,
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> ComplianceOut:
     start = None if from_ is None else parse_instant("from", from_, settings.timezone)
     end = None if to is None else parse_instant("to", to, settings.timezone, end_of_day=True)
     if start is not None and end is not None and end <= start:
@@ -201,14 +201,15 @@ def sla_compliance(
     now = ledger.clock()
     with reading(projections, sla.NAME, as_of=None, min_position=min_position) as (tx, t, _):
         groups = sla.compliance(tx, t, start=start, end=end, now=now, group_by=group_by, kind=kind)
-    return {
+    return ComplianceOut.model_validate({
         "from": None if start is None else plain(start),
         "to": None if end is None else plain(end),
         "at": plain(now),
         "group_by": group_by,
         "kind": kind,
         "groups": [
-            {"key": g.key, "met": g.met, "breached": g.breached, "open": g.open, "rate": g.rate}
+            ComplianceGroupOut(key=g.key, met=g.met, breached=g.breached, open=g.open,
+                               rate=g.rate)
             for g in groups
         ],
-    }
+    })  # fmt: skip
