@@ -173,6 +173,25 @@ def test_no_coercion_in_query_parameters(
     refused(Desk(api)["supervisor"].get(path, **params), 422, "invalid-request", field)
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/sla/board", {"at": "0001-01-01T00:00:00+08:00"}, "at"),
+        ("/sla/board", {"at": "9999-12-31T23:59:59-08:00"}, "at"),
+        ("/sla/compliance", {"to": "9999-12-31"}, "to"),
+        ("/sla/compliance", {"from": "0001-01-01"}, "from"),
+    ],
+    ids=["board-year-1", "board-year-9999", "compliance-to-9999", "compliance-from-year-1"],
+)
+def test_instants_at_the_ends_of_the_calendar_are_422(
+    api: Api, path: str, params: dict[str, str], field: str
+) -> None:
+    """Shifting them to UTC (or to the next midnight) would leave the calendar: a
+    clear 422 naming the parameter, never a 500."""
+    problem = refused(Desk(api)["supervisor"].get(path, **params), 422, "invalid-request", field)
+    assert "outside the years 0001-9999" in problem["detail"]
+
+
 # -- malformed requests ---------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.problems import responses
+from fieldledger.api.problems import InvalidRequest, responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.application.fields import DayOrInstant, NameList
 from fieldledger.application.ledger import plain
@@ -35,6 +35,9 @@ KindParam = Annotated[
 ]
 
 
+_OUTSIDE = "{!r} lies outside the years 0001-9999 in UTC"
+
+
 def parse_instant(name: str, value: str, timezone: str, *, end_of_day: bool = False) -> datetime:
     """An ISO 8601 instant with offset, or a date (local midnight in `timezone`;
     with `end_of_day`, the midnight that ends it)."""
@@ -43,19 +46,25 @@ def parse_instant(name: str, value: str, timezone: str, *, end_of_day: bool = Fa
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            raise InvalidCommand(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
-        if end_of_day:
-            day += timedelta(days=1)
-        return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+            raise InvalidRequest(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+        try:
+            if end_of_day:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+        except OverflowError:
+            raise InvalidRequest(name, _OUTSIDE.format(value)) from None
     try:
         instant = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidCommand(
+        raise InvalidRequest(
             name, f"{value!r} is not an ISO 8601 time (e.g. 2026-10-09T10:00:00+08:00)"
         ) from None
     if instant.tzinfo is None or instant.utcoffset() is None:
-        raise InvalidCommand(name, f"{value!r} needs a time zone offset (e.g. +08:00 or Z)")
-    return instant.astimezone(UTC)
+        raise InvalidRequest(name, f"{value!r} needs a time zone offset (e.g. +08:00 or Z)")
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(name, _OUTSIDE.format(value)) from None
 
 
 def parse_statuses(value: str | None) -> list[Status]:
