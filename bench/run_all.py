@@ -87,6 +87,50 @@ def fieldledger(*args: str, env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
+def worker_rss_mb(parent: int) -> list[float]:
+    """Resident memory of each process under `parent` (uvicorn's workers), in MB."""
+    out = subprocess.run(["ps", "-o", "pid=,rss=", "--ppid", str(parent)],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    sizes = [int(line.split()[1]) / 1024 for line in out.splitlines() if line.strip()]
+    if not sizes:  # one worker: uvicorn serves in the process itself
+        own = Path(f"/proc/{parent}/status").read_text()
+        found = re.search(r"VmRSS:\s+(\d+) kB", own)
+        sizes = [int(found.group(1)) / 1024] if found else []
+    return sizes
+
+
+@contextmanager
+def bare_serving(workers: int) -> Iterator[str]:
+    """The baseline: `bench/bare_app.py` (one `async def` endpoint) on uvicorn."""
+    port = free_port()
+    proc = subprocess.Popen(
+        # uvicorn's defaults, as `fieldledger serve` runs it (access log on).
+        [str(VENV_BIN / "uvicorn"), "bare_app:app", "--app-dir", str(BENCH), "--port",
+         str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"the server for {base} did not start")
+        time.sleep(0.2)
+
+
 @contextmanager
 def serving(
     url: str, workers: int, separate_projector: bool = False
@@ -113,16 +157,8 @@ def serving(
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError("fieldledger serve did not start")
-            time.sleep(0.2)
+        _wait_until_up(base, procs[0])
+        env["FIELDLEDGER_BENCH_SERVER_PID"] = str(procs[0].pid)
         yield base, env
     finally:
         for proc in procs:
@@ -167,9 +203,35 @@ def pgbench_insert(seconds: int) -> float:
     return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
-def phase_commands(seconds: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"pgbench_insert_tps": pgbench_insert(seconds), "runs": {}}
-    for workers, separate in ((1, False), (2, False), (1, True), (2, True)):
+#: (API workers, projector in a process of its own): every deployment measured;
+#: `--deployments recommended` measures the last one only.
+DEPLOYMENTS = ((1, False), (2, False), (1, True), (2, True))
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def phase_commands(seconds: int, deployments: str = "all") -> dict[str, Any]:
+    """Each figure beside its baselines of the same run: the bare endpoint on the
+    same worker count (which is also the client's own ceiling here: wrk, the
+    server and PostgreSQL share the cores) and pgbench's one-row INSERT."""
+    result: dict[str, Any] = {"load_average_before": load_average(),
+                              "pgbench_insert_tps": pgbench_insert(seconds), "runs": {},
+                              "bare": {}}  # fmt: skip
+    chosen = DEPLOYMENTS if deployments == "all" else DEPLOYMENTS[-1:]
+    for workers in sorted({1, *(w for w, _ in chosen)}):
+        with bare_serving(workers) as base:
+            result["bare"][workers] = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+    # /healthz against the bare endpoint, both on one worker (no projector thread).
+    url = fresh_database(bench_database("commands"))
+    with serving(url, 1, separate_projector=True) as (base, _env):
+        healthz_1 = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+    bare_1 = result["bare"][1]["rps"]
+    result["healthz_1_worker"] = {**healthz_1, "vs_bare": healthz_1["rps"] / bare_1,
+                                  "load_average": load_average()}  # fmt: skip
+    print("healthz, 1 worker", json.dumps(result["healthz_1_worker"]), flush=True)
+    for workers, separate in chosen:
         url = fresh_database(bench_database("commands"))
         with serving(url, workers, separate_projector=separate) as (base, env):
             disp, tech, app = (
@@ -177,12 +239,20 @@ def phase_commands(seconds: int) -> dict[str, Any]:
                 for actor, role in (("disp-bench", "dispatcher"), ("tech-bench", "technician"),
                                     ("app-bench", "client_app"))
             )  # fmt: skip
-            ceiling = wrk(base, "trivial.lua", max(5, seconds // 2), [])
+            healthz = wrk(base, "trivial.lua", max(5, seconds // 2), [])
             commands = wrk(base, "lifecycle.lua", seconds, [disp, tech, app])
+            rss = worker_rss_mb(int(env["FIELDLEDGER_BENCH_SERVER_PID"]))
         label = f"{workers} worker{'s' if workers > 1 else ''}" + (
             " + projector process" if separate else " (projector in process)"
         )
-        result["runs"][label] = {"client_ceiling": ceiling, "commands": commands}
+        bare = result["bare"][workers]["rps"]
+        result["runs"][label] = {
+            "healthz": healthz, "commands": commands, "worker_rss_mb": rss,
+            "commands_vs_bare": commands["rps"] / bare,
+            "healthz_vs_bare": healthz["rps"] / bare,
+            "commands_vs_pgbench": commands["rps"] / result["pgbench_insert_tps"],
+            "load_average": load_average(),
+        }  # fmt: skip
         print(label, json.dumps(result["runs"][label]), flush=True)
     return result
 
@@ -282,15 +352,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["commands", "rebuild", "as_of", "queries"])
+    parser.add_argument("--deployments", choices=["all", "recommended"], default="all",
+                        help="commands: every deployment, or only the recommended one")
+    parser.add_argument("--sizes", help="comma-separated event counts (default 100k,1M)")
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("pgbench") is None:
         sys.exit("bench needs wrk and pgbench (bench/run_all installs them)")
     sizes = [5_000, 20_000] if args.quick else [100_000, 1_000_000]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     seconds = 5 if args.quick else 20
     n = 100 if args.quick else 500
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "sizes": {}}
     if args.only in (None, "commands"):
-        report["commands"] = phase_commands(seconds)
+        report["commands"] = phase_commands(seconds, args.deployments)
         print(json.dumps(report["commands"], indent=1), flush=True)
     for size in sizes if args.only != "commands" else []:
         url = fresh_database(bench_database(str(size)))

@@ -66,11 +66,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ledger = ledger
         app.state.tokens = service.tokens
         projections = service.projections
-        app.state.health_details = {
-            "policy_version": policy.version,
-            # Evaluated per request: this year and next, as the clock turns.
-            "calendar": lambda: calendar_health(settings, ledger.clock().year),
-        }
+        calendars: dict[int, dict[str, Any]] = {}
+
+        def calendar_now() -> dict[str, Any]:
+            # This year and next, as the clock turns; worked out once per year.
+            year = ledger.clock().year
+            found = calendars.get(year)
+            if found is None:
+                found = calendars[year] = calendar_health(settings, year)
+            return found
+
+        app.state.health_details = {"policy_version": policy.version, "calendar": calendar_now}
         app.state.projections = projections
         background = service.workers()
         app.state.projector = background.projector

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,10 +23,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import JSONTranscoder, OperationalError, StoredEvent, Transcoding
+from eventsourcing.persistence import (
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, retry
 from fieldledger.application.hash_chain import (
     HASHES_TABLE,
     HashRow,
@@ -35,7 +42,7 @@ from fieldledger.application.hash_chain import (
 )
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 
 class StoreConfigError(ValueError):
@@ -348,6 +355,53 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT originator_version, event_hash FROM {}.{} WHERE originator_id = %s"
         ).format(*hashes)
         self._chain_tips = threading.local()
+        #: One round trip per save (`save_function_sql`): on unless
+        #: FIELDLEDGER_SAVE_FUNCTION=off (kept to measure the two-trip path against it).
+        self.one_trip = (
+            self.datastore.originator_id_type == "uuid"
+            and os.environ.get("FIELDLEDGER_SAVE_FUNCTION", "on").lower() not in ("off", "0", "n")
+        )
+        self.sql_create_statements.append(
+            save_function_sql(
+                schema=self.datastore.schema,
+                events=self.events_table_name,
+                channel=self.channel_name,
+                lock_timeout=self.datastore.lock_timeout,
+            )
+        )
+        self.save_statement = SQL(
+            "SELECT p FROM {}.{}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[]) AS p"
+        ).format(schema, Identifier(SAVE_FUNCTION))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Events, their hash rows and the requests' receipts in one statement,
+        committed on its own (the pool's connections are in autocommit): one
+        round trip, the table lock held only while the server runs it. An
+        erasure (which deletes data keys too) takes the library's path."""
+        if not self.one_trip or kwargs.get(ERASE_KEYS_OF) or not stored_events:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        receipts: list[Receipt] = kwargs.get("receipts") or []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self.save_statement,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [bytes(e.state) for e in stored_events],
+                    [r.actor for r in receipts],
+                    [r.key for r in receipts],
+                    [r.fingerprint for r in receipts],
+                    [json.dumps(r.response) for r in receipts],
+                ),
+                prepare=True,
+            )
+            return [int(row["p"]) for row in curs.fetchall()]
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -430,6 +484,71 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
+
+
+#: The server-side save (PostgreSQL): see `save_function_sql`.
+SAVE_FUNCTION = "fieldledger_save_events"
+
+
+def save_function_sql(*, schema: str, events: str, channel: str, lock_timeout: int) -> Composed:
+    """A PL/pgSQL function writing one save: the events, each with its hash row
+    (`hash_chain.event_hash` and `chain_hash`, computed by the server the same
+    way: the same framing, big-endian 8-byte integers, SHA-256), and the
+    idempotency receipts. It takes the library's EXCLUSIVE lock on the events
+    table first, as the library's own insert does, so the order of commits is
+    the order of positions (no reader can pass a position that commits later)
+    and the chain cannot fork; the lock is released by the commit that follows
+    the statement. A duplicate version or receipt raises a unique violation and
+    nothing of the save is written."""
+    genesis = "0" * 64
+    return SQL(
+        "CREATE OR REPLACE FUNCTION {schema}.{fn}("
+        "ids uuid[], versions bigint[], topics text[], states bytea[], "
+        "r_actors text[], r_keys text[], r_fingerprints text[], r_responses text[]) "
+        "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+        "DECLARE i int; pos bigint; prev text; own text; chained text; "
+        "  id_bytes bytea; topic_bytes bytea; "
+        "BEGIN "
+        "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
+        "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+        "  NOTIFY {channel}; "
+        "  SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
+        "    ORDER BY h.position DESC LIMIT 1; "
+        "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
+        "    INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+        "      VALUES (ids[i], versions[i], topics[i], states[i]) "
+        "      RETURNING notification_id INTO pos; "
+        "    prev := NULL; "
+        "    IF versions[i] > 1 THEN "
+        "      SELECT h.event_hash INTO prev FROM {schema}.{hashes} h "
+        "        WHERE h.originator_id = ids[i] AND h.originator_version = versions[i] - 1; "
+        "    END IF; "
+        "    id_bytes := convert_to(ids[i]::text, 'UTF8'); "
+        "    topic_bytes := convert_to(topics[i], 'UTF8'); "
+        "    own := encode(sha256(decode(coalesce(prev, {genesis}), 'hex') "
+        "      || int8send(octet_length(id_bytes)::bigint) || id_bytes "
+        "      || int8send(versions[i]) "
+        "      || int8send(octet_length(topic_bytes)::bigint) || topic_bytes "
+        "      || int8send(octet_length(states[i])::bigint) || states[i]), 'hex'); "
+        "    chained := encode(sha256(decode(coalesce(chained, {genesis}), 'hex') "
+        "      || int8send(pos) || decode(own, 'hex')), 'hex'); "
+        "    INSERT INTO {schema}.{hashes} VALUES (pos, ids[i], versions[i], own, chained); "
+        "    RETURN NEXT pos; "
+        "  END LOOP; "
+        "  INSERT INTO {schema}.{receipts} "
+        "    SELECT a, k, f, r::jsonb FROM unnest(r_actors, r_keys, r_fingerprints, r_responses) "
+        "    AS u(a, k, f, r); "
+        "END; $BODY$"
+    ).format(
+        schema=Identifier(schema),
+        fn=Identifier(SAVE_FUNCTION),
+        events=Identifier(events),
+        hashes=Identifier(HASHES_TABLE),
+        receipts=Identifier(RECEIPTS_TABLE),
+        channel=Identifier(channel),
+        lock_timeout=SQL(str(int(lock_timeout))),
+        genesis=Literal(genesis),
+    )
 
 
 def _pg_hash_row(r: HashRow) -> tuple[Any, ...]:

@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
+from fieldledger.application.aggregate_cache import DEFAULT_MAXSIZE, AggregateCache
 from fieldledger.application.commands import (
     BOOK,
     COMPLAINT,
@@ -258,6 +259,7 @@ class FieldLedger(Application[UUID]):
         record_policy: bool = True,
         master_key: MasterKey | None = None,
         max_backdate: timedelta | None = DEFAULT_MAX_BACKDATE,
+        aggregate_cache: int | None = None,
     ) -> None:
         merged: dict[str, str] = {}
         if database_url is not None:
@@ -288,6 +290,12 @@ class FieldLedger(Application[UUID]):
         self.policy_version = self.policy.version
         self.clock = clock
         self.committer = GroupCommitter(self._write)
+        #: The aggregates commands last read or wrote, bounded (aggregate_cache.py).
+        self.aggregate_cache = AggregateCache(
+            int(os.environ.get("FIELDLEDGER_AGGREGATE_CACHE", DEFAULT_MAXSIZE))
+            if aggregate_cache is None
+            else aggregate_cache
+        )
         #: The time zone of calendars (FIELDLEDGER_TIMEZONE).
         self.timezone = timezone
         self._policies: dict[str, Policy] = {self.policy_version: self.policy}
@@ -710,6 +718,9 @@ class FieldLedger(Application[UUID]):
                 recordings = self.save(record, **{ERASE_KEYS_OF: [str(customer_id)]})
             except IntegrityError:
                 continue  # erased at the same moment by someone else: look again
+            # Cached aggregates hold personal data sealed only, but an erasure is
+            # rare: this worker's cache starts again empty (aggregate_cache.py).
+            self.aggregate_cache.clear()
             return dataclasses.replace(result, position=recordings[-1].notification.id)
         raise Busy(f"customer {customer_id} is being erased by others; try again")
 
@@ -737,27 +748,55 @@ class FieldLedger(Application[UUID]):
         # Without an expected version the caller asked for no concurrency
         # control: a lost race is retried on the fresh state, where the rules are
         # checked again. With one, a lost race is the caller's to resolve.
+        # A decision on a cached copy that turns out stale (aggregate_cache.py)
+        # is no lost race: it is taken again on the store's state, uncounted.
         attempts = 1 if expected_version is not None else 5
-        for _attempt in range(attempts):
-            aggregate = self.get(kind, aggregate_id)
-            if kind is WorkOrder:
-                authorize_assigned(caller.role, caller.actor, aggregate)
-            if expected_version is not None and aggregate.version != expected_version:
-                raise VersionMismatch(expected_version, aggregate.version)
-            act(aggregate, self.context(caller, occurred_at, aggregate))
+        tried = 0
+        fresh = False
+        while tried < attempts:
+            aggregate, cached = self._load_for_command(kind, aggregate_id, fresh)
+            try:
+                if kind is WorkOrder:
+                    authorize_assigned(caller.role, caller.actor, aggregate)
+                if expected_version is not None and aggregate.version != expected_version:
+                    raise VersionMismatch(expected_version, aggregate.version)
+                act(aggregate, self.context(caller, occurred_at, aggregate))
+            except DomainError:
+                if not cached:
+                    raise
+                fresh = True  # refused on a cached copy: decide on the store's
+                continue
+            if cached and not aggregate.pending_events:
+                fresh = True  # nothing to write, so no version check: read the store
+                continue
             result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
             try:
-                position = self._save(caller, idempotency, result, aggregate)
+                position = self._save(caller, idempotency, result, aggregate, keep=True)
             except IntegrityError:
+                self.aggregate_cache.evict(aggregate_id)
                 replay = self._replay(caller, idempotency)
                 if replay is not None:
                     return replay
+                if cached:
+                    fresh = True
+                    continue
                 if expected_version is not None:
                     current = self._version_of(aggregate_id)
                     raise VersionMismatch(expected_version, current) from None
+                tried += 1
                 continue
             return dataclasses.replace(result, position=position)
         raise Busy(f"{kind.kind} {aggregate_id} is being changed by others; try again")
+
+    def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
+        """The aggregate a command acts on, and whether it is a cached copy."""
+        if not fresh and self.aggregate_cache.enabled:
+            found = self.aggregate_cache.get(aggregate_id)
+            if isinstance(found, kind):
+                return found, True
+        aggregate = self.get(kind, aggregate_id)
+        self.aggregate_cache.put(aggregate)
+        return aggregate, False
 
     def _replay(self, caller: Caller, idempotency: Idempotency | None) -> CommandResult | None:
         if idempotency is None:
@@ -780,7 +819,10 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None,
         result: CommandResult,
         *aggregates: LedgerAggregate,
+        keep: bool = False,
     ) -> int | None:
+        """Save; with `keep`, cache the saved aggregates for the next command
+        (unless their new events hold personal data in clear: aggregate_cache.py)."""
         receipt = (
             Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
             if idempotency is not None
@@ -788,7 +830,15 @@ class FieldLedger(Application[UUID]):
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
         self.personal_data.prepare(events)
-        return self.committer.save(events, receipt)
+        position = self.committer.save(events, receipt)
+        if keep:
+            clear = self.personal_data.in_clear(events)
+            for aggregate in aggregates:
+                if clear:
+                    self.aggregate_cache.evict(aggregate.id)
+                else:
+                    self.aggregate_cache.put(aggregate)
+        return position
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
         """One transaction: these events and these receipts, or nothing."""

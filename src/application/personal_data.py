@@ -374,6 +374,12 @@ class PersonalDataVault:
                             self._prepared.clear()
                         self._prepared[str(customer_id)] = (time.monotonic(), found)
 
+    def in_clear(self, events: Iterable[Any]) -> bool:
+        """Whether any of these (unsaved) events holds personal data in clear."""
+        return any(
+            get_topic(type(value)) in self.types for e in events for value in vars(e).values()
+        )
+
     def seal(self, value: Any) -> SealedPersonalData:
         topic = get_topic(type(value))
         if topic not in self.types:

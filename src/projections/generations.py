@@ -83,6 +83,8 @@ class Generations:
     def __init__(self, db: Database, models: Mapping[str, ReadModel]) -> None:
         self.db = db
         self.models = models
+        #: Bumped by every change of a generation's row made in this process.
+        self.changes = 0
         with db.transaction() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {tx.table(GENERATIONS)} ("
@@ -157,6 +159,7 @@ class Generations:
         tx.execute(f"UPDATE {tx.table(GENERATIONS)} SET state = state WHERE name = ?", (name,))
 
     def _insert(self, tx: Tx, name: str, generation: int, state: str) -> None:
+        self.changes += 1  # what /healthz remembers is out of date (routes/health.py)
         tx.execute(
             f"INSERT INTO {tx.table(GENERATIONS)} (name, generation, state, "
             "schema_version, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -200,6 +203,7 @@ class Generations:
     def swap(self, tx: Tx, name: str, generation: int, position: int, live_position: int) -> bool:
         """In the caller's transaction (which holds both tracking rows): make the
         built generation live if it is at least as far as the live one."""
+        self.changes += 1  # what /healthz remembers is out of date (routes/health.py)
         if self.state_in(tx, name, generation) != "building":
             raise RebuildSuperseded(
                 f"the rebuild of {name} (generation {generation}) was replaced by another "
@@ -232,6 +236,7 @@ class Generations:
                 self.drop(tx, name, int(row["generation"]))
 
     def drop(self, tx: Tx, name: str, generation: int) -> None:
+        self.changes += 1  # what /healthz remembers is out of date (routes/health.py)
         for table in self.tables(name, generation).names.values():
             tx.execute(f"DROP TABLE IF EXISTS {table}")
         tx.execute(
@@ -252,6 +257,7 @@ class Generations:
                 "WHERE name = ? AND generation = ?",
                 (error, position, name, generation),
             )
+        self.changes += 1  # what /healthz remembers is out of date (routes/health.py)
 
     def recorded_error(self, name: str, generation: int) -> tuple[str, int] | None:
         with self.db.transaction(commit=False) as tx:

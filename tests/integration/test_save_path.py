@@ -1,0 +1,269 @@
+"""The fast save path keeps the store's promises (issue 11), on SQLite and
+PostgreSQL: no projector skips a committed event however writers race (group
+commits, rolled-back saves, two workers), the hash chain the server-side save
+writes verifies, and the per-worker aggregate cache is bounded, never decides a
+command on a stale version and never holds personal data in clear."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from uuid import UUID
+
+import pytest
+from fieldledger.application.database import Tx
+from fieldledger.application.event_store import LedgerPostgresRecorder
+from fieldledger.application.hash_chain import verify_chain
+from fieldledger.application.ledger import (
+    Busy,
+    Caller,
+    FieldLedger,
+    Idempotency,
+    VersionMismatch,
+)
+from fieldledger.domain.customers import SealedPersonalData
+from fieldledger.domain.errors import DomainError
+from fieldledger.domain.facts import Role
+from fieldledger.domain.policy import builtin_policy
+from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
+from fieldledger.projections.projector import Projections
+from fieldledger.projections.read_model import Batch, ProjectionSettings, ReadModel, Tables
+
+from tests.procedure import CHECKLIST, ON_SITE_CHECKS
+
+DISPATCHER = Caller("disp-1", Role.DISPATCHER)
+TECH = Caller("tech-1", Role.TECHNICIAN)
+SUPERVISOR = Caller("sup-1", Role.SUPERVISOR)
+SETTINGS = ProjectionSettings(builtin_policy(), "Asia/Shanghai")
+
+
+class Seen(ReadModel):
+    """Every position the projector handed over, once: a second time would
+    break the primary key and stop the view."""
+
+    name = "seen_positions"
+    tables: ClassVar[tuple[str, ...]] = ("seen_positions",)
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {t.seen_positions} (position INTEGER PRIMARY KEY)")
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        batch.tx.execute(f"INSERT INTO {batch.t.seen_positions} VALUES (?)", (position,))
+
+
+@pytest.fixture
+def ledgers(database_url: str) -> Iterator[tuple[FieldLedger, FieldLedger]]:
+    """Two ledgers on one store: two API workers, each with its own cache."""
+    first = FieldLedger(database_url)
+    second = FieldLedger(database_url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def book(ledger: FieldLedger, name: str = "c") -> UUID:
+    return ledger.book_work_order(
+        DISPATCHER, customer=Customer(name, "13800000000", "上海"), service_type="repair",
+        priority=Priority.ROUTINE, zone=Zone.URBAN, channel=Channel.PHONE,
+        billing=Billing.PAID, description="",
+    ).id  # fmt: skip
+
+
+def stored_positions(ledger: FieldLedger) -> list[int]:
+    head = ledger.recorder.max_notification_id() or 0
+    found = ledger.recorder.select_notifications(start=1, limit=head + 1, stop=head)
+    return [n.id for n in found]
+
+
+def test_no_projector_skips_an_event_while_writers_race(
+    ledgers: tuple[FieldLedger, FieldLedger],
+) -> None:
+    first, second = ledgers
+    orders = [book(first, f"c{i}") for i in range(4)]
+    projections = Projections(first, [Seen], SETTINGS, batch_size=3)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def project() -> None:
+        while not done.is_set():
+            try:
+                projections.catch_up("seen_positions")
+            except BaseException as e:  # pragma: no cover - reported below
+                failures.append(e)
+                return
+
+    def write(ledger: FieldLedger, seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(8):
+                order = rng.choice(orders)
+                if i % 3 == 0:
+                    # A stale If-Match: refused, or (on a stale cached copy) its
+                    # insert is rolled back and it is refused on the store's state.
+                    with contextlib.suppress(VersionMismatch):
+                        ledger.work_order_command(
+                            DISPATCHER, order, "assign", {"technician_id": "tech-1"},
+                            expected_version=1,
+                        )  # fmt: skip
+                    continue
+                if i % 4 == 0:
+                    book(ledger, f"n{seed}-{i}")
+                    continue
+                # Group commits with conflicting versions: retried, or Busy.
+                with contextlib.suppress(Busy, DomainError):
+                    ledger.work_order_command(
+                        DISPATCHER, order, "assign", {"technician_id": f"t{seed}"}
+                    )
+        except BaseException as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    projector = threading.Thread(target=project)
+    projector.start()
+    writers = [
+        threading.Thread(target=write, args=(ledger, seed))
+        for seed, ledger in enumerate([first, second, first, second, first, second])
+    ]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    done.set()
+    projector.join()
+    assert failures == []
+    projections.catch_up("seen_positions")
+    with projections.reading("seen_positions") as (tx, t):
+        seen = [int(r["position"]) for r in tx.query(
+            f"SELECT position FROM {t.seen_positions} ORDER BY position")]  # fmt: skip
+    stored = stored_positions(first)
+    assert len(stored) > 30
+    assert seen == stored  # every stored event once, none twice, none skipped
+
+
+def test_the_server_side_save_writes_a_chain_that_verifies(
+    ledgers: tuple[FieldLedger, FieldLedger],
+) -> None:
+    first, second = ledgers
+    if isinstance(first.recorder, LedgerPostgresRecorder):
+        assert first.recorder.one_trip  # the path under test is the one taken
+    orders = [book(first), book(second)]
+    threads = [
+        threading.Thread(
+            target=lambda lg=lg, o=o: lg.work_order_command(
+                DISPATCHER, o, "assign", {"technician_id": "tech-1"}
+            )
+        )
+        for lg in (first, second)
+        for o in orders
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    verdict = verify_chain(first.recorder)
+    assert verdict.intact, verdict.broken
+    assert verdict.events == len(stored_positions(first))
+
+
+def test_idempotency_and_if_match_behave_as_before_on_the_fast_path(
+    ledgers: tuple[FieldLedger, FieldLedger],
+) -> None:
+    first, second = ledgers
+    order = book(first)
+    key = Idempotency("k-1", "fp")
+    a = first.work_order_command(DISPATCHER, order, "assign", {"technician_id": "tech-1"},
+                                 idempotency=key)  # fmt: skip
+    again = second.work_order_command(DISPATCHER, order, "assign",
+                                      {"technician_id": "tech-1"}, idempotency=key)  # fmt: skip
+    assert again.replayed and again.version == a.version and again.position == a.position
+    with pytest.raises(VersionMismatch) as refused:
+        first.work_order_command(TECH, order, "confirm", {}, expected_version=a.version - 1)
+    assert refused.value.current == a.version
+
+
+def test_the_cache_is_bounded(database_url: str) -> None:
+    ledger = FieldLedger(database_url, aggregate_cache=3)
+    try:
+        for _ in range(6):
+            order = book(ledger)
+            ledger.work_order_command(DISPATCHER, order, "assign", {"technician_id": "tech-1"})
+        assert 0 < len(ledger.aggregate_cache) <= 3
+    finally:
+        ledger.close()
+
+
+def test_a_stale_cached_copy_never_decides_a_command(
+    ledgers: tuple[FieldLedger, FieldLedger],
+) -> None:
+    first, second = ledgers
+    order = book(first)
+    first.work_order_command(DISPATCHER, order, "assign", {"technician_id": "tech-1"})
+    cached = first.aggregate_cache.get(order)
+    assert cached is not None and cached.version == 2  # the next command reads no events
+    # Another worker moves the order on: first's copy is now stale.
+    second.work_order_command(TECH, order, "confirm", {})
+    # If-Match with the store's version: the stale copy (2) must not refuse it.
+    r = first.work_order_command(TECH, order, "depart", {}, expected_version=3)
+    assert (r.version, r.state) == (4, "en_route")
+    # A command only the fresh state allows (arrive after depart), and a stale
+    # copy that would write a version already taken: both land on the store's state.
+    second.work_order_command(TECH, order, "arrive", {})
+    r = first.work_order_command(TECH, order, "start", {
+        "identity_shown": True, "risk_assessment": "ok", **ON_SITE_CHECKS})  # fmt: skip
+    assert r.version == 6
+    assert first.get(WorkOrder, order).version == 6
+    # If-Match naming the version second's stale copy holds (5), not the store's.
+    assert second.aggregate_cache.get(order).version == 5
+    with pytest.raises(VersionMismatch) as refused:
+        second.work_order_command(TECH, order, "complete", {
+            "summary": "done", "parts_used": [], "checklist": CHECKLIST}, expected_version=5)  # fmt: skip
+    assert refused.value.current == 6
+
+
+def _clear_values(value: Any, found: list[Any]) -> None:
+    if isinstance(value, Customer) or type(value).__name__ == "Signature":
+        found.append(value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _clear_values(getattr(value, f.name), found)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            _clear_values(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _clear_values(v, found)
+
+
+def test_the_cache_never_holds_personal_data_in_clear_and_forgets_on_erasure(
+    database_url: str,
+) -> None:
+    ledger = FieldLedger(database_url)
+    try:
+        order = book(ledger, "王先生")
+        ledger.work_order_command(DISPATCHER, order, "assign", {"technician_id": "tech-1"})
+        for command in ("confirm", "depart", "arrive"):
+            ledger.work_order_command(TECH, order, command, {})
+        ledger.work_order_command(TECH, order, "start", {
+            "identity_shown": True, "risk_assessment": "ok", **ON_SITE_CHECKS})  # fmt: skip
+        ledger.work_order_command(TECH, order, "complete", {
+            "summary": "done", "parts_used": [], "checklist": CHECKLIST})  # fmt: skip
+        assert ledger.aggregate_cache.get(order) is not None
+        # The acceptance's signature is in clear in the saved aggregate: not kept.
+        ledger.work_order_command(TECH, order, "accept", {"signed_by": "王先生"})
+        assert ledger.aggregate_cache.get(order) is None
+        # Read again from the store for the next command: sealed, as stored.
+        ledger._load_for_command(WorkOrder, order, fresh=False)
+        cached = ledger.aggregate_cache.get(order)
+        assert cached is not None
+        found: list[Any] = []
+        _clear_values(vars(cached), found)
+        assert found == []
+        assert any(isinstance(v, SealedPersonalData) for v in vars(cached).values())
+        customer = ledger.personal_data.customer_id("13800000000")
+        ledger.erase_customer(SUPERVISOR, customer, "asked")
+        assert len(ledger.aggregate_cache) == 0
+    finally:
+        ledger.close()
