@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fieldledger.api import console, problems
-from fieldledger.api.background import wire, workers
 from fieldledger.api.body_limit import BodyLimit
 from fieldledger.api.routes import (
     appraisal,
@@ -30,15 +30,9 @@ from fieldledger.api.routes import (
     what_if,
     work_orders,
 )
-from fieldledger.application.database import Database
-from fieldledger.application.event_store import schema_lock
-from fieldledger.application.ledger import FieldLedger
+from fieldledger.api.service import Service
 from fieldledger.application.settings import Settings
-from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.sla import calendar_report
-from fieldledger.projections.catalog import READ_MODELS
-from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import ProjectionSettings
 
 DESCRIPTION = """\
 An event-sourced system of record for on-site service work orders and customer
@@ -61,29 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # At start, not when the app is made: describing the API (/openapi.json,
-        # docs/reference.md) needs no key, and must not generate one.
-        master_key = settings.resolved_master_key
-        if master_key.generated and master_key.path is not None:
+        def key_generated(path: Path) -> None:
             logging.getLogger("fieldledger").warning(
                 "generated a master key for the embedded database at %s: keep a copy of it "
-                "(without it the customers' personal data cannot be read)", master_key.path
+                "(without it the customers' personal data cannot be read)", path
             )
-        with schema_lock(settings.database_url):
-            ledger = FieldLedger(
-                settings.database_url, policy=policy, timezone=settings.timezone,
-                master_key=master_key,
-                max_backdate=settings.backdate_bound,
-            )  # fmt: skip
-            ledger.adopt_policy()  # read models learn each policy from the events
-            app.state.ledger = ledger
-            app.state.tokens = TokenBook(Database(ledger.recorder))
-            projections = Projections(
-                ledger,
-                READ_MODELS,
-                ProjectionSettings(policy=policy, timezone=settings.timezone),
-                batch_size=settings.projection_batch_size,
-            )
+
+        service = Service.open(settings, key_generated, serving=True)
+        ledger = service.ledger
+        app.state.ledger = ledger
+        app.state.tokens = service.tokens
+        projections = service.projections
         calendars: dict[int, dict[str, Any]] = {}
 
         def calendar_now() -> dict[str, Any]:
@@ -96,8 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.state.health_details = {"policy_version": policy.version, "calendar": calendar_now}
         app.state.projections = projections
-        wire(projections, app.state.tokens)
-        background = workers(settings, projections)
+        background = service.workers()
         app.state.projector = background.projector
         app.state.sweeper = background.sweeper if settings.background else None
         app.state.delivery = background.delivery if settings.background else None
@@ -107,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             background.stop()
-            ledger.close()
+            service.close()
 
     # /docs and /redoc load Swagger UI and ReDoc from the service itself (the
     # fastapi-offline package bundles them): no request leaves the machine.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from fieldledger.application.event_store import StoreConfigError, schema_lock
+from fieldledger.application.event_store import StoreConfigError
 from fieldledger.application.settings import Settings
 from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.policy import PolicyError
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from fieldledger.api.service import Service
     from fieldledger.application.ledger import FieldLedger
     from fieldledger.application.tokens import TokenBook
 
@@ -75,34 +76,38 @@ def redacted(database_url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_ledger(settings: Settings) -> FieldLedger:
-    """The ledger on FIELDLEDGER_DATABASE_URL, or a one-line error when it cannot open
-    (no master key, or the wrong one, included)."""
+def _key_generated(path: Path) -> None:
+    typer.echo(
+        f"fieldledger: generated a master key for the embedded database at {path}: keep a "
+        "copy of it (without it the customers' personal data cannot be read)",
+        err=True,
+    )
+
+
+@contextmanager
+def opening(settings: Settings) -> Iterator[None]:
+    """A one-line error when the store cannot open (no master key, or the wrong one,
+    included)."""
     from eventsourcing.persistence import PersistenceError
-    from fieldledger.application.ledger import FieldLedger
     from fieldledger.application.personal_data import MasterKeyError
 
     try:
-        master_key = settings.resolved_master_key
-        if master_key.generated and master_key.path is not None:
-            typer.echo(
-                f"fieldledger: generated a master key for the embedded database at "
-                f"{master_key.path}: keep a copy of it (without it the customers' personal "
-                "data cannot be read)",
-                err=True,
-            )
-        with schema_lock(settings.database_url):
-            return FieldLedger(
-                settings.database_url, policy=settings.loaded_policy, timezone=settings.timezone,
-                master_key=master_key,
-                max_backdate=settings.backdate_bound,
-            )  # fmt: skip
+        yield
     except StoreConfigError as e:
         fail(f"FIELDLEDGER_DATABASE_URL: {e}")
     except MasterKeyError as e:
         fail(str(e))
     except PersistenceError as e:
         fail(f"cannot open the database {redacted(settings.database_url)}: {e}")
+
+
+def open_ledger(settings: Settings) -> FieldLedger:
+    """The ledger on FIELDLEDGER_DATABASE_URL (api/service.py), or a one-line error."""
+    from fieldledger.api import service
+
+    with opening(settings):
+        return service.open_ledger(settings, _key_generated)
+    raise AssertionError("unreachable")  # pragma: no cover - fail() exits
 
 
 @app.command()
@@ -157,13 +162,12 @@ def warn_about_calendar(settings: Settings) -> None:
 
 @contextmanager
 def opened_tokens() -> Iterator[tuple[TokenBook, Settings]]:
-    from fieldledger.application.database import Database
-    from fieldledger.application.tokens import TokenBook
+    from fieldledger.api.service import token_book
 
     settings = load_settings()
     ledger = open_ledger(settings)
     try:
-        yield TokenBook(Database(ledger.recorder)), settings
+        yield token_book(ledger), settings
     except DomainError as e:
         fail(str(e))
     finally:
@@ -242,22 +246,22 @@ def token_list() -> None:
 
 @contextmanager
 def opened_projections() -> Iterator[Projections]:
-    from fieldledger.projections.catalog import READ_MODELS
-    from fieldledger.projections.read_model import ProjectionSettings
+    with opened_service() as service:
+        yield service.projections
+
+
+@contextmanager
+def opened_service() -> Iterator[Service]:
+    """The ledger and its read models, wired (api/service.py), or a one-line error."""
+    from fieldledger.api.service import Service
 
     settings = load_settings()
-    ledger = open_ledger(settings)
+    with opening(settings):
+        service = Service.open(settings, _key_generated)
     try:
-        with schema_lock(settings.database_url):
-            projections = Projections(
-                ledger,
-                READ_MODELS,
-                ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
-                batch_size=settings.projection_batch_size,
-            )
-        yield projections
+        yield service
     finally:
-        ledger.close()
+        service.close()
 
 
 @projections_app.command("run")
@@ -268,17 +272,14 @@ def projections_run() -> None:
     import signal
     import threading
 
-    from fieldledger.api.background import wire, workers
-
-    settings = load_settings()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    with opened_projections() as projections:
-        wire(projections)
-        background = workers(settings, projections)
+    with opened_service() as service:
+        background = service.workers()
         background.start()
-        typer.echo(f"projecting {', '.join(projections.models)}; stop with Ctrl-C", err=True)
+        models = ", ".join(service.projections.models)
+        typer.echo(f"projecting {models}; stop with Ctrl-C", err=True)
         stopping.wait()
         background.stop()
 

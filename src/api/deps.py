@@ -11,11 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldledger.api.problems import InvalidRequest
+from fieldledger.application.commands import Permission
 from fieldledger.application.ledger import Caller, FieldLedger, Idempotency
 from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
-from fieldledger.domain.facts import Role
-from fieldledger.domain.permissions import authorize
 from fieldledger.projections.projector import Projections
 
 bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger token issue`")
@@ -50,8 +49,8 @@ def get_caller(
     return caller
 
 
-def permits(table: dict[str, frozenset[Role]], command: str) -> Callable[[Caller], None]:
-    """A route dependency: the token's role may give `command` at all (else 403).
+def permits(permission: Permission) -> Callable[[Caller], None]:
+    """A route dependency: the token's role may do this at all (else 403).
 
     Checked before the body is validated, so that a role that may never give the
     command is told so, not how to fix its body. The ledger checks again, with the
@@ -59,7 +58,7 @@ def permits(table: dict[str, frozenset[Role]], command: str) -> Callable[[Caller
     """
 
     def check(caller: CallerDep) -> None:
-        authorize(table, command, caller.role, caller.actor)
+        permission.check(caller.role)
 
     return check
 

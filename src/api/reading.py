@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
-from fieldledger.api.fields import Instant, Position
 from fieldledger.application.database import Tx
+from fieldledger.application.fields import Instant, Position
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.periods import local_midnight
 from fieldledger.projections.projector import ProjectionFailed, Projections

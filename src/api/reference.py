@@ -12,14 +12,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from fieldledger.api.fields import (
+from fieldledger.api.problems import PROBLEM_TYPES
+from fieldledger.application.fields import (
     MONTH_PATTERN,
     NOTE_PATTERN,
     PERIOD_PATTERN,
     TEXT_PATTERN,
     WEEK_PATTERN,
 )
-from fieldledger.api.problems import PROBLEM_TYPES
 from fieldledger.domain.facts import ID_PATTERN
 
 PATTERNS = {

@@ -16,13 +16,32 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
 from fieldledger.application.aggregate_cache import DEFAULT_MAXSIZE, AggregateCache
+from fieldledger.application.commands import (
+    BOOK,
+    COMPLAINT,
+    CONDUCT,
+    CUSTOMER_ERASE,
+    LODGE,
+    MAINTENANCE_CONTRACT,
+    SIGN,
+    STAFF,
+    WORK_ORDER,
+    BookFields,
+    Command,
+    CommandBody,
+    CommandSet,
+    Conduct,
+    LodgeFields,
+    Rules,
+    SignFields,
+)
 from fieldledger.application.database import Database
 from fieldledger.application.event_store import (
     ERASE_KEYS_OF,
@@ -48,14 +67,7 @@ from fieldledger.domain.errors import DomainError, InvalidCommand
 from fieldledger.domain.facts import DEFAULT_MAX_BACKDATE, Context, LedgerAggregate, Role
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
-from fieldledger.domain.permissions import (
-    COMPLAINT_COMMANDS,
-    CUSTOMER_COMMANDS,
-    MAINTENANCE_CONTRACT_COMMANDS,
-    STAFF_COMMANDS,
-    WORK_ORDER_COMMANDS,
-    authorize,
-)
+from fieldledger.domain.permissions import authorize_assigned
 from fieldledger.domain.policy import Policy, builtin_policy
 from fieldledger.domain.repeat_calls import repeat_window
 from fieldledger.domain.staff import StaffMember, staff_aggregate_id
@@ -94,6 +106,7 @@ BASE_FIELDS = frozenset(
 )
 
 A = TypeVar("A", bound=LedgerAggregate)
+B = TypeVar("B", bound=CommandBody)
 
 
 class NotFound(DomainError):
@@ -385,9 +398,9 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[BookFields],
     ) -> CommandResult:
-        authorize(WORK_ORDER_COMMANDS, "book", caller.role, caller.actor)
+        BOOK.check(caller.role)
         previous = fields.get("previous_work_order_id")
         if previous is not None:
             try:
@@ -425,17 +438,6 @@ class FieldLedger(Application[UUID]):
         customer = str(self.personal_data.customer_id(phone))
         return self.repeat_calls.earlier_order(customer, service_type.strip(), since, when)
 
-    def _check_staff(
-        self, table: dict[str, frozenset[Role]], caller: Caller, command: str,
-        args: Mapping[str, Any],
-    ) -> None:  # fmt: skip
-        if command != "hand-over" or self.staff_directory is None:
-            return
-        authorize(table, command, caller.role, caller.actor)  # the role first
-        to = str(args.get("to_staff_id", "")).strip()
-        if to and not self.staff_directory(to):
-            raise InvalidCommand("to_staff_id", f"no staff member {to} is known")
-
     def _check_contract(self, contract_id: UUID, occurred_at: datetime | None) -> None:
         """A contract order names a contract that exists and covers the booking's day."""
         try:
@@ -452,9 +454,9 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[SignFields],
     ) -> CommandResult:
-        authorize(MAINTENANCE_CONTRACT_COMMANDS, "sign", caller.role, caller.actor)
+        SIGN.check(caller.role)
         return self._create(
             caller,
             idempotency,
@@ -469,9 +471,9 @@ class FieldLedger(Application[UUID]):
         *,
         occurred_at: datetime | None = None,
         idempotency: Idempotency | None = None,
-        **fields: Any,
+        **fields: Unpack[LodgeFields],
     ) -> CommandResult:
-        authorize(COMPLAINT_COMMANDS, "lodge", caller.role, caller.actor)
+        LODGE.check(caller.role)
         work_order_id = fields.get("work_order_id")
         if work_order_id is not None:
             try:
@@ -513,61 +515,104 @@ class FieldLedger(Application[UUID]):
 
     # -- acting on what exists ---------------------------------------------
 
-    def work_order_command(
+    def execute(
         self,
+        command: Command[A, B],
         caller: Caller,
-        order_id: UUID,
-        command: str,
-        args: Mapping[str, Any],
+        aggregate_id: UUID,
+        body: B,
         *,
         occurred_at: datetime | None = None,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
-        method = WORK_ORDER_METHODS[command]
-        self._check_staff(WORK_ORDER_COMMANDS, caller, command, args)
+        """Give `command` (of `fieldledger.application.commands`) on a record.
+
+        `occurred_at` defaults to the body's. Without `expected_version` a lost
+        race is retried on the fresh state; with it, it is the caller's (412).
+        """
+        self._check_named_staff(command, caller, body)
+        rules = self.rules()
         return self._update(
-            WorkOrder, WORK_ORDER_COMMANDS, caller, order_id, command,
-            lambda wo, ctx: getattr(wo, method)(ctx, **args),
-            occurred_at, expected_version, idempotency,
+            command, caller, aggregate_id,
+            lambda aggregate, ctx: command.call(aggregate, ctx, body, rules),
+            occurred_at or body.occurred_at, expected_version, idempotency,
         )  # fmt: skip
+
+    def execute_on_staff(
+        self,
+        command: Command[StaffMember, B],
+        caller: Caller,
+        staff_id: str,
+        body: B,
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Give a staff command (`commands.STAFF`); the record is opened on its
+        first entry. `expected_version` is the record's version before this
+        entry (0 while it has none), as in the ETag of the previous answer."""
+        command.check(caller.role)
+        rules = self.rules()
+        return self.staff_act(
+            caller, staff_id, lambda staff, ctx: command.call(staff, ctx, body, rules),
+            occurred_at=occurred_at or body.occurred_at, expected_version=expected_version,
+            idempotency=idempotency,
+        )  # fmt: skip
+
+    def rules(self) -> Rules:
+        """What of the configuration commands are checked against."""
+        return Rules(self.policy, self.timezone)
+
+    def _check_named_staff(self, command: Command[Any, B], caller: Caller, body: B) -> None:
+        """A hand-over names a staff member the service knows (when it knows any)."""
+        if command.names_staff is None or self.staff_directory is None:
+            return
+        command.check(caller.role)  # the role first
+        to = command.names_staff(body).strip()
+        if to and not self.staff_directory(to):
+            raise InvalidCommand("to_staff_id", f"no staff member {to} is known")
+
+    # By name, for in-process callers (tests, scripts): the named command of the
+    # registry with these arguments as its body, unvalidated (the domain
+    # validates; the HTTP edge validates the body before `execute`).
+
+    def _named(
+        self, commands: CommandSet[A], caller: Caller, aggregate_id: UUID, command: str,
+        args: Mapping[str, Any], **options: Any,
+    ) -> CommandResult:  # fmt: skip
+        given = commands[command]
+        return self.execute(given, caller, aggregate_id, _unvalidated(given, args), **options)
+
+    def work_order_command(
+        self, caller: Caller, order_id: UUID, command: str, args: Mapping[str, Any],
+        **options: Any,
+    ) -> CommandResult:  # fmt: skip
+        """`execute` the work order command of that name (`commands.WORK_ORDER`)."""
+        return self._named(WORK_ORDER, caller, order_id, command, args, **options)
 
     def complaint_command(
-        self,
-        caller: Caller,
-        complaint_id: UUID,
-        command: str,
-        args: Mapping[str, Any],
-        *,
-        occurred_at: datetime | None = None,
-        expected_version: int | None = None,
-        idempotency: Idempotency | None = None,
-    ) -> CommandResult:
-        method = COMPLAINT_METHODS[command]
-        self._check_staff(COMPLAINT_COMMANDS, caller, command, args)
-        return self._update(
-            Complaint, COMPLAINT_COMMANDS, caller, complaint_id, command,
-            lambda c, ctx: getattr(c, method)(ctx, **args),
-            occurred_at, expected_version, idempotency,
-        )  # fmt: skip
+        self, caller: Caller, complaint_id: UUID, command: str, args: Mapping[str, Any],
+        **options: Any,
+    ) -> CommandResult:  # fmt: skip
+        """`execute` the complaint command of that name (`commands.COMPLAINT`)."""
+        return self._named(COMPLAINT, caller, complaint_id, command, args, **options)
 
     def maintenance_contract_command(
-        self,
-        caller: Caller,
-        contract_id: UUID,
-        command: str,
-        args: Mapping[str, Any],
-        *,
-        occurred_at: datetime | None = None,
-        expected_version: int | None = None,
-        idempotency: Idempotency | None = None,
-    ) -> CommandResult:
-        method = MAINTENANCE_CONTRACT_METHODS[command]
-        return self._update(
-            MaintenanceContract, MAINTENANCE_CONTRACT_COMMANDS, caller, contract_id, command,
-            lambda c, ctx: getattr(c, method)(ctx, **args),
-            occurred_at, expected_version, idempotency,
-        )  # fmt: skip
+        self, caller: Caller, contract_id: UUID, command: str, args: Mapping[str, Any],
+        **options: Any,
+    ) -> CommandResult:  # fmt: skip
+        """`execute` the contract command of that name (`commands.MAINTENANCE_CONTRACT`)."""
+        return self._named(MAINTENANCE_CONTRACT, caller, contract_id, command, args, **options)
+
+    def staff_command(
+        self, caller: Caller, staff_id: str, command: str, args: Mapping[str, Any],
+        **options: Any,
+    ) -> CommandResult:  # fmt: skip
+        """`execute_on_staff` the staff command of that name (`commands.STAFF`)."""
+        given = STAFF[command]
+        return self.execute_on_staff(given, caller, staff_id, _unvalidated(given, args), **options)
 
     def record_conduct(
         self,
@@ -584,50 +629,15 @@ class FieldLedger(Application[UUID]):
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
-        """Record conduct (contract §11.1); see `staff_command`."""
-        args = {"kind": kind, "points": points, "note": note, "minutes": minutes,
-                "discipline": discipline, "extra_points": extra_points}  # fmt: skip
-        return self.staff_command(
-            caller, staff_id, "conduct", args, occurred_at=occurred_at,
+        """Record conduct (contract §11.1)."""
+        body = Conduct.model_construct(
+            kind=kind, points=points, note=note, minutes=minutes, discipline=discipline,
+            extra_points=extra_points,
+        )  # fmt: skip
+        return self.execute_on_staff(
+            CONDUCT, caller, staff_id, body, occurred_at=occurred_at,
             expected_version=expected_version, idempotency=idempotency,
         )  # fmt: skip
-
-    def staff_command(
-        self,
-        caller: Caller,
-        staff_id: str,
-        command: str,
-        args: Mapping[str, Any],
-        *,
-        occurred_at: datetime | None = None,
-        expected_version: int | None = None,
-        idempotency: Idempotency | None = None,
-    ) -> CommandResult:
-        """A command on a staff member's record (`STAFF_METHODS`); the record is
-        opened on its first entry.
-
-        `expected_version` is the record's version before this entry (0 while it
-        has none), as in the ETag of the previous answer.
-        """
-        authorize(STAFF_COMMANDS, command, caller.role, caller.actor)
-        method = STAFF_METHODS[command]
-        rules = self._staff_rules(command)
-
-        def act(staff: StaffMember, ctx: Context) -> None:
-            getattr(staff, method)(ctx, **rules, **args)
-
-        return self.staff_act(
-            caller, staff_id, act, occurred_at=occurred_at, expected_version=expected_version,
-            idempotency=idempotency,
-        )  # fmt: skip
-
-    def _staff_rules(self, command: str) -> dict[str, Any]:
-        """What of the policy in force a staff command is checked against."""
-        if command == "conduct":
-            return {"policy": self.policy.conduct, "timezone": self.timezone}
-        if command == "training":
-            return {"policy": self.policy.training}
-        return {}
 
     def staff_act(
         self,
@@ -640,7 +650,7 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Load (or open) a staff member's record, `act` on it, save. Who may act
-        is the caller's business (`staff_command`; the sweep acts as the system)."""
+        is the caller's business (`execute_on_staff`; the sweep acts as the system)."""
         replay = self._replay(caller, idempotency)
         if replay is not None:
             return replay
@@ -681,7 +691,7 @@ class FieldLedger(Application[UUID]):
         transaction: their name, phone and address in every event become
         unreadable for good (docs/privacy.md). A customer erased before, with no
         data since, is answered as it stands: nothing is written."""
-        authorize(CUSTOMER_COMMANDS, "erase", caller.role, caller.actor)
+        CUSTOMER_ERASE.check(caller.role)
         for _attempt in range(5):
             record: CustomerRecord | None
             try:
@@ -720,11 +730,9 @@ class FieldLedger(Application[UUID]):
 
     def _update(
         self,
-        kind: type[A],
-        table: dict[str, frozenset[Role]],
+        command: Command[A, Any],
         caller: Caller,
         aggregate_id: UUID,
-        command: str,
         act: Callable[[A, Context], None],
         occurred_at: datetime | None,
         expected_version: int | None,
@@ -732,7 +740,8 @@ class FieldLedger(Application[UUID]):
     ) -> CommandResult:
         # The role first: a role that may never give the command learns nothing,
         # not even whether the id exists or what an earlier request answered.
-        authorize(table, command, caller.role, caller.actor)
+        command.check(caller.role)
+        kind = command.aggregate
         replay = self._replay(caller, idempotency)
         if replay is not None:
             return replay
@@ -747,7 +756,8 @@ class FieldLedger(Application[UUID]):
         while tried < attempts:
             aggregate, cached = self._load_for_command(kind, aggregate_id, fresh)
             try:
-                authorize(table, command, caller.role, caller.actor, aggregate)
+                if kind is WorkOrder:
+                    authorize_assigned(caller.role, caller.actor, aggregate)
                 if expected_version is not None and aggregate.version != expected_version:
                     raise VersionMismatch(expected_version, aggregate.version)
                 act(aggregate, self.context(caller, occurred_at, aggregate))
@@ -904,6 +914,14 @@ class FieldLedger(Application[UUID]):
         return aggregate
 
 
+def _unvalidated(command: Command[Any, B], args: Mapping[str, Any]) -> B:
+    """The command's body holding `args` as given (the domain checks them)."""
+    unknown = set(args) - set(command.body.model_fields)
+    if unknown:
+        raise TypeError(f"{command.name} takes no {', '.join(sorted(unknown))}")
+    return command.body.model_construct(**args)
+
+
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
     data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
     return HistoryEntry(
@@ -918,56 +936,3 @@ def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
         hash=hash,
     )
 
-
-WORK_ORDER_METHODS: dict[str, str] = {
-    "assign": "assign",
-    "confirm": "confirm",
-    "depart": "depart",
-    "notify-late": "notify_late",
-    "arrive": "arrive",
-    "start": "start",
-    "change-scope": "change_scope",
-    "complete": "complete",
-    "accept": "accept",
-    "reject": "reject",
-    "resolve-remotely": "resolve_remotely",
-    "hold": "hold",
-    "resume": "resume",
-    "feedback": "give_feedback",
-    "escalate": "escalate",
-    "cancel": "cancel",
-    "log-callback": "log_callback",
-    "hand-over": "hand_over",
-    "remind": "remind",
-    "send-survey": "send_survey",
-}
-
-COMPLAINT_METHODS: dict[str, str] = {
-    "acknowledge": "acknowledge",
-    "assign": "assign",
-    "record-findings": "record_findings",
-    "plan": "plan",
-    "update-progress": "update_progress",
-    "resolve": "resolve",
-    "confirm": "confirm",
-    "escalate": "escalate",
-    "visit": "visit",
-    "hand-over": "hand_over",
-    "remind": "remind",
-}
-
-MAINTENANCE_CONTRACT_METHODS: dict[str, str] = {
-    "renew": "renew",
-    "end": "end",
-    "record-renewal-notice": "record_renewal_notice",
-}
-
-#: Staff commands (contract §11.1, §11.7): path suffix → StaffMember method.
-STAFF_METHODS: dict[str, str] = {
-    "conduct": "record_conduct",
-    "quality-checks": "check_quality",
-    "retrained": "retrain",
-    "reassigned": "reassign",
-    "joined": "join",
-    "training": "record_training",
-}

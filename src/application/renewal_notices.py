@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
+from fieldledger.application.commands import RECORD_RENEWAL_NOTICE, RecordRenewalNotice
 from fieldledger.application.ledger import SYSTEM, FieldLedger, NotFound, VersionMismatch
 from fieldledger.domain.errors import CommandNotAllowed
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
@@ -76,8 +77,8 @@ def record_if_due(
         assert contract.last_occurred_at is not None
         occurred_at = max(at, contract.last_occurred_at)
         try:
-            result = ledger.maintenance_contract_command(
-                SYSTEM, contract_id, "record-renewal-notice", {"today": today},
+            result = ledger.execute(
+                RECORD_RENEWAL_NOTICE, SYSTEM, contract_id, RecordRenewalNotice(today=today),
                 occurred_at=occurred_at, expected_version=contract.version,
             )  # fmt: skip
         except VersionMismatch:

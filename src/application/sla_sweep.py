@@ -35,15 +35,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from fieldledger.application.commands import (
+    COMPLAINT_REMIND,
+    COMPLAINT_SWEEP_ESCALATE,
+    WORK_ORDER_REMIND,
+    WORK_ORDER_SEND_SURVEY,
+    WORK_ORDER_SWEEP_ESCALATE,
+    Command,
+    NoData,
+    Remind,
+    SweepEscalation,
+)
 from fieldledger.application.ledger import (
     SYSTEM,
-    CommandResult,
     FieldLedger,
     NotFound,
     VersionMismatch,
@@ -213,8 +222,13 @@ def sweep(
     return report
 
 
-def _command(ledger: FieldLedger, kind: Kind) -> Callable[..., CommandResult]:
-    return ledger.work_order_command if kind == "work_order" else ledger.complaint_command
+#: The sweep's commands (fieldledger.application.commands), by the kind of record.
+_ESCALATE: dict[Kind, Command[Any, SweepEscalation]] = {
+    "work_order": WORK_ORDER_SWEEP_ESCALATE, "complaint": COMPLAINT_SWEEP_ESCALATE,
+}  # fmt: skip
+_REMIND: dict[Kind, Command[Any, Remind]] = {
+    "work_order": WORK_ORDER_REMIND, "complaint": COMPLAINT_REMIND,
+}  # fmt: skip
 
 
 def _look(ledger: FieldLedger, candidate: RedTarget) -> tuple[Subject, SlaTarget] | str:
@@ -255,16 +269,16 @@ def escalate_if_red(
         occurred_at = max(at, subject.last_occurred_at)
         roster = ledger.policy_by_version(subject.policy_version).escalation
         coordinator = None if turns is None else roster.coordinator(level, turns.peek(level))
-        args: dict[str, Any] = {
-            "level": level,
-            "reason": f"SLA target {target.target} is past due "
+        body = SweepEscalation.model_construct(
+            level=level,
+            reason=f"SLA target {target.target} is past due "
             f"(due {target.due_at.isoformat()}, not met by {at.isoformat()})",
-            "target": target.target,
-            "coordinator_id": coordinator,
-        }
+            target=target.target,
+            coordinator_id=coordinator,
+        )
         try:
-            result = _command(ledger, candidate.kind)(
-                SYSTEM, candidate.aggregate_id, "escalate", args,
+            result = ledger.execute(
+                _ESCALATE[candidate.kind], SYSTEM, candidate.aggregate_id, body,
                 occurred_at=occurred_at, expected_version=subject.version,
             )  # fmt: skip
         except VersionMismatch:
@@ -301,9 +315,9 @@ def remind_if_yellow(
             return skip(f"not yellow at {at.isoformat()}")
         owner = subject.handler_id
         try:
-            result = _command(ledger, candidate.kind)(
-                SYSTEM, candidate.aggregate_id, "remind",
-                {"target": target.target, "owner_id": owner},
+            result = ledger.execute(
+                _REMIND[candidate.kind], SYSTEM, candidate.aggregate_id,
+                Remind.model_construct(target=target.target, owner_id=owner),
                 occurred_at=max(at, subject.last_occurred_at), expected_version=subject.version,
             )  # fmt: skip
         except VersionMismatch:
@@ -326,8 +340,8 @@ def send_survey_if_due(ledger: FieldLedger, order_id: UUID, at: datetime) -> Sur
             return None
         occurred_at = max(at, order.last_occurred_at or at)
         try:
-            result = ledger.work_order_command(
-                SYSTEM, order_id, "send-survey", {}, occurred_at=occurred_at,
+            result = ledger.execute(
+                WORK_ORDER_SEND_SURVEY, SYSTEM, order_id, NoData(), occurred_at=occurred_at,
                 expected_version=order.version,
             )  # fmt: skip
         except VersionMismatch:

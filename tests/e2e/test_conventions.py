@@ -216,7 +216,7 @@ def test_an_internal_error_is_500_without_a_stack_trace(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("connection to db at 10.0.0.7 password=hunter2 lost")
 
-    monkeypatch.setattr(ledger, "work_order_command", explode)
+    monkeypatch.setattr(ledger, "execute", explode)
     monkeypatch.setattr(ledger, "history", explode)
     before = api.event_count()
     for r in [desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "t"}),

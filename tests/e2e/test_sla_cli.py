@@ -204,7 +204,7 @@ def test_sweep_records_training_overdue_and_dismissal_once(database_url: str) ->
         ledger.staff_command(boss, "tech-5", "joined", {"on": date(2026, 10, 8)})
         for held in (5, 12, 19):
             ledger.staff_command(boss, "tech-6", "training", {
-                "training_kind": "fire_safety", "held_on": date(2026, 10, held),
+                "kind": "fire_safety", "held_on": date(2026, 10, held),
                 "attended": True, "test_passed": False,
             })  # fmt: skip
     finally:

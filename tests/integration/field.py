@@ -7,6 +7,7 @@ the real commands make, through the store.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -143,7 +144,7 @@ class Field:
     ) -> int:
         attitude, skill, punctuality, promise = dims
         feedback = Feedback(csat, attitude, skill, punctuality, promise, praise, "")
-        return self.wo(CLIENT, order, "feedback", at, feedback=feedback)
+        return self.wo(CLIENT, order, "feedback", at, **dataclasses.asdict(feedback))
 
     def callback(self, order: UUID, at: datetime, outcome: str = "happy") -> int:
         return self.wo(DISPATCHER, order, "log-callback", at, outcome=outcome, note="")

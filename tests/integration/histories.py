@@ -11,6 +11,7 @@ later do.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -128,7 +129,7 @@ class History:
                     rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 4), rng.randint(1, 4),
                     rng.randint(1, 4), rng.random() < 0.3, "",
                 )
-                do(CLIENT, "feedback", self.later(order, 60, 3000), feedback=feedback)
+                do(CLIENT, "feedback", self.later(order, 60, 3000), **dataclasses.asdict(feedback))
             else:
                 when = self.later(order, 20 * 24 * 60, 40 * 24 * 60)
                 outcome = rng.choice(["happy", "no answer"])
@@ -178,7 +179,7 @@ class History:
             passed = self.rng.choice([None, True, False, False])
             attended = self.rng.random() < 0.9 or passed is not None
             self.f.staff(
-                staff, "training", self.now, training_kind=self.rng.choice(
+                staff, "training", self.now, kind=self.rng.choice(
                     ["induction", "monthly", "fire_safety"]
                 ), held_on=self.now.date(), attended=attended,
                 disciplined=not attended or self.rng.random() < 0.8,

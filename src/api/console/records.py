@@ -25,32 +25,20 @@ from fieldledger.api.console.i18n import (
     gettext_for,
 )
 from fieldledger.api.console.sessions import Session
-from fieldledger.api.routes import complaints as complaint_routes
-from fieldledger.api.routes import work_orders as work_order_routes
 from fieldledger.api.routes.views import complaint_view, work_order_view
+from fieldledger.application.commands import COMPLAINT, WORK_ORDER, Command, CommandSet
 from fieldledger.application.ledger import FieldLedger, NotFound, VersionMismatch
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import ContactAccess, contact_access
 from fieldledger.domain.errors import DomainError
 from fieldledger.domain.facts import Role
-from fieldledger.domain.permissions import COMPLAINT_COMMANDS, WORK_ORDER_COMMANDS
 from fieldledger.domain.work_orders import WorkOrder
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-#: Commands the console offers on a record page (those whose body is simple fields).
-WORK_ORDER_CONSOLE_COMMANDS = ("assign", "hold", "resume", "escalate", "cancel", "log-callback")
-COMPLAINT_CONSOLE_COMMANDS = ("acknowledge", "assign", "update-progress", "escalate")
-COMMAND_LABELS = {
-    "assign": N_("Assign"),
-    "hold": N_("Put on hold"),
-    "resume": N_("Resume"),
-    "escalate": N_("Escalate"),
-    "cancel": N_("Cancel"),
-    "log-callback": N_("Log a callback"),
-    "acknowledge": N_("Acknowledge"),
-    "update-progress": N_("Note progress"),
-}
+# The commands the console offers on a record page are those of the registry
+# with a `label` (their bodies are simple fields); the labels are translated here.
+_LABELS = {c.name: c.label for kind in (WORK_ORDER, COMPLAINT) for c in kind if c.label}
 FIELD_LABELS = {
     "technician_id": N_("Technician"),
     "reason": N_("Reason"),
@@ -69,21 +57,18 @@ class RecordKind:
     kind: type[Any]
     path: str
     title: str
-    commands: tuple[str, ...]
-    table: dict[str, frozenset[Role]]
-    bodies: dict[str, Any]
+    #: The commands offered, by name: those of the registry with a console label.
+    commands: dict[str, Command[Any, Any]]
+
+
+def _offered(commands: CommandSet[Any]) -> dict[str, Command[Any, Any]]:
+    return {c.name: c for c in commands if c.routed and c.label is not None}
 
 
 KINDS = {
-    "work-orders": RecordKind(
-        WorkOrder, "work-orders", N_("Work order"), WORK_ORDER_CONSOLE_COMMANDS,
-        WORK_ORDER_COMMANDS, work_order_routes.COMMAND_BODIES,
-    ),
-    "complaints": RecordKind(
-        Complaint, "complaints", N_("Complaint"), COMPLAINT_CONSOLE_COMMANDS,
-        COMPLAINT_COMMANDS, complaint_routes.COMMAND_BODIES,
-    ),
-}  # fmt: skip
+    "work-orders": RecordKind(WorkOrder, "work-orders", N_("Work order"), _offered(WORK_ORDER)),
+    "complaints": RecordKind(Complaint, "complaints", N_("Complaint"), _offered(COMPLAINT)),
+}
 
 
 def _form_fields(body: Any) -> list[dict[str, Any]]:
@@ -157,9 +142,9 @@ def _render_record(
         state_at = _as_view(ledger, then, readable[at_version].occurred_at, access)
     role = session.caller.role
     commands = [
-        {"name": c, "label": COMMAND_LABELS[c], "fields": _form_fields(record.bodies[c][0])}
-        for c in record.commands
-        if role in record.table[c]
+        {"name": c.name, "label": c.label, "fields": _form_fields(c.body)}
+        for c in record.commands.values()
+        if role in c.roles
     ]
     return page.render(
         "record.html", status=status, record=record, id=id, data=data,
@@ -173,8 +158,8 @@ def _as_view(
     ledger: FieldLedger, aggregate: Any, as_of: datetime | None, access: ContactAccess
 ) -> dict[str, Any]:
     if isinstance(aggregate, WorkOrder):
-        return work_order_view(ledger, aggregate, as_of, access)
-    return complaint_view(ledger, aggregate, as_of, access)
+        return work_order_view(ledger, aggregate, as_of, access).model_dump(mode="json")
+    return complaint_view(ledger, aggregate, as_of, access).model_dump(mode="json")
 
 
 def _record_page(request: Request, session: Session, kind_path: str, id: UUID,
@@ -186,8 +171,9 @@ def _record_page(request: Request, session: Session, kind_path: str, id: UUID,
     done = request.query_params.get("done")
     _ = gettext_for(page.language)
     message = None
-    if done in COMMAND_LABELS:
-        message = _("Done: %(command)s.", command=_(COMMAND_LABELS[done]))
+    label = _LABELS.get(done or "")
+    if label is not None:
+        message = _("Done: %(command)s.", command=_(label))
     return _render_record(page, session, kind_path, id, message=message, at_version=version)
 
 
@@ -239,10 +225,10 @@ async def _command(request: Request, session: Session, kind_path: str, id: UUID,
             _render_record, page, session, kind_path, id, status=428,
             error=_("The form did not say which version it was made from; reload the page."),
         )  # fmt: skip
-    body_model = record.bodies[command][0]
+    chosen = record.commands[command]
     values = {k: v for k, v in form.items() if k not in ("csrf", "if_match") and v != ""}
     try:
-        body = body_model.model_validate(values)
+        body = chosen.body.model_validate(values)
     except ValidationError as e:
         problems = "; ".join(
             f"{_(FIELD_LABELS.get(str(err['loc'][0]), str(err['loc'][0])))}: {err['msg']}"
@@ -251,11 +237,9 @@ async def _command(request: Request, session: Session, kind_path: str, id: UUID,
         return await run_in_threadpool(
             _render_record, page, session, kind_path, id, status=422, error=problems
         )
-    run = page.ledger.work_order_command if record.kind is WorkOrder else (
-        page.ledger.complaint_command)  # fmt: skip
     try:
         await run_in_threadpool(
-            lambda: run(session.caller, id, command, body.to_args(), expected_version=expected)
+            lambda: page.ledger.execute(chosen, session.caller, id, body, expected_version=expected)
         )
     except VersionMismatch as e:
         return await run_in_threadpool(

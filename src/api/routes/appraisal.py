@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
-from fieldledger.api.fields import PeriodName, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
+from fieldledger.application.fields import PeriodName, StaffId
 from fieldledger.application.ledger import Caller, FieldLedger, NotFound
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.facts import Role

@@ -13,10 +13,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import Cursor, DayOrInstant, NameList, PageSize, QueryFlag, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, instant_or_day, reading
 from fieldledger.api.routes.views import HistoryEvent
+from fieldledger.application.fields import (
+    Cursor,
+    DayOrInstant,
+    NameList,
+    PageSize,
+    QueryFlag,
+    StaffId,
+)
 from fieldledger.application.ledger import Caller
 from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import InvalidCommand, NotPermitted

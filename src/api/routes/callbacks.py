@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
-from fieldledger.api.fields import QueryDate
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
+from fieldledger.application.fields import QueryDate
 from fieldledger.domain.periods import local_date
 from pydantic import BaseModel, Field
 

@@ -8,8 +8,6 @@ ETag) and its own body model in /openapi.json.
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's
 # annotations at definition time, and the body model is a closure variable.
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,36 +19,17 @@ from fieldledger.api.deps import (
     LedgerDep,
     permits,
 )
-from fieldledger.api.fields import Instant, RecordId
 from fieldledger.api.problems import responses
-from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
-from fieldledger.domain.facts import Role
-from pydantic import BaseModel, ConfigDict
-
-
-class CommandBody(BaseModel):
-    """Every command may say when it happened in the field."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    occurred_at: Instant | None = None
-
-    def to_args(self) -> dict[str, Any]:
-        """The domain command's arguments."""
-        return self.model_dump(exclude={"occurred_at"})
+from fieldledger.application.commands import Command, CommandSet
+from fieldledger.application.fields import RecordId
+from fieldledger.application.ledger import CommandResult
+from pydantic import BaseModel
 
 
 class CommandAnswer(BaseModel):
     id: UUID
     version: int
     state: str
-
-
-Runner = Callable[
-    [FieldLedger, Caller, UUID, str, Mapping[str, Any], datetime | None, int | None,
-     Idempotency | None],
-    CommandResult,
-]  # fmt: skip
 
 
 def answer(result: CommandResult, response: Response) -> CommandAnswer:
@@ -90,16 +69,9 @@ def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, An
     return {status: {"headers": headers}, **responses(*errors)}
 
 
-def add_command_route(
-    router: APIRouter,
-    *,
-    command: str,
-    body_model: type[CommandBody],
-    run: Runner,
-    summary: str,
-    who: frozenset[Role],
-    table: dict[str, frozenset[Role]],
-) -> None:
+def add_command_route(router: APIRouter, command: Command[Any, Any]) -> None:
+    """`POST {prefix}/{id}/{command.name}`: the command's body, its roles, its call."""
+    body_model = command.body
     # A command whose body has required fields needs a body; one without may be
     # sent with none at all (or `{}`, or `{"occurred_at": ...}`).
     needs_body = any(f.is_required() for f in body_model.model_fields.values())
@@ -113,11 +85,8 @@ def add_command_route(
         idempotency: IdempotencyDep,
         body: body_model,  # type: ignore[valid-type]
     ) -> CommandAnswer:
-        given: CommandBody = body
-        result = run(
-            ledger, caller, id, command, given.to_args(), given.occurred_at,
-            expected_version, idempotency,
-        )  # fmt: skip
+        result = ledger.execute(command, caller, id, body, expected_version=expected_version,
+                                idempotency=idempotency)  # fmt: skip
         return answer(result, response)
 
     def endpoint_optional_body(
@@ -130,23 +99,26 @@ def add_command_route(
         body: body_model | None = None,  # type: ignore[valid-type]
     ) -> CommandAnswer:
         given = body if body is not None else body_model()
-        result = run(
-            ledger, caller, id, command, given.to_args(), given.occurred_at,
-            expected_version, idempotency,
-        )  # fmt: skip
+        result = ledger.execute(command, caller, id, given, expected_version=expected_version,
+                                idempotency=idempotency)  # fmt: skip
         return answer(result, response)
 
     chosen = endpoint if needs_body else endpoint_optional_body
-    chosen.__name__ = f"{command.replace('-', '_')}"
-    roles = ", ".join(sorted(r.value for r in who))
+    chosen.__name__ = f"{command.name.replace('-', '_')}"
     router.add_api_route(
-        f"/{{id}}/{command}",
+        f"/{{id}}/{command.name}",
         chosen,
         methods=["POST"],
         response_model=CommandAnswer,
-        summary=summary,
-        description=f"{summary}. Who: {roles}.",
-        dependencies=[Depends(permits(table, command))],
+        summary=command.summary,
+        description=f"{command.summary}. Who: {command.who}.",
+        dependencies=[Depends(permits(command))],
         responses=command_responses(200, 401, 403, 404, 409, 412, 413, 415, 422),
-        operation_id=f"{router.prefix.strip('/').replace('-', '_')}_{command.replace('-', '_')}",
+        operation_id=f"{router.prefix.strip('/').replace('-', '_')}_{chosen.__name__}",
     )
+
+
+def add_command_routes(router: APIRouter, commands: CommandSet[Any]) -> None:
+    """A route for each command of the set given over HTTP, in the set's order."""
+    for command in commands.routed:
+        add_command_route(router, command)

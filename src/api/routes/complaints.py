@@ -1,150 +1,42 @@
 """`/complaints`: lodge, the commands of contract §5, and the queries."""
 
-from datetime import datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
-from fieldledger.api.fields import (
-    Csat,
-    Flag,
-    Instant,
-    Level,
-    Name,
-    Note,
-    Phone,
-    RecordId,
-    StaffId,
-    Text,
-)
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.commands import (
     READ_ETAG,
     CommandAnswer,
-    CommandBody,
-    add_command_route,
+    add_command_routes,
     answer,
     command_responses,
 )
 from fieldledger.api.routes.schemas import ComplaintView
 from fieldledger.api.routes.views import HistoryView, complaint_view, history_view
-from fieldledger.application.ledger import FieldLedger
+from fieldledger.application.commands import COMPLAINT, LODGE, Lodge
+from fieldledger.application.fields import (
+    Instant,
+    RecordId,
+)
 from fieldledger.domain.complaints import (
-    Complainant,
     Complaint,
-    ComplaintChannel,
-    InformedVia,
-    Severity,
 )
 from fieldledger.domain.customers import contact_access
-from fieldledger.domain.permissions import COMPLAINT_COMMANDS
-from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 
-
-
-class ComplainantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: Name
-    phone: Phone
-
-
-class Lodge(CommandBody):
-    customer: ComplainantIn
-    channel: ComplaintChannel
-    category: Name
-    severity: Severity
-    description: Text
-    work_order_id: UUID | None = None
-    staff_ids: Annotated[list[StaffId], Field(max_length=50)] = []
-
-    def to_args(self) -> dict[str, Any]:
-        args = self.model_dump(exclude={"occurred_at", "customer"})
-        args["customer"] = Complainant(**self.customer.model_dump())
-        return args
-
-
-class NoData(CommandBody):
-    pass
-
-
-class AssignOwner(CommandBody):
-    department: Name
-    owner_id: StaffId
-
-
-class RecordFindings(CommandBody):
-    root_cause: Text
-    evidence: Annotated[list[Text], Field(max_length=100)] = []
-    responsible_staff_id: StaffId | None = None
-    #: Several responsible staff (an extension of the contract's single id).
-    responsible_staff_ids: Annotated[list[StaffId], Field(max_length=50)] = []
-    company_at_fault: Flag
-
-    def to_args(self) -> dict[str, Any]:
-        named = list(self.responsible_staff_ids)
-        if self.responsible_staff_id is not None:
-            named.insert(0, self.responsible_staff_id)
-        return {
-            "root_cause": self.root_cause,
-            "evidence": list(self.evidence),
-            "responsible_staff_ids": named,
-            "company_at_fault": self.company_at_fault,
-        }
-
-
-class Plan(CommandBody):
-    measures: Text
-    owner_id: StaffId
-    due: Instant
-
-
-class UpdateProgress(CommandBody):
-    note: Text
-
-
-class Resolve(CommandBody):
-    outcome: Text
-    #: How the customer was told the outcome (003 第二十條).
-    customer_informed_via: InformedVia
-
-
-class Visit(CommandBody):
-    """The in-person visit to the complaining customer (003 第二十二條)."""
-
-    visited_by: StaffId
-    note: Note = ""
-
-
-class HandOver(CommandBody):
-    """First responder (002 篇三 首問負責制): pass the complaint on, with a note."""
-
-    to_staff_id: StaffId
-    note: Text
-
-
-class Confirm(CommandBody):
-    satisfied: Flag
-    csat: Csat
-
-
-class Escalate(CommandBody):
-    level: Level
-    reason: Text
 
 
 @router.post(
     "",
     status_code=201,
     response_model=CommandAnswer,
-    summary="Lodge a complaint (a critical one is escalated to level 3 at once)",
-    description="Lodge a complaint. Who: "
-    + ", ".join(sorted(r.value for r in COMPLAINT_COMMANDS["lodge"]))
-    + ". `work_order_id`, when given, must name a work order (else 422). "
+    summary=LODGE.summary,
+    description=f"Lodge a complaint. Who: {LODGE.who}. `work_order_id`, when given, must "
+    "name a work order (else 422). "
     "If-Match is refused (422): a create has no version to match.",
-    dependencies=[Depends(permits(COMPLAINT_COMMANDS, "lodge"))],
+    dependencies=[Depends(permits(LODGE))],
     responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="complaints_lodge",
 )
@@ -163,39 +55,7 @@ def lodge(
     return answer(result, response)
 
 
-def _run(
-    ledger: FieldLedger, caller: Any, id: UUID, command: str, args: Any,
-    occurred_at: datetime | None, expected_version: int | None, idempotency: Any,
-) -> Any:  # fmt: skip
-    return ledger.complaint_command(
-        caller, id, command, args, occurred_at=occurred_at,
-        expected_version=expected_version, idempotency=idempotency,
-    )  # fmt: skip
-
-
-COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
-    "acknowledge": (NoData, "Acknowledge the complaint"),
-    "assign": (AssignOwner, "Assign a department and owner"),
-    "record-findings": (RecordFindings, "Record the investigation's findings"),
-    "plan": (Plan, "Plan the resolution"),
-    "update-progress": (UpdateProgress, "Note progress"),
-    "resolve": (Resolve, "Resolve (a plan first; say how the customer was told)"),
-    "visit": (Visit, "Record the visit to the complaining customer"),
-    "hand-over": (HandOver, "Hand the complaint over to another staff member"),
-    "confirm": (Confirm, "Customer confirms: closed when satisfied, else reopened"),
-    "escalate": (Escalate, "Escalate"),
-}
-
-for _command, (_body, _summary) in COMMAND_BODIES.items():
-    add_command_route(
-        router,
-        command=_command,
-        body_model=_body,
-        run=_run,
-        summary=_summary,
-        who=COMPLAINT_COMMANDS[_command],
-        table=COMPLAINT_COMMANDS,
-    )
+add_command_routes(router, COMPLAINT)
 
 
 @router.get(
@@ -204,8 +64,8 @@ for _command, (_body, _summary) in COMMAND_BODIES.items():
     description="The complaint as it is now, or with `as_of` as it was at that instant: "
     "rebuilt from its events that occurred (`occurred_at`) at or before it. Before its "
     "first event it did not exist: 404. The `ETag` header is the version answered.",
-    response_model=None,
-    responses={200: {"model": ComplaintView, "headers": {"ETag": READ_ETAG}},
+    response_model=ComplaintView,
+    responses={200: {"headers": {"ETag": READ_ETAG}},
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_complaint(
@@ -216,7 +76,7 @@ def get_complaint(
     as_of: Annotated[
         Instant | None, Query(description="the state as it was at this instant")
     ] = None,
-) -> dict[str, Any]:
+) -> ComplaintView:
     if as_of is None:
         complaint = ledger.get(Complaint, id)
     else:

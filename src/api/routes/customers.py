@@ -8,19 +8,19 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Depends, Response
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, permits
-from fieldledger.api.fields import Phone, RecordId, Text
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import reading
 from fieldledger.api.routes.commands import CommandAnswer, answer, command_responses
+from fieldledger.application.commands import CUSTOMER_DATA, CUSTOMER_ERASE, CUSTOMER_LOOKUP
+from fieldledger.application.fields import Phone, RecordId, Text
 from fieldledger.application.ledger import NotFound, history_entry, plain
 from fieldledger.domain.customers import ContactAccess, CustomerRecord
-from fieldledger.domain.permissions import CUSTOMER_COMMANDS
 from fieldledger.projections.customer_files import CustomerFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
-SUPERVISORS = ", ".join(sorted(r.value for r in CUSTOMER_COMMANDS["erase"]))
+SUPERVISORS = CUSTOMER_ERASE.who
 
 
 class Lookup(BaseModel):
@@ -85,7 +85,7 @@ class CustomerData(BaseModel):
     description="The pseudonymous customer id derived from a phone number (a keyed hash: "
     "the phone is never stored in clear). The phone travels in the body, never in a URL "
     f"(URLs end up in access logs). Who: {SUPERVISORS}.",
-    dependencies=[Depends(permits(CUSTOMER_COMMANDS, "lookup"))],
+    dependencies=[Depends(permits(CUSTOMER_LOOKUP))],
     responses=responses(401, 403, 422),
 )
 def lookup(body: Lookup, ledger: LedgerDep) -> CustomerId:
@@ -99,7 +99,7 @@ def lookup(body: Lookup, ledger: LedgerDep) -> CustomerId:
     description="The person's contact details and every work order, complaint or other "
     "record naming them, with all their events, decrypted (PIPL art. 45; GDPR art. 15). "
     f"After an erasure the personal fields read `[erased]`. Who: {SUPERVISORS}.",
-    dependencies=[Depends(permits(CUSTOMER_COMMANDS, "data"))],
+    dependencies=[Depends(permits(CUSTOMER_DATA))],
     responses=responses(401, 403, 404, 422, 503),
 )
 def customer_data(
@@ -168,7 +168,7 @@ def customer_data(
     "address in every event read `[erased]` everywhere; the events themselves, their hash "
     "chain and every figure computed from them stay as they were. Erasing again with no "
     f"data recorded since writes nothing. Who: {SUPERVISORS}.",
-    dependencies=[Depends(permits(CUSTOMER_COMMANDS, "erase"))],
+    dependencies=[Depends(permits(CUSTOMER_ERASE))],
     responses=command_responses(200, 401, 403, 404, 409, 422),
     operation_id="customer_erase",
 )

@@ -2,8 +2,7 @@
 (contract §11.5, 003 第十五條)."""
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import (
@@ -14,57 +13,27 @@ from fieldledger.api.deps import (
     ProjectionsDep,
     permits,
 )
-from fieldledger.api.fields import Instant, Note, QueryDate, RecordId, VisitsPerYear
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
 from fieldledger.api.routes.commands import (
     READ_ETAG,
     CommandAnswer,
-    CommandBody,
-    add_command_route,
+    add_command_routes,
     answer,
     command_responses,
 )
-from fieldledger.api.routes.schemas import CustomerView
+from fieldledger.api.routes.schemas import Answered, CustomerView
 from fieldledger.api.routes.views import HistoryView, contact_view, history_view
-from fieldledger.api.routes.work_orders import CustomerIn
-from fieldledger.application.ledger import FieldLedger, plain
+from fieldledger.application.commands import MAINTENANCE_CONTRACT, SIGN, Sign
+from fieldledger.application.fields import Instant, QueryDate, RecordId
 from fieldledger.domain.customers import contact_access
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.periods import local_date
-from fieldledger.domain.permissions import MAINTENANCE_CONTRACT_COMMANDS, RENEWAL_READERS
-from fieldledger.domain.work_orders import Customer
+from fieldledger.domain.permissions import RENEWAL_READERS
 from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/maintenance-contracts", tags=["maintenance contracts"])
-
-
-#: A calendar date in a body, YYYY-MM-DD (a number is not a date).
-Day = QueryDate
-
-
-class Sign(CommandBody):
-    customer: CustomerIn
-    starts_on: Day = Field(description="first day covered (local date)")
-    ends_on: Day = Field(description="last day covered (local date), after starts_on")
-    visits_per_year: VisitsPerYear
-
-    def to_args(self) -> dict[str, Any]:
-        return {
-            "customer": Customer(**self.customer.model_dump()),
-            "starts_on": self.starts_on,
-            "ends_on": self.ends_on,
-            "visits_per_year": self.visits_per_year,
-        }
-
-
-class Renew(CommandBody):
-    ends_on: Day = Field(description="the new last day covered: after the current one")
-
-
-class End(CommandBody):
-    reason: Note = ""
 
 
 class ContractView(BaseModel):
@@ -78,10 +47,10 @@ class ContractView(BaseModel):
     renewal_notice_on: date = Field(description="one month before ends_on (003 第十五條)")
     renewal_notice_recorded: bool = Field(description="RenewalNoticeDue recorded for ends_on")
     renewals: int
-    signed_at: datetime
-    ended_at: datetime | None
+    signed_at: Answered
+    ended_at: Answered | None
     in_force: bool = Field(description="active and covering today (or the as_of instant)")
-    as_of: datetime | None
+    as_of: Answered | None
 
 
 class RenewalDue(BaseModel):
@@ -103,18 +72,14 @@ class RenewalsDue(BaseModel):
     items: list[RenewalDue]
 
 
-def _who(command: str) -> str:
-    return ", ".join(sorted(r.value for r in MAINTENANCE_CONTRACT_COMMANDS[command]))
-
-
 @router.post(
     "",
     status_code=201,
     response_model=CommandAnswer,
-    summary="Sign a maintenance contract",
-    description=f"Sign a maintenance contract. Who: {_who('sign')}. Dates are local dates "
+    summary=SIGN.summary,
+    description=f"{SIGN.summary}. Who: {SIGN.who}. Dates are local dates "
     "(FIELDLEDGER_TIMEZONE), both inclusive. If-Match is refused (422).",
-    dependencies=[Depends(permits(MAINTENANCE_CONTRACT_COMMANDS, "sign"))],
+    dependencies=[Depends(permits(SIGN))],
     responses=command_responses(201, 401, 403, 413, 415, 422),
     operation_id="maintenance_contracts_sign",
 )
@@ -133,31 +98,7 @@ def sign(
     return answer(result, response)
 
 
-def _run(
-    ledger: FieldLedger, caller: Any, id: UUID, command: str, args: Any,
-    occurred_at: datetime | None, expected_version: int | None, idempotency: Any,
-) -> Any:  # fmt: skip
-    return ledger.maintenance_contract_command(
-        caller, id, command, args, occurred_at=occurred_at,
-        expected_version=expected_version, idempotency=idempotency,
-    )  # fmt: skip
-
-
-COMMAND_BODIES: dict[str, tuple[type[CommandBody], str]] = {
-    "renew": (Renew, "Renew: the contract ends later (a new renewal notice before the new end)"),
-    "end": (End, "End the contract"),
-}
-
-for _command, (_body, _summary) in COMMAND_BODIES.items():
-    add_command_route(
-        router,
-        command=_command,
-        body_model=_body,
-        run=_run,
-        summary=_summary,
-        who=MAINTENANCE_CONTRACT_COMMANDS[_command],
-        table=MAINTENANCE_CONTRACT_COMMANDS,
-    )
+add_command_routes(router, MAINTENANCE_CONTRACT)
 
 
 @router.get(
@@ -194,8 +135,8 @@ def renewals_due(
     summary="A maintenance contract",
     description="The contract as it is now, or with `as_of` as it was at that instant. "
     "Every role may read. The `ETag` header is the version answered.",
-    response_model=None,
-    responses={200: {"model": ContractView, "headers": {"ETag": READ_ETAG}},
+    response_model=ContractView,
+    responses={200: {"headers": {"ETag": READ_ETAG}},
                **responses(401, 404, 422)},
 )  # fmt: skip
 def get_contract(
@@ -206,7 +147,7 @@ def get_contract(
     as_of: Annotated[
         Instant | None, Query(description="the state as it was at this instant")
     ] = None,
-) -> dict[str, Any]:
+) -> ContractView:
     if as_of is None:
         contract = ledger.get(MaintenanceContract, id)
     else:
@@ -215,26 +156,27 @@ def get_contract(
     # The last instant whose local date exists in any time zone, for as_of near 9999.
     latest = datetime(9999, 12, 30, tzinfo=UTC)
     today = local_date(min(as_of or ledger.clock(), latest), ledger.timezone)
-    return {
-        "id": str(contract.id),
-        "version": contract.version,
-        "state": contract.state_name,
+    assert contract.signed_at is not None  # set by its first event, `Signed`
+    return ContractView(
+        id=str(contract.id),
+        version=contract.version,
+        state=contract.state_name,
         # Contacts are shown as the caller's role may see them (docs/privacy.md).
-        "customer": contact_view(
-            ledger, contract.customer, contact_access(caller.role, caller.actor)
+        customer=CustomerView.model_validate(
+            contact_view(ledger, contract.customer, contact_access(caller.role, caller.actor))
         ),
-        "starts_on": contract.starts_on.isoformat(),
-        "ends_on": contract.ends_on.isoformat(),
-        "visits_per_year": contract.visits_per_year,
-        "renewal_notice_on": contract.renewal_notice_on.isoformat(),
-        "renewal_notice_recorded": contract.ends_on in contract.notices_for,
-        "renewals": contract.renewals,
-        "signed_at": plain(contract.signed_at),
-        "ended_at": plain(contract.ended_at),
-        "in_force": contract.state_name == "active"
+        starts_on=contract.starts_on,
+        ends_on=contract.ends_on,
+        visits_per_year=contract.visits_per_year,
+        renewal_notice_on=contract.renewal_notice_on,
+        renewal_notice_recorded=contract.ends_on in contract.notices_for,
+        renewals=contract.renewals,
+        signed_at=contract.signed_at,
+        ended_at=contract.ended_at,
+        in_force=contract.state_name == "active"
         and contract.starts_on <= today <= contract.ends_on,
-        "as_of": plain(as_of),
-    }
+        as_of=as_of,
+    )
 
 
 @router.get("/{id}/history", response_model=HistoryView,

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, ProjectionsDep
-from fieldledger.api.fields import PageSize, Position, StaffId
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import MinPosition, reading
+from fieldledger.application.fields import PageSize, Position, StaffId
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.facts import Role
 from pydantic import BaseModel, Field

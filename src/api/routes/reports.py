@@ -19,9 +19,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
-from fieldledger.api.fields import MonthName, QueryDate, WeekName
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
+from fieldledger.application.fields import MonthName, QueryDate, WeekName
 from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.domain.errors import NotPermitted
 from fieldledger.domain.periods import (

@@ -5,9 +5,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
-from fieldledger.api.fields import DayOrInstant
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, instant_or_day, reading
+from fieldledger.application.fields import DayOrInstant
 from fieldledger.domain.errors import InvalidCommand
 from pydantic import BaseModel, Field
 

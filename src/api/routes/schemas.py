@@ -1,33 +1,41 @@
-"""What `GET /work-orders/{id}` and `GET /complaints/{id}` answer, for /openapi.json.
-
-The answers themselves are built in `views.py`; these models only describe
-them (the routes do not filter their answers through them), and the end-to-end
-tests check that every field answered is described here and the other way round.
-"""
+"""What `GET /work-orders/{id}` and `GET /complaints/{id}` answer: the routes'
+response models, built by `views.py` and described by /openapi.json."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+#: An instant in an answer: ISO 8601 in UTC, "+00:00" (as the events' data gives it).
+Answered = Annotated[
+    datetime,
+    PlainSerializer(_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class SlaTargetView(BaseModel):
     """One SLA target (docs/sla.md), its status at now (or at `as_of`)."""
 
     target: str
-    due_at: datetime | None = Field(description="null while on hold with time left")
-    met_at: datetime | None
+    due_at: Answered | None = Field(description="null while on hold with time left")
+    met_at: Answered | None
     status: Literal["met", "blue", "yellow", "red", "cancelled", "waived"]
     paused_seconds: int = Field(description="clock time of the ended holds")
     policy_version: str
     clock: Literal["24x7", "business", "appointment"]
-    started_at: datetime
-    yellow_from: datetime | None
+    started_at: Answered
+    yellow_from: Answered | None
     breached: bool | None = Field(description="met or ended late; null while undecided")
-    closed_at: datetime | None = Field(description="when it ended without being met")
-    paused_since: datetime | None = Field(description="start of the hold it is in now")
+    closed_at: Answered | None = Field(description="when it ended without being met")
+    paused_since: Answered | None = Field(description="start of the hold it is in now")
     escalated: bool
     reminded: bool = Field(description="the handler was reminded when it turned yellow")
     calendar_warning: str | None
@@ -46,8 +54,8 @@ class CustomerView(BaseModel):
 
 
 class AppointmentView(BaseModel):
-    start: datetime
-    end: datetime
+    start: Answered
+    end: Answered
 
 
 class FeedbackView(BaseModel):
@@ -78,9 +86,9 @@ class WorkOrderView(BaseModel):
     contract_id: str | None
     description: str
     technician_id: str | None
-    booked_at: datetime
-    arrived_at: datetime | None
-    accepted_at: datetime | None
+    booked_at: Answered
+    arrived_at: Answered | None
+    accepted_at: Answered | None
     completions: int
     rejections: int
     feedback: FeedbackView | None
@@ -98,9 +106,9 @@ class WorkOrderView(BaseModel):
                                        "last handed over to")
     coordinator_id: str | None = Field(description="appointed by the latest red escalation")
     remote_attempts: int = Field(description="remote fixes tried that failed")
-    survey_sent_at: datetime | None
+    survey_sent_at: Answered | None
     #: The instant asked for with `?as_of=`, else null.
-    as_of: datetime | None
+    as_of: Answered | None
     sla: list[SlaTargetView]
 
 
@@ -133,12 +141,12 @@ class ComplaintView(BaseModel):
     resolutions: int
     reopens: int
     csat: int | None
-    lodged_at: datetime
+    lodged_at: Answered
     policy_version: str
     first_responder_id: str | None
     accountable_id: str | None
     coordinator_id: str | None
     visits: int = Field(description="in-person visits to the complaining customer")
     customer_informed_via: Literal["phone", "visit", "letter", "email"] | None
-    as_of: datetime | None
+    as_of: Answered | None
     sla: list[SlaTargetView]

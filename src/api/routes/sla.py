@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import DayOrInstant, NameList
 from fieldledger.api.problems import InvalidRequest, responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
+from fieldledger.application.fields import DayOrInstant, NameList
 from fieldledger.application.ledger import plain
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.sla import OPEN_STATUSES, Kind, Status
@@ -146,31 +146,31 @@ def sla_board(
     kind: KindParam = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> BoardOut:
     default = ledger.clock() if as_of is None else as_of
     instant = default if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
     with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
-    return {
-        "at": plain(instant),
-        "items": [
-            {
-                "aggregate_id": i.aggregate_id,
-                "kind": i.kind,
-                "target": i.target,
-                "due_at": None if i.due_at is None else plain(i.due_at),
-                "status": i.status,
-                "escalation_level": i.escalation_level,
-                "owner_id": i.owner_id,
-                "coordinator_id": i.coordinator_id,
-                "started_at": plain(i.started_at),
-                "policy_version": i.policy_version,
-                "calendar_warning": i.calendar_warning,
-            }
+    return BoardOut(
+        at=plain(instant),
+        items=[
+            BoardItemOut(
+                aggregate_id=i.aggregate_id,
+                kind=i.kind,
+                target=i.target,
+                due_at=None if i.due_at is None else plain(i.due_at),
+                status=i.status,
+                escalation_level=i.escalation_level,
+                owner_id=i.owner_id,
+                coordinator_id=i.coordinator_id,
+                started_at=plain(i.started_at),
+                policy_version=i.policy_version,
+                calendar_warning=i.calendar_warning,
+            )
             for i in items
         ],
-    }
+    )
 
 
 @router.get(
@@ -203,7 +203,7 @@ def sla_compliance(
     kind: KindParam = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> ComplianceOut:
     start = None if from_ is None else parse_instant("from", from_, settings.timezone)
     end = None if to is None else parse_instant("to", to, settings.timezone, end_of_day=True)
     if start is not None and end is not None and end <= start:
@@ -215,14 +215,15 @@ def sla_compliance(
     now = ledger.clock() if as_of is None else as_of
     with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
         groups = sla.compliance(tx, t, start=start, end=end, now=now, group_by=group_by, kind=kind)
-    return {
+    return ComplianceOut.model_validate({
         "from": None if start is None else plain(start),
         "to": None if end is None else plain(end),
         "at": plain(now),
         "group_by": group_by,
         "kind": kind,
         "groups": [
-            {"key": g.key, "met": g.met, "breached": g.breached, "open": g.open, "rate": g.rate}
+            ComplianceGroupOut(key=g.key, met=g.met, breached=g.breached, open=g.open,
+                               rate=g.rate)
             for g in groups
         ],
-    }
+    })  # fmt: skip

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep
-from fieldledger.api.fields import PeriodName
 from fieldledger.api.problems import responses
 from fieldledger.api.reading import AsOf, MinPosition, reading
+from fieldledger.application.fields import PeriodName
 from fieldledger.domain.periods import month_of, parse_period
 from pydantic import BaseModel, Field
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
-from fieldledger.api.fields import DayOrInstant
 from fieldledger.api.problems import responses
 from fieldledger.api.routes.sla import parse_instant
+from fieldledger.application.fields import DayOrInstant
 from fieldledger.application.ledger import Caller
 from fieldledger.domain.errors import InvalidCommand, NotPermitted
 from fieldledger.domain.facts import Role
