@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fieldledger.api.reading import reading
-from fieldledger.application.ledger import FieldLedger
+from fieldledger.application.ledger import FieldLedger, NotFound
 from fieldledger.domain.periods import parse_period
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import WorkOrder
@@ -123,6 +123,9 @@ def main() -> None:
             for n in ledger.recorder.select_notifications(start=head // 2, limit=200)
             if n.topic.endswith("WorkOrder.Booked")
         ]
+        # An order that existed at the instant (the generator's writers record
+        # their histories side by side, so the first booked one may be younger).
+        orders = [o for o in orders if _existed(ledger, o, instant)]
         if orders:
             order = orders[0]
             result["work_order"] = {
@@ -134,6 +137,14 @@ def main() -> None:
     finally:
         ledger.close()
     print(json.dumps(result))
+
+
+def _existed(ledger: Any, order: Any, instant: datetime) -> bool:
+    try:
+        ledger.get_as_of(WorkOrder, order, instant)
+    except NotFound:
+        return False
+    return True
 
 
 if __name__ == "__main__":
