@@ -12,6 +12,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
+from fieldledger.application.commands import WORK_ORDER_SWEEP_ESCALATE, SweepEscalation
 from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.application.sla import sla_targets
 from fieldledger.domain.facts import Role
@@ -186,21 +187,24 @@ def test_owner_level_and_coordinator_change_on_the_board_exactly_at_their_events
     # and over several catch-ups, so rows are ended both within a batch and by
     # a later one.
     projections = Projections(ledger, [SlaView], SETTINGS, batch_size=2)
-    sup = Caller("sup", Role.SUPERVISOR)
+    sweep = Caller("sweep", Role.SYSTEM)
     a = book(ledger, sh(10, 8, 9))
     projections.catch_up(sla.NAME)
     b = book(ledger, sh(10, 8, 9, 30))
     ledger.work_order_command(DISPATCHER, b, "assign", {"technician_id": "tech-9"},
                               occurred_at=sh(10, 8, 9, 30))  # fmt: skip  # as it was booked
-    ledger.work_order_command(sup, a, "escalate", {"level": 1, "reason": "vip",
-                              "coordinator_id": "coord-a"}, occurred_at=sh(10, 8, 10))  # fmt: skip
+    # Coordinators are appointed by the sweep's escalations (its own command).
+    ledger.execute(WORK_ORDER_SWEEP_ESCALATE, sweep, a, SweepEscalation(
+        level=1, reason="vip", target="response", coordinator_id="coord-a",
+    ), occurred_at=sh(10, 8, 10))  # fmt: skip
     ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-1"},
                               occurred_at=sh(10, 8, 10))  # fmt: skip
     projections.catch_up(sla.NAME)
     ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-2"},
                               occurred_at=sh(10, 8, 10, 30))  # fmt: skip
-    ledger.work_order_command(sup, a, "escalate", {"level": 2, "reason": "still",
-                              "coordinator_id": "coord-b"}, occurred_at=sh(10, 8, 10, 30))  # fmt: skip
+    ledger.execute(WORK_ORDER_SWEEP_ESCALATE, sweep, a, SweepEscalation(
+        level=2, reason="still", target="arrival", coordinator_id="coord-b",
+    ), occurred_at=sh(10, 8, 10, 30))  # fmt: skip
     ledger.work_order_command(DISPATCHER, a, "assign", {"technician_id": "tech-3"},
                               occurred_at=sh(11, 1, 11, 15))  # fmt: skip
     projections.catch_up(sla.NAME)
