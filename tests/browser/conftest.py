@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import TokenBook
 
 from tests.conftest import IN_CI
+from tests.servers import free_port
 
 CHROMIUM = os.environ.get("FIELDLEDGER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -50,11 +50,6 @@ class Server:
         )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -64,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         poll_interval=0.05,
     )  # fmt: skip
     app = create_app(settings)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             timeout_graceful_shutdown=1)  # fmt: skip
     running = uvicorn.Server(config)

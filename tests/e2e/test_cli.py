@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from fieldledger.domain.facts import Role
 from typer.testing import CliRunner
 
 from tests.e2e.scenarios import booking
+from tests.servers import free_port
 
 runner = CliRunner()
 TOKEN = re.compile(r"fl_[A-Za-z0-9_-]{43}")
@@ -146,11 +146,6 @@ def test_serve_refuses_bad_settings_in_one_line(
     monkeypatch.setenv("FIELDLEDGER_POLICY", str(tmp_path / "missing.toml"))
     assert "missing.toml" in one_line_error(runner.invoke(cli.app, ["serve"]))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:

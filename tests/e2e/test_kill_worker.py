@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,12 +22,8 @@ from fieldledger.application.ledger import FieldLedger
 from fieldledger.application.tokens import TokenBook
 
 from tests.e2e.scenarios import booking
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import free_port
+from tests.views import wait_until
 
 
 def test_a_killed_worker_loses_no_acknowledged_command(database_url: str) -> None:
@@ -52,15 +47,16 @@ def test_a_killed_worker_loses_no_acknowledged_command(database_url: str) -> Non
     lock = threading.Lock()
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        deadline = time.monotonic() + 60  # bounds the whole burst, start included
+
+        def serving() -> bool:
+            assert server.poll() is None, "serve stopped before it started"
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.1)
+                return False
+
+        wait_until(serving, timeout=60)
 
         def burst() -> None:
             headers = {"Authorization": f"Bearer {dispatcher}"}
