@@ -209,7 +209,7 @@ def token_revoke(
     token_id: Annotated[str | None, typer.Argument(help="the id `token list` shows")] = None,
     actor: Annotated[str | None, typer.Option(help="revoke every token of this actor")] = None,
 ) -> None:
-    """Revoke a token by its id, or every token of an actor (effective within 1 s)."""
+    """Revoke a token by its id, or every token of an actor (refused by every worker at once)."""
     if (token_id is None) == (actor is None):
         fail("name a TOKEN_ID or --actor ACTOR (one of them)")
     with opened_tokens() as (tokens, settings):

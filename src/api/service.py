@@ -86,9 +86,12 @@ class Service:
                 if serving:
                     ledger.adopt_policy()  # read models learn each policy from the events
                     tokens = token_book(ledger)
+                    tokens.listen()  # PostgreSQL: hear of revocations by any process
                 projections = _projections(settings, ledger)
             wire(projections, tokens)
         except BaseException:
+            if tokens is not None:
+                tokens.close()
             ledger.close()
             raise
         return cls(settings, ledger, projections, tokens)
@@ -98,4 +101,6 @@ class Service:
         return workers(self.settings, self.projections)
 
     def close(self) -> None:
+        if self.tokens is not None:
+            self.tokens.close()
         self.ledger.close()

@@ -6,15 +6,31 @@ a fast digest is enough (a slow password hash guards low-entropy secrets).
 A token has a public id (`tok_` and 12 hex digits of its digest: it names the
 token in `token list` and `token revoke` without revealing it), an expiry
 (`expires_at`, or none) and may be revoked. `TokenBook.identify` is the one
-check of a request's token: it remembers a token for at most `CACHE_SECONDS`
-(1 s), so a revocation by any process takes effect on every worker within a
-second, and checks the expiry against the clock on every call.
+check of a request's token. It remembers the tokens it has read, checks the
+expiry against the clock on every call, and forgets them all the moment any
+process revokes a token:
+
+- PostgreSQL: a revocation sends `NOTIFY` in the transaction that records it;
+  each serving process listens on a connection of its own (`TokenBook.listen`,
+  a thread) and clears its cache when told. While that connection is down (and
+  before it is up) nothing is remembered: every request reads its token's row.
+  On (re)connecting the cache is cleared, since notifications may have been
+  missed meanwhile.
+- SQLite: a revocation also bumps a counter row in the same transaction; each
+  check reads that counter over a connection of the book's own (a few
+  microseconds, outside the library's reader-writer lock) and clears the cache
+  when it moved. An in-memory database is one process's alone.
+
+A lookup that raced a revocation is answered but not remembered (the cache's
+generation moved while it read).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,15 +38,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import psycopg
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
 from fieldledger.application.database import Database, Tx
 from fieldledger.application.ledger import Caller
 from fieldledger.domain.errors import InvalidCommand
 from fieldledger.domain.facts import Role, require_id
+from psycopg.sql import SQL, Identifier
 
 TOKEN_PREFIX = "fl_"
 ID_PREFIX = "tok_"
 #: How long a token is valid unless `--expires-in` says otherwise.
 DEFAULT_LIFETIME = timedelta(days=90)
+
+log = logging.getLogger("fieldledger")
 
 
 def digest(token: str) -> str:
@@ -69,25 +91,50 @@ class TokenRecord:
 class _Known:
     caller: Caller
     expires_at: datetime | None
-    checked_until: float
 
 
 def _instant(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-class TokenBook:
-    """The token store: `issue`, `identify`, `revoke`, `revoke_actor`, `records`."""
+def notify_channel(schema: str) -> str:
+    """The PostgreSQL channel a schema's revocations are announced on (at most 63
+    bytes: a longer schema name is hashed)."""
+    channel = f"fieldledger_tokens_{schema}"
+    if len(channel.encode()) > 63:
+        channel = "fieldledger_tokens_" + hashlib.sha256(schema.encode()).hexdigest()[:40]
+    return channel
 
-    #: Seconds a token's row is remembered without asking the database again:
-    #: the longest a revocation takes to reach a worker.
-    CACHE_SECONDS = 1.0
+
+class TokenBook:
+    """The token store: `issue`, `identify`, `revoke`, `revoke_actor`, `records`.
+
+    `lookups` counts the token rows `identify` read, `invalidations` how often
+    the cache was cleared (both for tests and operators)."""
+
+    #: Seconds the listener waits for a notification before it checks that its
+    #: connection is alive (a dead one is found within this, and reconnects).
+    PING_SECONDS = 10.0
+    #: Seconds between attempts to (re)connect the listener.
+    RETRY_SECONDS = 1.0
+    #: Tokens remembered at most (the cache starts over beyond it).
+    CACHE_SIZE = 10_000
+    #: The listener's `application_name` (pg_stat_activity shows it).
+    LISTENER_NAME = "fieldledger token listener"
 
     def __init__(self, database: Database, clock: Callable[[], datetime] = _utc_now) -> None:
         self.db = database
         self.clock = clock
+        self.lookups = 0
+        self.invalidations = 0
         self._known: dict[str, _Known] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+        self._listener: _Listener | None = None
+        self._counter: _ChangeCounter | None = None
+        # Whether this process hears of every revocation: on PostgreSQL only
+        # while the listener's connection is up; on SQLite through the counter.
+        self._trusted = False
         with self.db.transaction() as tx:
             table = tx.table("api_tokens")
             tx.execute(
@@ -96,6 +143,43 @@ class TokenBook:
                 "issued_at TEXT NOT NULL, token_id TEXT, expires_at TEXT, revoked_at TEXT)"
             )
             _add_missing_columns(tx, table)
+            changes = tx.table("api_token_changes")
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {changes} "
+                "(id INTEGER PRIMARY KEY, changes INTEGER NOT NULL)"
+            )
+            if tx.scalar(f"SELECT COUNT(*) FROM {changes}") == 0:
+                tx.execute(f"INSERT INTO {changes} (id, changes) VALUES (1, 0)")
+        datastore = self.db.datastore
+        if isinstance(datastore, SQLiteDatastore):
+            if datastore.pool.is_sqlite_memory_mode:
+                self._trusted = True  # one process's alone: `_forget` is enough
+            else:
+                self._counter = _ChangeCounter(datastore.pool.db_name, self)
+                self._trusted = True
+
+    def listen(self) -> None:
+        """PostgreSQL: start the thread that hears of revocations (a serving
+        process calls this; until it is connected, nothing is remembered). On
+        SQLite, nothing to start."""
+        datastore = self.db.datastore
+        if isinstance(datastore, PostgresDatastore) and self._listener is None:
+            self._listener = _Listener(datastore, notify_channel(self.db.schema), self)
+            self._listener.start()
+
+    @property
+    def listening(self) -> bool:
+        """Whether the cache is in use (PostgreSQL: the listener is connected)."""
+        return self._trusted
+
+    def close(self) -> None:
+        """Stop the listener and close the counter's connection."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._counter is not None:
+            self._counter.close()
+            self._counter = None
 
     def issue(
         self,
@@ -148,17 +232,19 @@ class TokenBook:
     def identify_digest(self, key: str) -> Caller | None:
         """The same, by the token's digest (the console's sessions keep only the
         digest of the token they were opened with)."""
-        moment = time.monotonic()
+        if self._counter is not None:
+            self._counter.observe()
         known = self._known.get(key)
-        if known is None or known.checked_until <= moment:
-            known = self._look_up(key, moment)
+        if known is None:
+            known = self._look_up(key)
             if known is None:
                 return None
         if known.expires_at is not None and known.expires_at <= self.clock():
             return None
         return known.caller
 
-    def _look_up(self, key: str, moment: float) -> _Known | None:
+    def _look_up(self, key: str) -> _Known | None:
+        generation = self._generation  # read before the row: see `_invalidate`
         with self.db.transaction(commit=False) as tx:
             tx.execute(
                 f"SELECT actor, role, expires_at FROM {tx.table('api_tokens')} "
@@ -167,14 +253,17 @@ class TokenBook:
             )
             row = tx.fetchone()
         with self._lock:
+            self.lookups += 1
             if row is None:
                 self._known.pop(key, None)
                 return None
-            if len(self._known) > 10_000:
-                self._known.clear()
-            known = _Known(Caller(row["actor"], Role(row["role"])), _instant(row["expires_at"]),
-                           moment + self.CACHE_SECONDS)  # fmt: skip
-            self._known[key] = known
+            known = _Known(Caller(row["actor"], Role(row["role"])), _instant(row["expires_at"]))
+            # Remembered only if no revocation was heard of since the row was
+            # read (it may predate the revocation) and revocations are heard.
+            if self._trusted and self._generation == generation:
+                if len(self._known) >= self.CACHE_SIZE:
+                    self._known.clear()
+                self._known[key] = known
         return known
 
     def revoke(self, token_id: str, now: datetime) -> bool:
@@ -189,7 +278,9 @@ class TokenBook:
                 f"UPDATE {table} SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
                 (now.astimezone(UTC).isoformat(), token_id),
             )
-        self._forget()
+            if changed:
+                _announce(tx)
+        self._invalidate()
         return changed > 0
 
     def revoke_actor(self, actor: str, now: datetime) -> int:
@@ -203,7 +294,9 @@ class TokenBook:
                 f"UPDATE {table} SET revoked_at = ? WHERE actor = ? AND revoked_at IS NULL",
                 (now.astimezone(UTC).isoformat(), actor),
             )
-        self._forget()
+            if changed:
+                _announce(tx)
+        self._invalidate()
         return changed
 
     def records(self) -> list[TokenRecord]:
@@ -222,10 +315,114 @@ class TokenBook:
             for r in rows
         ]
 
-    def _forget(self) -> None:
-        """This process's revocations take effect at once here (others: within 1 s)."""
+    def _invalidate(self, *, trusted: bool | None = None) -> None:
+        """Forget every token (a revocation was heard of, or may have been missed);
+        `trusted`: whether revocations are heard from now on."""
         with self._lock:
+            self._generation += 1
             self._known.clear()
+            self.invalidations += 1
+            if trusted is not None:
+                self._trusted = trusted
+
+
+def _announce(tx: Tx) -> None:
+    """Tell every process of a revocation, in the transaction that records it:
+    the counter SQLite's books read, and PostgreSQL's NOTIFY (sent at commit)."""
+    tx.execute(f"UPDATE {tx.table('api_token_changes')} SET changes = changes + 1 WHERE id = 1")
+    if tx.dialect == "postgres":
+        tx.execute("SELECT pg_notify(?, 'revoked')", (notify_channel(tx.schema),))
+
+
+class _ChangeCounter:
+    """SQLite: the revocation counter, read over a connection of its own."""
+
+    def __init__(self, path: str, book: TokenBook) -> None:
+        self._path = path
+        self._book = book
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._seen: int | None = None
+
+    def observe(self) -> None:
+        """Clear the book's cache if the counter moved (or cannot be read)."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = sqlite3.connect(
+                        self._path, check_same_thread=False, isolation_level=None
+                    )
+                row = self._connection.execute(
+                    "SELECT changes FROM api_token_changes WHERE id = 1"
+                ).fetchone()
+                seen = None if row is None else int(row[0])
+            except sqlite3.Error:
+                seen = None
+            moved = seen is None or seen != self._seen
+            self._seen = seen
+        if moved:
+            self._book._invalidate(trusted=seen is not None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+class _Listener:
+    """PostgreSQL: a thread on a connection of its own, `LISTEN`ing for
+    revocations; it clears the book's cache on each, and on every (re)connect."""
+
+    def __init__(self, datastore: PostgresDatastore, channel: str, book: TokenBook) -> None:
+        pool = datastore.pool
+        conninfo, kwargs = pool.conninfo, pool.kwargs  # as the library's pool connects
+        self._conninfo = conninfo if isinstance(conninfo, str) else conninfo()
+        given = kwargs() if callable(kwargs) else dict(kwargs or {})
+        self._kwargs = {k: v for k, v in given.items() if k != "row_factory"}
+        self._password = pool.get_password_func
+        self._channel = channel
+        self._book = book
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="fieldledger-token-listener", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except (psycopg.Error, OSError) as e:
+                log.warning("token listener: %s (tokens are read on every request until "
+                            "it reconnects)", e)  # fmt: skip
+            finally:
+                self._book._invalidate(trusted=False)
+            self._stopping.wait(self._book.RETRY_SECONDS)
+
+    def _listen(self) -> None:
+        kwargs = {"application_name": self._book.LISTENER_NAME, **self._kwargs}
+        if self._password is not None:
+            kwargs["password"] = self._password()
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5,
+                             **kwargs) as connection:  # fmt: skip
+            connection.execute(SQL("LISTEN {}").format(Identifier(self._channel)))
+            # Revocations committed before LISTEN were not announced to us:
+            # forget everything, and remember from now on.
+            self._book._invalidate(trusted=True)
+            pinged = time.monotonic()
+            while not self._stopping.is_set():
+                for _ in connection.notifies(timeout=0.5):
+                    self._book._invalidate()
+                if time.monotonic() - pinged >= self._book.PING_SECONDS:
+                    connection.execute("SELECT 1")
+                    pinged = time.monotonic()
 
 
 def _add_missing_columns(tx: Tx, table: str) -> None:
