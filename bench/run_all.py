@@ -10,8 +10,15 @@ Phases (each also runnable alone: --only commands|rebuild|as_of|queries):
 - rebuild: all projections from zero in one pass (and, at the smaller size, one
   after the other) vs reading and decoding the same events; peak memory of each;
 - as_of: the reports as of an instant vs the same reports live (smaller size);
-- queries: p50/p99 of /history, /audit by actor and by day, /sla/board, warm.
+- queries: p50/p99 of /history, /audit by actor and by day, /sla/board, warm,
+  beside /healthz on the same server (the baseline) and the load average.
 Sizes: 100k and 1M events (scaling), 1 and 2 API workers.
+
+`--database URL` measures an existing store instead of generating one (its read
+models are brought up to date first; export the FIELDLEDGER_MASTER_KEY it was
+written under):
+
+    bench/run_all --only queries --database postgresql://postgres@127.0.0.1/fl_gen_copy
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ ADMIN_URL = os.environ.get(
     "FIELDLEDGER_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 CLIENTS = 16
+EXTERNAL_ENVIRON = dict(os.environ)  # before the run's own master key below
 # The run's databases are fresh: a fresh master key for them (docs/privacy.md),
 # inherited by every process the run starts (serve, projector, generator, CLI).
 os.environ.setdefault(
@@ -323,12 +331,17 @@ def phase_queries(url: str, n: int) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
             _wait_caught_up(client)
-            return {
+            load_before = load_average()
+            result = {
+                # The baseline: the same server's cheapest answer, same client.
+                "healthz": latencies(client, "/healthz", {}, n),
                 "history": latencies(client, f"/work-orders/{order_id}/history", {}, n),
                 "audit_by_actor": latencies(client, "/audit", {"actor": "tech-017"}, n),
                 "audit_by_day": latencies(client, "/audit", one_day, n),
                 "sla_board": latencies(client, "/sla/board", board, n),
             }
+            result["loadavg"] = {"before": load_before, "after": load_average()}
+            return result
 
 
 def _wait_caught_up(client: httpx.Client) -> None:
@@ -355,7 +368,15 @@ def main() -> None:
     parser.add_argument("--deployments", choices=["all", "recommended"], default="all",
                         help="commands: every deployment, or only the recommended one")
     parser.add_argument("--sizes", help="comma-separated event counts (default 100k,1M)")
+    parser.add_argument("--database", metavar="URL",
+                        help="measure this existing store (rebuild, as_of, queries) instead "
+                        "of generating one per size; FIELDLEDGER_MASTER_KEY must be its key")
     args = parser.parse_args()
+    if args.database:
+        if "FIELDLEDGER_MASTER_KEY" not in EXTERNAL_ENVIRON:
+            sys.exit("--database: export the FIELDLEDGER_MASTER_KEY the store was written under")
+        if args.only in (None, "commands"):
+            sys.exit("--database: name a phase that reads a store (--only rebuild|as_of|queries)")
     if shutil.which("wrk") is None or shutil.which("pgbench") is None:
         sys.exit("bench needs wrk and pgbench (bench/run_all installs them)")
     sizes = [5_000, 20_000] if args.quick else [100_000, 1_000_000]
@@ -368,17 +389,23 @@ def main() -> None:
         report["commands"] = phase_commands(seconds, args.deployments)
         print(json.dumps(report["commands"], indent=1), flush=True)
     for size in sizes if args.only != "commands" else []:
-        url = fresh_database(bench_database(str(size)))
-        entry: dict[str, Any] = {"generate_per_s": generate(url, size)}
+        if args.database:
+            url, size = args.database, 0  # one existing store, reported as size 0
+            entry: dict[str, Any] = {"database": args.database}
+        else:
+            url = fresh_database(bench_database(str(size)))
+            entry = {"generate_per_s": generate(url, size)}
         if args.only in (None, "rebuild"):
             entry["rebuild"] = phase_rebuild(url, each=size == sizes[0])
-        if args.only in (None, "as_of") and size == sizes[0]:
+        if args.only in (None, "as_of") and (args.database or size == sizes[0]):
             # Linear in the events replayed: measured at the smaller size only.
             entry["as_of"] = phase_as_of(url, 3)
         if args.only in (None, "queries"):
             entry["queries"] = phase_queries(url, n)
         report["sizes"][size] = entry
         print(json.dumps({size: entry}, indent=1), flush=True)
+        if args.database:
+            break
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report, indent=1))
