@@ -332,17 +332,21 @@ class PersonalDataVault:
             )
         return self._unwrap(row["wrapped"], row["key_id"])
 
-    def _keys(self, key_ids: Iterable[str]) -> dict[str, bytes]:
-        """The data keys that still exist among these (one query)."""
+    def _keys(self, key_ids: Iterable[str], tx: Tx | None = None) -> dict[str, bytes]:
+        """The data keys that still exist among these (one query; in `tx` if
+        given, else in a read transaction of its own)."""
         wanted = sorted(set(key_ids))
         if not wanted:
             return {}
-        with self.db.transaction(commit=False) as tx:
-            rows = tx.query(
-                f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
-                f"WHERE key_id IN ({', '.join('?' for _ in wanted)})",
-                wanted,
-            )
+        statement = (
+            f"SELECT key_id, wrapped, master_key_id FROM {self.db.table(DATA_KEYS_TABLE)} "
+            f"WHERE key_id IN ({', '.join('?' for _ in wanted)})"
+        )
+        if tx is not None:
+            rows = tx.query(statement, wanted)
+        else:
+            with self.db.transaction(commit=False) as own:
+                rows = own.query(statement, wanted)
         return {r["key_id"]: self._open_key(r) for r in rows}
 
     def key_count(self, customer_id: UUID) -> int:
@@ -443,12 +447,14 @@ class PersonalDataVault:
         shown = self.disclose({"customer": _plain(value)}, ContactAccess.FULL)
         return dict(shown["customer"])
 
-    def disclose(self, data: Any, access: ContactAccess) -> Any:
+    def disclose(self, data: Any, access: ContactAccess, *, tx: Tx | None = None) -> Any:
         """`data` (an event's or a view's JSON) with each sealed contact opened
-        and shown as `access` may see it; one query for all the keys needed."""
+        and shown as `access` may see it; one query for all the keys needed (in
+        `tx`, a read model's open transaction, if given: no round trips of its
+        own)."""
         found: list[Mapping[str, Any]] = []
         _walk(data, found.append)
-        keys = self._keys(s["key_id"] for s in found if _is_sealed(s))
+        keys = self._keys((s["key_id"] for s in found if _is_sealed(s)), tx)
 
         def show(held: Any) -> Any:
             if isinstance(held, str):  # a name recorded in clear before sealing

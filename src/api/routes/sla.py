@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fieldledger.api.deps import CallerDep, LedgerDep, ProjectionsDep, SettingsDep
 from fieldledger.api.problems import InvalidRequest, responses
-from fieldledger.api.reading import AsOf, MinPosition, reading
+from fieldledger.api.reading import AsOf, MinPosition, json_response, reading
 from fieldledger.application.fields import DayOrInstant, NameList
 from fieldledger.application.ledger import plain
 from fieldledger.domain.errors import InvalidCommand
@@ -146,13 +146,13 @@ def sla_board(
     kind: KindParam = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
-) -> BoardOut:
+) -> Response:
     default = ledger.clock() if as_of is None else as_of
     instant = default if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
     with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
-    return BoardOut(
+    answer = BoardOut(
         at=plain(instant),
         items=[
             BoardItemOut(
@@ -171,6 +171,7 @@ def sla_board(
             for i in items
         ],
     )
+    return json_response(answer)
 
 
 @router.get(
