@@ -23,6 +23,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 from fieldledger.application.database import Database, Tx
 from fieldledger.projections.read_model import ReadModel, Tables
+from psycopg.sql import SQL, Literal
 
 GENERATIONS = "projection_generations"
 #: A scratch generation older than this was left by a crashed process: dropped.
@@ -141,11 +142,28 @@ class Generations:
         """
         with self.db.transaction(commit=False) as tx:
             if tx.dialect == "postgres":
-                tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (self._drop_lock(name),))
-            generation = self.live_in(tx, name)
+                generation = self._locked_live(tx, name)
+            else:
+                generation = self.live_in(tx, name)
             if generation is None:  # pragma: no cover - created at start
                 raise LookupError(name)
             yield tx, self.tables(name, generation)
+
+    def _locked_live(self, tx: Tx, name: str) -> int | None:
+        """PostgreSQL: take the shared drop lock, then look up the live generation,
+        in one round trip: two statements in one simple query (no parameters: the
+        lock key and the view's name are ours, quoted as literals), run in order,
+        each with a snapshot of its own, so the lookup sees every swap committed
+        before the lock was granted. A read used to spend a round trip on each."""
+        statement = SQL(
+            "SELECT pg_advisory_xact_lock_shared({}); "
+            "SELECT generation FROM {} WHERE name = {} AND state = 'live'"
+        ).format(Literal(self._drop_lock(name)), SQL(tx.table(GENERATIONS)), Literal(name))
+        cursor = tx.cursor
+        cursor.execute(statement)
+        cursor.nextset()
+        row = cursor.fetchone()
+        return None if row is None else int(row["generation"])
 
     def _drop_lock(self, name: str) -> int:
         digest = hashlib.sha256(f"fieldledger:{self.db.schema}:{name}".encode()).digest()
