@@ -27,12 +27,14 @@ generation moved while it read).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
+import select
+import socket
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -384,6 +386,8 @@ class _Listener:
         self._channel = channel
         self._book = book
         self._stopping = threading.Event()
+        # Written to by `stop`: wakes the thread from its wait at once.
+        self._wake, self._waker = socket.socketpair()
         self._thread = threading.Thread(
             target=self._run, name="fieldledger-token-listener", daemon=True
         )
@@ -393,7 +397,11 @@ class _Listener:
 
     def stop(self) -> None:
         self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._waker.send(b"x")
         self._thread.join(timeout=5)
+        self._wake.close()
+        self._waker.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -416,13 +424,17 @@ class _Listener:
             # Revocations committed before LISTEN were not announced to us:
             # forget everything, and remember from now on.
             self._book._invalidate(trusted=True)
-            pinged = time.monotonic()
             while not self._stopping.is_set():
-                for _ in connection.notifies(timeout=0.5):
-                    self._book._invalidate()
-                if time.monotonic() - pinged >= self._book.PING_SECONDS:
+                ready, _, _ = select.select(
+                    [connection.fileno(), self._wake.fileno()], [], [], self._book.PING_SECONDS
+                )
+                if self._stopping.is_set():
+                    return
+                if not ready:  # quiet: is the connection still there?
                     connection.execute("SELECT 1")
-                    pinged = time.monotonic()
+                    continue
+                for _ in connection.notifies(timeout=0):  # what has arrived
+                    self._book._invalidate()
 
 
 def _add_missing_columns(tx: Tx, table: str) -> None:
