@@ -150,8 +150,7 @@ class TokenBook:
                 f"CREATE TABLE IF NOT EXISTS {changes} "
                 "(id INTEGER PRIMARY KEY, changes INTEGER NOT NULL)"
             )
-            if tx.scalar(f"SELECT COUNT(*) FROM {changes}") == 0:
-                tx.execute(f"INSERT INTO {changes} (id, changes) VALUES (1, 0)")
+            tx.execute(f"INSERT INTO {changes} (id, changes) VALUES (1, 0) ON CONFLICT DO NOTHING")
         datastore = self.db.datastore
         if isinstance(datastore, SQLiteDatastore):
             if datastore.pool.is_sqlite_memory_mode:
