@@ -403,12 +403,15 @@ class _Listener:
         self._waker.close()
 
     def _run(self) -> None:
+        warned = False  # once per outage, not once per attempt
         while not self._stopping.is_set():
             try:
                 self._listen()
             except (psycopg.Error, OSError) as e:
-                log.warning("token listener: %s (tokens are read on every request until "
-                            "it reconnects)", e)  # fmt: skip
+                if self._book.listening or not warned:  # it was up: a new outage
+                    log.warning("token listener: %s (tokens are read on every request "
+                                "until it reconnects)", e)  # fmt: skip
+                warned = True
             finally:
                 self._book._invalidate(trusted=False)
             self._stopping.wait(self._book.RETRY_SECONDS)
