@@ -319,7 +319,8 @@ class TargetFacts(NamedTuple):
     the same facts for a target give that target the same times, due, yellow,
     warning and span; they can differ only in the columns `Subject` holds
     directly (owner, escalated, reminded). So a projection recomputes a
-    target only when its facts change."""
+    target only when its facts change, and not even then when only its end
+    moved (`only_the_end_moved`)."""
 
     met_at: datetime | None
     closed_at: datetime | None
@@ -344,6 +345,15 @@ def target_facts(subject: Subject, name: str) -> TargetFacts:
             pause_end = end
         pauses.append(Pause(pause_start, pause_end))
     return TargetFacts(met_at, closed_at, closed_as, tuple(pauses))
+
+
+def only_the_end_moved(before: TargetFacts, after: TargetFacts, due_at: datetime | None) -> bool:
+    """Whether a target with these facts before and after an event (and, before
+    it, this due time) changed only in when and how it ended (`met_at`,
+    `closed_at`, `closed_as`): its holds are the same, and its due time is
+    known, so its due and yellow times, its paused time and its calendar
+    warning (reckoned to the due time) stay as they were."""
+    return due_at is not None and before.pauses == after.pauses
 
 
 def target(

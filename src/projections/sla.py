@@ -37,6 +37,7 @@ from fieldledger.domain.sla import (
     Subject,
     TargetFacts,
     calendar_for,
+    only_the_end_moved,
     target,
     target_facts,
     target_names,
@@ -270,8 +271,10 @@ class SlaView(ReadModel):
         changed is computed afresh; in the others the event can change only
         the columns the subject holds directly (owner, escalated, reminded),
         which are set as they are (most events meet one target, or change
-        none: a reminder, a handover, an escalation). `before`: the facts
-        before the event (None: the aggregate's first event)."""
+        none: a reminder, a handover, an escalation). A target only met or
+        ended by the event, its holds the same, gets those columns set and
+        keeps its times (`only_the_end_moved`). `before`: the facts before
+        the event (None: the aggregate's first event)."""
         rows: VersionedRows = batch.state.targets
         rows.position = position
         names = target_names(subject.kind)
@@ -281,15 +284,27 @@ class SlaView(ReadModel):
         for name in names:
             facts = target_facts(subject, name)
             old = group.get((key, name))
-            if before is not None and old is not None and before[name] == facts:
-                cheap = {
+            if before is not None and old is not None:
+                changes: dict[str, Any] = {
                     "owner_id": subject.owner_id,
                     "escalated": int(name in subject.escalated_targets),
                     "reminded": int(name in subject.reminded_targets),
                 }
-                if any(old[c] != v for c, v in cheap.items()):
-                    rows.update(key, name, **cheap)
-                continue
+                if before[name] != facts:
+                    if not only_the_end_moved(before[name], facts, _instant(old["due_at"])):
+                        changes = {}
+                    else:
+                        end = facts.met_at or facts.closed_at
+                        changes.update(
+                            met_at=_stamp(facts.met_at),
+                            closed_at=_stamp(facts.closed_at),
+                            closed_as=facts.closed_as,
+                            span_class=span_class(subject.started_at, end),
+                        )
+                if changes:
+                    if any(old[c] != v for c, v in changes.items()):
+                        rows.update(key, name, **changes)
+                    continue
             if rules is None:
                 rules = self._policy_of(batch, subject)
             computed.append(target(subject, *rules, name, facts))
