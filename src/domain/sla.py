@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from fieldledger.domain.business_calendar import BusinessCalendar, Clock, Pause, RoundTheClock
 from fieldledger.domain.complaints import Complaint
@@ -301,15 +301,71 @@ def rule_of(policy: Policy, subject: Subject, target: str) -> Target:
     return getattr(getattr(policy.sla.complaint, target), subject.severity)  # type: ignore[no-any-return]
 
 
+def target_names(kind: Kind) -> tuple[str, ...]:
+    return WORK_ORDER_TARGETS if kind == "work_order" else COMPLAINT_TARGETS
+
+
 def targets(subject: Subject, policy: Policy, calendar: BusinessCalendar) -> list[SlaTarget]:
     """Every SLA target of the subject under `policy`, which must be the one it was
     booked under (`subject.policy_version`; not checked here: a policy's version is
     a digest, too dear to recompute for every record), and that policy's calendar."""
-    names = WORK_ORDER_TARGETS if subject.kind == "work_order" else COMPLAINT_TARGETS
-    return [_target(subject, policy, calendar, name) for name in names]
+    return [target(subject, policy, calendar, name) for name in target_names(subject.kind)]
 
 
-def _target(subject: Subject, policy: Policy, calendar: BusinessCalendar, name: str) -> SlaTarget:
+class TargetFacts(NamedTuple):
+    """What one target's times follow from besides what its subject was booked
+    with (which never changes): when it was met, when and how it ended unmet,
+    and the holds while it ran (cut at its end). Two states of a subject with
+    the same facts for a target give that target the same times, due, yellow,
+    warning and span; they can differ only in the columns `Subject` holds
+    directly (owner, escalated, reminded). So a projection recomputes a
+    target only when its facts change, and not even then when only its end
+    moved (`only_the_end_moved`)."""
+
+    met_at: datetime | None
+    closed_at: datetime | None
+    closed_as: Literal["cancelled", "waived"] | None
+    pauses: tuple[Pause, ...]
+
+
+def target_facts(subject: Subject, name: str) -> TargetFacts:
+    met_at = subject.met.get(name)
+    closed_at: datetime | None = None
+    closed_as: Literal["cancelled", "waived"] | None = None
+    if met_at is None and subject.closed_at is not None:
+        closed_at = subject.closed_at
+        closed_as = "cancelled" if subject.closed_by == "cancelled" else "waived"
+    end = met_at or closed_at
+    # Holds count while the target runs: a hold still open when it ends stops there.
+    pauses: list[Pause] = []
+    for pause_start, pause_end in subject.pauses:
+        if end is not None and pause_start >= end:
+            continue
+        if end is not None and (pause_end is None or pause_end > end):
+            pause_end = end
+        pauses.append(Pause(pause_start, pause_end))
+    return TargetFacts(met_at, closed_at, closed_as, tuple(pauses))
+
+
+def only_the_end_moved(before: TargetFacts, after: TargetFacts, due_at: datetime | None) -> bool:
+    """Whether a target with these facts before and after an event (and, before
+    it, this due time) changed only in when and how it ended (`met_at`,
+    `closed_at`, `closed_as`): its holds are the same, and its due time is
+    known, so its due and yellow times, its paused time and its calendar
+    warning (reckoned to the due time) stay as they were."""
+    return due_at is not None and before.pauses == after.pauses
+
+
+def target(
+    subject: Subject,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    name: str,
+    facts: TargetFacts | None = None,
+) -> SlaTarget:
+    """One target of the subject (see `targets`); `facts` when already known."""
+    if facts is None:
+        facts = target_facts(subject, name)
     rule = rule_of(policy, subject, name)
     start = subject.started_at
     clock: Clock
@@ -327,22 +383,8 @@ def _target(subject: Subject, policy: Policy, calendar: BusinessCalendar, name: 
         else:
             clock, clock_name = _ROUND_THE_CLOCK, "24x7"
 
-    met_at = subject.met.get(name)
-    closed_at: datetime | None = None
-    closed_as: Literal["cancelled", "waived"] | None = None
-    if met_at is None and subject.closed_at is not None:
-        closed_at = subject.closed_at
-        closed_as = "cancelled" if subject.closed_by == "cancelled" else "waived"
+    met_at, closed_at, closed_as, pauses = facts
     end = met_at or closed_at
-
-    # Holds count while the target runs: a hold still open when it ends stops there.
-    pauses: list[Pause] = []
-    for pause_start, pause_end in subject.pauses:
-        if end is not None and pause_start >= end:
-            continue
-        if end is not None and (pause_end is None or pause_end > end):
-            pause_end = end
-        pauses.append(Pause(pause_start, pause_end))
     paused = sum(
         (clock.elapsed(max(p.start, start), p.end) for p in pauses if p.end is not None),
         timedelta(0),

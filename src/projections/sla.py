@@ -26,6 +26,7 @@ from fieldledger.application.database import Row, Tx
 from fieldledger.application.ledger import UnknownPolicy
 from fieldledger.application.sla_sweep import RedTarget
 from fieldledger.domain.adopted_policies import AdoptedPolicy
+from fieldledger.domain.business_calendar import BusinessCalendar
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.policy import Policy, builtin_policy, policy_from_document
 from fieldledger.domain.sla import (
@@ -34,8 +35,12 @@ from fieldledger.domain.sla import (
     SlaTarget,
     Status,
     Subject,
+    TargetFacts,
     calendar_for,
-    targets,
+    only_the_end_moved,
+    target,
+    target_facts,
+    target_names,
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
@@ -224,18 +229,22 @@ class SlaView(ReadModel):
             return
         key = str(event.originator_id)
         subject = Subject.start(event)
+        before: dict[str, TargetFacts] | None = None
         if subject is not None:
             touched.subjects[key] = subject
             touched.targets.known_absent(key)  # its first event: no targets yet
             touched.fresh.add(key)
         elif isinstance(event, _CHANGES):
             subject = self._subject(batch, key)
-            if subject is None or not subject.apply(event):
+            if subject is None:
+                return
+            before = {name: target_facts(subject, name) for name in target_names(subject.kind)}
+            if not subject.apply(event):
                 return
         else:
             return
         touched.dirty[key] = None
-        self._set_targets(batch, key, subject, position)
+        self._set_targets(batch, key, subject, position, before)
         if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
             touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
@@ -247,25 +256,70 @@ class SlaView(ReadModel):
                 (key, event.originator_version, event.level, coordinator, position)
             )
 
-    def _set_targets(self, batch: Batch, key: str, subject: Subject, position: int) -> None:
-        """The aggregate's targets computed afresh as of this event: a target whose
-        row changes keeps its previous version in the history."""
-        if self.policy_override is not None:
-            policy = self.policy_override
-            calendar = calendar_for(policy, self.settings.timezone, self._override_version)
-        else:
-            policy = self._policy(batch.tx, batch.t, subject.policy_version)
-            calendar = calendar_for(policy, self.settings.timezone, subject.policy_version)
+    def _set_targets(
+        self,
+        batch: Batch,
+        key: str,
+        subject: Subject,
+        position: int,
+        before: Mapping[str, TargetFacts] | None,
+    ) -> None:
+        """The aggregate's targets as of this event: a target whose row changes
+        keeps its previous version in the history.
+
+        Only a target whose facts (`TargetFacts`: met, ended, holds) the event
+        changed is computed afresh; in the others the event can change only
+        the columns the subject holds directly (owner, escalated, reminded),
+        which are set as they are (most events meet one target, or change
+        none: a reminder, a handover, an escalation). A target only met or
+        ended by the event, its holds the same, gets those columns set and
+        keeps its times (`only_the_end_moved`). `before`: the facts before
+        the event (None: the aggregate's first event)."""
         rows: VersionedRows = batch.state.targets
         rows.position = position
-        now = {
-            target.target: dict(zip(TARGET_COLUMNS, _row(subject, target), strict=True))
-            for target in targets(subject, policy, calendar)
-        }
-        for found in [k for k in rows.group(key) if k[1] not in now]:
+        names = target_names(subject.kind)
+        group = rows.group(key)
+        computed: list[SlaTarget] = []
+        rules: tuple[Policy, BusinessCalendar] | None = None
+        for name in names:
+            facts = target_facts(subject, name)
+            old = group.get((key, name))
+            if before is not None and old is not None:
+                changes: dict[str, Any] = {
+                    "owner_id": subject.owner_id,
+                    "escalated": int(name in subject.escalated_targets),
+                    "reminded": int(name in subject.reminded_targets),
+                }
+                if before[name] != facts:
+                    if not only_the_end_moved(before[name], facts, _instant(old["due_at"])):
+                        changes = {}
+                    else:
+                        end = facts.met_at or facts.closed_at
+                        changes.update(
+                            met_at=_stamp(facts.met_at),
+                            closed_at=_stamp(facts.closed_at),
+                            closed_as=facts.closed_as,
+                            span_class=span_class(subject.started_at, end),
+                        )
+                if changes:
+                    if any(old[c] != v for c, v in changes.items()):
+                        rows.update(key, name, **changes)
+                    continue
+            if rules is None:
+                rules = self._policy_of(batch, subject)
+            computed.append(target(subject, *rules, name, facts))
+        for found in [k for k in group if k[1] not in names]:  # pragma: no cover - fixed names
             rows.delete(*found)
-        for row in now.values():
-            rows.put(row)
+        for fresh in computed:
+            rows.put(dict(zip(TARGET_COLUMNS, _row(subject, fresh), strict=True)))
+
+    def _policy_of(self, batch: Batch, subject: Subject) -> tuple[Policy, BusinessCalendar]:
+        """The policy the subject's targets are computed under, and its calendar."""
+        if self.policy_override is not None:
+            policy = self.policy_override
+            return policy, calendar_for(policy, self.settings.timezone, self._override_version)
+        policy = self._policy(batch.tx, batch.t, subject.policy_version)
+        return policy, calendar_for(policy, self.settings.timezone, subject.policy_version)
 
     def end_batch(self, batch: Batch) -> None:
         """The batch's writes, one statement per table: the owners seen, the
@@ -321,8 +375,6 @@ class SlaView(ReadModel):
         return found
 
 
-
-
 def _owner_validity(
     rows: Sequence[tuple[Any, ...]],
 ) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, str]]]:
@@ -347,7 +399,6 @@ def _owner_validity(
     for row in rows:
         ends.setdefault(row[0], (row[1], later[row[0]]))
     return out, ends
-
 
 
 #: Upper bounds of how long a target stayed open, one per span class: 1 hour

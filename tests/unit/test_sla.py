@@ -12,6 +12,7 @@ All times below are local (Shanghai) unless they say otherwise.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -26,7 +27,15 @@ from fieldledger.domain.complaints import (
 )
 from fieldledger.domain.facts import Context, Role
 from fieldledger.domain.policy import Policy, builtin_policy, builtin_policy_text, parse_policy
-from fieldledger.domain.sla import SlaTarget, Subject, calendar_for, targets
+from fieldledger.domain.sla import (
+    SlaTarget,
+    Subject,
+    calendar_for,
+    only_the_end_moved,
+    target_facts,
+    target_names,
+    targets,
+)
 from fieldledger.domain.work_orders import (
     Appointment,
     Billing,
@@ -394,7 +403,10 @@ def test_rows_record_the_policy_they_were_computed_with() -> None:
     stricter = parse_policy(
         builtin_policy_text()
         .replace('name = "builtin"', 'name = "stricter"')
-        .replace('routine = { clock = "business", hours = 4 }', 'routine = { clock = "business", hours = 3 }')
+        .replace(
+            'routine = { clock = "business", hours = 4 }',
+            'routine = { clock = "business", hours = 3 }',
+        )
     )
     wo = book(sh(10, 8, 9), policy=stricter)
     got = sla(wo, stricter)["response"]
@@ -425,3 +437,97 @@ def test_subject_survives_its_plain_data_form() -> None:
     data: dict[str, Any] = subject.to_data()
     assert Subject.from_data(data) == subject
     assert subject.escalated_targets == ["arrival"] and subject.escalation_level == 1
+
+
+# -- what a projection may skip: a target's facts --------------------------------------
+
+
+def _fold_checking_facts(aggregate: WorkOrder | Complaint) -> list[tuple[str, str]]:
+    """Fold the aggregate's events one by one; after each, every target whose
+    facts did not change must equal its previous value but for the columns the
+    subject holds directly (escalated, reminded), and one whose end alone moved
+    (`only_the_end_moved`) but for those and its end. The (event, target) pairs
+    whose facts changed, marked "(end)" when only the end moved."""
+    events = list(aggregate.collect_events())
+    subject = Subject.start(events[0])
+    assert subject is not None
+    calendar = calendar_for(POLICY, "Asia/Shanghai")
+    names = target_names(subject.kind)
+    previous = {t.target: t for t in targets(subject, POLICY, calendar)}
+    changed: list[tuple[str, str]] = []
+    for event in events[1:]:
+        before = {name: target_facts(subject, name) for name in names}
+        subject.apply(event)
+        now = {t.target: t for t in targets(subject, POLICY, calendar)}
+        for name in names:
+            was, facts = previous[name], target_facts(subject, name)
+            kept = replace(was, escalated=now[name].escalated, reminded=now[name].reminded)
+            if facts == before[name]:
+                assert kept == now[name], (type(event).__name__, name)
+            elif only_the_end_moved(before[name], facts, was.due_at):
+                ended = replace(
+                    kept, met_at=facts.met_at, closed_at=facts.closed_at, closed_as=facts.closed_as
+                )
+                assert ended == now[name], (type(event).__name__, name)
+                changed.append((type(event).__name__, f"{name} (end)"))
+            else:
+                changed.append((type(event).__name__, name))
+        previous = now
+    return changed
+
+
+def test_a_target_whose_facts_stay_the_same_stays_the_same() -> None:
+    wo = held_order()
+    wo.remind(ctx(sh(10, 12, 10, 30), Role.SYSTEM, "system"), "arrival", "tech-1")
+    wo.resume(ctx(sh(10, 13, 10)))
+    wo.escalate(ctx(sh(10, 13, 11), Role.SYSTEM, "system"), 1, "late", "arrival")
+    wo.hold(ctx(sh(10, 13, 12)), "parts")
+    wo.cancel(ctx(sh(10, 14, 9)), "gave up")
+    assert _fold_checking_facts(wo) == [
+        ("Assigned", "response (end)"),
+        # The holds stop the two targets still running, not the met response.
+        ("PutOnHold", "arrival"), ("PutOnHold", "resolution"),
+        ("Resumed", "arrival"), ("Resumed", "resolution"),
+        ("PutOnHold", "arrival"), ("PutOnHold", "resolution"),
+        # Cancelled on hold: the hold now ends there, so their times change.
+        ("Cancelled", "arrival"), ("Cancelled", "resolution"),
+    ]  # fmt: skip
+
+
+def test_meeting_or_ending_a_target_moves_only_its_end() -> None:
+    wo = book(sh(10, 8, 9), "priority")
+    wo.assign(ctx(sh(10, 8, 9, 10)), "tech-1")
+    wo.confirm(tech(sh(10, 8, 9, 20)))
+    wo.depart(tech(sh(10, 8, 9, 30)))
+    wo.arrive(tech(sh(10, 8, 10, 30)))
+    wo.start(tech(sh(10, 8, 10, 40)), True, "ok", True, True, True)
+    wo.complete(tech(sh(10, 9, 16)), "fixed", [], CHECKLIST)
+    wo.accept(tech(sh(10, 9, 16, 5)), "王芳")
+    assert _fold_checking_facts(wo) == [
+        ("Assigned", "response (end)"), ("Arrived", "arrival (end)"),
+        ("Accepted", "resolution (end)"),
+    ]  # fmt: skip
+    remote = book(sh(10, 8, 9), "priority")
+    remote.hold(ctx(sh(10, 8, 9, 10)), "customer away")
+    remote.resume(ctx(sh(10, 8, 9, 40)))
+    remote.resolve_remotely(ctx(sh(10, 8, 9, 50)), "reset over the phone", "王芳")
+    assert _fold_checking_facts(remote)[-3:] == [
+        ("ResolvedRemotely", "response (end)"), ("ResolvedRemotely", "arrival (end)"),
+        ("ResolvedRemotely", "resolution (end)"),
+    ]  # fmt: skip
+
+
+def test_a_complaint_changes_one_target_per_meeting_event() -> None:
+    c = lodge(sh(10, 8, 9))
+    c.acknowledge(ctx(sh(10, 8, 9, 30)))
+    c.assign(ctx(sh(10, 8, 10)), "service quality", "sup-1")
+    c.record_findings(ctx(sh(10, 9, 10)), "rude", ["call"], ["tech-1"], True)
+    c.plan(ctx(sh(10, 9, 10, 30)), "apologise", "sup-1", sh(10, 10))
+    c.visit(ctx(sh(10, 9, 10, 40)), "sup-1", "")
+    c.hand_over(ctx(sh(10, 9, 10, 50)), "sup-2", "back office")
+    c.resolve(ctx(sh(10, 9, 11)), "apologised", InformedVia.VISIT)
+    c.confirm(ctx(sh(10, 9, 12)), True, 4)
+    assert _fold_checking_facts(c) == [
+        ("Acknowledged", "acknowledgement (end)"), ("Resolved", "resolution (end)"),
+        ("Closed", "closure (end)"),
+    ]  # fmt: skip
