@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
+from anyio import to_thread
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
@@ -190,6 +191,26 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class Blocking:
+    """A step's effect: a call that waits on the database (a query)."""
+
+    call: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A step's effect: save these prepared events and this receipt (group commit);
+    the step is sent the position of the last event, or thrown the refusal."""
+
+    events: Sequence[Any]
+    receipt: Receipt | None
+
+
+#: A command's steps: yields its effects, is sent each one's outcome, returns the result.
+Steps = Generator[Blocking | Commit, Any, CommandResult]
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     aggregate_id: UUID
     type: str
@@ -311,6 +332,12 @@ class FieldLedger(Application[UUID]):
         self.staff_directory: Callable[[str], bool] | None = None
         #: How far a command's `occurred_at` may lie before its recording (None: any).
         self.max_backdate = max_backdate
+
+    def close(self) -> None:
+        committer: GroupCommitter | None = getattr(self, "committer", None)
+        if committer is not None:
+            committer.close()  # the saves queued are written first
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -531,13 +558,81 @@ class FieldLedger(Application[UUID]):
         `occurred_at` defaults to the body's. Without `expected_version` a lost
         race is retried on the fresh state; with it, it is the caller's (412).
         """
-        self._check_named_staff(command, caller, body)
+        return self._run(self._execute_steps(
+            command, caller, aggregate_id, body, occurred_at, expected_version, idempotency
+        ))  # fmt: skip
+
+    async def execute_async(
+        self,
+        command: Command[A, B],
+        caller: Caller,
+        aggregate_id: UUID,
+        body: B,
+        *,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """`execute` for a caller on an event loop (the HTTP commands): the same
+        steps, the deciding on the loop, each query in a worker thread, and the
+        save handed to the group committer's writer thread without a thread of
+        its own (`GroupCommitter.save_async`)."""
+        steps = self._execute_steps(
+            command, caller, aggregate_id, body, occurred_at, expected_version, idempotency
+        )
+        try:
+            effect = next(steps)
+            while True:
+                try:
+                    if isinstance(effect, Commit):
+                        value: Any = await self.committer.save_async(effect.events,
+                                                                     effect.receipt)  # fmt: skip
+                    else:
+                        value = await to_thread.run_sync(effect.call)
+                except Exception as e:  # the steps decide what a failure means
+                    effect = steps.throw(e)
+                else:
+                    effect = steps.send(value)
+        except StopIteration as stop:
+            result: CommandResult = stop.value
+            return result
+
+    def _run(self, steps: Steps) -> CommandResult:
+        """Run a command's steps on this thread: each effect called in turn."""
+        try:
+            effect = next(steps)
+            while True:
+                try:
+                    if isinstance(effect, Commit):
+                        value: Any = self.committer.save(effect.events, effect.receipt)
+                    else:
+                        value = effect.call()
+                except Exception as e:  # the steps decide what a failure means
+                    effect = steps.throw(e)
+                else:
+                    effect = steps.send(value)
+        except StopIteration as stop:
+            result: CommandResult = stop.value
+            return result
+
+    def _execute_steps(
+        self,
+        command: Command[A, B],
+        caller: Caller,
+        aggregate_id: UUID,
+        body: B,
+        occurred_at: datetime | None,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+    ) -> Steps:
+        if command.names_staff is not None and self.staff_directory is not None:
+            yield Blocking(lambda: self._check_named_staff(command, caller, body))
         rules = self.rules()
-        return self._update(
+        return (yield from self._update(
             command, caller, aggregate_id,
             lambda aggregate, ctx: command.call(aggregate, ctx, body, rules),
             occurred_at or body.occurred_at, expected_version, idempotency,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def execute_on_staff(
         self,
@@ -737,14 +832,18 @@ class FieldLedger(Application[UUID]):
         occurred_at: datetime | None,
         expected_version: int | None,
         idempotency: Idempotency | None,
-    ) -> CommandResult:
+    ) -> Steps:
+        """The steps of a command on what exists: every query and the save are
+        yielded as effects (`Blocking`, `Commit`) for a driver to perform (`_run`
+        on this thread, `execute_async` on an event loop); the deciding is here."""
         # The role first: a role that may never give the command learns nothing,
         # not even whether the id exists or what an earlier request answered.
         command.check(caller.role)
         kind = command.aggregate
-        replay = self._replay(caller, idempotency)
-        if replay is not None:
-            return replay
+        if idempotency is not None:
+            replay = yield Blocking(lambda: self._replay(caller, idempotency))
+            if replay is not None:
+                return replay
         # Without an expected version the caller asked for no concurrency
         # control: a lost race is retried on the fresh state, where the rules are
         # checked again. With one, a lost race is the caller's to resolve.
@@ -754,7 +853,11 @@ class FieldLedger(Application[UUID]):
         tried = 0
         fresh = False
         while tried < attempts:
-            aggregate, cached = self._load_for_command(kind, aggregate_id, fresh)
+            aggregate = None if fresh else self._cached(kind, aggregate_id)
+            cached = aggregate is not None
+            if aggregate is None:
+                aggregate = yield Blocking(lambda: self._load_fresh(kind, aggregate_id))
+            assert aggregate is not None
             try:
                 if kind is WorkOrder:
                     authorize_assigned(caller.role, caller.actor, aggregate)
@@ -770,33 +873,40 @@ class FieldLedger(Application[UUID]):
                 fresh = True  # nothing to write, so no version check: read the store
                 continue
             result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
+            commit = self._commit(caller, idempotency, result, aggregate)
             try:
-                position = self._save(caller, idempotency, result, aggregate, keep=True)
+                position = yield commit
             except IntegrityError:
                 self.aggregate_cache.evict(aggregate_id)
-                replay = self._replay(caller, idempotency)
-                if replay is not None:
-                    return replay
+                if idempotency is not None:
+                    replay = yield Blocking(lambda: self._replay(caller, idempotency))
+                    if replay is not None:
+                        return replay
                 if cached:
                     fresh = True
                     continue
                 if expected_version is not None:
-                    current = self._version_of(aggregate_id)
+                    current = yield Blocking(lambda: self._version_of(aggregate_id))
                     raise VersionMismatch(expected_version, current) from None
                 tried += 1
                 continue
+            self._keep(aggregate, commit.events)
             return dataclasses.replace(result, position=position)
         raise Busy(f"{kind.kind} {aggregate_id} is being changed by others; try again")
 
-    def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
-        """The aggregate a command acts on, and whether it is a cached copy."""
-        if not fresh and self.aggregate_cache.enabled:
+    def _cached(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """The cached copy a command may decide on, if any (aggregate_cache.py)."""
+        if self.aggregate_cache.enabled:
             found = self.aggregate_cache.get(aggregate_id)
             if isinstance(found, kind):
-                return found, True
+                return found
+        return None
+
+    def _load_fresh(self, kind: type[A], aggregate_id: UUID) -> A:
+        """The aggregate as stored (a query), cached for the next command."""
         aggregate = self.get(kind, aggregate_id)
         self.aggregate_cache.put(aggregate)
-        return aggregate, False
+        return aggregate
 
     def _replay(self, caller: Caller, idempotency: Idempotency | None) -> CommandResult | None:
         if idempotency is None:
@@ -819,10 +929,20 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None,
         result: CommandResult,
         *aggregates: LedgerAggregate,
-        keep: bool = False,
     ) -> int | None:
-        """Save; with `keep`, cache the saved aggregates for the next command
-        (unless their new events hold personal data in clear: aggregate_cache.py)."""
+        """Save these aggregates' new events (with the receipt, if any)."""
+        commit = self._commit(caller, idempotency, result, *aggregates)
+        return self.committer.save(commit.events, commit.receipt)
+
+    def _commit(
+        self,
+        caller: Caller,
+        idempotency: Idempotency | None,
+        result: CommandResult,
+        *aggregates: LedgerAggregate,
+    ) -> Commit:
+        """What saving these aggregates writes: their new events, prepared
+        (personal data sealed), and the idempotency receipt, if any."""
         receipt = (
             Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
             if idempotency is not None
@@ -830,15 +950,15 @@ class FieldLedger(Application[UUID]):
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
         self.personal_data.prepare(events)
-        position = self.committer.save(events, receipt)
-        if keep:
-            clear = self.personal_data.in_clear(events)
-            for aggregate in aggregates:
-                if clear:
-                    self.aggregate_cache.evict(aggregate.id)
-                else:
-                    self.aggregate_cache.put(aggregate)
-        return position
+        return Commit(events, receipt)
+
+    def _keep(self, aggregate: LedgerAggregate, saved: Sequence[Any]) -> None:
+        """Cache a saved aggregate for the next command, unless the events just
+        saved hold personal data in clear (aggregate_cache.py)."""
+        if self.personal_data.in_clear(saved):
+            self.aggregate_cache.evict(aggregate.id)
+        else:
+            self.aggregate_cache.put(aggregate)
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
         """One transaction: these events and these receipts, or nothing."""

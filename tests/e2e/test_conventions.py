@@ -217,6 +217,7 @@ def test_an_internal_error_is_500_without_a_stack_trace(
         raise RuntimeError("connection to db at 10.0.0.7 password=hunter2 lost")
 
     monkeypatch.setattr(ledger, "execute", explode)
+    monkeypatch.setattr(ledger, "execute_async", explode)  # the command routes' call
     monkeypatch.setattr(ledger, "history", explode)
     before = api.event_count()
     for r in [desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "t"}),
@@ -235,7 +236,8 @@ def test_losing_every_race_is_409_busy(api: Api, monkeypatch: pytest.MonkeyPatch
     def always_beaten(*args: Any, **kwargs: Any) -> Any:
         raise IntegrityError("another writer got there first")
 
-    monkeypatch.setattr(ledger, "_save", always_beaten)
+    # Every save refused by the store, as when every race is lost.
+    monkeypatch.setattr(ledger.committer, "write", always_beaten)
     before = api.event_count()
     r = desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "tech-1"})
     assert_problem(r, 409, "/problems/busy")
