@@ -62,6 +62,7 @@ class GroupCommitter:
         self._waiting: list[PendingSave] = []
         self._leading = False
         self._writer: threading.Thread | None = None
+        self._writer_idle = False
         self._closed = False
 
     def save(self, events: Sequence[Any], receipt: Any | None) -> int | None:
@@ -98,7 +99,11 @@ class GroupCommitter:
                 )
                 self._writer.start()
             self._waiting.append(mine)
-            self._cond.notify_all()
+            if self._writer_idle:
+                # Wake it only when it sleeps: a writer at work looks again when
+                # done (a wake-up per save cost the event loop a thread switch).
+                self._writer_idle = False
+                self._cond.notify_all()
         assert mine.future is not None
         # Shielded: a client that disconnects does not undo a save under way;
         # its outcome is the store's either way.
@@ -109,7 +114,9 @@ class GroupCommitter:
         while True:
             with self._cond:
                 while self._leading or (not self._waiting and not self._closed):
+                    self._writer_idle = True
                     self._cond.wait()
+                self._writer_idle = False
                 if not self._waiting:
                     return  # closed, and nothing left to write
                 self._leading = True

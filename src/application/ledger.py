@@ -10,6 +10,7 @@ transaction. Nothing is written when anything is refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -874,6 +875,9 @@ class FieldLedger(Application[UUID]):
                 continue
             result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
             commit = self._commit(caller, idempotency, result, aggregate)
+            if self.personal_data.in_clear(commit.events):
+                # The customer's data key may need a query (sealed on the write).
+                yield Blocking(functools.partial(self.personal_data.prepare, commit.events))
             try:
                 position = yield commit
             except IntegrityError:
@@ -932,6 +936,7 @@ class FieldLedger(Application[UUID]):
     ) -> int | None:
         """Save these aggregates' new events (with the receipt, if any)."""
         commit = self._commit(caller, idempotency, result, *aggregates)
+        self.personal_data.prepare(commit.events)
         return self.committer.save(commit.events, commit.receipt)
 
     def _commit(
@@ -941,15 +946,15 @@ class FieldLedger(Application[UUID]):
         result: CommandResult,
         *aggregates: LedgerAggregate,
     ) -> Commit:
-        """What saving these aggregates writes: their new events, prepared
-        (personal data sealed), and the idempotency receipt, if any."""
+        """What saving these aggregates writes: their new events and the
+        idempotency receipt, if any (the events' personal data still to be
+        `prepare`d: its data keys fetched, a query)."""
         receipt = (
             Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
             if idempotency is not None
             else None
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-        self.personal_data.prepare(events)
         return Commit(events, receipt)
 
     def _keep(self, aggregate: LedgerAggregate, saved: Sequence[Any]) -> None:
