@@ -10,18 +10,10 @@ in one of them), each save is written alone, so every command still gets its
 own success or failure, and its idempotency receipt goes with its own events.
 Without concurrency there is no waiting and no hand-off: the leader is the
 caller's own thread.
-
-An `async` caller (an HTTP command on the event loop) must not block its loop:
-`save_async` queues its save like any other and awaits a future; the committer's
-writer thread (started on first use) leads for it, and resolves the future on
-the caller's loop once the transaction is committed (or refused). A batch may
-mix both kinds of caller: whoever leads writes them all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,18 +32,6 @@ class PendingSave:
     done: bool = False
     position: int | None = None
     error: BaseException | None = None
-    #: An async caller's future, resolved on its loop when done.
-    future: asyncio.Future[int | None] | None = None
-
-
-def _resolve(future: asyncio.Future[int | None], position: int | None,
-             error: BaseException | None) -> None:  # fmt: skip
-    if future.cancelled():
-        return  # the caller is gone (its client disconnected): the outcome stands
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(position)
 
 
 class GroupCommitter:
@@ -61,9 +41,6 @@ class GroupCommitter:
         self._cond = threading.Condition()
         self._waiting: list[PendingSave] = []
         self._leading = False
-        self._writer: threading.Thread | None = None
-        self._writer_idle = False
-        self._closed = False
 
     def save(self, events: Sequence[Any], receipt: Any | None) -> int | None:
         mine = PendingSave(events, receipt)
@@ -85,58 +62,6 @@ class GroupCommitter:
         if mine.error is not None:
             raise mine.error
         return mine.position
-
-    async def save_async(self, events: Sequence[Any], receipt: Any | None) -> int | None:
-        """`save` for a caller on an event loop: the writer thread writes."""
-        loop = asyncio.get_running_loop()
-        mine = PendingSave(events, receipt, future=loop.create_future())
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the group committer is closed")
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write_forever, name="group-commit", daemon=True
-                )
-                self._writer.start()
-            self._waiting.append(mine)
-            if self._writer_idle:
-                # Wake it only when it sleeps: a writer at work looks again when
-                # done (a wake-up per save cost the event loop a thread switch).
-                self._writer_idle = False
-                self._cond.notify_all()
-        assert mine.future is not None
-        # Shielded: a client that disconnects does not undo a save under way;
-        # its outcome is the store's either way.
-        return await asyncio.shield(mine.future)
-
-    def _write_forever(self) -> None:
-        """The writer thread: lead whenever saves wait and nobody leads."""
-        while True:
-            with self._cond:
-                while self._leading or (not self._waiting and not self._closed):
-                    self._writer_idle = True
-                    self._cond.wait()
-                self._writer_idle = False
-                if not self._waiting:
-                    return  # closed, and nothing left to write
-                self._leading = True
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
-            try:
-                self._commit(batch)
-            finally:
-                with self._cond:
-                    self._leading = False
-                    self._cond.notify_all()
-
-    def close(self) -> None:
-        """Stop the writer thread once the saves queued are written."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            writer = self._writer
-        if writer is not None and writer is not threading.current_thread():
-            writer.join()
 
     def _commit(self, batch: list[PendingSave]) -> None:
         try:
@@ -171,8 +96,3 @@ class GroupCommitter:
             pending.position = position
             pending.error = error
             pending.done = True
-        future = pending.future
-        if future is not None:
-            # RuntimeError: its loop is closed, nobody awaits the answer any more.
-            with contextlib.suppress(RuntimeError):
-                future.get_loop().call_soon_threadsafe(_resolve, future, position, error)

@@ -10,9 +10,8 @@ transaction. Nothing is written when anything is refused.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +19,6 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
-from anyio import to_thread
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
@@ -192,26 +190,6 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
-class Blocking:
-    """A step's effect: a call that waits on the database (a query)."""
-
-    call: Callable[[], Any]
-
-
-@dataclass(frozen=True)
-class Commit:
-    """A step's effect: save these prepared events and this receipt (group commit);
-    the step is sent the position of the last event, or thrown the refusal."""
-
-    events: Sequence[Any]
-    receipt: Receipt | None
-
-
-#: A command's steps: yields its effects, is sent each one's outcome, returns the result.
-Steps = Generator[Blocking | Commit, Any, CommandResult]
-
-
-@dataclass(frozen=True)
 class HistoryEntry:
     aggregate_id: UUID
     type: str
@@ -333,12 +311,6 @@ class FieldLedger(Application[UUID]):
         self.staff_directory: Callable[[str], bool] | None = None
         #: How far a command's `occurred_at` may lie before its recording (None: any).
         self.max_backdate = max_backdate
-
-    def close(self) -> None:
-        committer: GroupCommitter | None = getattr(self, "committer", None)
-        if committer is not None:
-            committer.close()  # the saves queued are written first
-        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -559,81 +531,13 @@ class FieldLedger(Application[UUID]):
         `occurred_at` defaults to the body's. Without `expected_version` a lost
         race is retried on the fresh state; with it, it is the caller's (412).
         """
-        return self._run(self._execute_steps(
-            command, caller, aggregate_id, body, occurred_at, expected_version, idempotency
-        ))  # fmt: skip
-
-    async def execute_async(
-        self,
-        command: Command[A, B],
-        caller: Caller,
-        aggregate_id: UUID,
-        body: B,
-        *,
-        occurred_at: datetime | None = None,
-        expected_version: int | None = None,
-        idempotency: Idempotency | None = None,
-    ) -> CommandResult:
-        """`execute` for a caller on an event loop (the HTTP commands): the same
-        steps, the deciding on the loop, each query in a worker thread, and the
-        save handed to the group committer's writer thread without a thread of
-        its own (`GroupCommitter.save_async`)."""
-        steps = self._execute_steps(
-            command, caller, aggregate_id, body, occurred_at, expected_version, idempotency
-        )
-        try:
-            effect = next(steps)
-            while True:
-                try:
-                    if isinstance(effect, Commit):
-                        value: Any = await self.committer.save_async(effect.events,
-                                                                     effect.receipt)  # fmt: skip
-                    else:
-                        value = await to_thread.run_sync(effect.call)
-                except Exception as e:  # the steps decide what a failure means
-                    effect = steps.throw(e)
-                else:
-                    effect = steps.send(value)
-        except StopIteration as stop:
-            result: CommandResult = stop.value
-            return result
-
-    def _run(self, steps: Steps) -> CommandResult:
-        """Run a command's steps on this thread: each effect called in turn."""
-        try:
-            effect = next(steps)
-            while True:
-                try:
-                    if isinstance(effect, Commit):
-                        value: Any = self.committer.save(effect.events, effect.receipt)
-                    else:
-                        value = effect.call()
-                except Exception as e:  # the steps decide what a failure means
-                    effect = steps.throw(e)
-                else:
-                    effect = steps.send(value)
-        except StopIteration as stop:
-            result: CommandResult = stop.value
-            return result
-
-    def _execute_steps(
-        self,
-        command: Command[A, B],
-        caller: Caller,
-        aggregate_id: UUID,
-        body: B,
-        occurred_at: datetime | None,
-        expected_version: int | None,
-        idempotency: Idempotency | None,
-    ) -> Steps:
-        if command.names_staff is not None and self.staff_directory is not None:
-            yield Blocking(lambda: self._check_named_staff(command, caller, body))
+        self._check_named_staff(command, caller, body)
         rules = self.rules()
-        return (yield from self._update(
+        return self._update(
             command, caller, aggregate_id,
             lambda aggregate, ctx: command.call(aggregate, ctx, body, rules),
             occurred_at or body.occurred_at, expected_version, idempotency,
-        ))  # fmt: skip
+        )  # fmt: skip
 
     def execute_on_staff(
         self,
@@ -833,18 +737,14 @@ class FieldLedger(Application[UUID]):
         occurred_at: datetime | None,
         expected_version: int | None,
         idempotency: Idempotency | None,
-    ) -> Steps:
-        """The steps of a command on what exists: every query and the save are
-        yielded as effects (`Blocking`, `Commit`) for a driver to perform (`_run`
-        on this thread, `execute_async` on an event loop); the deciding is here."""
+    ) -> CommandResult:
         # The role first: a role that may never give the command learns nothing,
         # not even whether the id exists or what an earlier request answered.
         command.check(caller.role)
         kind = command.aggregate
-        if idempotency is not None:
-            replay = yield Blocking(lambda: self._replay(caller, idempotency))
-            if replay is not None:
-                return replay
+        replay = self._replay(caller, idempotency)
+        if replay is not None:
+            return replay
         # Without an expected version the caller asked for no concurrency
         # control: a lost race is retried on the fresh state, where the rules are
         # checked again. With one, a lost race is the caller's to resolve.
@@ -854,11 +754,7 @@ class FieldLedger(Application[UUID]):
         tried = 0
         fresh = False
         while tried < attempts:
-            aggregate = None if fresh else self._cached(kind, aggregate_id)
-            cached = aggregate is not None
-            if aggregate is None:
-                aggregate = yield Blocking(lambda: self._load_fresh(kind, aggregate_id))
-            assert aggregate is not None
+            aggregate, cached = self._load_for_command(kind, aggregate_id, fresh)
             try:
                 if kind is WorkOrder:
                     authorize_assigned(caller.role, caller.actor, aggregate)
@@ -874,43 +770,33 @@ class FieldLedger(Application[UUID]):
                 fresh = True  # nothing to write, so no version check: read the store
                 continue
             result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name)
-            commit = self._commit(caller, idempotency, result, aggregate)
-            if self.personal_data.in_clear(commit.events):
-                # The customer's data key may need a query (sealed on the write).
-                yield Blocking(functools.partial(self.personal_data.prepare, commit.events))
             try:
-                position = yield commit
+                position = self._save(caller, idempotency, result, aggregate, keep=True)
             except IntegrityError:
                 self.aggregate_cache.evict(aggregate_id)
-                if idempotency is not None:
-                    replay = yield Blocking(lambda: self._replay(caller, idempotency))
-                    if replay is not None:
-                        return replay
+                replay = self._replay(caller, idempotency)
+                if replay is not None:
+                    return replay
                 if cached:
                     fresh = True
                     continue
                 if expected_version is not None:
-                    current = yield Blocking(lambda: self._version_of(aggregate_id))
+                    current = self._version_of(aggregate_id)
                     raise VersionMismatch(expected_version, current) from None
                 tried += 1
                 continue
-            self._keep(aggregate, commit.events)
             return dataclasses.replace(result, position=position)
         raise Busy(f"{kind.kind} {aggregate_id} is being changed by others; try again")
 
-    def _cached(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        """The cached copy a command may decide on, if any (aggregate_cache.py)."""
-        if self.aggregate_cache.enabled:
+    def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
+        """The aggregate a command acts on, and whether it is a cached copy."""
+        if not fresh and self.aggregate_cache.enabled:
             found = self.aggregate_cache.get(aggregate_id)
             if isinstance(found, kind):
-                return found
-        return None
-
-    def _load_fresh(self, kind: type[A], aggregate_id: UUID) -> A:
-        """The aggregate as stored (a query), cached for the next command."""
+                return found, True
         aggregate = self.get(kind, aggregate_id)
         self.aggregate_cache.put(aggregate)
-        return aggregate
+        return aggregate, False
 
     def _replay(self, caller: Caller, idempotency: Idempotency | None) -> CommandResult | None:
         if idempotency is None:
@@ -933,37 +819,26 @@ class FieldLedger(Application[UUID]):
         idempotency: Idempotency | None,
         result: CommandResult,
         *aggregates: LedgerAggregate,
+        keep: bool = False,
     ) -> int | None:
-        """Save these aggregates' new events (with the receipt, if any)."""
-        commit = self._commit(caller, idempotency, result, *aggregates)
-        self.personal_data.prepare(commit.events)
-        return self.committer.save(commit.events, commit.receipt)
-
-    def _commit(
-        self,
-        caller: Caller,
-        idempotency: Idempotency | None,
-        result: CommandResult,
-        *aggregates: LedgerAggregate,
-    ) -> Commit:
-        """What saving these aggregates writes: their new events and the
-        idempotency receipt, if any (the events' personal data still to be
-        `prepare`d: its data keys fetched, a query)."""
+        """Save; with `keep`, cache the saved aggregates for the next command
+        (unless their new events hold personal data in clear: aggregate_cache.py)."""
         receipt = (
             Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
             if idempotency is not None
             else None
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-        return Commit(events, receipt)
-
-    def _keep(self, aggregate: LedgerAggregate, saved: Sequence[Any]) -> None:
-        """Cache a saved aggregate for the next command, unless the events just
-        saved hold personal data in clear (aggregate_cache.py)."""
-        if self.personal_data.in_clear(saved):
-            self.aggregate_cache.evict(aggregate.id)
-        else:
-            self.aggregate_cache.put(aggregate)
+        self.personal_data.prepare(events)
+        position = self.committer.save(events, receipt)
+        if keep:
+            clear = self.personal_data.in_clear(events)
+            for aggregate in aggregates:
+                if clear:
+                    self.aggregate_cache.evict(aggregate.id)
+                else:
+                    self.aggregate_cache.put(aggregate)
+        return position
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
         """One transaction: these events and these receipts, or nothing."""

@@ -217,7 +217,6 @@ def test_an_internal_error_is_500_without_a_stack_trace(
         raise RuntimeError("connection to db at 10.0.0.7 password=hunter2 lost")
 
     monkeypatch.setattr(ledger, "execute", explode)
-    monkeypatch.setattr(ledger, "execute_async", explode)  # the command routes' call
     monkeypatch.setattr(ledger, "history", explode)
     before = api.event_count()
     for r in [desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "t"}),

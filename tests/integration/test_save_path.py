@@ -255,7 +255,7 @@ def test_the_cache_never_holds_personal_data_in_clear_and_forgets_on_erasure(
         ledger.work_order_command(TECH, order, "accept", {"signed_by": "王先生"})
         assert ledger.aggregate_cache.get(order) is None
         # Read again from the store for the next command: sealed, as stored.
-        ledger._load_fresh(WorkOrder, order)
+        ledger._load_for_command(WorkOrder, order, fresh=False)
         cached = ledger.aggregate_cache.get(order)
         assert cached is not None
         found: list[Any] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -75,44 +74,3 @@ def test_saves_arriving_during_a_commit_are_written_together_and_each_gets_its_o
     assert sorted(store.rows) == ["l1", "x1", "x2", "y1"]
     assert store.rows[outcomes["ok-1"] - 1] == "x2"
     assert store.rows[outcomes["ok-2"] - 1] == "y1"
-
-
-def test_async_saves_are_written_by_the_writer_thread_with_thread_saves_and_keep_their_outcomes(
-) -> None:
-    store = Store()
-    committer = GroupCommitter(store.write)
-    outcomes: dict[str, Any] = {}
-
-    def thread_save() -> None:
-        outcomes["thread"] = committer.save(["t1"], None)
-
-    async def scenario() -> None:
-        # The first save (async) holds the writer thread in the store; the
-        # others queue behind it, one of them from a thread, and go together.
-        first = asyncio.ensure_future(committer.save_async(["a1"], None))
-        while not store.first_started.is_set():
-            await asyncio.sleep(0)
-        queued = [asyncio.ensure_future(committer.save_async(events, None))
-                  for events in (["b1", "b2"], ["conflict"], ["c1"])]  # fmt: skip
-        thread = threading.Thread(target=thread_save)
-        thread.start()
-        while len(committer._waiting) < 4:
-            await asyncio.sleep(0.001)
-        store.release_first.set()
-        outcomes["first"] = await first
-        for name, future in zip(("b", "bad", "c"), queued, strict=True):
-            try:
-                outcomes[name] = await future
-            except IntegrityError as e:
-                outcomes[name] = e
-        await asyncio.to_thread(thread.join, 5)
-
-    asyncio.run(scenario())
-    committer.close()
-    assert outcomes["first"] == 1
-    assert isinstance(outcomes["bad"], IntegrityError)
-    assert sorted(store.transactions[1]) == ["b1", "b2", "c1", "conflict", "t1"]
-    assert sorted(store.rows) == ["a1", "b1", "b2", "c1", "t1"]
-    for name, last in (("b", "b2"), ("c", "c1"), ("thread", "t1")):
-        assert store.rows[outcomes[name] - 1] == last
-    assert committer._writer is not None and not committer._writer.is_alive()

@@ -5,10 +5,10 @@ command gets the same conventions (occurred_at, If-Match, Idempotency-Key,
 ETag) and its own body model in /openapi.json.
 
 A command is served by one `async` function (`CommandRoute`): it reads the
-caller, If-Match, Idempotency-Key, the id and the body itself, and awaits the
-ledger on the event loop (`FieldLedger.execute_async`: no thread per request,
-the save handed to the group committer). FastAPI's dependency solving (six
-dependencies per command) was most of a command's CPU. The route keeps its
+caller, If-Match, Idempotency-Key, the id and the body itself, and runs the
+ledger's `execute` in a worker thread (it queries and waits on the group
+commit). FastAPI's dependency solving (six dependencies per command) was the
+largest part of a command's CPU. The route keeps its
 declared parameters, so /openapi.json describes it as before; and any request
 that is not plainly valid (no or unknown token, a role that may not, a header
 or body that does not validate) is handed to FastAPI's own handler of the same
@@ -18,12 +18,14 @@ declaration, so that every error is answered exactly as the other routes do.
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's
 # annotations at definition time, and the body model is a closure variable.
 
+import functools
 import json
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
@@ -187,10 +189,13 @@ class CommandRoute(APIRoute):
             if inputs is None:
                 return await declared(request)
             ledger: FieldLedger = request.app.state.ledger
-            result = await ledger.execute_async(
-                command, inputs.caller, inputs.id, inputs.body,
+            # One hop to a worker thread for the whole command: measured better
+            # than deciding on the event loop and awaiting the save from a
+            # writer thread (docs/benchmarks.md, "Commands ... issue 11").
+            result = await to_thread.run_sync(functools.partial(
+                ledger.execute, command, inputs.caller, inputs.id, inputs.body,
                 expected_version=inputs.expected_version, idempotency=inputs.idempotency,
-            )  # fmt: skip
+            ))  # fmt: skip
             return Response(answer_body(result), headers=answer_headers(result),
                             media_type="application/json")  # fmt: skip
 
