@@ -112,9 +112,10 @@ def bare_serving(workers: int) -> Iterator[str]:
     """The baseline: `bench/bare_app.py` (one `async def` endpoint) on uvicorn."""
     port = free_port()
     proc = subprocess.Popen(
-        # uvicorn's defaults, as `fieldledger serve` runs it (access log on).
+        # uvicorn's defaults, but for the access log: off, as `fieldledger serve`
+        # runs by default (README, "Running it in production").
         [str(VENV_BIN / "uvicorn"), "bare_app:app", "--app-dir", str(BENCH), "--port",
-         str(port), "--workers", str(workers)],
+         str(port), "--workers", str(workers), "--no-access-log"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -108,4 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     console.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(health.HealthProbes)  # outside the body guard: probes carry no body
     return app

@@ -115,6 +115,14 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="API worker processes")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="log a line per request (off: the audit trail records every command; "
+            "a reverse proxy usually logs requests)",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API on the database of FIELDLEDGER_DATABASE_URL."""
     import uvicorn
@@ -137,6 +145,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         # The console's live streams stay open; a stop closes them after this.
         timeout_graceful_shutdown=5,
     )

@@ -114,7 +114,11 @@ async def get_idempotency(
     key = idempotency_key.strip()
     if re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key) is None:
         raise InvalidRequest("Idempotency-Key", "must be 1 to 200 visible ASCII characters")
-    raw = await request.body()
+    return idempotency_of(key, request.method, request.url.path, await request.body())
+
+
+def idempotency_of(key: str, method: str, path: str, raw: bytes) -> Idempotency:
+    """The key with the request's fingerprint: its method, path and body."""
     try:
         # The same JSON however written; no body, `null` and `{}` say the same.
         parsed = json.loads(raw) if raw.strip() else None
@@ -122,9 +126,7 @@ async def get_idempotency(
                                separators=(",", ":"))  # fmt: skip
     except ValueError:
         canonical = raw.decode("utf-8", "replace")
-    fingerprint = hashlib.sha256(
-        f"{request.method} {request.url.path}\n{canonical}".encode()
-    ).hexdigest()
+    fingerprint = hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
     return Idempotency(key, fingerprint)
 
 

@@ -211,8 +211,10 @@ class PersonalDataVault:
         self._master: MasterKey | None = None
         self._id_key = b""
         #: Data keys fetched for events about to be saved (see `prepare`), with
-        #: when: used once, within PREPARED_SECONDS, else fetched again.
-        self._prepared: dict[str, tuple[float, tuple[str, bytes]]] = {}
+        #: when and for how many values: each used once per value prepared,
+        #: within PREPARED_SECONDS, else fetched again. (Counted: a group commit
+        #: may seal several commands' values of one customer.)
+        self._prepared: dict[str, tuple[float, tuple[str, bytes], int]] = {}
         self._lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------
@@ -376,7 +378,9 @@ class PersonalDataVault:
                     with self._lock:
                         if len(self._prepared) > 10_000:  # saves that failed before sealing
                             self._prepared.clear()
-                        self._prepared[str(customer_id)] = (time.monotonic(), found)
+                        earlier = self._prepared.get(str(customer_id))
+                        uses = earlier[2] + 1 if earlier is not None else 1
+                        self._prepared[str(customer_id)] = (time.monotonic(), found, uses)
 
     def in_clear(self, events: Iterable[Any]) -> bool:
         """Whether any of these (unsaved) events holds personal data in clear."""
@@ -392,6 +396,8 @@ class PersonalDataVault:
         customer_id = self._owner(fields)
         with self._lock:
             prepared = self._prepared.pop(str(customer_id), None)
+            if prepared is not None and prepared[2] > 1:
+                self._prepared[str(customer_id)] = (prepared[0], prepared[1], prepared[2] - 1)
         if prepared is not None and time.monotonic() - prepared[0] < PREPARED_SECONDS:
             key_id, key = prepared[1]
         else:

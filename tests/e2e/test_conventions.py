@@ -235,7 +235,8 @@ def test_losing_every_race_is_409_busy(api: Api, monkeypatch: pytest.MonkeyPatch
     def always_beaten(*args: Any, **kwargs: Any) -> Any:
         raise IntegrityError("another writer got there first")
 
-    monkeypatch.setattr(ledger, "_save", always_beaten)
+    # Every save refused by the store, as when every race is lost.
+    monkeypatch.setattr(ledger.committer, "write", always_beaten)
     before = api.event_count()
     r = desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "tech-1"})
     assert_problem(r, 409, "/problems/busy")
@@ -675,3 +676,64 @@ def test_what_if_takes_a_policy_document_up_to_4_mib(api: Api) -> None:
     too_big = json.dumps({"policy": "x" * (4 * 1024 * 1024)}).encode()
     r = api.client.post("/what-if", content=too_big, headers=headers)
     assert_problem(r, 413, "/problems/body-too-large")
+
+
+# -- the command routes' one function ---------------------------------------------
+
+
+def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_declared(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid command is served by `read_inputs` (no FastAPI dependency); an
+    invalid one is handed to FastAPI's handler of the route's declaration, and
+    the two answer a valid command alike."""
+    from fieldledger.api.routes import commands
+
+    read: list[bool] = []
+    original = commands.read_inputs
+
+    async def recording(request: Any, command: Any) -> Any:
+        inputs = await original(request, command)
+        read.append(inputs is not None)
+        return inputs
+
+    monkeypatch.setattr(commands, "read_inputs", recording)
+    desk = Desk(api)
+    fast = desk.work_order_in("booked")
+    r = desk["dispatcher"].post(f"/work-orders/{fast}/assign", {"technician_id": "tech-1"},
+                                **{"If-Match": '"1"', "Idempotency-Key": "k-1"})  # fmt: skip
+    assert r.status_code == 200 and read == [True]
+    fast_answer = (r.json()["version"], r.json()["state"], r.headers["ETag"])
+    assert "X-Position" in r.headers
+    replay = desk["dispatcher"].post(f"/work-orders/{fast}/assign", {"technician_id": "tech-1"},
+                                     **{"If-Match": '"1"', "Idempotency-Key": "k-1"})  # fmt: skip
+    assert replay.json() == r.json() and replay.headers["Idempotent-Replayed"] == "true"
+    assert read == [True, True]
+    # Each of these is not plainly valid: FastAPI's handler answers it.
+    before = api.event_count()
+    for path, body, headers, status in [
+        ("assign", {"technician_id": "tech-1"}, {"If-Match": "abc"}, 422),
+        ("assign", {"technician_id": 7}, {}, 422),
+        ("assign", None, {}, 422),
+        ("assign", {"technician_id": "tech-1"}, {"Authorization": "Bearer nope"}, 401),
+        ("assign", {"technician_id": "tech-1"}, {"Idempotency-Key": "a b"}, 422),
+        ("feedback", {"csat": 5}, {}, 403),
+    ]:
+        r = desk["dispatcher"].post(f"/work-orders/{fast}/{path}", body, **headers)
+        assert r.status_code == status, (path, headers, r.text)
+        assert read[-1] is False
+    r = desk["dispatcher"].post("/work-orders/not-an-id/assign", {"technician_id": "tech-1"})
+    assert r.status_code == 404 and read[-1] is False  # no such record, as declared
+    assert api.event_count() == before
+    # The declared handler gives a valid command the same answer.
+    declared = desk.work_order_in("booked")
+
+    async def never(request: Any, command: Any) -> Any:
+        return None
+
+    monkeypatch.setattr(commands, "read_inputs", never)
+    r = desk["dispatcher"].post(f"/work-orders/{declared}/assign", {"technician_id": "tech-1"},
+                                **{"If-Match": '"1"', "Idempotency-Key": "k-2"})  # fmt: skip
+    assert r.status_code == 200
+    assert (r.json()["version"], r.json()["state"], r.headers["ETag"]) == fast_answer
+    assert "X-Position" in r.headers and r.headers["content-type"] == "application/json"

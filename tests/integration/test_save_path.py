@@ -11,6 +11,7 @@ import dataclasses
 import random
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -265,5 +266,30 @@ def test_the_cache_never_holds_personal_data_in_clear_and_forgets_on_erasure(
         customer = ledger.personal_data.customer_id("13800000000")
         ledger.erase_customer(SUPERVISOR, customer, "asked")
         assert len(ledger.aggregate_cache) == 0
+    finally:
+        ledger.close()
+
+
+def test_a_data_key_prepared_for_two_saves_of_one_customer_seals_both_without_a_query(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two commands about one customer in one group commit: each prepared the
+    customer's data key, so neither sealing queries in the commit."""
+    ledger = FieldLedger(database_url)
+    try:
+        book(ledger)  # the customer's data key exists
+        vault = ledger.personal_data
+        customer = Customer("王先生", "13800000000", "上海")
+        vault.prepare([SimpleNamespace(customer=customer)])  # the first command's save
+        vault.prepare([SimpleNamespace(customer=customer)])  # the second's
+
+        def no_query(customer_id: Any) -> Any:
+            raise AssertionError("a data key query while sealing")
+
+        monkeypatch.setattr(vault, "_data_key", no_query)
+        sealed = [vault.seal(customer), vault.seal(customer)]
+        assert all(isinstance(s, SealedPersonalData) for s in sealed)
+        with pytest.raises(AssertionError):  # a third value was never prepared
+            vault.seal(customer)
     finally:
         ledger.close()

@@ -3,27 +3,49 @@
 One function builds every `POST /{resource}/{id}/{command}` route, so that each
 command gets the same conventions (occurred_at, If-Match, Idempotency-Key,
 ETag) and its own body model in /openapi.json.
+
+A command is served by one `async` function (`CommandRoute`): it reads the
+caller, If-Match, Idempotency-Key, the id and the body itself, and runs the
+ledger's `execute` in a worker thread (it queries and waits on the group
+commit). FastAPI's dependency solving (six dependencies per command) was the
+largest part of a command's CPU. The route keeps its
+declared parameters, so /openapi.json describes it as before; and any request
+that is not plainly valid (no or unknown token, a role that may not, a header
+or body that does not validate) is handed to FastAPI's own handler of the same
+declaration, so that every error is answered exactly as the other routes do.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's
 # annotations at definition time, and the body model is a closure variable.
 
+import functools
+import json
+import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 from fieldledger.api.deps import (
+    IDEMPOTENCY_KEY_PATTERN,
+    IF_MATCH_PATTERN,
     CallerDep,
     ExpectedVersionDep,
     IdempotencyDep,
     LedgerDep,
+    get_expected_version,
+    idempotency_of,
     permits,
 )
 from fieldledger.api.problems import responses
 from fieldledger.application.commands import Command, CommandSet
 from fieldledger.application.fields import RecordId
-from fieldledger.application.ledger import CommandResult
-from pydantic import BaseModel
+from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
+from fieldledger.application.tokens import TokenBook
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 
 class CommandAnswer(BaseModel):
@@ -61,6 +83,123 @@ CREATED_HEADERS: dict[str, dict[str, Any]] = {
     "Location": {"description": "the new resource", "schema": {"type": "string"}},
     **ANSWER_HEADERS,
 }
+
+
+def answer_body(result: CommandResult) -> bytes:
+    """The success answer's body, as FastAPI would encode the `CommandAnswer`."""
+    return json.dumps({"id": str(result.id), "version": result.version, "state": result.state},
+                      ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
+
+
+def answer_headers(result: CommandResult) -> dict[str, str]:
+    headers = {"ETag": f'"{result.version}"'}
+    if result.position is not None:
+        headers["X-Position"] = str(result.position)
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+_RECORD_ID: TypeAdapter[UUID] = TypeAdapter(RecordId)
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+class CommandInputs:
+    """A command request's inputs, read without FastAPI's dependency solving."""
+
+    __slots__ = ("body", "caller", "expected_version", "id", "idempotency")
+
+    def __init__(self, id: UUID, caller: Caller, body: BaseModel, expected_version: int | None,
+                 idempotency: Idempotency | None) -> None:  # fmt: skip
+        self.id = id
+        self.caller = caller
+        self.body = body
+        self.expected_version = expected_version
+        self.idempotency = idempotency
+
+
+async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandInputs | None:
+    """The inputs of a plainly valid command request; None for any other (which
+    FastAPI's handler then answers with the error it finds, as declared)."""
+    headers = request.headers
+    scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    tokens: TokenBook = request.app.state.tokens
+    caller = tokens.identify(token)
+    if caller is None or caller.role not in command.roles:
+        return None
+    expected_version = None
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if _IF_MATCH.fullmatch(if_match) is None:
+            return None
+        expected_version = get_expected_version(if_match)
+    raw = await request.body()
+    idempotency = None
+    key = headers.get("idempotency-key")
+    if key is not None:
+        if _IDEMPOTENCY_KEY.fullmatch(key) is None:
+            return None
+        idempotency = idempotency_of(key.strip(), request.method, request.url.path, raw)
+    try:
+        id = _RECORD_ID.validate_python(request.path_params["id"])
+        body = _body(command.body, raw, headers.get("content-type"))
+    except (ValidationError, ValueError):
+        return None
+    if body is None:
+        return None
+    return CommandInputs(id, caller, body, expected_version, idempotency)
+
+
+def _body(model: type[BaseModel], raw: bytes, content_type: str | None) -> BaseModel | None:
+    """The body as the route's model, or None when FastAPI should judge it."""
+    parsed: Any = None
+    if raw.strip():
+        if (content_type or "").split(";")[0].strip().lower() != "application/json":
+            return None
+        parsed = json.loads(raw)
+    if parsed is None:
+        # No body (or `null`): the model's defaults, when it has no required field.
+        if any(f.is_required() for f in model.model_fields.values()):
+            return None
+        return model()
+    if not isinstance(parsed, dict):
+        return None
+    return model.model_validate(parsed)
+
+
+#: Each command endpoint's command, for its `CommandRoute`.
+_COMMANDS: dict[Callable[..., Any], Command[Any, Any]] = {}
+
+
+class CommandRoute(APIRoute):
+    """A command's route: described by its declared endpoint, served by one
+    `async` function; a request that is not plainly valid goes to the handler
+    FastAPI builds from the declaration, for the same error answers."""
+
+    def get_route_handler(self) -> Handler:
+        declared = super().get_route_handler()
+        command = _COMMANDS[self.endpoint]
+
+        async def handle(request: Request) -> Response:
+            inputs = await read_inputs(request, command)
+            if inputs is None:
+                return await declared(request)
+            ledger: FieldLedger = request.app.state.ledger
+            # One hop to a worker thread for the whole command: measured better
+            # than deciding on the event loop and awaiting the save from a
+            # writer thread (docs/benchmarks.md, "Commands ... issue 11").
+            result = await to_thread.run_sync(functools.partial(
+                ledger.execute, command, inputs.caller, inputs.id, inputs.body,
+                expected_version=inputs.expected_version, idempotency=inputs.idempotency,
+            ))  # fmt: skip
+            return Response(answer_body(result), headers=answer_headers(result),
+                            media_type="application/json")  # fmt: skip
+
+        return handle
 
 
 def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
@@ -105,6 +244,7 @@ def add_command_route(router: APIRouter, command: Command[Any, Any]) -> None:
 
     chosen = endpoint if needs_body else endpoint_optional_body
     chosen.__name__ = f"{command.name.replace('-', '_')}"
+    _COMMANDS[chosen] = command
     router.add_api_route(
         f"/{{id}}/{command.name}",
         chosen,
@@ -115,6 +255,7 @@ def add_command_route(router: APIRouter, command: Command[Any, Any]) -> None:
         dependencies=[Depends(permits(command))],
         responses=command_responses(200, 401, 403, 404, 409, 412, 413, 415, 422),
         operation_id=f"{router.prefix.strip('/').replace('-', '_')}_{chosen.__name__}",
+        route_class_override=CommandRoute,
     )
 
 

@@ -17,6 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fieldledger.api.problems import problem, responses
 from fieldledger.projections.projector import Projections
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(tags=["operations"])
 
@@ -100,18 +102,62 @@ async def _current_troubles(request: Request) -> tuple[list[str], list[str]]:
     return _troubles(projections, rows)
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness, with what is wrong (no token)")
-async def healthz(request: Request) -> Any:
+def _health_body(state: State, troubles: tuple[list[str], list[str]]) -> bytes:
     details: dict[str, Any] = {
         key: value() if callable(value) else value
-        for key, value in getattr(request.app.state, "health_details", {}).items()
+        for key, value in getattr(state, "health_details", {}).items()
     }
-    stopped, stale = await _current_troubles(request)
+    stopped, stale = troubles
     reasons = stopped + stale
     body = {"status": "degraded" if reasons else "ok", "reasons": reasons, **details}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness, with what is wrong (no token)")
+async def healthz(request: Request) -> Any:
+    body = _health_body(request.app.state, await _current_troubles(request))
     # Answered as encoded: the body is the model's by construction (a test
     # checks /healthz against /openapi.json), validating it per probe is waste.
-    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type="application/json")
+    return Response(body, media_type="application/json")
+
+
+class HealthProbes:
+    """Pure ASGI, outside every other layer: a `GET /healthz` without a body,
+    while the read models' rows are remembered (`GenerationRows`), is answered
+    here with the route's own body, without routing, the body guard or
+    FastAPI's request handling (a probe every few milliseconds, and the one
+    figure a load balancer waits on). Any other request, and a probe whose rows
+    need reading, goes on to the app and the route above."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/healthz" and scope["method"] == "GET":
+            body = _probe_answer(scope)
+            if body is not None:
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json")]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _probe_answer(scope: Scope) -> bytes | None:
+    """The body of a plain probe answered at once, or None (the route answers)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return None  # a body: the body guard and the route judge it
+    state: State = scope["app"].state
+    projections: Projections | None = getattr(state, "projections", None)
+    cache: GenerationRows | None = getattr(state, "generation_rows", None)
+    if projections is None or cache is None or cache.projections is not projections:
+        return None
+    rows = cache.fresh()
+    if rows is None:
+        return None
+    return _health_body(state, _troubles(projections, rows))
 
 
 @router.get(
