@@ -2,10 +2,16 @@
 can report its peak resident memory):
 
     python bench/rebuild.py URL decode        # read and decode every event, nothing else
-    python bench/rebuild.py URL all           # every read model, one pass (the CLI's way)
+    python bench/rebuild.py URL all           # `fieldledger projections rebuild`, as users get it
+                                              # (one process per core by default)
+    python bench/rebuild.py URL pass          # every read model, one pass, in this 1 process
     python bench/rebuild.py URL each          # every read model, one after the other
     python bench/rebuild.py URL one NAME      # one read model
     python bench/rebuild.py URL jobs 2        # `fieldledger projections rebuild --jobs 2`
+
+Rebuilds take FIELDLEDGER_REBUILD_BATCH_SIZE events per batch (default 2000,
+as the CLI). Under `/usr/bin/time -v`, the peak resident memory of `all` and
+`jobs` is that of the largest process (each holds its own batch).
 
 Prints one JSON line: events, seconds, events/s.
 """
@@ -46,16 +52,17 @@ def main() -> None:
             projections = Projections(
                 ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai"),
                 batch_size=int(os.environ.get("FIELDLEDGER_PROJECTION_BATCH_SIZE", "500")),
+                rebuild_batch_size=int(os.environ.get("FIELDLEDGER_REBUILD_BATCH_SIZE", "2000")),
             )
             started = time.perf_counter()
-            if mode == "jobs":
+            if mode in ("all", "jobs"):
                 subprocess.run(
                     [str(Path(sys.executable).with_name("fieldledger")), "projections",
-                     "rebuild", "--jobs", rest[0]],
+                     "rebuild", *(["--jobs", rest[0]] if mode == "jobs" else [])],
                     env={**os.environ, "FIELDLEDGER_DATABASE_URL": url}, check=True,
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            elif mode == "all":
+            elif mode == "pass":
                 projections.rebuild_many(list(projections.models))
             elif mode == "each":
                 for name in projections.models:

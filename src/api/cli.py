@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -326,9 +327,20 @@ def projections_status() -> None:
         fail("read models need attention: " + ", ".join(troubled), 1)
 
 
-#: Relative cost of rebuilding each view (measured: docs/benchmarks.md), for
-#: sharing views out between processes; a view not listed counts 1.
-REBUILD_WEIGHTS = {"sla": 3, "audit": 3, "appraisal": 2, "satisfaction": 1, "callbacks": 1}
+#: Relative cost of rebuilding each view in a one-pass rebuild (py-spy of all
+#: nine in one process, 100k events: docs/benchmarks.md), for sharing views
+#: out between processes; a view not listed counts 1. The SLA view is the
+#: heaviest by far: it gets a process of its own, or nearly.
+REBUILD_WEIGHTS = {
+    "sla": 6, "audit": 3, "appraisal": 2, "reports": 2, "notifications": 2,
+    "satisfaction": 1, "callbacks": 1,
+}  # fmt: skip
+
+
+def default_jobs() -> int:
+    """`projections rebuild --jobs` by default: one process per core (2 when the
+    count is unknown), so a rebuild uses the whole machine."""
+    return max(1, min(16, os.cpu_count() or 2))
 
 
 def share_out(names: list[str], jobs: int) -> list[list[str]]:
@@ -361,15 +373,16 @@ def _rebuild_group(index: int, names: list[str], queue: Any) -> None:
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="projections (all when none)")] = None,
     jobs: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             max=16,
             help="processes to share the views out between (each makes one pass over the "
-            "store); 2 uses both cores of a two-core machine (PostgreSQL; SQLite has one "
-            "writer at a time, so there the views are rebuilt in one process)",
+            "store); default: one per core (PostgreSQL; SQLite has one writer at a time, "
+            "so there the views are rebuilt in one process); 1: one process, one pass",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Rebuild projections from zero into fresh tables, swapped in when complete
     (all those named in one pass over the store: each event read once)."""
@@ -392,7 +405,7 @@ def projections_rebuild(
         head = projections.head()
     # SQLite has one writer at a time: processes would only wait for each other.
     sqlite = load_settings().database_url.startswith("sqlite")
-    groups = share_out(chosen, 1 if sqlite else jobs)
+    groups = share_out(chosen, 1 if sqlite else jobs or default_jobs())
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

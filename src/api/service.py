@@ -60,6 +60,7 @@ def _projections(settings: Settings, ledger: FieldLedger) -> Projections:
         READ_MODELS,
         ProjectionSettings(policy=settings.loaded_policy, timezone=settings.timezone),
         batch_size=settings.projection_batch_size,
+        rebuild_batch_size=settings.rebuild_batch_size,
     )
 
 

@@ -28,8 +28,12 @@ class Settings(BaseSettings):
     #: Run projectors (and sweeps) in the background of `serve`; tests turn it off
     #: and catch up explicitly.
     background: bool = True
-    #: Events per projection transaction (catch-up and rebuilds).
+    #: Events per projection transaction of a live view's catch-up.
     projection_batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: Events per transaction of a rebuild (and of a scratch build: `as_of` by
+    #: replay, what-if): larger, as an order's rows are then rewritten fewer
+    #: times; memory stays bounded by one batch.
+    rebuild_batch_size: int = Field(default=2000, ge=1, le=100_000)
     #: An event recorded more than this many minutes after it occurred is
     #: flagged `late` in the audit search (docs/audit.md).
     late_report_minutes: float = Field(default=5.0, ge=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -104,6 +104,15 @@ COLUMNS = (
 )  # fmt: skip
 
 
+@dataclass
+class _Pending:
+    """One batch of the audit trail: the events' hashes (by position) and the
+    rows, inserted together in `end_batch`."""
+
+    hashes: dict[int, Any]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
 class AuditTrail(ReadModel):
     name = "audit"
     tables: ClassVar[tuple[str, ...]] = ("audit_events",)
@@ -133,34 +142,35 @@ class AuditTrail(ReadModel):
     # -- projecting ------------------------------------------------------------
 
     def begin_batch(self, batch: Batch) -> None:
-        batch.state = []  # the batch's rows, inserted together in `end_batch`
+        """The hashes were committed with the events: one query for the batch,
+        sent with the batch's other reads (in `end_batch` it waited for every
+        write sent before it)."""
+        tx, events = batch.tx, batch.events
+        hashes: dict[int, Any] = {}
+        if events:
+            hashes = {
+                int(r["position"]): r["event_hash"]
+                for r in tx.query(
+                    f"SELECT position, event_hash FROM {tx.table(HASHES_TABLE)} "
+                    "WHERE position >= ? AND position <= ?",
+                    (events[0][0], events[-1][0]),
+                )
+            }
+        batch.state = _Pending(hashes)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         entry = history_entry(event)
         delay = (entry.recorded_at - entry.occurred_at).total_seconds()
-        batch.state.append([
+        pending: _Pending = batch.state
+        pending.rows.append([
             position, str(entry.aggregate_id), kind_of(event), entry.type, entry.version,
             entry.actor, entry.role, _utc(entry.occurred_at), _utc(entry.recorded_at), delay,
-            json.dumps(entry.data, sort_keys=True, ensure_ascii=False), None,
+            json.dumps(entry.data, sort_keys=True, ensure_ascii=False),
+            pending.hashes.get(position),
         ])  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:
-        tx, t = batch.tx, batch.t
-        rows: list[list[Any]] = batch.state
-        if not rows:
-            return
-        # The hashes were committed with the events: one query for the batch.
-        hashes = {
-            int(r["position"]): r["event_hash"]
-            for r in tx.query(
-                f"SELECT position, event_hash FROM {tx.table(HASHES_TABLE)} "
-                "WHERE position >= ? AND position <= ?",
-                (rows[0][0], rows[-1][0]),
-            )
-        }
-        for row in rows:
-            row[-1] = hashes.get(row[0])
-        batch.append(t.audit_events, COLUMNS, rows)
+        batch.append(batch.t.audit_events, COLUMNS, batch.state.rows)
 
     # -- querying --------------------------------------------------------------
 

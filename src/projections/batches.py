@@ -115,14 +115,17 @@ class Batches:
         generations: Generations,
         models: Mapping[str, ReadModel],
         batch_size: int = BATCH_SIZE,
+        feed_batch_size: int | None = None,
     ) -> None:
-        if batch_size < 1:
+        if batch_size < 1 or (feed_batch_size is not None and feed_batch_size < 1):
             raise ValueError("the projection batch size must be at least 1")
         self.ledger = ledger
         self.db = db
         self.generations = generations
         self.models = models
         self.batch_size = batch_size
+        #: Events per batch of a one-pass feed (`feed`: rebuilds, scratch builds).
+        self.feed_batch_size = feed_batch_size or batch_size
         self.tracking = tracking_recorder(db)
         self.locks = {name: threading.Lock() for name in models}
 
@@ -339,7 +342,7 @@ class Batches:
         position = next(iter(positions.values()), 0)
         while active and (until is None or position < until):
             notifications = self.ledger.recorder.select_notifications(
-                start=position + 1, limit=self.batch_size, stop=until
+                start=position + 1, limit=self.feed_batch_size, stop=until
             )
             if not notifications:
                 break

@@ -35,15 +35,26 @@ class CustomerFiles(ReadModel):
             f"ON {t.customer_files} (aggregate_id)"
         )
 
+    def begin_batch(self, batch: Batch) -> None:
+        # (customer, record) → the row, first event first: one statement per batch.
+        batch.state = {}
+
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        tx, t = batch.tx, batch.t
+        rows: dict[tuple[str, str], tuple[Any, ...]] = batch.state
         for value in vars(event).values():
             if isinstance(value, SealedPersonalData):
-                tx.execute(
-                    f"INSERT INTO {t.customer_files} VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (customer_id, aggregate_id) DO NOTHING",
-                    (value.customer_id, str(event.originator_id), kind_of(event), position),
-                )
+                key = (value.customer_id, str(event.originator_id))
+                if key not in rows:
+                    rows[key] = (*key, kind_of(event), position)
+
+    def end_batch(self, batch: Batch) -> None:
+        rows: dict[tuple[str, str], tuple[Any, ...]] = batch.state
+        if rows:
+            batch.tx.executemany(
+                f"INSERT INTO {batch.t.customer_files} VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (customer_id, aggregate_id) DO NOTHING",
+                list(rows.values()),
+            )
 
     @staticmethod
     def records_of(tx: Tx, t: Tables, customer_id: str) -> list[dict[str, Any]]:

@@ -205,17 +205,22 @@ class Generations:
         return Build(name, generation, tuple(fresh.deferred_indexes), fresh.unlogged)
 
     def finish_build(self, build: Build) -> None:
-        """Before the swap: the held-back indexes, built over the finished rows;
-        the tables made durable; and planner statistics, which fresh tables lack
+        """Before the swap: the tables made durable; the held-back indexes, built
+        over the finished rows; and planner statistics, which fresh tables lack
         (without them PostgreSQL ignores expression indexes and scans: the SLA
-        board at 1M events was 142 ms p99 before, 24 ms after)."""
+        board at 1M events was 142 ms p99 before, 24 ms after).
+
+        Durable first: `SET LOGGED` rewrites a table with every index it has,
+        so indexes built before it were built twice (the audit trail's took
+        2.6 s of a 5.7 s finish at 100k events)."""
         tables = self.tables(build.name, build.generation).names.values()
         with self.db.transaction() as tx:
+            if build.unlogged:
+                for table in tables:
+                    tx.execute(f"ALTER TABLE {table} SET LOGGED")
             for statement in build.deferred_indexes:
                 tx.execute(statement)
             for table in tables:
-                if build.unlogged:
-                    tx.execute(f"ALTER TABLE {table} SET LOGGED")
                 tx.execute(f"ANALYZE {table}")
 
     def swap(self, tx: Tx, name: str, generation: int, position: int, live_position: int) -> bool:

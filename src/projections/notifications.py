@@ -29,6 +29,7 @@ from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, utc_text
+from fieldledger.projections.unit_of_work import TableRows
 
 NAME = "notifications"
 #: Notifications per event at most (ids are position * PER_EVENT + n).
@@ -77,6 +78,8 @@ NOTIFICATION_COLUMNS = (
     "payload",
 )  # fmt: skip
 
+HANDLER_COLUMNS = ("aggregate_id", "owner_id", "accountable_id")
+
 #: Events that change who handles a record (for `_handler`).
 _HANDLING = (
     WorkOrder.Booked, WorkOrder.Assigned, WorkOrder.HandedOver,
@@ -112,14 +115,30 @@ class NotificationOutbox(ReadModel):
         )
         create_delivery_table(tx)
 
+    def begin_batch(self, batch: Batch) -> None:
+        """Who handles each record the batch's events touch: loaded with one
+        query, changed in memory, upserted once in `end_batch` (a query per
+        notifying event waited, mid-batch, for every statement sent before it)."""
+        handlers = batch.state = TableRows(
+            batch.tx, batch.t.notification_handlers, "aggregate_id", HANDLER_COLUMNS
+        )
+        handlers.prefetch(
+            str(e.originator_id)
+            for _, e in batch.events
+            if isinstance(e, _HANDLING) or type(e) in self._by_event
+        )
+
+    def end_batch(self, batch: Batch) -> None:
+        batch.state.flush()
+
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        tx, t = batch.tx, batch.t
+        t = batch.t
         if isinstance(event, _HANDLING):
-            self._handling(tx, t, event)
+            self._handling(batch.state, event)
         entries = self._by_event.get(type(event))
         if not entries:
             return
-        handler = self._handler_of(tx, t, str(event.originator_id))
+        handler = self._handler_of(batch.state, str(event.originator_id))
         entry = history_entry(event)
         n = 0
         rows: list[tuple[Any, ...]] = []
@@ -144,7 +163,7 @@ class NotificationOutbox(ReadModel):
                 ))  # fmt: skip
         batch.append(t.notifications, NOTIFICATION_COLUMNS, rows)  # keyed by position
 
-    def _handling(self, tx: Tx, t: Tables, event: Any) -> None:
+    def _handling(self, handlers: TableRows, event: Any) -> None:
         key = str(event.originator_id)
         if isinstance(event, WorkOrder.Booked | Complaint.Lodged | MaintenanceContract.Signed):
             # Who took the call; for a contract, who signed it.
@@ -153,32 +172,18 @@ class NotificationOutbox(ReadModel):
                 if isinstance(event, MaintenanceContract.Signed)
                 else event.first_responder_id
             )
-            tx.execute(
-                f"INSERT INTO {t.notification_handlers} VALUES (?, NULL, ?) "
-                "ON CONFLICT (aggregate_id) DO NOTHING",
-                (key, first),
-            )
+            handlers.insert(key, accountable_id=first)
         elif isinstance(event, WorkOrder.HandedOver | Complaint.HandedOver):
-            tx.execute(
-                f"UPDATE {t.notification_handlers} SET accountable_id = ? WHERE aggregate_id = ?",
-                (event.to_staff_id, key),
-            )
+            handlers.update(key, accountable_id=event.to_staff_id)
         else:
             owner = event.technician_id if isinstance(event, WorkOrder.Assigned) else event.owner_id
-            tx.execute(
-                f"UPDATE {t.notification_handlers} SET owner_id = ? WHERE aggregate_id = ?",
-                (owner, key),
-            )
+            handlers.update(key, owner_id=owner)
 
-    def _handler_of(self, tx: Tx, t: Tables, aggregate_id: str) -> str | None:
-        rows = tx.query(
-            f"SELECT owner_id, accountable_id FROM {t.notification_handlers} "
-            "WHERE aggregate_id = ?",
-            (aggregate_id,),
-        )
-        if not rows:
+    def _handler_of(self, handlers: TableRows, aggregate_id: str) -> str | None:
+        row = handlers.get(aggregate_id)
+        if row is None:
             return None
-        return rows[0]["owner_id"] or rows[0]["accountable_id"]  # type: ignore[no-any-return]
+        return row["owner_id"] or row["accountable_id"]  # type: ignore[no-any-return]
 
     # -- queries ---------------------------------------------------------------
 

@@ -64,13 +64,19 @@ class Projections:
         read_models: Sequence[type[ReadModel]],
         settings: ProjectionSettings,
         batch_size: int = BATCH_SIZE,
+        rebuild_batch_size: int | None = None,
     ) -> None:
+        """`batch_size`: events per transaction of a live view's catch-up;
+        `rebuild_batch_size` (default: the same): of a one-pass build from zero
+        (rebuilds, scratch builds)."""
         self.ledger = ledger
         self.db = Database(ledger.recorder)
         self.read_models = {m.name: m for m in read_models}
         self.models: dict[str, ReadModel] = {m.name: m(settings) for m in read_models}
         self.generations = Generations(self.db, self.models)
-        self.batches = Batches(ledger, self.db, self.generations, self.models, batch_size)
+        self.batches = Batches(
+            ledger, self.db, self.generations, self.models, batch_size, rebuild_batch_size
+        )
         self.batch_size = batch_size
         for name in self.models:
             self.generations.ensure_live(name)

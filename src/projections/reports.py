@@ -22,7 +22,7 @@ No customer personal data is kept: orders by id, complaints by category.
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ from fieldledger.domain.periods import local_date, local_midnight
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, mean, null_last, percentage, utc_text
+from fieldledger.projections.unit_of_work import TableRows
 
 NAME = "reports"
 DIMENSIONS = ("attitude", "skill", "punctuality", "promise")
@@ -62,6 +63,40 @@ _ON_SITE_FROM = (WorkOrder.Arrived, WorkOrder.Rejected)
 _ON_SITE_UNTIL = (WorkOrder.ServiceCompleted, WorkOrder.PutOnHold, WorkOrder.Cancelled)
 
 
+ORDER_COLUMNS = ("work_order_id", "service_type", "technician_id", "on_site_since", "held_on_site")
+COMPLAINT_COLUMNS = ("complaint_id", "category", "severity")
+FACT_COLUMNS = (
+    "aggregate_id", "version", "day", "fact", "technician_id", "service_type", "category",
+    "csat", "attitude", "skill", "punctuality", "promise", "praise", "comment",
+)  # fmt: skip
+
+
+@dataclass
+class _Rows:
+    """What one batch reads and writes (`ReportsView.begin_batch`)."""
+
+    orders: TableRows
+    complaints: TableRows
+    #: A technician's day on an order (day, technician, order) → service type,
+    #: completed (the greatest), late arrivals and seconds on site (summed):
+    #: upserted once per batch, adding to the stored row as each event did.
+    days: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+    #: One row per counted event (FACT_COLUMNS), new: appended.
+    facts: list[list[Any]] = field(default_factory=list)
+
+    def tech_day(
+        self, day: str, technician_id: str, order_id: str, service_type: str,
+        *, completed: int, late: int, seconds: int,
+    ) -> None:  # fmt: skip
+        found = self.days.get((day, technician_id, order_id))
+        if found is None:
+            self.days[(day, technician_id, order_id)] = [service_type, completed, late, seconds]
+            return
+        found[1] = max(found[1], completed)
+        found[2] += late
+        found[3] += seconds
+
+
 def seconds_by_local_day(start: datetime, end: datetime, timezone: str) -> list[tuple[date, int]]:
     """The whole seconds of [start, end) falling on each local day."""
     spans: list[tuple[date, int]] = []
@@ -86,13 +121,6 @@ class ReportsView(ReadModel):
         "report_tech_days",
         "report_facts",
     )
-
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        #: What a batch read or wrote of each order and complaint, per thread (a
-        #: scratch build may run beside the live catch-up): one read per record
-        #: per batch, not one per event.
-        self._batch = threading.local()
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -125,75 +153,78 @@ class ReportsView(ReadModel):
         )
 
     # -- handlers ------------------------------------------------------------
+    #
+    # A unit of work per batch (`unit_of_work.py`): the orders and complaints
+    # the batch's events touch are loaded with one query each at its start and
+    # changed in memory; a technician's day is summed in memory and upserted
+    # once per batch; facts (one per event, keyed by it) are appended, with
+    # `COPY` into a fresh generation. Statements per batch: a handful, not one
+    # or two per event.
 
     def begin_batch(self, batch: Batch) -> None:
-        self._batch.orders = {}
-        self._batch.categories = {}
-
-    def _order(self, tx: Tx, t: Tables, order_id: str) -> dict[str, Any] | None:
-        orders: dict[str, dict[str, Any]] = self._batch.orders
-        found = orders.get(order_id)
-        if found is None:
-            rows = tx.query(
-                "SELECT service_type, technician_id, on_site_since, held_on_site "
-                f"FROM {t.report_orders} WHERE work_order_id = ?",
-                (order_id,),
-            )
-            if not rows:
-                return None
-            found = orders[order_id] = rows[0]
-        return found
-
-    def _set_order(self, tx: Tx, t: Tables, order_id: str, **values: Any) -> None:
-        tx.execute(
-            f"UPDATE {t.report_orders} SET {', '.join(f'{c} = ?' for c in values)} "
-            "WHERE work_order_id = ?",
-            (*values.values(), order_id),
+        tx, t = batch.tx, batch.t
+        state = batch.state = _Rows(
+            orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS),
+            complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS),
         )
-        cached = self._batch.orders.get(order_id)
-        if cached is not None:
-            cached.update(values)
+        state.orders.prefetch(
+            str(e.originator_id) for _, e in batch.events if isinstance(e, WorkOrder.Event)
+        )
+        state.complaints.prefetch(
+            str(e.originator_id)
+            for _, e in batch.events
+            if isinstance(e, Complaint.Event) and type(e) in COMPLAINT_FACTS
+        )
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        tx, t = batch.tx, batch.t
         if isinstance(event, WorkOrder.Event):
-            self._work_order_event(tx, t, event)
+            self._work_order_event(batch.state, event)
         elif isinstance(event, Complaint.Event):
-            self._complaint_event(tx, t, event)
+            self._complaint_event(batch.state, event)
+
+    def end_batch(self, batch: Batch) -> None:
+        state: _Rows = batch.state
+        state.orders.flush()
+        state.complaints.flush()
+        if state.days:
+            batch.tx.executemany(
+                f"INSERT INTO {batch.t.report_tech_days} AS d (day, technician_id, "
+                "work_order_id, service_type, completed, late_arrivals, on_site_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (day, technician_id, work_order_id) DO UPDATE SET "
+                "completed = CASE WHEN excluded.completed > d.completed "
+                "THEN excluded.completed ELSE d.completed END, "
+                "late_arrivals = d.late_arrivals + excluded.late_arrivals, "
+                "on_site_seconds = d.on_site_seconds + excluded.on_site_seconds",
+                [[*key, *values] for key, values in state.days.items()],
+            )
+        batch.append(batch.t.report_facts, FACT_COLUMNS, state.facts)
 
     def _day(self, instant: datetime) -> str:
         return local_date(instant, self.settings.timezone).isoformat()
 
-    def _work_order_event(self, tx: Tx, t: Tables, e: Any) -> None:
+    def _work_order_event(self, rows: _Rows, e: Any) -> None:
         order_id = str(e.originator_id)
         if isinstance(e, WorkOrder.Booked):
-            tx.execute(
-                f"INSERT INTO {t.report_orders} (work_order_id, service_type) VALUES (?, ?) "
-                "ON CONFLICT (work_order_id) DO NOTHING",
-                (order_id, e.service_type),
-            )
-            self._batch.orders[order_id] = {
-                "service_type": e.service_type, "technician_id": None,
-                "on_site_since": None, "held_on_site": 0,
-            }  # fmt: skip
-        row = self._order(tx, t, order_id)
+            rows.orders.insert(order_id, service_type=e.service_type, held_on_site=0)
+        row = rows.orders.get(order_id)
         if row is None:  # pragma: no cover - every order is booked first
             return
         if isinstance(e, WorkOrder.Assigned):
-            self._set_order(tx, t, order_id, technician_id=e.technician_id)
-        self._on_site(tx, t, e, row)
+            rows.orders.update(order_id, technician_id=e.technician_id)
+        self._on_site(rows, e, row)
         if e.role == "technician":
             completed = isinstance(e, WorkOrder.ServiceCompleted | WorkOrder.ResolvedRemotely)
             late = isinstance(e, WorkOrder.Arrived) and (e.minutes_late or 0) > 0
-            self._tech_day(
-                tx, t, self._day(e.occurred_at), e.actor, order_id, row["service_type"],
+            rows.tech_day(
+                self._day(e.occurred_at), e.actor, order_id, row["service_type"],
                 completed=int(completed), late=int(late), seconds=0,
             )  # fmt: skip
         fact = ORDER_FACTS.get(type(e))
         if fact is not None:
             feedback = getattr(e, "feedback", None)
             self._fact(
-                tx, t, e, fact, technician_id=row["technician_id"],
+                rows, e, fact, technician_id=row["technician_id"],
                 service_type=row["service_type"],
                 **({} if feedback is None else {
                     "csat": feedback.csat, "attitude": feedback.attitude,
@@ -203,7 +234,7 @@ class ReportsView(ReadModel):
                 }),
             )  # fmt: skip
 
-    def _on_site(self, tx: Tx, t: Tables, e: Any, row: dict[str, Any]) -> None:
+    def _on_site(self, rows: _Rows, e: Any, row: dict[str, Any]) -> None:
         """Open or close the technician's interval on site."""
         since = row["on_site_since"]
         order_id = str(e.originator_id)
@@ -211,62 +242,35 @@ class ReportsView(ReadModel):
             technician = row["technician_id"] or e.actor
             start = datetime.fromisoformat(since)
             for day, seconds in seconds_by_local_day(start, e.occurred_at, self.settings.timezone):
-                self._tech_day(
-                    tx, t, day.isoformat(), technician, order_id, row["service_type"],
+                rows.tech_day(
+                    day.isoformat(), technician, order_id, row["service_type"],
                     completed=0, late=0, seconds=seconds,
                 )  # fmt: skip
             held = int(isinstance(e, WorkOrder.PutOnHold))
-            self._set_order(tx, t, order_id, on_site_since=None, held_on_site=held)
+            rows.orders.update(order_id, on_site_since=None, held_on_site=held)
         elif isinstance(e, _ON_SITE_FROM) or (
             isinstance(e, WorkOrder.Resumed) and row["held_on_site"]
         ):
-            self._set_order(tx, t, order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
+            rows.orders.update(order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
 
-    def _tech_day(
-        self, tx: Tx, t: Tables, day: str, technician_id: str, order_id: str, service_type: str,
-        *, completed: int, late: int, seconds: int,
-    ) -> None:  # fmt: skip
-        tx.execute(
-            f"INSERT INTO {t.report_tech_days} AS d (day, technician_id, work_order_id, "
-            "service_type, completed, late_arrivals, on_site_seconds) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (day, technician_id, work_order_id) DO UPDATE SET "
-            "completed = CASE WHEN excluded.completed > d.completed "
-            "THEN excluded.completed ELSE d.completed END, "
-            "late_arrivals = d.late_arrivals + excluded.late_arrivals, "
-            "on_site_seconds = d.on_site_seconds + excluded.on_site_seconds",
-            (day, technician_id, order_id, service_type, completed, late, seconds),
-        )
-
-    def _complaint_event(self, tx: Tx, t: Tables, e: Any) -> None:
+    def _complaint_event(self, rows: _Rows, e: Any) -> None:
         complaint_id = str(e.originator_id)
         if isinstance(e, Complaint.Lodged):
-            tx.execute(
-                f"INSERT INTO {t.report_complaints} VALUES (?, ?, ?) "
-                "ON CONFLICT (complaint_id) DO NOTHING",
-                (complaint_id, e.category, e.severity.value),
-            )
-            self._batch.categories[complaint_id] = e.category
+            rows.complaints.insert(complaint_id, category=e.category, severity=e.severity.value)
         fact = COMPLAINT_FACTS.get(type(e))
         if fact is None:
             return
-        categories: dict[str, str | None] = self._batch.categories
-        if complaint_id not in categories:
-            categories[complaint_id] = tx.scalar(
-                f"SELECT category FROM {t.report_complaints} WHERE complaint_id = ?",
-                (complaint_id,),
-            )
-        category = categories[complaint_id]
-        self._fact(tx, t, e, fact, category=category, csat=getattr(e, "csat", None))
+        row = rows.complaints.get(complaint_id)
+        category = None if row is None else row["category"]
+        self._fact(rows, e, fact, category=category, csat=getattr(e, "csat", None))
 
-    def _fact(self, tx: Tx, t: Tables, e: Any, fact: str, **values: Any) -> None:
-        columns = ["aggregate_id", "version", "day", "fact", *values]
-        tx.execute(
-            f"INSERT INTO {t.report_facts} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT (aggregate_id, version) DO NOTHING",
-            (str(e.originator_id), e.originator_version, self._day(e.occurred_at), fact,
-             *values.values()),
+    def _fact(self, rows: _Rows, e: Any, fact: str, **values: Any) -> None:
+        row: dict[str, Any] = dict.fromkeys(FACT_COLUMNS)
+        row.update(
+            values, aggregate_id=str(e.originator_id), version=e.originator_version,
+            day=self._day(e.occurred_at), fact=fact,
         )  # fmt: skip
+        rows.facts.append([row[c] for c in FACT_COLUMNS])
 
     # -- queries -------------------------------------------------------------
 

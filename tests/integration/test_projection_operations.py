@@ -67,7 +67,7 @@ def test_a_rebuild_killed_midway_leaves_the_old_view_serving_and_can_be_run_agai
     # One event per transaction: slow enough to be caught mid-way.
     rebuild = subprocess.Popen(
         [FIELDLEDGER, "projections", "rebuild", "audit"],
-        env=env(database_url, FIELDLEDGER_PROJECTION_BATCH_SIZE="1"),
+        env=env(database_url, FIELDLEDGER_REBUILD_BATCH_SIZE="1"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
