@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -40,9 +40,16 @@ MinPosition = Annotated[
 
 @contextmanager
 def reading(
-    projections: Projections, name: str, *, as_of: datetime | None, min_position: int | None
+    projections: Projections,
+    name: str,
+    *,
+    as_of: datetime | None,
+    min_position: int | None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Tx, Tables, Any]]:
-    """(transaction, tables, read model) of the view asked for."""
+    """(transaction, tables, read model) of the view asked for; the live view's
+    transaction opened with PostgreSQL `settings` (`SET LOCAL`, in the round
+    trip that begins it; a query checks `Tx.settings` before setting its own)."""
     model = projections.models[name]
     try:
         if as_of is not None:
@@ -53,7 +60,7 @@ def reading(
             projections.wait_for(name, min_position)
     except ProjectionFailed as e:
         raise HTTPException(503, f"the {name} view is stopped: {e}") from None
-    with projections.reading(name) as (tx, tables):
+    with projections.reading(name, settings) as (tx, tables):
         yield tx, tables, model
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 from fieldledger.application.database import Database, Tx
 from fieldledger.projections.read_model import ReadModel, Tables
-from psycopg.sql import SQL, Literal
+from psycopg.sql import SQL, Composable, Literal
 
 GENERATIONS = "projection_generations"
 #: A scratch generation older than this was left by a crashed process: dropped.
@@ -133,37 +133,45 @@ class Generations:
             pass  # another process created it first
 
     @contextmanager
-    def reading(self, name: str) -> Iterator[tuple[Tx, Tables]]:
-        """A read-only transaction on the live generation of a read model.
+    def reading(
+        self, name: str, settings: Mapping[str, str] | None = None
+    ) -> Iterator[tuple[Tx, Tables]]:
+        """A read-only transaction on the live generation of a read model; on
+        PostgreSQL with `settings` in force (`SET LOCAL`, see `Tx.settings`).
 
         The generation is looked up inside the transaction: on SQLite the
         snapshot keeps its tables even if a rebuild drops them meanwhile; on
         PostgreSQL a shared advisory lock holds off the drop until we are done.
         """
+        if self.db.dialect == "postgres":
+            with self.db.snapshot(self._locked_live(name), settings or {}) as (tx, cursor):
+                # The lock's result, then the lookup's (see `_locked_live`).
+                cursor.nextset()
+                row = cursor.fetchone()
+                if row is None:  # pragma: no cover - created at start
+                    raise LookupError(name)
+                yield tx, self.tables(name, int(row["generation"]))
+            return
         with self.db.transaction(commit=False) as tx:
-            if tx.dialect == "postgres":
-                generation = self._locked_live(tx, name)
-            else:
-                generation = self.live_in(tx, name)
+            generation = self.live_in(tx, name)
             if generation is None:  # pragma: no cover - created at start
                 raise LookupError(name)
             yield tx, self.tables(name, generation)
 
-    def _locked_live(self, tx: Tx, name: str) -> int | None:
+    def _locked_live(self, name: str) -> Composable:
         """PostgreSQL: take the shared drop lock, then look up the live generation,
-        in one round trip: two statements in one simple query (no parameters: the
-        lock key and the view's name are ours, quoted as literals), run in order,
-        each with a snapshot of its own, so the lookup sees every swap committed
-        before the lock was granted. A read used to spend a round trip on each."""
-        statement = SQL(
+        sent with the transaction's `BEGIN` in one round trip (`Database.snapshot`):
+        statements in one simple query (no parameters: the lock key and the
+        view's name are ours, quoted as literals), run in order, each with a
+        snapshot of its own, so the lookup sees every swap committed before the
+        lock was granted. A read used to spend a round trip on each, and on
+        `BEGIN`."""
+        return SQL(
             "SELECT pg_advisory_xact_lock_shared({}); "
             "SELECT generation FROM {} WHERE name = {} AND state = 'live'"
-        ).format(Literal(self._drop_lock(name)), SQL(tx.table(GENERATIONS)), Literal(name))
-        cursor = tx.cursor
-        cursor.execute(statement)
-        cursor.nextset()
-        row = cursor.fetchone()
-        return None if row is None else int(row["generation"])
+        ).format(
+            Literal(self._drop_lock(name)), SQL(self.db.table(GENERATIONS)), Literal(name)
+        )
 
     def _drop_lock(self, name: str) -> int:
         digest = hashlib.sha256(f"fieldledger:{self.db.schema}:{name}".encode()).digest()

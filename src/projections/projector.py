@@ -17,7 +17,7 @@ module ties them together for the service, the CLI and the API.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -93,9 +93,12 @@ class Projections:
         return self.generations.live(name)
 
     @contextmanager
-    def reading(self, name: str) -> Iterator[tuple[Tx, Tables]]:
-        """A read-only transaction on the live generation of a read model."""
-        with self.generations.reading(name) as found:
+    def reading(
+        self, name: str, settings: Mapping[str, str] | None = None
+    ) -> Iterator[tuple[Tx, Tables]]:
+        """A read-only transaction on the live generation of a read model (on
+        PostgreSQL with `settings` in force, at no extra round trip)."""
+        with self.generations.reading(name, settings) as found:
             yield found
 
     # -- running -------------------------------------------------------------

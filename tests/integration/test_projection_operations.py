@@ -190,3 +190,34 @@ def test_status_and_unknown_names_on_the_command_line(
     rebuilt = runner.invoke(cli, ["projections", "rebuild", "audit"], env=variables)
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "audit: generation 2 is live" in rebuilt.stderr
+
+
+def test_a_read_opened_with_settings_has_them_in_force_and_leaves_nothing_behind(
+    pg_url: str,
+) -> None:
+    """The board's settings go with the read transaction's BEGIN (one round trip):
+    in force inside it, with the drop lock held; rolled back after it, also when
+    the reader fails, so the pooled connection comes back idle and unchanged."""
+    ledger = FieldLedger(pg_url)
+    projections = Projections(ledger, [AuditTrail], SETTINGS)
+    settings = {"max_parallel_workers_per_gather": "0", "plan_cache_mode": "force_generic_plan"}
+    with projections.reading("audit", settings) as (tx, tables):
+        assert tables.generation == 1
+        assert tx.settings == settings
+        assert tx.scalar("SHOW plan_cache_mode") == "force_generic_plan"
+        assert tx.scalar("SHOW max_parallel_workers_per_gather") == "0"
+        assert tx.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                         "AND mode = 'ShareLock' AND pid = pg_backend_pid()") == 1  # fmt: skip
+    with pytest.raises(LookupError), projections.reading("audit", settings):
+        raise LookupError("the reader fails")
+    with pytest.raises(Exception, match="no_such_table"), projections.reading("audit") as (tx, _t):
+        tx.execute("SELECT * FROM no_such_table_here")
+    for _ in range(8):  # every pooled connection: idle, settings as configured
+        with projections.reading("audit") as (tx, _t):
+            assert tx.settings == {}
+            assert tx.scalar("SHOW plan_cache_mode") == "auto"
+            assert tx.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND pid = pg_backend_pid()") == 1  # fmt: skip
+    with ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+        assert conn.info.transaction_status == 0  # IDLE
+    ledger.close()

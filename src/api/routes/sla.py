@@ -150,7 +150,13 @@ def sla_board(
     default = ledger.clock() if as_of is None else as_of
     instant = default if at is None else parse_instant("at", at, settings.timezone)
     statuses = parse_statuses(status)
-    with reading(projections, sla.NAME, as_of=as_of, min_position=min_position) as (tx, t, _):
+    with reading(
+        projections,
+        sla.NAME,
+        as_of=as_of,
+        min_position=min_position,
+        settings=sla.BOARD_SETTINGS,
+    ) as (tx, t, _):
         items = sla.board(tx, t, instant, statuses, kind)
     answer = BoardOut(
         at=plain(instant),
