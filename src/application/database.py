@@ -106,9 +106,15 @@ class Tx:
         if not rows:
             return
         if self.dialect == "postgres":
+            # One search over all the rows' text (joined by a character that
+            # is storable) instead of a call per value: the rows are written
+            # as they are unless some text needs replacing (almost never).
+            text = "\n".join([v for row in rows for v in row if isinstance(v, str)])
+            if _UNSTORABLE.search(text) is not None:
+                rows = [tuple(map(storable, row)) for row in rows]
             with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(tuple(map(storable, row)))
+                    copy.write_row(row)
             return
         marks = ", ".join("?" for _ in columns)
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,21 +334,45 @@ class Batches:
         applied again to each tracked target alone (`catch_up`), which pins the
         failure to its event and records it; that target then drops out and the
         others go on. Returns the failures by read model."""
-        failed: dict[str, ProjectionFailed] = {}
         active = list(targets)
         tracked = [t for t in active if t.tracked]
         positions = {t.name: self.position(t.name, t.generation) for t in tracked}
         if len(set(positions.values())) > 1:  # pragma: no cover - started together
             raise ValueError("a one-pass feed starts its targets at one position")
         position = next(iter(positions.values()), 0)
+        # The next batch is read and decoded by a thread of its own while this
+        # one is applied: its queries and decoding run while this thread waits
+        # for PostgreSQL (one batch ahead, so memory stays one batch more).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+            return self._feed(reader, active, tracked, position, until, progress)
+
+    def _read(
+        self, position: int, until: int | None
+    ) -> tuple[Sequence[Notification], list[tuple[int, Any]]]:
+        """The batch after `position`, read and decoded."""
+        notifications = self.ledger.recorder.select_notifications(
+            start=position + 1, limit=self.feed_batch_size, stop=until
+        )
+        return notifications, [(n.id, self._decode("?", n)) for n in notifications]
+
+    def _feed(
+        self,
+        reader: ThreadPoolExecutor,
+        active: list[Target],
+        tracked: list[Target],
+        position: int,
+        until: int | None,
+        progress: Progress | None,
+    ) -> dict[str, ProjectionFailed]:
+        failed: dict[str, ProjectionFailed] = {}
+        ahead = reader.submit(self._read, position, until)
         while active and (until is None or position < until):
-            notifications = self.ledger.recorder.select_notifications(
-                start=position + 1, limit=self.feed_batch_size, stop=until
-            )
+            notifications, events = ahead.result()
             if not notifications:
                 break
-            events = [(n.id, self._decode("?", n)) for n in notifications]
             last = notifications[-1].id
+            if until is None or last < until:
+                ahead = reader.submit(self._read, last, until)
             try:
                 with self.db.transaction() as tx:
                     with tx.pipelined():
