@@ -258,7 +258,9 @@ def test_the_first_assignment_meets_the_response() -> None:
     assert sla(wo)["response"].met_at == sh(10, 8, 9, 30)
 
 
-def test_arrival_and_acceptance_meet_their_targets() -> None:
+def accepted_priority_order() -> WorkOrder:
+    """A priority order booked Wednesday 10-08 09:00 and taken through to its
+    acceptance Friday 10-09 16:05 (arrived 10:30, completed 16:00)."""
     wo = book(sh(10, 8, 9), "priority")
     wo.assign(ctx(sh(10, 8, 9, 10)), "tech-1")
     wo.confirm(tech(sh(10, 8, 9, 20)))
@@ -267,6 +269,11 @@ def test_arrival_and_acceptance_meet_their_targets() -> None:
     wo.start(tech(sh(10, 8, 10, 40)), True, "ok", True, True, True)
     wo.complete(tech(sh(10, 9, 16)), "fixed", [], CHECKLIST)
     wo.accept(tech(sh(10, 9, 16, 5)), "王芳")
+    return wo
+
+
+def test_arrival_and_acceptance_meet_their_targets() -> None:
+    wo = accepted_priority_order()
     got = sla(wo)
     assert got["arrival"].met_at == sh(10, 8, 10, 30)
     # resolution 16 h: 8.5 Thu (09:00-17:30) + 7.5 Fri -> Fri 10-09 16:00; accepted 16:05.
@@ -495,14 +502,7 @@ def test_a_target_whose_facts_stay_the_same_stays_the_same() -> None:
 
 
 def test_meeting_or_ending_a_target_moves_only_its_end() -> None:
-    wo = book(sh(10, 8, 9), "priority")
-    wo.assign(ctx(sh(10, 8, 9, 10)), "tech-1")
-    wo.confirm(tech(sh(10, 8, 9, 20)))
-    wo.depart(tech(sh(10, 8, 9, 30)))
-    wo.arrive(tech(sh(10, 8, 10, 30)))
-    wo.start(tech(sh(10, 8, 10, 40)), True, "ok", True, True, True)
-    wo.complete(tech(sh(10, 9, 16)), "fixed", [], CHECKLIST)
-    wo.accept(tech(sh(10, 9, 16, 5)), "王芳")
+    wo = accepted_priority_order()
     assert _fold_checking_facts(wo) == [
         ("Assigned", "response (end)"), ("Arrived", "arrival (end)"),
         ("Accepted", "resolution (end)"),
