@@ -230,6 +230,19 @@ class TokenBook:
         """Who the token speaks for, or None: unknown, expired or revoked."""
         return self.identify_digest(digest(token))
 
+    def remembered(self, token: str) -> Caller | None:
+        """Who the token speaks for when that is known without a query (a
+        remembered, unexpired token on PostgreSQL); None otherwise, when only
+        `identify` can tell. For callers on an event loop, which must not wait
+        on the database (SQLite's change counter is a query, so nothing is
+        answered from memory there)."""
+        if self._counter is not None:
+            return None
+        known = self._known.get(digest(token))
+        if known is None or (known.expires_at is not None and known.expires_at <= self.clock()):
+            return None
+        return known.caller
+
     def identify_digest(self, key: str) -> Caller | None:
         """The same, by the token's digest (the console's sessions keep only the
         digest of the token they were opened with)."""

@@ -128,7 +128,9 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
     if scheme.lower() != "bearer" or not token:
         return None
     tokens: TokenBook = request.app.state.tokens
-    caller = tokens.identify(token)
+    # The token's row is read (a cache miss, SQLite's change counter) in a
+    # worker thread: never a query on the event loop.
+    caller = tokens.remembered(token) or await to_thread.run_sync(tokens.identify, token)
     if caller is None or caller.role not in command.roles:
         return None
     expected_version = None
