@@ -22,6 +22,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -54,13 +55,19 @@ class CommandAnswer(BaseModel):
     state: str
 
 
-def answer(result: CommandResult, response: Response) -> CommandAnswer:
-    response.headers["ETag"] = f'"{result.version}"'
+def answer_headers(result: CommandResult) -> dict[str, str]:
+    """A command's success headers: its new version, and where it was written."""
+    headers = {"ETag": f'"{result.version}"'}
     if result.position is not None:
         # A read-your-writes token: read models can be asked to catch up to it.
-        response.headers["X-Position"] = str(result.position)
+        headers["X-Position"] = str(result.position)
     if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
+def answer(result: CommandResult, response: Response) -> CommandAnswer:
+    response.headers.update(answer_headers(result))
     return CommandAnswer(id=result.id, version=result.version, state=result.state)
 
 
@@ -86,18 +93,9 @@ CREATED_HEADERS: dict[str, dict[str, Any]] = {
 
 
 def answer_body(result: CommandResult) -> bytes:
-    """The success answer's body, as FastAPI would encode the `CommandAnswer`."""
-    return json.dumps({"id": str(result.id), "version": result.version, "state": result.state},
-                      ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
-
-
-def answer_headers(result: CommandResult) -> dict[str, str]:
-    headers = {"ETag": f'"{result.version}"'}
-    if result.position is not None:
-        headers["X-Position"] = str(result.position)
-    if result.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return headers
+    """The success answer's body, as FastAPI encodes the `CommandAnswer`."""
+    return CommandAnswer(id=result.id, version=result.version, state=result.state) \
+        .model_dump_json().encode()
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -106,18 +104,15 @@ _IF_MATCH = re.compile(IF_MATCH_PATTERN)
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
+@dataclass(frozen=True, slots=True)
 class CommandInputs:
     """A command request's inputs, read without FastAPI's dependency solving."""
 
-    __slots__ = ("body", "caller", "expected_version", "id", "idempotency")
-
-    def __init__(self, id: UUID, caller: Caller, body: BaseModel, expected_version: int | None,
-                 idempotency: Idempotency | None) -> None:  # fmt: skip
-        self.id = id
-        self.caller = caller
-        self.body = body
-        self.expected_version = expected_version
-        self.idempotency = idempotency
+    id: UUID
+    caller: Caller
+    body: BaseModel
+    expected_version: int | None
+    idempotency: Idempotency | None
 
 
 async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandInputs | None:
