@@ -1,0 +1,147 @@
+"""Where a command's CPU goes, in the recommended deployment.
+
+    python bench/command_cpu.py                 # 15 s of lifecycles, fresh store
+    python bench/command_cpu.py --seconds 30 --url postgresql://.../fl_copy
+
+Starts `fieldledger serve --workers 2` (FIELDLEDGER_BACKGROUND=false) and one
+`fieldledger projections run` on a fresh database (or `--url`, an existing one;
+export the FIELDLEDGER_MASTER_KEY it was written under), warms up, then drives
+wrk's lifecycles (`bench/lifecycle.lua`, 16 connections) and reads, before and
+after, the CPU time (utime + stime, /proc) of:
+
+- the API workers (the serve process and every process under it),
+- the projector process,
+- the PostgreSQL backends connected to the database (pg_stat_activity),
+
+and the database's commits and rollbacks (pg_stat_database). Prints one JSON
+line: commands/s, and per command the CPU milliseconds of each part and the
+transactions. On a shared machine the load average is printed beside it: CPU
+per command is far steadier under load than the rate is, which is why this
+probe reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run_all import (
+    bench_database,
+    fieldledger,
+    fresh_database,
+    serving,
+    wrk,
+)
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (0 if it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return [int(line) for line in out.split()]
+
+
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [d for c in found for d in descendants(c)]
+
+
+def backends(url: str) -> list[int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def transactions(url: str) -> tuple[int, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def settle(pid: int) -> None:
+    """Wait until `pid` has caught up: idle (under 20 ms of CPU in 0.5 s)."""
+    last = cpu_seconds(pid)
+    for _ in range(120):
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - last < 0.02:
+            return
+        last = now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--warm-up", type=int, default=3)
+    parser.add_argument("--url", help="an existing store (default: a fresh database)")
+    args = parser.parse_args()
+    url = args.url or fresh_database(bench_database("command_cpu"))
+    with serving(url, 2, separate_projector=True) as (base, env):
+        server = int(env["FIELDLEDGER_BENCH_SERVER_PID"])
+        projector = next(p for p in children(os.getpid()) if p != server)
+        disp, tech, app = (
+            fieldledger("token", "issue", "--actor", actor, "--role", role, env=env)
+            for actor, role in (("disp-bench", "dispatcher"), ("tech-bench", "technician"),
+                                ("app-bench", "client_app"))
+        )  # fmt: skip
+        wrk(base, "lifecycle.lua", args.warm_up, [disp, tech, app])
+        settle(projector)
+        workers = [server, *descendants(server)]
+        pg = backends(url)
+        before = {
+            "api": sum(map(cpu_seconds, workers)),
+            "projector": cpu_seconds(projector),
+            "postgres": sum(map(cpu_seconds, pg)),
+        }
+        commits0, rollbacks0 = transactions(url)
+        load_before = os.getloadavg()[0]
+        run = wrk(base, "lifecycle.lua", args.seconds, [disp, tech, app])
+        settle(projector)  # the projector's backlog belongs to the run
+        pg_after = set(pg) | set(backends(url))
+        after = {
+            "api": sum(map(cpu_seconds, workers)),
+            "projector": cpu_seconds(projector),
+            # Backends that started during the run count from zero.
+            "postgres": sum(map(cpu_seconds, pg_after)),
+        }
+        commits1, rollbacks1 = transactions(url)
+    n = max(run["requests"], 1)
+    per_command = {f"{k}_cpu_ms": round((after[k] - before[k]) * 1000 / n, 3) for k in after}
+    per_command["all_cpu_ms"] = round(sum(per_command.values()), 3)
+    print(json.dumps({
+        "commands_per_s": run["rps"], "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"],
+        "errors": run["errors"], "commands": run["requests"], **per_command,
+        "commits_per_command": round((commits1 - commits0) / n, 2),
+        "rollbacks_per_command": round((rollbacks1 - rollbacks0) / n, 2),
+        "load_average": [load_before, os.getloadavg()[0]],
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
