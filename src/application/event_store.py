@@ -453,14 +453,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
         return ids
 
+    # The reads below are single statements on the pool's autocommit
+    # connections: no BEGIN and ROLLBACK round trips, and psycopg keeps the
+    # connection's prepared statements (it drops them all at a ROLLBACK).
+
     def event_hashes(self, originator_id: UUID) -> dict[int, str]:
         """The hash of each version of one aggregate."""
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.event_hashes_statement, (originator_id,))
             return {int(r["originator_version"]): str(r["event_hash"]) for r in curs.fetchall()}
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL("SELECT fingerprint, response FROM {}.{} WHERE actor=%s AND key=%s").format(
                     *self.receipts_table
@@ -474,7 +478,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def position_of(self, originator_id: UUID, version: int) -> int | None:
         """The notification id (store position) of one recorded event."""
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
                     "SELECT notification_id FROM {}.{} "
