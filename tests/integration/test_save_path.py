@@ -242,6 +242,26 @@ def test_the_server_side_save_writes_a_chain_that_verifies(
     assert verdict.events == len(stored_positions(first))
 
 
+@pytest.mark.postgres
+def test_a_save_sends_no_notification(pg_url: str) -> None:
+    """Nothing listens to the store's channel: a NOTIFY per save only woke every
+    LISTENing backend of the database (`LedgerPostgresRecorder._notify_channel`)."""
+    ledger = FieldLedger(pg_url)
+    try:
+        recorder = ledger.recorder
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        with recorder.datastore.get_connection() as conn:
+            conn.execute(f'LISTEN "{recorder.channel_name}"')
+            order = book(ledger)  # the one-trip save
+            ledger.work_order_command(DISPATCHER, order, "assign", {"technician_id": "t"})
+            recorder.one_trip = False  # the library's insert path (erasures)
+            book(ledger)
+            assert list(conn.notifies(timeout=0.5)) == []
+            conn.execute("UNLISTEN *")
+    finally:
+        ledger.close()
+
+
 def test_idempotency_and_if_match_behave_as_before_on_the_fast_path(
     ledgers: tuple[FieldLedger, FieldLedger],
 ) -> None:
