@@ -44,13 +44,13 @@ from fieldledger.domain.sla import (
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import Batch, ReadModel, Tables
+from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
 
 #: Events that change what the SLA knows of an aggregate after its creation.
-_CHANGES = (
+_CHANGES = EventTypes(
     WorkOrder.Assigned, WorkOrder.Arrived, WorkOrder.Accepted, WorkOrder.ResolvedRemotely,
     WorkOrder.Cancelled, WorkOrder.PutOnHold, WorkOrder.Resumed, WorkOrder.Escalated,
     Complaint.Acknowledged, Complaint.Assigned, Complaint.Resolved, Complaint.Closed,
@@ -58,7 +58,9 @@ _CHANGES = (
     Complaint.ReminderIssued,
 )  # fmt: skip
 #: Events after which the owner or escalation level may be different.
-_OWNER_OR_LEVEL = (WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated)
+_OWNER_OR_LEVEL = EventTypes(
+    WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated
+)
 
 GroupBy = Literal["priority", "zone", "technician", "severity", "target", "kind"]
 GROUP_COLUMNS: dict[str, tuple[str, Kind | None]] = {
@@ -204,7 +206,7 @@ class SlaView(ReadModel):
         touched = batch.state = _Touched(
             VersionedRows(batch, t.sla_targets, t.sla_targets_history, TARGET_KEY, TARGET_COLUMNS)
         )
-        wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        wanted = sorted({str(e.originator_id) for _, e in batch.events if _CHANGES(e)})
         touched.targets.prefetch(wanted)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -234,7 +236,7 @@ class SlaView(ReadModel):
             touched.subjects[key] = subject
             touched.targets.known_absent(key)  # its first event: no targets yet
             touched.fresh.add(key)
-        elif isinstance(event, _CHANGES):
+        elif _CHANGES(event):
             subject = self._subject(batch, key)
             if subject is None:
                 return
@@ -245,7 +247,7 @@ class SlaView(ReadModel):
             return
         touched.dirty[key] = None
         self._set_targets(batch, key, subject, position, before)
-        if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
+        if subject.version == 1 or _OWNER_OR_LEVEL(event):
             touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
                  subject.escalation_level, subject.owner_id, subject.coordinator_id, position),
@@ -302,8 +304,7 @@ class SlaView(ReadModel):
                             span_class=span_class(subject.started_at, end),
                         )
                 if changes:
-                    if any(old[c] != v for c, v in changes.items()):
-                        rows.update(key, name, **changes)
+                    rows.update(key, name, **changes)  # nothing when none differs
                     continue
             if rules is None:
                 rules = self._policy_of(batch, subject)
@@ -311,7 +312,7 @@ class SlaView(ReadModel):
         for found in [k for k in group if k[1] not in names]:  # pragma: no cover - fixed names
             rows.delete(*found)
         for fresh in computed:
-            rows.put(dict(zip(TARGET_COLUMNS, _row(subject, fresh), strict=True)))
+            rows.put_values(_row(subject, fresh))
 
     def _policy_of(self, batch: Batch, subject: Subject) -> tuple[Policy, BusinessCalendar]:
         """The policy the subject's targets are computed under, and its calendar."""
