@@ -40,11 +40,22 @@ KINDS: dict[type[Any], str] = {
 
 
 def kind_of(event: Any) -> str:
+    """The kind of an event, by its type (worked out once per type)."""
+    found = _KIND_OF_TYPE.get(type(event))
+    if found is None:
+        found = _KIND_OF_TYPE[type(event)] = _kind_of_type(type(event))
+    return found
+
+
+_KIND_OF_TYPE: dict[type[Any], str] = {}
+
+
+def _kind_of_type(event_type: type[Any]) -> str:
     for base, kind in KINDS.items():
-        if isinstance(event, base):
+        if issubclass(event_type, base):
             return kind
     # An aggregate added later (e.g. a policy record): its class in snake_case.
-    outer = type(event).__qualname__.split(".")[0]
+    outer = event_type.__qualname__.split(".")[0]
     return re.sub(r"(?<!^)(?=[A-Z])", "_", outer).lower()
 
 
