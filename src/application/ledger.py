@@ -984,8 +984,13 @@ def _unvalidated(command: Command[Any, B], args: Mapping[str, Any]) -> B:
     return command.body.model_construct(**args)
 
 
+def history_data(event: Any) -> dict[str, Any]:
+    """An event's own fields (not the base fields every event has), as plain values."""
+    return {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
+
+
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
-    data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
+    data = history_data(event)
     return HistoryEntry(
         aggregate_id=event.originator_id,
         type=type(event).__name__,

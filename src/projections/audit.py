@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from fieldledger.application.database import Tx
 from fieldledger.application.hash_chain import HASHES_TABLE
-from fieldledger.application.ledger import history_entry
+from fieldledger.application.ledger import history_data
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
@@ -109,6 +109,9 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+#: `json.dumps(data, sort_keys=True, ensure_ascii=False)`, its encoder made once.
+_DATA_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
 COLUMNS = (
     "position", "aggregate_id", "kind", "type", "version", "actor", "role", "occurred_at",
     "recorded_at", "delay_seconds", "data", "hash",
@@ -170,14 +173,14 @@ class AuditTrail(ReadModel):
         batch.state = _Pending(hashes)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        entry = history_entry(event)
-        delay = (entry.recorded_at - entry.occurred_at).total_seconds()
+        # `history_entry`'s fields, without building one per event.
+        occurred_at, recorded_at = event.occurred_at, event.timestamp
         pending: _Pending = batch.state
         pending.rows.append([
-            position, str(entry.aggregate_id), kind_of(event), entry.type, entry.version,
-            entry.actor, entry.role, _utc(entry.occurred_at), _utc(entry.recorded_at), delay,
-            json.dumps(entry.data, sort_keys=True, ensure_ascii=False),
-            pending.hashes.get(position),
+            position, str(event.originator_id), kind_of(event), type(event).__name__,
+            event.originator_version, event.actor, event.role, _utc(occurred_at),
+            _utc(recorded_at), (recorded_at - occurred_at).total_seconds(),
+            _DATA_JSON.encode(history_data(event)), pending.hashes.get(position),
         ])  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -212,3 +213,8 @@ def test_update_keeps_the_replaced_version_and_the_other_columns() -> None:
     assert (table, new) == ("t", [("x", 2, "t", 0.5, 3)])
     assert history == "t_history" and len(replaced) == 2
     assert all(not rows for _, rows in batch.tx.sent)  # nothing stored before: no upserts
+
+
+def test_the_audit_trails_encoder_writes_what_json_dumps_wrote() -> None:
+    data = {"z": "維修", "a": [1, 2.5, None], "m": {"b": True, "a": "\u00e9"}}
+    assert audit._DATA_JSON.encode(data) == json.dumps(data, sort_keys=True, ensure_ascii=False)
