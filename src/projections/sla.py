@@ -15,6 +15,7 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -229,14 +230,15 @@ class SlaView(ReadModel):
             )  # fmt: skip
             self._policies.setdefault(event.version, policy_from_document(event.document))
             return
-        key = str(event.originator_id)
         subject = Subject.start(event)
         before: dict[str, TargetFacts] | None = None
         if subject is not None:
+            key = subject.aggregate_id  # str(event.originator_id)
             touched.subjects[key] = subject
             touched.targets.known_absent(key)  # its first event: no targets yet
             touched.fresh.add(key)
         elif _CHANGES(event):
+            key = str(event.originator_id)
             subject = self._subject(batch, key)
             if subject is None:
                 return
@@ -304,7 +306,10 @@ class SlaView(ReadModel):
                             span_class=span_class(subject.started_at, end),
                         )
                 if changes:
-                    rows.update(key, name, **changes)  # nothing when none differs
+                    for column, value in changes.items():
+                        if old[column] != value:
+                            rows.update(key, name, **changes)
+                            break
                     continue
             if rules is None:
                 rules = self._policy_of(batch, subject)
@@ -416,8 +421,8 @@ def span_class(started_at: datetime, ended_at: datetime | None) -> int | None:
     (met or closed, whichever first); None while it is open."""
     if ended_at is None:
         return None
-    span = ended_at - started_at
-    return next((k for k, bound in enumerate(SPAN_BOUNDS) if span <= bound), len(SPAN_BOUNDS))
+    # The first class whose bound the span does not exceed (len: none).
+    return bisect_left(SPAN_BOUNDS, ended_at - started_at)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections import audit
 from fieldledger.projections.read_model import EventTypes
+from fieldledger.projections.sla import SPAN_BOUNDS, span_class
 from fieldledger.projections.versions import VALID_FROM, VersionedRows
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -218,3 +219,17 @@ def test_update_keeps_the_replaced_version_and_the_other_columns() -> None:
 def test_the_audit_trails_encoder_writes_what_json_dumps_wrote() -> None:
     data = {"z": "維修", "a": [1, 2.5, None], "m": {"b": True, "a": "\u00e9"}}
     assert audit._DATA_JSON.encode(data) == json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+def test_span_class_by_bisection_is_the_first_bound_not_exceeded() -> None:
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    spans = [timedelta(0), timedelta(microseconds=1)]
+    for bound in SPAN_BOUNDS:
+        spans += [bound - timedelta(microseconds=1), bound, bound + timedelta(microseconds=1)]
+    spans.append(timedelta(days=9999))
+    for span in spans:
+        expected = next(
+            (k for k, bound in enumerate(SPAN_BOUNDS) if span <= bound), len(SPAN_BOUNDS)
+        )
+        assert span_class(start, start + span) == expected
+    assert span_class(start, None) is None
