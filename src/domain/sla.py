@@ -386,11 +386,14 @@ def target(
 
     met_at, closed_at, closed_as, pauses = facts
     end = met_at or closed_at
-    paused = sum(
-        (clock.elapsed(max(p.start, start), p.end) for p in pauses if p.end is not None),
-        timedelta(0),
-    )
-    paused_since = next((p.start for p in pauses if p.end is None), None)
+    paused = timedelta(0)
+    paused_since: datetime | None = None
+    if pauses:  # none at booking, when most targets are computed
+        paused = sum(
+            (clock.elapsed(max(p.start, start), p.end) for p in pauses if p.end is not None),
+            paused,
+        )
+        paused_since = next((p.start for p in pauses if p.end is None), None)
 
     if clock_name == "appointment" and (not pauses or not allowed):
         due_at: datetime | None = subject.appointment_start  # exactly, even if before booking
