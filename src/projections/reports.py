@@ -233,7 +233,7 @@ class ReportsView(ReadModel):
         if fact is not None:
             feedback = getattr(e, "feedback", None)
             self._fact(
-                rows, e, fact, technician_id=row["technician_id"],
+                rows, e, order_id, fact, technician_id=row["technician_id"],
                 service_type=row["service_type"],
                 **({} if feedback is None else {
                     "csat": feedback.csat, "attitude": feedback.attitude,
@@ -268,12 +268,13 @@ class ReportsView(ReadModel):
             return
         row = rows.complaints.get(complaint_id)
         category = None if row is None else row["category"]
-        self._fact(rows, e, fact, category=category, csat=getattr(e, "csat", None))
+        self._fact(rows, e, complaint_id, fact, category=category, csat=getattr(e, "csat", None))
 
-    def _fact(self, rows: _Rows, e: Any, fact: str, **values: Any) -> None:
+    def _fact(self, rows: _Rows, e: Any, key: str, fact: str, **values: Any) -> None:
+        """A fact of the event `e` of the aggregate `key` (its id as text)."""
         row: dict[str, Any] = dict.fromkeys(FACT_COLUMNS)
         row.update(
-            values, aggregate_id=str(e.originator_id), version=e.originator_version,
+            values, aggregate_id=key, version=e.originator_version,
             day=self._day(e.occurred_at), fact=fact,
         )  # fmt: skip
         rows.facts.append([row[c] for c in FACT_COLUMNS])
