@@ -225,15 +225,77 @@ def utc_now() -> datetime:
 
 
 def plain(value: Any) -> Any:
-    """An event's data as JSON-ready plain values (enums by value, money as numbers)."""
+    """An event's data as JSON-ready plain values (enums by value, money as numbers).
+
+    How a value is converted depends on its type alone, so it is worked out
+    once per type (`_plain_for`) rather than by a chain of `isinstance` tests
+    for every value: the audit trail converts every field of every event."""
+    kind = type(value)
+    convert = _PLAIN.get(kind)
+    if convert is None:
+        if len(_PLAIN) >= 4096:  # pragma: no cover - only ever a few dozen types
+            _PLAIN.clear()
+        convert = _PLAIN[kind] = _plain_for(kind)
+    return convert(value)
+
+
+def _plain_for(kind: type[Any]) -> Callable[[Any], Any]:
+    """`plain` for values of exactly this type, by the same tests in the same order
+    as `_plain_uncached`."""
+    if issubclass(kind, Enum):
+        return _enum_value
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+        return lambda value: {name: plain(getattr(value, name)) for name in names}
+    if issubclass(kind, list | tuple):
+        return lambda value: [plain(v) for v in value]
+    if issubclass(kind, dict):
+        return lambda value: {k: plain(v) for k, v in value.items()}
+    if issubclass(kind, Decimal):
+        return _decimal_number
+    if issubclass(kind, datetime):
+        return _utc_iso
+    if issubclass(kind, date):
+        return _date_iso
+    if issubclass(kind, UUID):
+        return str
+    return _same_value
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
+def _decimal_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _date_iso(value: date) -> str:
+    return value.isoformat()
+
+
+def _same_value(value: Any) -> Any:
+    return value
+
+
+_PLAIN: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def _plain_uncached(value: Any) -> Any:
+    """`plain` by `isinstance` tests value by value (what `_plain_for` answers
+    for each type; kept for the tests that compare the two)."""
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _plain_uncached(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+        return [_plain_uncached(v) for v in value]
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: _plain_uncached(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
@@ -922,8 +984,13 @@ def _unvalidated(command: Command[Any, B], args: Mapping[str, Any]) -> B:
     return command.body.model_construct(**args)
 
 
+def history_data(event: Any) -> dict[str, Any]:
+    """An event's own fields (not the base fields every event has), as plain values."""
+    return {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
+
+
 def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
-    data = {k: plain(v) for k, v in event.__dict__.items() if k not in BASE_FIELDS}
+    data = history_data(event)
     return HistoryEntry(
         aggregate_id=event.originator_id,
         type=type(event).__name__,

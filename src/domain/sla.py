@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 from fieldledger.domain.business_calendar import BusinessCalendar, Clock, Pause, RoundTheClock
@@ -385,11 +386,14 @@ def target(
 
     met_at, closed_at, closed_as, pauses = facts
     end = met_at or closed_at
-    paused = sum(
-        (clock.elapsed(max(p.start, start), p.end) for p in pauses if p.end is not None),
-        timedelta(0),
-    )
-    paused_since = next((p.start for p in pauses if p.end is None), None)
+    paused = timedelta(0)
+    paused_since: datetime | None = None
+    if pauses:  # none at booking, when most targets are computed
+        paused = sum(
+            (clock.elapsed(max(p.start, start), p.end) for p in pauses if p.end is not None),
+            paused,
+        )
+        paused_since = next((p.start for p in pauses if p.end is None), None)
 
     if clock_name == "appointment" and (not pauses or not allowed):
         due_at: datetime | None = subject.appointment_start  # exactly, even if before booking
@@ -434,10 +438,17 @@ def _add(
         raise
 
 
+# The two below are pure and see a handful of arguments (a policy's hours and
+# yellow share): remembered, the Decimal arithmetic is done once per value
+# instead of for every target of every order.
+
+
+@lru_cache(maxsize=1024)
 def _hours(hours: Decimal) -> timedelta:
     return timedelta(microseconds=math.ceil(hours * 3_600_000_000))
 
 
+@lru_cache(maxsize=1024)
 def _share(allowed: timedelta, share: Decimal) -> timedelta:
     """`share` of `allowed`, rounded up to the microsecond (yellow means "at least")."""
     return _MICROSECOND * math.ceil(Decimal(allowed // _MICROSECOND) * share)
@@ -476,12 +487,21 @@ def calendar_warning(
     """A warning when working time between `start` and `end` crosses a local year
     whose official make-up working days are missing from the calendar data."""
     first, last = sorted((calendar.local_date(start).year, calendar.local_date(end).year))
+    return _years_warning(calendar, policy.calendar.country, first, last)
+
+
+@lru_cache(maxsize=1024)
+def _years_warning(
+    calendar: BusinessCalendar, country: str | None, first: int, last: int
+) -> str | None:
+    """`calendar_warning` for the local years first..last (pure: remembered;
+    every order booked in a year asks the same)."""
     missing = calendar.years_without_makeup_data(range(first, last + 1))
     if not missing:
         return None
     years = ", ".join(str(y) for y in missing)
     return (
-        f"the {policy.calendar.country} calendar data has no official make-up working days "
+        f"the {country} calendar data has no official make-up working days "
         f"for {years}: working time there is counted without them"
     )
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from fieldledger.application.database import Tx
 from fieldledger.application.hash_chain import HASHES_TABLE
-from fieldledger.application.ledger import history_entry
+from fieldledger.application.ledger import history_data
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
@@ -40,11 +40,22 @@ KINDS: dict[type[Any], str] = {
 
 
 def kind_of(event: Any) -> str:
+    """The kind of an event, by its type (worked out once per type)."""
+    found = _KIND_OF_TYPE.get(type(event))
+    if found is None:
+        found = _KIND_OF_TYPE[type(event)] = _kind_of_type(type(event))
+    return found
+
+
+_KIND_OF_TYPE: dict[type[Any], str] = {}
+
+
+def _kind_of_type(event_type: type[Any]) -> str:
     for base, kind in KINDS.items():
-        if isinstance(event, base):
+        if issubclass(event_type, base):
             return kind
     # An aggregate added later (e.g. a policy record): its class in snake_case.
-    outer = type(event).__qualname__.split(".")[0]
+    outer = event_type.__qualname__.split(".")[0]
     return re.sub(r"(?<!^)(?=[A-Z])", "_", outer).lower()
 
 
@@ -97,6 +108,9 @@ class AuditRecord:
 def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
+
+#: `json.dumps(data, sort_keys=True, ensure_ascii=False)`, its encoder made once.
+_DATA_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 COLUMNS = (
     "position", "aggregate_id", "kind", "type", "version", "actor", "role", "occurred_at",
@@ -159,14 +173,14 @@ class AuditTrail(ReadModel):
         batch.state = _Pending(hashes)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        entry = history_entry(event)
-        delay = (entry.recorded_at - entry.occurred_at).total_seconds()
+        # `history_entry`'s fields, without building one per event.
+        occurred_at, recorded_at = event.occurred_at, event.timestamp
         pending: _Pending = batch.state
         pending.rows.append([
-            position, str(entry.aggregate_id), kind_of(event), entry.type, entry.version,
-            entry.actor, entry.role, _utc(entry.occurred_at), _utc(entry.recorded_at), delay,
-            json.dumps(entry.data, sort_keys=True, ensure_ascii=False),
-            pending.hashes.get(position),
+            position, str(event.originator_id), kind_of(event), type(event).__name__,
+            event.originator_version, event.actor, event.role, _utc(occurred_at),
+            _utc(recorded_at), (recorded_at - occurred_at).total_seconds(),
+            _DATA_JSON.encode(history_data(event)), pending.hashes.get(position),
         ])  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:

@@ -34,6 +34,25 @@ class Tables:
             raise AttributeError(base) from None
 
 
+class EventTypes:
+    """`isinstance(event, classes)`, remembered per type of event: a handler
+    asks it of every event, and the events come in a few dozen types (a test
+    against a tuple of classes walks each class's hierarchy every time)."""
+
+    __slots__ = ("_known", "classes")
+
+    def __init__(self, *classes: type[Any]) -> None:
+        self.classes = classes
+        self._known: dict[type[Any], bool] = {}
+
+    def __call__(self, event: Any) -> bool:
+        kind = type(event)
+        found = self._known.get(kind)
+        if found is None:
+            found = self._known[kind] = issubclass(kind, self.classes)
+        return found
+
+
 class Batch:
     """One batch of events for one generation of one read model: the transaction it
     is applied in, the generation's tables, and whatever the read model keeps for

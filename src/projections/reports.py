@@ -25,12 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from fieldledger.application.database import Tx
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.periods import local_date, local_midnight
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.read_model import Batch, ReadModel, Tables
+from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, mean, null_last, percentage, utc_text
 from fieldledger.projections.unit_of_work import TableRows
 
@@ -58,9 +59,14 @@ ORDER_MEASURES = tuple(ORDER_FACTS.values())
 COMPLAINT_MEASURES = tuple(COMPLAINT_FACTS.values())
 
 #: Events after which a technician is on site (an interval begins).
-_ON_SITE_FROM = (WorkOrder.Arrived, WorkOrder.Rejected)
+_ON_SITE_FROM = EventTypes(WorkOrder.Arrived, WorkOrder.Rejected)
 #: Events that end time on site.
-_ON_SITE_UNTIL = (WorkOrder.ServiceCompleted, WorkOrder.PutOnHold, WorkOrder.Cancelled)
+_ON_SITE_UNTIL = EventTypes(WorkOrder.ServiceCompleted, WorkOrder.PutOnHold, WorkOrder.Cancelled)
+#: A technician's events that complete an order that day.
+_COMPLETING = EventTypes(WorkOrder.ServiceCompleted, WorkOrder.ResolvedRemotely)
+_ARRIVED = EventTypes(WorkOrder.Arrived)
+_OF_ORDERS = EventTypes(WorkOrder.Event)
+_OF_COMPLAINTS = EventTypes(Complaint.Event)
 
 
 ORDER_COLUMNS = ("work_order_id", "service_type", "technician_id", "on_site_since", "held_on_site")
@@ -115,6 +121,8 @@ def seconds_by_local_day(start: datetime, end: datetime, timezone: str) -> list[
 class ReportsView(ReadModel):
     name = NAME
     schema_version = 1
+    #: The settings' time zone, once looked up (`_day`).
+    _zone: ZoneInfo | None = None
     tables: ClassVar[tuple[str, ...]] = (
         "report_orders",
         "report_complaints",
@@ -167,19 +175,17 @@ class ReportsView(ReadModel):
             orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS),
             complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS),
         )
-        state.orders.prefetch(
-            str(e.originator_id) for _, e in batch.events if isinstance(e, WorkOrder.Event)
-        )
+        state.orders.prefetch(str(e.originator_id) for _, e in batch.events if _OF_ORDERS(e))
         state.complaints.prefetch(
             str(e.originator_id)
             for _, e in batch.events
-            if isinstance(e, Complaint.Event) and type(e) in COMPLAINT_FACTS
+            if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
         )
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
-        if isinstance(event, WorkOrder.Event):
+        if _OF_ORDERS(event):
             self._work_order_event(batch.state, event)
-        elif isinstance(event, Complaint.Event):
+        elif _OF_COMPLAINTS(event):
             self._complaint_event(batch.state, event)
 
     def end_batch(self, batch: Batch) -> None:
@@ -201,7 +207,10 @@ class ReportsView(ReadModel):
         batch.append(batch.t.report_facts, FACT_COLUMNS, state.facts)
 
     def _day(self, instant: datetime) -> str:
-        return local_date(instant, self.settings.timezone).isoformat()
+        zone = self._zone
+        if zone is None:
+            zone = self._zone = ZoneInfo(self.settings.timezone)
+        return instant.astimezone(zone).date().isoformat()  # `local_date`, the zone kept
 
     def _work_order_event(self, rows: _Rows, e: Any) -> None:
         order_id = str(e.originator_id)
@@ -212,10 +221,10 @@ class ReportsView(ReadModel):
             return
         if isinstance(e, WorkOrder.Assigned):
             rows.orders.update(order_id, technician_id=e.technician_id)
-        self._on_site(rows, e, row)
+        self._on_site(rows, e, row, order_id)
         if e.role == "technician":
-            completed = isinstance(e, WorkOrder.ServiceCompleted | WorkOrder.ResolvedRemotely)
-            late = isinstance(e, WorkOrder.Arrived) and (e.minutes_late or 0) > 0
+            completed = _COMPLETING(e)
+            late = _ARRIVED(e) and (e.minutes_late or 0) > 0
             rows.tech_day(
                 self._day(e.occurred_at), e.actor, order_id, row["service_type"],
                 completed=int(completed), late=int(late), seconds=0,
@@ -224,7 +233,7 @@ class ReportsView(ReadModel):
         if fact is not None:
             feedback = getattr(e, "feedback", None)
             self._fact(
-                rows, e, fact, technician_id=row["technician_id"],
+                rows, e, order_id, fact, technician_id=row["technician_id"],
                 service_type=row["service_type"],
                 **({} if feedback is None else {
                     "csat": feedback.csat, "attitude": feedback.attitude,
@@ -234,11 +243,10 @@ class ReportsView(ReadModel):
                 }),
             )  # fmt: skip
 
-    def _on_site(self, rows: _Rows, e: Any, row: dict[str, Any]) -> None:
+    def _on_site(self, rows: _Rows, e: Any, row: dict[str, Any], order_id: str) -> None:
         """Open or close the technician's interval on site."""
         since = row["on_site_since"]
-        order_id = str(e.originator_id)
-        if isinstance(e, _ON_SITE_UNTIL) and since is not None:
+        if _ON_SITE_UNTIL(e) and since is not None:
             technician = row["technician_id"] or e.actor
             start = datetime.fromisoformat(since)
             for day, seconds in seconds_by_local_day(start, e.occurred_at, self.settings.timezone):
@@ -248,9 +256,7 @@ class ReportsView(ReadModel):
                 )  # fmt: skip
             held = int(isinstance(e, WorkOrder.PutOnHold))
             rows.orders.update(order_id, on_site_since=None, held_on_site=held)
-        elif isinstance(e, _ON_SITE_FROM) or (
-            isinstance(e, WorkOrder.Resumed) and row["held_on_site"]
-        ):
+        elif _ON_SITE_FROM(e) or (isinstance(e, WorkOrder.Resumed) and row["held_on_site"]):
             rows.orders.update(order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
 
     def _complaint_event(self, rows: _Rows, e: Any) -> None:
@@ -262,12 +268,13 @@ class ReportsView(ReadModel):
             return
         row = rows.complaints.get(complaint_id)
         category = None if row is None else row["category"]
-        self._fact(rows, e, fact, category=category, csat=getattr(e, "csat", None))
+        self._fact(rows, e, complaint_id, fact, category=category, csat=getattr(e, "csat", None))
 
-    def _fact(self, rows: _Rows, e: Any, fact: str, **values: Any) -> None:
+    def _fact(self, rows: _Rows, e: Any, key: str, fact: str, **values: Any) -> None:
+        """A fact of the event `e` of the aggregate `key` (its id as text)."""
         row: dict[str, Any] = dict.fromkeys(FACT_COLUMNS)
         row.update(
-            values, aggregate_id=str(e.originator_id), version=e.originator_version,
+            values, aggregate_id=key, version=e.originator_version,
             day=self._day(e.occurred_at), fact=fact,
         )  # fmt: skip
         rows.facts.append([row[c] for c in FACT_COLUMNS])

@@ -15,6 +15,7 @@ rebuild from zero equals the incremental view.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,13 +45,13 @@ from fieldledger.domain.sla import (
 )
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
-from fieldledger.projections.read_model import Batch, ReadModel, Tables
+from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
 
 #: Events that change what the SLA knows of an aggregate after its creation.
-_CHANGES = (
+_CHANGES = EventTypes(
     WorkOrder.Assigned, WorkOrder.Arrived, WorkOrder.Accepted, WorkOrder.ResolvedRemotely,
     WorkOrder.Cancelled, WorkOrder.PutOnHold, WorkOrder.Resumed, WorkOrder.Escalated,
     Complaint.Acknowledged, Complaint.Assigned, Complaint.Resolved, Complaint.Closed,
@@ -58,7 +59,9 @@ _CHANGES = (
     Complaint.ReminderIssued,
 )  # fmt: skip
 #: Events after which the owner or escalation level may be different.
-_OWNER_OR_LEVEL = (WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated)
+_OWNER_OR_LEVEL = EventTypes(
+    WorkOrder.Assigned, WorkOrder.Escalated, Complaint.Assigned, Complaint.Escalated
+)
 
 GroupBy = Literal["priority", "zone", "technician", "severity", "target", "kind"]
 GROUP_COLUMNS: dict[str, tuple[str, Kind | None]] = {
@@ -204,7 +207,7 @@ class SlaView(ReadModel):
         touched = batch.state = _Touched(
             VersionedRows(batch, t.sla_targets, t.sla_targets_history, TARGET_KEY, TARGET_COLUMNS)
         )
-        wanted = sorted({str(e.originator_id) for _, e in batch.events if isinstance(e, _CHANGES)})
+        wanted = sorted({str(e.originator_id) for _, e in batch.events if _CHANGES(e)})
         touched.targets.prefetch(wanted)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -227,14 +230,15 @@ class SlaView(ReadModel):
             )  # fmt: skip
             self._policies.setdefault(event.version, policy_from_document(event.document))
             return
-        key = str(event.originator_id)
         subject = Subject.start(event)
         before: dict[str, TargetFacts] | None = None
         if subject is not None:
+            key = subject.aggregate_id  # str(event.originator_id)
             touched.subjects[key] = subject
             touched.targets.known_absent(key)  # its first event: no targets yet
             touched.fresh.add(key)
-        elif isinstance(event, _CHANGES):
+        elif _CHANGES(event):
+            key = str(event.originator_id)
             subject = self._subject(batch, key)
             if subject is None:
                 return
@@ -245,7 +249,7 @@ class SlaView(ReadModel):
             return
         touched.dirty[key] = None
         self._set_targets(batch, key, subject, position, before)
-        if subject.version == 1 or isinstance(event, _OWNER_OR_LEVEL):
+        if subject.version == 1 or _OWNER_OR_LEVEL(event):
             touched.owners.append(
                 (key, event.originator_version, stamp(event.occurred_at),
                  subject.escalation_level, subject.owner_id, subject.coordinator_id, position),
@@ -302,8 +306,10 @@ class SlaView(ReadModel):
                             span_class=span_class(subject.started_at, end),
                         )
                 if changes:
-                    if any(old[c] != v for c, v in changes.items()):
-                        rows.update(key, name, **changes)
+                    for column, value in changes.items():
+                        if old[column] != value:
+                            rows.update(key, name, **changes)
+                            break
                     continue
             if rules is None:
                 rules = self._policy_of(batch, subject)
@@ -311,7 +317,7 @@ class SlaView(ReadModel):
         for found in [k for k in group if k[1] not in names]:  # pragma: no cover - fixed names
             rows.delete(*found)
         for fresh in computed:
-            rows.put(dict(zip(TARGET_COLUMNS, _row(subject, fresh), strict=True)))
+            rows.put_values(_row(subject, fresh))
 
     def _policy_of(self, batch: Batch, subject: Subject) -> tuple[Policy, BusinessCalendar]:
         """The policy the subject's targets are computed under, and its calendar."""
@@ -415,8 +421,8 @@ def span_class(started_at: datetime, ended_at: datetime | None) -> int | None:
     (met or closed, whichever first); None while it is open."""
     if ended_at is None:
         return None
-    span = ended_at - started_at
-    return next((k for k, bound in enumerate(SPAN_BOUNDS) if span <= bound), len(SPAN_BOUNDS))
+    # The first class whose bound the span does not exceed (len: none).
+    return bisect_left(SPAN_BOUNDS, ended_at - started_at)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from operator import itemgetter
 from typing import Any
 
 from fieldledger.application.database import Tx
@@ -77,11 +78,13 @@ def create_versioned(
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
     if isinstance(a, float) or isinstance(b, float):
         # REAL is single precision on PostgreSQL: what is read back may differ
         # in the last digits from what was written.
         return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6)
-    return bool(a == b)
+    return False
 
 
 class VersionedRows:
@@ -101,6 +104,9 @@ class VersionedRows:
         self.key = tuple(key)
         self.columns = tuple(columns)  # the key's among them; not valid_from
         self.values = tuple(c for c in self.columns if c not in self.key)
+        self._value_set = frozenset(self.values)
+        #: A row's columns and `valid_from`, as a tuple (what is written).
+        self._written = itemgetter(*self.columns, VALID_FROM)
         #: The position of the event being applied.
         self.position = 0
         self._groups: dict[Any, dict[Key, Row]] = {}
@@ -145,6 +151,12 @@ class VersionedRows:
         key = tuple(row[c] for c in self.key)
         self._replace(key, {c: row.get(c) for c in self.columns})
 
+    def put_values(self, values: Sequence[Any]) -> None:
+        """`put` of a row given as its values in column order (no dict built
+        by the caller to be copied again)."""
+        row = dict(zip(self.columns, values, strict=True))
+        self._replace(tuple(row[c] for c in self.key), row)
+
     def insert(self, *key: Any, **values: Any) -> bool:
         """A new row (other columns NULL) unless one exists; whether it was new."""
         if self.get(*key) is not None:
@@ -156,14 +168,24 @@ class VersionedRows:
         return True
 
     def update(self, *key: Any, **values: Any) -> Row | None:
-        """Set columns of an existing row (nothing when there is none)."""
+        """Set columns of an existing row (nothing when there is none).
+
+        Only the columns set can differ from the row as it is, so only they
+        are compared (the others are the same objects): nothing is copied
+        when the event changes none of them, which is most updates."""
         old = self.get(*key)
         if old is None:
             return None
-        row = {c: old[c] for c in self.columns}
+        compared = self._value_set
+        for c, v in values.items():
+            if c in compared and not _same(old[c], v):
+                break
+        else:
+            return old
+        row = dict(old)
         row.update(values)
-        self._replace(tuple(key), row)
-        return self.get(*key)
+        self._write(tuple(key), old, row)
+        return row
 
     def delete(self, *key: Any) -> None:
         self._replace(tuple(key), None)
@@ -174,12 +196,20 @@ class VersionedRows:
         if old is None and row is None:
             return
         if old is not None and row is not None:
-            before = [old[c] for c in self.values]
-            after = [row[c] for c in self.values]
-            if before == after or all(map(_same, before, after)):
+            for c in self.values:
+                a, b = old[c], row[c]
+                if a is not b and not _same(a, b):
+                    break
+            else:
                 return
+        self._write(key, old, row)
+
+    def _write(self, key: Key, old: Row | None, row: Row | None) -> None:
+        """The row of `key` becomes `row` (None: deleted), known to differ
+        from `old`, the row it replaces (None: none)."""
         if old is not None and old[VALID_FROM] < self.position:
-            self._replaced.append((*(old[c] for c in self.columns), old[VALID_FROM], self.position))
+            self._replaced.append((*self._written(old), self.position))
+        rows = self._groups[key[0]]
         if row is None:
             del rows[key]
         else:
@@ -211,9 +241,9 @@ class VersionedRows:
             f"INSERT INTO {self.table} ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT ({', '.join(self.key)}) "
             "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*self.values, VALID_FROM)),
-            [[r[c] for c in columns] for r in changed],
+            [self._written(r) for r in changed],
         )
-        self.batch.append(self.table, columns, [[r[c] for c in columns] for r in new])
+        self.batch.append(self.table, columns, [self._written(r) for r in new])
         self.batch.append(self.history, (*columns, VALID_TO), self._replaced)
         self._stored.difference_update(deleted)
         self._stored.update(tuple(r[c] for c in self.key) for r in new)
