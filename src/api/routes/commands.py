@@ -18,7 +18,6 @@ declaration, so that every error is answered exactly as the other routes do.
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's
 # annotations at definition time, and the body model is a closure variable.
 
-import functools
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -46,6 +45,7 @@ from fieldledger.application.commands import Command, CommandSet
 from fieldledger.application.fields import RecordId
 from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
 from fieldledger.application.tokens import TokenBook
+from fieldledger.domain.facts import Role
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 
@@ -108,14 +108,26 @@ _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 class CommandInputs:
     """A command request's inputs, read without FastAPI's dependency solving."""
 
-    id: UUID
+    id: UUID | None  # None for a create
     caller: Caller
     body: BaseModel
     expected_version: int | None
     idempotency: Idempotency | None
 
 
-async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandInputs | None:
+@dataclass(frozen=True, slots=True)
+class FastCommand:
+    """What a route's one function needs: who may, the body's model, the call
+    (in a worker thread) and, for a create, where the created record is (its
+    answer is 201 with `Location`; it has no id in its path and refuses If-Match)."""
+
+    roles: frozenset[Role]
+    body: type[BaseModel]
+    run: Callable[[FieldLedger, CommandInputs], CommandResult]
+    creates: str | None = None
+
+
+async def read_inputs(request: Request, command: FastCommand) -> CommandInputs | None:
     """The inputs of a plainly valid command request; None for any other (which
     FastAPI's handler then answers with the error it finds, as declared)."""
     headers = request.headers
@@ -131,8 +143,8 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
     expected_version = None
     if_match = headers.get("if-match")
     if if_match is not None:
-        if _IF_MATCH.fullmatch(if_match) is None:
-            return None
+        if command.creates is not None or _IF_MATCH.fullmatch(if_match) is None:
+            return None  # a create refuses If-Match (422), as declared
         expected_version = get_expected_version(if_match)
     raw = await request.body()
     idempotency = None
@@ -142,7 +154,9 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
             return None
         idempotency = idempotency_of(key.strip(), request.method, request.url.path, raw)
     try:
-        id = _RECORD_ID.validate_python(request.path_params["id"])
+        id = None
+        if command.creates is None:
+            id = _RECORD_ID.validate_python(request.path_params["id"])
         body = _body(command.body, raw, headers.get("content-type"))
     except (ValidationError, ValueError):
         return None
@@ -169,7 +183,13 @@ def _body(model: type[BaseModel], raw: bytes, content_type: str | None) -> BaseM
 
 
 #: Each command endpoint's command, for its `CommandRoute`.
-_COMMANDS: dict[Callable[..., Any], Command[Any, Any]] = {}
+_COMMANDS: dict[Callable[..., Any], FastCommand] = {}
+
+
+def served_in_one_function(endpoint: Callable[..., Any], command: FastCommand) -> None:
+    """Serve `endpoint`'s route (declared with `route_class_override=CommandRoute`)
+    by one function: `command` says what it reads and calls."""
+    _COMMANDS[endpoint] = command
 
 
 class CommandRoute(APIRoute):
@@ -180,6 +200,7 @@ class CommandRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         declared = super().get_route_handler()
         command = _COMMANDS[self.endpoint]
+        status = 201 if command.creates is not None else 200
 
         async def handle(request: Request) -> Response:
             inputs = await read_inputs(request, command)
@@ -189,11 +210,11 @@ class CommandRoute(APIRoute):
             # One hop to a worker thread for the whole command: measured better
             # than deciding on the event loop and awaiting the save from a
             # writer thread (docs/benchmarks.md, "Commands ... issue 11").
-            result = await to_thread.run_sync(functools.partial(
-                ledger.execute, command, inputs.caller, inputs.id, inputs.body,
-                expected_version=inputs.expected_version, idempotency=inputs.idempotency,
-            ))  # fmt: skip
-            return Response(answer_body(result), headers=answer_headers(result),
+            result = await to_thread.run_sync(command.run, ledger, inputs)
+            headers = answer_headers(result)
+            if command.creates is not None:
+                headers = {"Location": f"{command.creates}/{result.id}", **headers}
+            return Response(answer_body(result), status, headers=headers,
                             media_type="application/json")  # fmt: skip
 
         return handle
@@ -241,7 +262,14 @@ def add_command_route(router: APIRouter, command: Command[Any, Any]) -> None:
 
     chosen = endpoint if needs_body else endpoint_optional_body
     chosen.__name__ = f"{command.name.replace('-', '_')}"
-    _COMMANDS[chosen] = command
+
+    def run(ledger: FieldLedger, inputs: CommandInputs) -> CommandResult:
+        assert inputs.id is not None
+        return ledger.execute(command, inputs.caller, inputs.id, inputs.body,
+                              expected_version=inputs.expected_version,
+                              idempotency=inputs.idempotency)  # fmt: skip
+
+    served_in_one_function(chosen, FastCommand(command.roles, body_model, run))
     router.add_api_route(
         f"/{{id}}/{command.name}",
         chosen,
