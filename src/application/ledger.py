@@ -791,9 +791,11 @@ class FieldLedger(Application[UUID]):
     def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
         """The aggregate a command acts on, and whether it is a cached copy."""
         if not fresh and self.aggregate_cache.enabled:
-            found = self.aggregate_cache.get(aggregate_id)
+            found = self.aggregate_cache.take(aggregate_id)
             if isinstance(found, kind):
                 return found, True
+            if found is not None:  # another kind under this id: leave it as it was
+                self.aggregate_cache.put(found, copy=False)
         aggregate = self.get(kind, aggregate_id)
         self.aggregate_cache.put(aggregate)
         return aggregate, False
@@ -837,7 +839,8 @@ class FieldLedger(Application[UUID]):
                 if clear:
                     self.aggregate_cache.evict(aggregate.id)
                 else:
-                    self.aggregate_cache.put(aggregate)
+                    # Handed back, not copied: the command is done with it.
+                    self.aggregate_cache.put(aggregate, copy=False)
         return position
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
