@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fieldledger.api import console, problems
 from fieldledger.api.body_limit import BodyLimit
+from fieldledger.api.command_threads import CommandThreads
 from fieldledger.api.routes import (
     appraisal,
     audit,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.command_threads = CommandThreads()
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)

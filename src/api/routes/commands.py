@@ -7,9 +7,9 @@ ETag) and its own body model in /openapi.json.
 A command is served by one `async` function (`CommandRoute`): it reads the
 caller, If-Match, Idempotency-Key, the id and the body itself, and runs the
 ledger's `execute` in a worker thread (it queries and waits on the group
-commit). FastAPI's dependency solving (six dependencies per command) was the
-largest part of a command's CPU. The route keeps its
-declared parameters, so /openapi.json describes it as before; and any request
+commit), one of the app's `CommandThreads`. FastAPI's dependency solving (six
+dependencies per command) was the largest part of a command's CPU. The route
+keeps its declared parameters, so /openapi.json describes it as before; and any request
 that is not plainly valid (no or unknown token, a role that may not, a header
 or body that does not validate) is handed to FastAPI's own handler of the same
 declaration, so that every error is answered exactly as the other routes do.
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
+from fieldledger.api.command_threads import CommandThreads
 from fieldledger.api.deps import (
     IDEMPOTENCY_KEY_PATTERN,
     IF_MATCH_PATTERN,
@@ -137,7 +137,8 @@ async def read_inputs(request: Request, command: FastCommand) -> CommandInputs |
     tokens: TokenBook = request.app.state.tokens
     # The token's row is read (a cache miss, SQLite's change counter) in a
     # worker thread: never a query on the event loop.
-    caller = tokens.remembered(token) or await to_thread.run_sync(tokens.identify, token)
+    threads: CommandThreads = request.app.state.command_threads
+    caller = tokens.remembered(token) or await threads.run(tokens.identify, token)
     if caller is None or caller.role not in command.roles:
         return None
     expected_version = None
@@ -206,11 +207,13 @@ class CommandRoute(APIRoute):
             inputs = await read_inputs(request, command)
             if inputs is None:
                 return await declared(request)
-            ledger: FieldLedger = request.app.state.ledger
+            state = request.app.state
             # One hop to a worker thread for the whole command: measured better
             # than deciding on the event loop and awaiting the save from a
-            # writer thread (docs/benchmarks.md, "Commands ... issue 11").
-            result = await to_thread.run_sync(command.run, ledger, inputs)
+            # writer thread (docs/benchmarks.md, "Commands ... issue 11"); the
+            # hop itself is the lean pool's, not anyio's (command_threads.py).
+            threads: CommandThreads = state.command_threads
+            result = await threads.run(command.run, state.ledger, inputs)
             headers = answer_headers(result)
             if command.creates is not None:
                 headers = {"Location": f"{command.creates}/{result.id}", **headers}
