@@ -31,6 +31,7 @@ from fieldledger.api.routes import (
     what_if,
     work_orders,
 )
+from fieldledger.api.routes.commands import CommandShortcut
 from fieldledger.api.service import Service
 from fieldledger.application.settings import Settings
 from fieldledger.domain.sla import calendar_report
@@ -109,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    customers, notifications, reports, what_if):
         app.include_router(module.router)
     console.install(app)
+    # Commands go to their route without the router's matching, once it has
+    # sent one there (routes/commands.py): inside the exception middleware.
+    app.router.middleware_stack = CommandShortcut(app.router.middleware_stack)
     app.add_middleware(BodyLimit)
     app.add_middleware(health.HealthProbes)  # outside the body guard: probes carry no body
     return app

@@ -800,3 +800,46 @@ def test_a_plain_booking_is_read_in_one_function_and_any_other_is_answered_as_de
     again = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
     assert again.json() == fast.json() and again.headers["Idempotent-Replayed"] == "true"
     assert again.headers["Location"] == fast.headers["Location"]
+
+
+def test_a_command_is_answered_alike_before_and_after_the_shortcut_knows_its_route(
+    api: Api,
+) -> None:
+    """`CommandShortcut` sends a command straight to its route once the router
+    has sent one there: refusals (raised by the ledger, or found by FastAPI's
+    declared handler with the body handed on) answer as through the router."""
+    from fieldledger.api.routes.commands import CommandShortcut
+
+    shortcut = api.app.router.middleware_stack
+    assert isinstance(shortcut, CommandShortcut)
+    desk = Desk(api)
+    order = desk.work_order_in("assigned")  # to tech-1, not yet confirmed
+    assert "/work-orders" in shortcut.routes  # the booking's route, learned
+    unknown = "0b7c1e0e-1a1e-4c8e-9f6a-2b1d3c4e5f60"
+    requests: list[tuple[str, str, Any, dict[str, str]]] = [
+        ("technician", f"/work-orders/{order}/depart", {}, {}),  # not in this state: 409
+        ("technician", f"/work-orders/{unknown}/depart", {}, {}),  # no such order: 404
+        ("technician", f"/work-orders/{order}/depart", {"occurred_at": "soon"}, {}),  # 422
+        ("technician", f"/work-orders/{order}/depart", {}, {"If-Match": '"9"'}),  # 412
+        ("dispatcher", f"/work-orders/{order}/depart", {}, {}),  # a role that may not: 403
+        ("technician", "/work-orders", booking(), {}),  # 403, on a create
+        ("dispatcher", "/work-orders", {**booking(), "zone": "moon"}, {}),  # 422
+    ]
+    before = api.event_count()
+
+    def answers(known: bool) -> list[tuple[int, str, Any]]:
+        found = []
+        for who, path, body, headers in requests:
+            if not known:  # the router matches it (and the shortcut learns its route)
+                shortcut.routes.clear()
+            r = desk[who].post(path, body, **headers)
+            found.append((r.status_code, r.headers["content-type"], r.json()))
+            assert ("/work-orders/{id}/depart" in shortcut.routes) is (
+                known or path != "/work-orders")  # fmt: skip
+        return found
+
+    through_router = answers(known=False)
+    assert answers(known=True) == through_router
+    assert [status for status, _, _ in through_router] == [409, 404, 422, 412, 403, 403, 422]
+    assert all(kind == PROBLEM_JSON for _, kind, _ in through_router)
+    assert api.event_count() == before

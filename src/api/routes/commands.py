@@ -47,6 +47,8 @@ from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, I
 from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.facts import Role
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette._utils import get_route_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class CommandAnswer(BaseModel):
@@ -193,6 +195,28 @@ def served_in_one_function(endpoint: Callable[..., Any], command: FastCommand) -
     _COMMANDS[endpoint] = command
 
 
+async def serve(request: Request, command: FastCommand, inputs: CommandInputs) -> Response:
+    """Run a plainly valid command and answer it."""
+    state = request.app.state
+    # One hop to a worker thread for the whole command: measured better than
+    # deciding on the event loop and awaiting the save from a writer thread
+    # (docs/benchmarks.md, "Commands ... issue 11"); the hop itself is the lean
+    # pool's, not anyio's (command_threads.py).
+    threads: CommandThreads = state.command_threads
+    result = await threads.run(command.run, state.ledger, inputs)
+    headers = answer_headers(result)
+    status = 200
+    if command.creates is not None:
+        status = 201
+        headers = {"Location": f"{command.creates}/{result.id}", **headers}
+    return Response(answer_body(result), status, headers=headers, media_type="application/json")
+
+
+#: Set in a request's scope by `CommandShortcut` when it found the request not
+#: plainly valid: the route answers it with FastAPI's declared handler at once.
+DECLARED = "fieldledger.declared"
+
+
 class CommandRoute(APIRoute):
     """A command's route: described by its declared endpoint, served by one
     `async` function; a request that is not plainly valid goes to the handler
@@ -201,26 +225,97 @@ class CommandRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         declared = super().get_route_handler()
         command = _COMMANDS[self.endpoint]
-        status = 201 if command.creates is not None else 200
 
         async def handle(request: Request) -> Response:
-            inputs = await read_inputs(request, command)
+            inputs = None
+            if not request.scope.get(DECLARED):
+                inputs = await read_inputs(request, command)
             if inputs is None:
                 return await declared(request)
-            state = request.app.state
-            # One hop to a worker thread for the whole command: measured better
-            # than deciding on the event loop and awaiting the save from a
-            # writer thread (docs/benchmarks.md, "Commands ... issue 11"); the
-            # hop itself is the lean pool's, not anyio's (command_threads.py).
-            threads: CommandThreads = state.command_threads
-            result = await threads.run(command.run, state.ledger, inputs)
-            headers = answer_headers(result)
-            if command.creates is not None:
-                headers = {"Location": f"{command.creates}/{result.id}", **headers}
-            return Response(answer_body(result), status, headers=headers,
-                            media_type="application/json")  # fmt: skip
+            return await serve(request, command, inputs)
 
         return handle
+
+    @property
+    def command(self) -> FastCommand:
+        return _COMMANDS[self.endpoint]
+
+
+def _route_key(path: str) -> tuple[str, str | None]:
+    """The route a command's path would have, and the id in it: `/a/{id}/c`
+    and the id for a path of three parts, else the path itself (a create)."""
+    parts = path.split("/")
+    if len(parts) == 4 and not parts[0] and parts[1] and parts[2] and parts[3]:
+        return f"/{parts[1]}/{{id}}/{parts[3]}", parts[2]
+    return path, None
+
+
+class CommandShortcut:
+    """In front of the router: a command whose route is known goes straight to
+    its `CommandRoute`, without being matched against the routes again.
+
+    FastAPI's routing (every included router and route tried in turn, each
+    with its own scope bookkeeping) was the largest part of a command's CPU
+    left on the event loop (docs/benchmarks.md). The routes are not guessed:
+    a path is sent here only once the router has sent a request of the same
+    shape (`/{resource}/<id>/{command}`, or a create's path) to that route,
+    and only POST. A plainly valid command is then served as its route serves
+    it; any other request (not plainly valid) goes on to the router as before,
+    with its body, and its route answers it with FastAPI's declared handler.
+    Both sit inside the app's exception middleware: an error is answered by
+    the same handlers as from the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.routes: dict[str, CommandRoute] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        key, id = _route_key(get_route_path(scope))
+        route = self.routes.get(key)
+        if route is None:
+            await self.app(scope, receive, send)
+            self._learn(scope, key, id)
+            return
+        command = route.command
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {} if id is None else {"id": id}
+        request = Request(scope, receive, send)
+        raw = await request.body()
+        inputs = await read_inputs(request, command)
+        if inputs is None:
+            scope[DECLARED] = True
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        response = await serve(request, command, inputs)
+        await response(scope, receive, send)
+
+    def _learn(self, scope: Scope, key: str, id: str | None) -> None:
+        route = scope.get("route")
+        if (
+            isinstance(route, CommandRoute)
+            and route.path_format == key
+            and (id is None) == (route.command.creates is not None)
+            and scope.get("path_params") == ({} if id is None else {"id": id})
+        ):
+            self.routes[key] = route
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive`, with the body already read given first."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
