@@ -40,6 +40,7 @@ from fieldledger.api.deps import (
     idempotency_of,
     permits,
 )
+from fieldledger.api.json_bodies import PARSED_BODY
 from fieldledger.api.problems import responses
 from fieldledger.application.commands import Command, CommandSet
 from fieldledger.application.fields import RecordId
@@ -160,7 +161,7 @@ async def read_inputs(request: Request, command: FastCommand) -> CommandInputs |
         id = None
         if command.creates is None:
             id = _RECORD_ID.validate_python(request.path_params["id"])
-        body = _body(command.body, raw, headers.get("content-type"))
+        body = _body(command.body, raw, headers.get("content-type"), request.scope)
     except (ValidationError, ValueError):
         return None
     if body is None:
@@ -168,13 +169,17 @@ async def read_inputs(request: Request, command: FastCommand) -> CommandInputs |
     return CommandInputs(id, caller, body, expected_version, idempotency)
 
 
-def _body(model: type[BaseModel], raw: bytes, content_type: str | None) -> BaseModel | None:
+def _body(
+    model: type[BaseModel], raw: bytes, content_type: str | None, scope: Scope
+) -> BaseModel | None:
     """The body as the route's model, or None when FastAPI should judge it."""
     parsed: Any = None
     if raw.strip():
         if (content_type or "").split(";")[0].strip().lower() != "application/json":
             return None
-        parsed = json.loads(raw)
+        # Parsed once already, by `BodyLimit` (json_bodies.py), when it checked it.
+        checked = scope.get(PARSED_BODY)
+        parsed = checked[1] if checked is not None and checked[0] == raw else json.loads(raw)
     if parsed is None:
         # No body (or `null`): the model's defaults, when it has no required field.
         if any(f.is_required() for f in model.model_fields.values()):
