@@ -21,9 +21,10 @@ used first out). The cache is only ever a guess: the store stays the arbiter.
   No copy on the way of a command that hits the cache: two deep copies of a
   work order were a tenth of a command's CPU (docs/benchmarks.md).
 - Personal data: aggregates read from the store hold customers' data sealed
-  (`SealedPersonalData`), never in clear; an aggregate whose new events carry
-  personal data in clear (a booking's customer, an acceptance's signature) is
-  not kept after its save but read again from the store when next needed. An
+  (`SealedPersonalData`), never in clear; an aggregate whose state holds
+  personal data in clear after its save (a booking's customer) is not kept but
+  read again from the store when next needed. One whose new events carried
+  some that its state does not keep (an acceptance's signature) is kept. An
   erasure empties this process's cache (rare, and simplest to reason about).
 
 Only commands read through this cache; queries (`FieldLedger.get`, history,

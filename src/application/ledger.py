@@ -505,7 +505,7 @@ class FieldLedger(Application[UUID]):
         aggregate = make()
         result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name, created=True)
         try:
-            position = self._save(caller, idempotency, result, aggregate)
+            position = self._save(caller, idempotency, result, aggregate, keep=True)
         except IntegrityError:
             replay = self._replay(caller, idempotency)
             if replay is not None:
@@ -836,7 +836,13 @@ class FieldLedger(Application[UUID]):
         if keep:
             clear = self.personal_data.in_clear(events)
             for aggregate in aggregates:
+                # Personal data in clear in the events: the aggregate's state is
+                # given what the store now holds for it (sealed; a booking's
+                # customer), and may hold none at all (an acceptance's
+                # signature): then, and only then, it is kept.
                 if clear:
+                    self.personal_data.seal_in_place(aggregate)
+                if clear and self.personal_data.holds_in_clear(aggregate):
                     self.aggregate_cache.evict(aggregate.id)
                 else:
                     # Handed back, not copied: the command is done with it.
