@@ -793,9 +793,13 @@ def test_a_plain_booking_is_read_in_one_function_and_any_other_is_answered_as_de
         fast.json()["version"], fast.json()["state"])  # fmt: skip
     assert declared.headers["Location"] == f"/work-orders/{declared.json()['id']}"
     assert fast.headers["Location"] == f"/work-orders/{fast.json()['id']}"
-    for name in ("content-type", "ETag"):
+    for name in ("content-type", "content-length", "ETag"):
         assert declared.headers[name] == fast.headers[name], name
+    assert sorted(declared.headers.keys()) == sorted(fast.headers.keys())
     assert "X-Position" in declared.headers and "X-Position" in fast.headers
+    # Byte for byte, but for the new order's id.
+    fast_id, declared_id = fast.json()["id"], declared.json()["id"]
+    assert declared.content == fast.content.replace(fast_id.encode(), declared_id.encode())
     # The declared replay answers as the fast one does.
     again = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
     assert again.json() == fast.json() and again.headers["Idempotent-Replayed"] == "true"
