@@ -60,6 +60,14 @@ def children(pid: int) -> list[int]:
     return [int(line) for line in out.split()]
 
 
+def is_projector(pid: int) -> bool:
+    """`fieldledger projections run` (not the serve process, nor `ps` itself)."""
+    try:
+        return b"projections" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 def descendants(pid: int) -> list[int]:
     found = children(pid)
     return found + [d for c in found for d in descendants(c)]
@@ -104,7 +112,7 @@ def main() -> None:
     url = args.url or fresh_database(bench_database("command_cpu"))
     with serving(url, 2, separate_projector=True) as (base, env):
         server = int(env["FIELDLEDGER_BENCH_SERVER_PID"])
-        projector = next(p for p in children(os.getpid()) if p != server)
+        projector = next(p for p in children(os.getpid()) if is_projector(p))
         disp, tech, app = (
             fieldledger("token", "issue", "--actor", actor, "--role", role, env=env)
             for actor, role in (("disp-bench", "dispatcher"), ("tech-bench", "technician"),

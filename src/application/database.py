@@ -63,6 +63,10 @@ class Tx:
         #: PostgreSQL settings the transaction was opened with (`SET LOCAL`), so a
         #: query that needs one can tell it is already in force.
         self.settings: Mapping[str, str] = settings or {}
+        #: Whether a statement that may write was sent (`execute`, `executemany`,
+        #: `copy_rows`; `query` and `scalar` are reads): a read-only snapshot
+        #: that wrote nothing ends with COMMIT (`Database.snapshot`).
+        self.wrote = False
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -92,9 +96,11 @@ class Tx:
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.wrote = True
         self.cursor.execute(self._sql(statement), tuple(map(storable, params)))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.wrote = True
         if rows:
             self.cursor.executemany(
                 self._sql(statement), [tuple(map(storable, r)) for r in rows]
@@ -103,6 +109,7 @@ class Tx:
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
         `executemany` insert."""
+        self.wrote = True
         if not rows:
             return
         if self.dialect == "postgres":
@@ -173,12 +180,30 @@ class Database:
             yield Tx(cursor, self.dialect, self.schema)
 
     @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """For one statement that only reads (`Tx.query`, `Tx.scalar`). On
+        PostgreSQL outside a transaction (the pool's connections are in
+        autocommit: the statement is its own snapshot), so no BEGIN and no
+        ROLLBACK round trip, and the connection keeps its prepared statements
+        (psycopg drops them all at a ROLLBACK: `DEALLOCATE ALL`, and each is
+        parsed and planned again). On SQLite a read transaction."""
+        if isinstance(self.datastore, PostgresDatastore):
+            with self.datastore.get_connection() as conn:
+                yield Tx(conn.cursor(), self.dialect, self.schema)
+            return
+        with self.transaction(commit=False) as tx:
+            yield tx
+
+    @contextmanager
     def snapshot(
         self, opening: Composable, settings: Mapping[str, str]
     ) -> Iterator[tuple[Tx, Any]]:
         """PostgreSQL: a read-only transaction whose `BEGIN`, `SET LOCAL settings`
         and `opening` (statements without parameters) go in one simple query,
-        one round trip; always rolled back. (The library's `transaction` sends
+        one round trip. Ended by COMMIT when nothing was written (`Tx.wrote`),
+        else rolled back (a temporary view made for the read goes with it):
+        psycopg drops the connection's prepared statements at a ROLLBACK, not
+        at a COMMIT. (The library's `transaction` sends
         `BEGIN` on its own, and each `SET LOCAL` would be one more round trip:
         each is a wake-up of two processes, milliseconds on a busy machine.)
         Yields the transaction and the cursor, at `opening`'s first result."""
@@ -194,7 +219,10 @@ class Database:
                 cursor.execute(SQL("; ").join([*statements, opening]))
                 for _ in statements:
                     cursor.nextset()
-                yield Tx(cursor, self.dialect, self.schema, settings), cursor
+                tx = Tx(cursor, self.dialect, self.schema, settings)
+                yield tx, cursor
+                if not tx.wrote and conn.info.transaction_status == TransactionStatus.INTRANS:
+                    conn.execute("COMMIT")
             finally:
                 if conn.info.transaction_status in (
                     TransactionStatus.INTRANS,

@@ -365,7 +365,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             save_function_sql(
                 schema=self.datastore.schema,
                 events=self.events_table_name,
-                channel=self.channel_name,
                 lock_timeout=self.datastore.lock_timeout,
             )
         )
@@ -402,6 +401,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 prepare=True,
             )
             return [int(row["p"]) for row in curs.fetchall()]
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        """No NOTIFY at a save (here nor in `save_function_sql`): nothing
+        subscribes to the store's channel (the projector polls), and each
+        NOTIFY woke every backend LISTENing in the database (the token
+        listeners, `tokens.py`) into a transaction of its own to read it:
+        about a seventh of PostgreSQL's CPU per command (docs/benchmarks.md)."""
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -453,14 +459,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
         return ids
 
+    # The reads below are single statements on the pool's autocommit
+    # connections: no BEGIN and ROLLBACK round trips, and psycopg keeps the
+    # connection's prepared statements (it drops them all at a ROLLBACK).
+
     def event_hashes(self, originator_id: UUID) -> dict[int, str]:
         """The hash of each version of one aggregate."""
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.event_hashes_statement, (originator_id,))
             return {int(r["originator_version"]): str(r["event_hash"]) for r in curs.fetchall()}
 
     def find_receipt(self, actor: str, key: str) -> Receipt | None:
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL("SELECT fingerprint, response FROM {}.{} WHERE actor=%s AND key=%s").format(
                     *self.receipts_table
@@ -474,7 +484,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def position_of(self, originator_id: UUID, version: int) -> int | None:
         """The notification id (store position) of one recorded event."""
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
                     "SELECT notification_id FROM {}.{} "
@@ -490,7 +500,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 SAVE_FUNCTION = "fieldledger_save_events"
 
 
-def save_function_sql(*, schema: str, events: str, channel: str, lock_timeout: int) -> Composed:
+def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Composed:
     """A PL/pgSQL function writing one save: the events, each with its hash row
     (`hash_chain.event_hash` and `chain_hash`, computed by the server the same
     way: the same framing, big-endian 8-byte integers, SHA-256), and the
@@ -499,7 +509,8 @@ def save_function_sql(*, schema: str, events: str, channel: str, lock_timeout: i
     the order of positions (no reader can pass a position that commits later)
     and the chain cannot fork; the lock is released by the commit that follows
     the statement. A duplicate version or receipt raises a unique violation and
-    nothing of the save is written."""
+    nothing of the save is written. No NOTIFY (see
+    `LedgerPostgresRecorder._notify_channel`)."""
     genesis = "0" * 64
     return SQL(
         "CREATE OR REPLACE FUNCTION {schema}.{fn}("
@@ -511,7 +522,6 @@ def save_function_sql(*, schema: str, events: str, channel: str, lock_timeout: i
         "BEGIN "
         "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
         "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
-        "  NOTIFY {channel}; "
         "  SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
         "    ORDER BY h.position DESC LIMIT 1; "
         "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
@@ -545,7 +555,6 @@ def save_function_sql(*, schema: str, events: str, channel: str, lock_timeout: i
         events=Identifier(events),
         hashes=Identifier(HASHES_TABLE),
         receipts=Identifier(RECEIPTS_TABLE),
-        channel=Identifier(channel),
         lock_timeout=SQL(str(int(lock_timeout))),
         genesis=Literal(genesis),
     )

@@ -302,7 +302,7 @@ class PersonalDataVault:
     def _data_key(self, customer_id: UUID) -> tuple[str, bytes]:
         """The customer's data key, made on first use."""
         cid = str(customer_id)
-        with self.db.transaction(commit=False) as tx:
+        with self.db.read() as tx:
             rows = tx.query(
                 f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
                 "WHERE customer_id = ?",
@@ -358,7 +358,7 @@ class PersonalDataVault:
         if tx is not None:
             rows = tx.query(statement, wanted)
         else:
-            with self.db.transaction(commit=False) as own:
+            with self.db.read() as own:
                 rows = own.query(statement, wanted)
         return {r["key_id"]: self._open_key(r) for r in rows}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,6 +107,63 @@ class Target:
     model: ReadModel | None = None
 
 
+class RecentEvents:
+    """The stretch of the store that catch-ups read last, each event decoded
+    once. The live projector catches every view up in turn, each from about
+    the same position: the first view reads and decodes the new events, the
+    others take them from here (one read and one decoding per event instead of
+    one per view).
+
+    It holds every committed event from `first` up to the last it holds, never
+    less: what one read returns is all there is up to its last event
+    (positions are committed in order: the events table's lock), and a read
+    is added only where it starts within that range or right after it. A read
+    served from here is so the start of what the store would answer (up to the
+    last event held; the next read goes to the store). Decoding does not
+    depend on anything but the stored event (personal data stays sealed), so
+    the decoded events are the same for every view, as in a one-pass `feed`."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._first = 0
+        self._ids: list[int] = []
+        self._events: list[tuple[Notification, Any]] = []
+
+    def get(
+        self, start: int, limit: int, stop: int | None
+    ) -> list[tuple[Notification, Any]] | None:
+        """The events from position `start` (at most `limit`, none after
+        `stop`) if held here, else None."""
+        with self._lock:
+            if not self._ids or not self._first <= start <= self._ids[-1]:
+                return None
+            i = bisect_left(self._ids, start)
+            found = self._events[i : i + limit]
+        if stop is not None:
+            found = [e for e in found if e[0].id <= stop]
+        return found or None
+
+    def put(self, start: int, events: Sequence[tuple[Notification, Any]]) -> None:
+        """What a read of the store from position `start` returned."""
+        if not events:
+            return
+        with self._lock:
+            if self._ids and self._first <= start <= self._ids[-1] + 1:
+                i = bisect_left(self._ids, start)
+                del self._ids[i:], self._events[i:]
+            else:
+                self._first = start
+                self._ids.clear()
+                self._events.clear()
+            self._ids.extend(n.id for n, _ in events)
+            self._events.extend(events)
+            extra = len(self._ids) - self.keep
+            if extra > 0:
+                del self._ids[:extra], self._events[:extra]
+                self._first = self._ids[0]
+
+
 class Batches:
     """Applies batches of events to generations of read models."""
 
@@ -129,6 +187,8 @@ class Batches:
         self.feed_batch_size = feed_batch_size or batch_size
         self.tracking = tracking_recorder(db)
         self.locks = {name: threading.Lock() for name in models}
+        #: The live catch-ups' last reads, shared by the views (`RecentEvents`).
+        self.recent = RecentEvents(keep=4 * batch_size)
 
     def position(self, name: str, generation: int) -> int:
         return self.tracking.max_tracking_id(tracking_key(name, generation)) or 0
@@ -172,13 +232,15 @@ class Batches:
                 raise ProjectionFailed(name, error[1], error[0])
             position = self.position(name, generation)
             while until is None or position < until:
-                notifications = self.ledger.recorder.select_notifications(
-                    start=position + 1, limit=self.batch_size, stop=until
-                )
-                if not notifications:
+                read = self._recent(position + 1, until)
+                if not read:
                     break
+                notifications = [n for n, _ in read]
                 try:
-                    position = self._apply_batch(name, generation, position, notifications)
+                    position = self._apply_batch(
+                        name, generation, position, notifications,
+                        events=[(n.id, event) for n, event in read],
+                    )  # fmt: skip
                 except _Moved as moved:
                     position = moved.position  # another projector got there first
                     continue
@@ -191,6 +253,19 @@ class Batches:
                     progress(len(notifications), position)
         return position
 
+    def _recent(self, start: int, until: int | None) -> list[tuple[Notification, Any]]:
+        """The next batch of a live catch-up from position `start`, decoded:
+        from `recent` when another view read it, else from the store."""
+        found = self.recent.get(start, self.batch_size, until)
+        if found is not None:
+            return found
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.batch_size, stop=until
+        )
+        read = [(n, self._decode("?", n)) for n in notifications]
+        self.recent.put(start, read)
+        return read
+
     def _apply_batch(
         self,
         name: str,
@@ -199,6 +274,7 @@ class Batches:
         notifications: Sequence[Notification],
         *,
         pipelined: bool = True,
+        events: Sequence[tuple[int, Any]] | None = None,
     ) -> int:
         """One tracked batch in one transaction; returns the new position.
 
@@ -207,7 +283,8 @@ class Batches:
         reports its error later than its event; so the batch is then tried again
         unpipelined, where a failure is pinned to its event."""
         last = notifications[-1].id
-        events = [(n.id, self._decode(name, n)) for n in notifications]
+        if events is None:
+            events = [(n.id, self._decode(name, n)) for n in notifications]
         if pipelined and self.db.dialect == "postgres":
             try:
                 with self.db.transaction() as tx:

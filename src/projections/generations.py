@@ -103,7 +103,7 @@ class Generations:
         )
 
     def live(self, name: str) -> int | None:
-        with self.db.transaction(commit=False) as tx:
+        with self.db.read() as tx:
             return self.live_in(tx, name)
 
     def live_in(self, tx: Tx, name: str) -> int | None:
@@ -291,13 +291,13 @@ class Generations:
         self.changes += 1  # what /healthz remembers is out of date (routes/health.py)
 
     def recorded_error(self, name: str, generation: int) -> tuple[str, int] | None:
-        with self.db.transaction(commit=False) as tx:
-            tx.execute(
+        with self.db.read() as tx:
+            found = tx.query(
                 f"SELECT error, error_position FROM {tx.table(GENERATIONS)} "
                 "WHERE name = ? AND generation = ?",
                 (name, generation),
             )
-            row = tx.fetchone()
+            row = found[0] if found else None
         if row is None or row["error"] is None:
             return None
         return str(row["error"]), int(row["error_position"])

@@ -276,11 +276,21 @@ class BackgroundProjector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # Every view is brought up to the head as it stands at the start of
+            # the round, not chased past it: the first view reads and decodes
+            # the round's events, the others take them from `Batches.recent`,
+            # and each applies them in one batch. (Chasing the head, under load
+            # the first view went on with small batches of what arrived while it
+            # applied the last one, and each view read and decoded on its own.)
+            try:
+                head: int | None = self.projections.head()
+            except Exception:  # a database hiccup: each view reads to the head
+                head = None
             for name in self.projections.models:
                 if self._stop.is_set():
                     return
                 try:
-                    self.projections.catch_up(name)
+                    self.projections.catch_up(name, until=head)
                     self.last_errors.pop(name, None)
                 except ProjectionFailed as e:
                     self.last_errors[name] = str(e)

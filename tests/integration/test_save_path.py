@@ -31,7 +31,7 @@ from fieldledger.domain.errors import DomainError
 from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, WorkOrder, Zone
-from fieldledger.projections.projector import Projections
+from fieldledger.projections.projector import BackgroundProjector, Projections
 from fieldledger.projections.read_model import Batch, ProjectionSettings, ReadModel, Tables
 
 from tests.procedure import CHECKLIST, ON_SITE_CHECKS
@@ -144,6 +144,79 @@ def test_no_projector_skips_an_event_while_writers_race(
     assert seen == stored  # every stored event once, none twice, none skipped
 
 
+class SeenToo(ReadModel):
+    """A second such view: the views of a projector round share one read of the
+    store (`Batches.recent`)."""
+
+    name = "seen_too"
+    tables: ClassVar[tuple[str, ...]] = ("seen_too",)
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {t.seen_too} (position INTEGER PRIMARY KEY)")
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        batch.tx.execute(f"INSERT INTO {batch.t.seen_too} VALUES (?)", (position,))
+
+
+def test_no_view_skips_an_event_when_the_views_share_their_reads(
+    ledgers: tuple[FieldLedger, FieldLedger],
+) -> None:
+    """The background projector's rounds (one read per round, handed to every
+    view) and a second projector's catch-ups, while two workers write."""
+    first, second = ledgers
+    orders = [book(first, f"c{i}") for i in range(3)]
+    projections = Projections(first, [Seen, SeenToo], SETTINGS, batch_size=4)
+    other = Projections(second, [Seen, SeenToo], SETTINGS, batch_size=3)
+    background = BackgroundProjector(projections, interval=0.001)
+    background.start()
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def project() -> None:
+        while not done.is_set():
+            try:
+                other.catch_up("seen_too")
+            except BaseException as e:  # pragma: no cover - reported below
+                failures.append(e)
+                return
+
+    def write(ledger: FieldLedger, seed: int) -> None:
+        try:
+            for i in range(10):
+                if i % 3 == 0:
+                    book(ledger, f"n{seed}-{i}")
+                    continue
+                with contextlib.suppress(Busy, DomainError):
+                    ledger.work_order_command(
+                        DISPATCHER, orders[(seed + i) % 3], "assign", {"technician_id": f"t{i}"}
+                    )
+        except BaseException as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=project)] + [
+        threading.Thread(target=write, args=(ledger, seed))
+        for seed, ledger in enumerate([first, second, first, second])
+    ]
+    for t in threads[1:]:
+        t.start()
+    threads[0].start()
+    for t in threads[1:]:
+        t.join()
+    done.set()
+    threads[0].join()
+    background.stop()
+    assert failures == []
+    assert background.last_errors == {}
+    projections.catch_up_all()
+    stored = stored_positions(first)
+    assert len(stored) > 30
+    for name in ("seen_positions", "seen_too"):
+        with projections.reading(name) as (tx, t):
+            seen = [int(r["position"]) for r in tx.query(
+                f"SELECT position FROM {t[name]} ORDER BY position")]  # fmt: skip
+        assert seen == stored, name  # every stored event once, none twice, none skipped
+
+
 def test_the_server_side_save_writes_a_chain_that_verifies(
     ledgers: tuple[FieldLedger, FieldLedger],
 ) -> None:
@@ -167,6 +240,26 @@ def test_the_server_side_save_writes_a_chain_that_verifies(
     verdict = verify_chain(first.recorder)
     assert verdict.intact, verdict.broken
     assert verdict.events == len(stored_positions(first))
+
+
+@pytest.mark.postgres
+def test_a_save_sends_no_notification(pg_url: str) -> None:
+    """Nothing listens to the store's channel: a NOTIFY per save only woke every
+    LISTENing backend of the database (`LedgerPostgresRecorder._notify_channel`)."""
+    ledger = FieldLedger(pg_url)
+    try:
+        recorder = ledger.recorder
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        with recorder.datastore.get_connection() as conn:
+            conn.execute(f'LISTEN "{recorder.channel_name}"')
+            order = book(ledger)  # the one-trip save
+            ledger.work_order_command(DISPATCHER, order, "assign", {"technician_id": "t"})
+            recorder.one_trip = False  # the library's insert path (erasures)
+            book(ledger)
+            assert list(conn.notifies(timeout=0.5)) == []
+            conn.execute("UNLISTEN *")
+    finally:
+        ledger.close()
 
 
 def test_idempotency_and_if_match_behave_as_before_on_the_fast_path(
