@@ -29,6 +29,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -224,9 +225,10 @@ class PersonalDataVault:
         #: may seal several commands' values of one customer.)
         self._prepared: dict[str, tuple[float, tuple[str, bytes], int]] = {}
         self._lock = threading.Lock()
-        #: What `seal` last made of each value in clear (by the value's id, the
-        #: value kept with it so the id stays its own), for `seal_in_place`.
-        self._sealed: dict[int, tuple[Any, SealedPersonalData]] = {}
+        #: What `seal` last made of each value in clear, for `seal_in_place`: by
+        #: the value's id, with a weak reference to it (the id is its own while
+        #: the value lives; the data in clear is not kept alive here).
+        self._sealed: dict[int, tuple[weakref.ref[Any], SealedPersonalData]] = {}
 
     # -- opening ------------------------------------------------------------
 
@@ -447,10 +449,14 @@ class PersonalDataVault:
             _aad(topic, str(customer_id), key_id),
         )
         result = SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
+        try:
+            held = weakref.ref(value)
+        except TypeError:  # a type without weak references: never sealed in place
+            return result
         with self._lock:
             if len(self._sealed) > 10_000:  # sealed for saves that keep no aggregate
                 self._sealed.clear()
-            self._sealed[id(value)] = (value, result)
+            self._sealed[id(value)] = (held, result)
         return result
 
     def seal_in_place(self, aggregate: Any) -> None:
@@ -463,7 +469,7 @@ class PersonalDataVault:
             if isinstance(value, clear):
                 with self._lock:
                     found = self._sealed.pop(id(value), None)
-                if found is not None and found[0] is value:
+                if found is not None and found[0]() is value:
                     setattr(aggregate, name, found[1])
 
     def _fields_of(self, topic: str) -> list[str]:
