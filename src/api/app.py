@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fieldledger.api import console, problems
 from fieldledger.api.body_limit import BodyLimit
+from fieldledger.api.command_threads import CommandThreads
 from fieldledger.api.routes import (
     appraisal,
     audit,
@@ -30,6 +32,7 @@ from fieldledger.api.routes import (
     what_if,
     work_orders,
 )
+from fieldledger.api.routes.commands import CommandShortcut
 from fieldledger.api.service import Service
 from fieldledger.application.settings import Settings
 from fieldledger.domain.sla import calendar_report
@@ -47,6 +50,22 @@ def calendar_health(settings: Settings, year: int) -> dict[str, Any]:
     """The calendar's country, and which of this year and next lack official
     make-up working days (an SLA computed in them may be off)."""
     return calendar_report(settings.loaded_policy, settings.timezone, (year, year + 1))
+
+
+#: Whether this process has frozen what its first app's start-up made.
+_FROZEN: list[bool] = []
+
+
+def freeze_start_up() -> None:
+    """Once per process: what start-up made (the routes, their models, the
+    policy, the ledger) lives as long as the worker, so it is taken out of the
+    cyclic collector's way (`gc.freeze`); its full collections walked all of it,
+    about 4% of a command's CPU (docs/benchmarks.md). Only once: a process that
+    makes many apps (the tests) would otherwise freeze each one's garbage."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.collect()
+        gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.delivery = background.delivery if settings.background else None
         if settings.background:
             background.start()
+        freeze_start_up()
         try:
             yield
         finally:
@@ -100,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.command_threads = CommandThreads()
     problems.install(app)
     for module in (health, work_orders, complaints, staff, audit, projections, sla):
         app.include_router(module.router)
@@ -107,6 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    customers, notifications, reports, what_if):
         app.include_router(module.router)
     console.install(app)
+    # Commands go to their route without the router's matching, once it has
+    # sent one there (routes/commands.py): inside the exception middleware.
+    app.router.middleware_stack = CommandShortcut(app.router.middleware_stack)
     app.add_middleware(BodyLimit)
     app.add_middleware(health.HealthProbes)  # outside the body guard: probes carry no body
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from fieldledger.api.json_bodies import WITH_BODY, NotJson, check_body, refuse
+from fieldledger.api.json_bodies import PARSED_BODY, WITH_BODY, NotJson, check_body, refuse
 from fieldledger.api.problems import PROBLEM_JSON, problem_body
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,10 +56,12 @@ class BodyLimit:
         body = b"".join(chunks)
         if scope["method"] in WITH_BODY and not _console_form(scope):
             try:
-                check_body(_content_type(scope), body)
+                parsed = check_body(_content_type(scope), body)
             except NotJson as e:
                 await refuse(send, e)
                 return
+            if body.strip():
+                scope[PARSED_BODY] = (body, parsed)
         delivered = False
 
         async def replay() -> Message:

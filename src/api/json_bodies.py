@@ -56,10 +56,16 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def check_body(content_type: str | None, body: bytes) -> None:
-    """Raise `NotJson` unless `body` is empty or UTF-8 JSON of the right type."""
+#: Where `BodyLimit` leaves a checked body and its parsed JSON in the request's
+#: scope, so that a command route need not parse it again (routes/commands.py).
+PARSED_BODY = "fieldledger.parsed_body"
+
+
+def check_body(content_type: str | None, body: bytes) -> Any:
+    """The parsed JSON of `body` (None when it is empty); raise `NotJson` unless
+    `body` is empty or UTF-8 JSON of the right type."""
     if not body.strip():
-        return
+        return None
     if content_type is not None:
         media, *params = (part.strip().lower() for part in content_type.split(";"))
         kind, _, subtype = media.partition("/")
@@ -82,6 +88,7 @@ def check_body(content_type: str | None, body: bytes) -> None:
         raise NotJson(422, "malformed-json", f"not valid JSON: {e}") from None
     if _depth(value) > MAX_DEPTH:
         raise NotJson(422, "too-deeply-nested", f"nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 async def refuse(send: Send, error: NotJson) -> None:

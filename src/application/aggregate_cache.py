@@ -12,12 +12,19 @@ used first out). The cache is only ever a guess: the store stays the arbiter.
 - A command *refused* on a cached copy (a rule, a role, an If-Match) is decided
   again on what the store holds before the refusal is answered: a stale copy
   can never refuse what the store would allow.
-- Entries are copies: a command works on its own deep copy, so a command that
-  fails half-way leaves nothing behind.
+- A command takes its aggregate out of the cache (`take`) and, once saved,
+  hands it back (`put(..., copy=False)`): the entry is the object the command
+  decided on, and no other command ever holds it meanwhile (another command on
+  the same aggregate misses and reads the store). A command that fails half-way
+  hands nothing back, so what it changed is never kept; an aggregate read from
+  the store is kept as a deep copy (the command goes on to change its own).
+  No copy on the way of a command that hits the cache: two deep copies of a
+  work order were a tenth of a command's CPU (docs/benchmarks.md).
 - Personal data: aggregates read from the store hold customers' data sealed
-  (`SealedPersonalData`), never in clear; an aggregate whose new events carry
-  personal data in clear (a booking's customer, an acceptance's signature) is
-  not kept after its save but read again from the store when next needed. An
+  (`SealedPersonalData`), never in clear; an aggregate whose state holds
+  personal data in clear after its save (a booking's customer) is not kept but
+  read again from the store when next needed. One whose new events carried
+  some that its state does not keep (an acceptance's signature) is kept. An
   erasure empties this process's cache (rare, and simplest to reason about).
 
 Only commands read through this cache; queries (`FieldLedger.get`, history,
@@ -63,17 +70,29 @@ class AggregateCache:
             self.hits += 1
         return deepcopy(found)
 
-    def put(self, aggregate: Any) -> None:
-        """Keep a copy of `aggregate` as it is now (as stored)."""
+    def take(self, aggregate_id: UUID) -> Any | None:
+        """The cached aggregate itself, out of the cache (the caller may change
+        it, and `put`s it back once saved), or None."""
+        with self._lock:
+            found = self._entries.pop(aggregate_id, None)
+            if found is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+        return found
+
+    def put(self, aggregate: Any, copy: bool = True) -> None:
+        """Keep `aggregate` as it is now (as stored): a copy, or with `copy=False`
+        the object itself, which its caller then no longer changes."""
         if not self.enabled:
             return
-        copy = deepcopy(aggregate)
+        kept = deepcopy(aggregate) if copy else aggregate
         with self._lock:
-            current = self._entries.get(copy.id)
-            if current is not None and current.version > copy.version:
+            current = self._entries.get(kept.id)
+            if current is not None and current.version > kept.version:
                 return  # a newer one is kept already
-            self._entries[copy.id] = copy
-            self._entries.move_to_end(copy.id)
+            self._entries[kept.id] = kept
+            self._entries.move_to_end(kept.id)
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 

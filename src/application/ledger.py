@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
 from fieldledger.application.aggregate_cache import DEFAULT_MAXSIZE, AggregateCache
@@ -567,7 +567,7 @@ class FieldLedger(Application[UUID]):
         aggregate = make()
         result = CommandResult(aggregate.id, aggregate.version, aggregate.state_name, created=True)
         try:
-            position = self._save(caller, idempotency, result, aggregate)
+            position = self._save(caller, idempotency, result, aggregate, keep=True)
         except IntegrityError:
             replay = self._replay(caller, idempotency)
             if replay is not None:
@@ -853,9 +853,11 @@ class FieldLedger(Application[UUID]):
     def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
         """The aggregate a command acts on, and whether it is a cached copy."""
         if not fresh and self.aggregate_cache.enabled:
-            found = self.aggregate_cache.get(aggregate_id)
+            found = self.aggregate_cache.take(aggregate_id)
             if isinstance(found, kind):
                 return found, True
+            if found is not None:  # another kind under this id: leave it as it was
+                self.aggregate_cache.put(found, copy=False)
         aggregate = self.get(kind, aggregate_id)
         self.aggregate_cache.put(aggregate)
         return aggregate, False
@@ -896,15 +898,33 @@ class FieldLedger(Application[UUID]):
         if keep:
             clear = self.personal_data.in_clear(events)
             for aggregate in aggregates:
+                # Personal data in clear in the events: the aggregate's state is
+                # given what the store now holds for it (sealed; a booking's
+                # customer), and may hold none at all (an acceptance's
+                # signature): then, and only then, it is kept.
                 if clear:
+                    self.personal_data.seal_in_place(aggregate)
+                if clear and self.personal_data.holds_in_clear(aggregate):
                     self.aggregate_cache.evict(aggregate.id)
                 else:
-                    self.aggregate_cache.put(aggregate)
+                    # Handed back, not copied: the command is done with it.
+                    self.aggregate_cache.put(aggregate, copy=False)
         return position
 
     def _write(self, events: Sequence[Any], receipts: list[Receipt]) -> list[int | None]:
-        """One transaction: these events and these receipts, or nothing."""
-        recordings = self.save(*events, receipts=receipts)
+        """One transaction: these events and these receipts, or nothing.
+
+        What `Application.save(*events, receipts=...)` does, without its
+        `collect_events`, which asks of each event whether it is a
+        `DomainEventProtocol` (a runtime Protocol check, some 7 us each); these
+        are domain events by construction (`collect_events` of aggregates)."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.events.extend(events)
+        processing.saved_kwargs["receipts"] = receipts
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # the library's deprecated hook, as save calls it
         return [r.notification.id for r in recordings]
 
     # -- reading ------------------------------------------------------------

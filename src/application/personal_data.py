@@ -29,9 +29,13 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -191,6 +195,11 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+#: Values that never hold personal data in clear (`holds_in_clear`).
+_PLAIN = (str, bytes, int, float, Decimal, UUID, datetime, date, time_of_day, timedelta,
+          Enum, SealedPersonalData, type(None))
+
+
 class PersonalDataVault:
     """Customer ids, data keys and the sealing of personal fields.
 
@@ -216,6 +225,10 @@ class PersonalDataVault:
         #: may seal several commands' values of one customer.)
         self._prepared: dict[str, tuple[float, tuple[str, bytes], int]] = {}
         self._lock = threading.Lock()
+        #: What `seal` last made of each value in clear, for `seal_in_place`: by
+        #: the value's id, with a weak reference to it (the id is its own while
+        #: the value lives; the data in clear is not kept alive here).
+        self._sealed: dict[int, tuple[weakref.ref[Any], SealedPersonalData]] = {}
 
     # -- opening ------------------------------------------------------------
 
@@ -388,6 +401,33 @@ class PersonalDataVault:
             get_topic(type(value)) in self.types for e in events for value in vars(e).values()
         )
 
+    def holds_in_clear(self, aggregate: Any) -> bool:
+        """Whether anything in the aggregate's state is personal data in clear.
+
+        Conservative: a value of a kind not known to hold no personal data
+        (plain values, sealed data, enums, and the containers, dataclasses and
+        objects walked into) counts as holding some."""
+        clear = tuple(self.types.values())
+        stack: list[Any] = list(vars(aggregate).values())
+        while stack:
+            value = stack.pop()
+            if isinstance(value, _PLAIN):
+                continue
+            if isinstance(value, clear):
+                return True
+            if isinstance(value, dict):
+                stack.extend(value.keys())
+                stack.extend(value.values())
+            elif isinstance(value, list | tuple | set | frozenset):
+                stack.extend(value)
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                stack.extend(getattr(value, f.name) for f in dataclasses.fields(value))
+            elif hasattr(value, "__dict__") and not isinstance(value, type):
+                stack.extend(vars(value).values())
+            else:
+                return True
+        return False
+
     def seal(self, value: Any) -> SealedPersonalData:
         topic = get_topic(type(value))
         if topic not in self.types:
@@ -408,7 +448,29 @@ class PersonalDataVault:
             json.dumps(fields, ensure_ascii=False, sort_keys=True).encode(),
             _aad(topic, str(customer_id), key_id),
         )
-        return SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
+        result = SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
+        try:
+            held = weakref.ref(value)
+        except TypeError:  # a type without weak references: never sealed in place
+            return result
+        with self._lock:
+            if len(self._sealed) > 10_000:  # sealed for saves that keep no aggregate
+                self._sealed.clear()
+            self._sealed[id(value)] = (held, result)
+        return result
+
+    def seal_in_place(self, aggregate: Any) -> None:
+        """Put in the aggregate's attributes that hold personal data in clear
+        what its save has just written for them: the sealed data, as an
+        aggregate read from the store holds it (an attribute whose value was
+        not sealed by this process is left as it is)."""
+        clear = tuple(self.types.values())
+        for name, value in list(vars(aggregate).items()):
+            if isinstance(value, clear):
+                with self._lock:
+                    found = self._sealed.pop(id(value), None)
+                if found is not None and found[0]() is value:
+                    setattr(aggregate, name, found[1])
 
     def _fields_of(self, topic: str) -> list[str]:
         cls = self.types.get(topic)

@@ -700,6 +700,7 @@ def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_de
     monkeypatch.setattr(commands, "read_inputs", recording)
     desk = Desk(api)
     fast = desk.work_order_in("booked")
+    read.clear()  # the booking is read in one function too (the next test)
     r = desk["dispatcher"].post(f"/work-orders/{fast}/assign", {"technician_id": "tech-1"},
                                 **{"If-Match": '"1"', "Idempotency-Key": "k-1"})  # fmt: skip
     assert r.status_code == 200 and read == [True]
@@ -737,3 +738,112 @@ def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_de
     assert r.status_code == 200
     assert (r.json()["version"], r.json()["state"], r.headers["ETag"]) == fast_answer
     assert "X-Position" in r.headers and r.headers["content-type"] == "application/json"
+
+
+def test_a_plain_booking_is_read_in_one_function_and_any_other_is_answered_as_declared(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Booking, a create, is served by `read_inputs` as the commands are: a valid
+    booking in one function, any other by FastAPI's handler of its declaration;
+    the two answer a valid booking alike (201, Location, ETag, body)."""
+    from fieldledger.api.routes import commands
+
+    read: list[bool] = []
+    original = commands.read_inputs
+
+    async def recording(request: Any, command: Any) -> Any:
+        inputs = await original(request, command)
+        read.append(inputs is not None)
+        return inputs
+
+    monkeypatch.setattr(commands, "read_inputs", recording)
+    desk = Desk(api)
+    fast = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
+    assert fast.status_code == 201 and read == [True]
+    replay = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
+    assert replay.json() == fast.json() and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.headers["Location"] == fast.headers["Location"]
+    assert read == [True, True]
+    # Each of these is not plainly valid: FastAPI's handler answers it.
+    before = api.event_count()
+    for who, body, headers, status in [
+        ("dispatcher", booking(), {"If-Match": '"0"'}, 422),
+        ("dispatcher", booking(), {"If-Match": "abc"}, 422),
+        ("dispatcher", {**booking(), "priority": "someday"}, {}, 422),
+        ("dispatcher", None, {}, 422),
+        ("dispatcher", booking(), {"Authorization": "Bearer nope"}, 401),
+        ("dispatcher", booking(), {"Idempotency-Key": "a b"}, 422),
+        ("technician", booking(), {}, 403),
+    ]:
+        r = desk[who].post("/work-orders", body, **headers)
+        assert r.status_code == status, (body, headers, r.text)
+        assert r.headers["content-type"] == PROBLEM_JSON
+        assert read[-1] is False
+    assert api.event_count() == before
+
+    # The declared handler gives a valid booking the same answer, headers and all.
+    async def never(request: Any, command: Any) -> Any:
+        return None
+
+    monkeypatch.setattr(commands, "read_inputs", never)
+    declared = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-2"})
+    assert declared.status_code == 201
+    assert declared.json().keys() == fast.json().keys()
+    assert (declared.json()["version"], declared.json()["state"]) == (
+        fast.json()["version"], fast.json()["state"])  # fmt: skip
+    assert declared.headers["Location"] == f"/work-orders/{declared.json()['id']}"
+    assert fast.headers["Location"] == f"/work-orders/{fast.json()['id']}"
+    for name in ("content-type", "content-length", "ETag"):
+        assert declared.headers[name] == fast.headers[name], name
+    assert sorted(declared.headers.keys()) == sorted(fast.headers.keys())
+    assert "X-Position" in declared.headers and "X-Position" in fast.headers
+    # Byte for byte, but for the new order's id.
+    fast_id, declared_id = fast.json()["id"], declared.json()["id"]
+    assert declared.content == fast.content.replace(fast_id.encode(), declared_id.encode())
+    # The declared replay answers as the fast one does.
+    again = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
+    assert again.json() == fast.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == fast.headers["Location"]
+
+
+def test_a_command_is_answered_alike_before_and_after_the_shortcut_knows_its_route(
+    api: Api,
+) -> None:
+    """`CommandShortcut` sends a command straight to its route once the router
+    has sent one there: refusals (raised by the ledger, or found by FastAPI's
+    declared handler with the body handed on) answer as through the router."""
+    from fieldledger.api.routes.commands import CommandShortcut
+
+    shortcut = api.app.router.middleware_stack
+    assert isinstance(shortcut, CommandShortcut)
+    desk = Desk(api)
+    order = desk.work_order_in("assigned")  # to tech-1, not yet confirmed
+    assert "/work-orders" in shortcut.routes  # the booking's route, learned
+    unknown = "0b7c1e0e-1a1e-4c8e-9f6a-2b1d3c4e5f60"
+    requests: list[tuple[str, str, Any, dict[str, str]]] = [
+        ("technician", f"/work-orders/{order}/depart", {}, {}),  # not in this state: 409
+        ("technician", f"/work-orders/{unknown}/depart", {}, {}),  # no such order: 404
+        ("technician", f"/work-orders/{order}/depart", {"occurred_at": "soon"}, {}),  # 422
+        ("technician", f"/work-orders/{order}/depart", {}, {"If-Match": '"9"'}),  # 412
+        ("dispatcher", f"/work-orders/{order}/depart", {}, {}),  # a role that may not: 403
+        ("technician", "/work-orders", booking(), {}),  # 403, on a create
+        ("dispatcher", "/work-orders", {**booking(), "zone": "moon"}, {}),  # 422
+    ]
+    before = api.event_count()
+
+    def answers(known: bool) -> list[tuple[int, str, Any]]:
+        found = []
+        for who, path, body, headers in requests:
+            if not known:  # the router matches it (and the shortcut learns its route)
+                shortcut.routes.clear()
+            r = desk[who].post(path, body, **headers)
+            found.append((r.status_code, r.headers["content-type"], r.json()))
+            assert ("/work-orders/{id}/depart" in shortcut.routes) is (
+                known or path != "/work-orders")  # fmt: skip
+        return found
+
+    through_router = answers(known=False)
+    assert answers(known=True) == through_router
+    assert [status for status, _, _ in through_router] == [409, 404, 422, 412, 403, 403, 422]
+    assert all(kind == PROBLEM_JSON for _, kind, _ in through_router)
+    assert api.event_count() == before

@@ -7,9 +7,9 @@ ETag) and its own body model in /openapi.json.
 A command is served by one `async` function (`CommandRoute`): it reads the
 caller, If-Match, Idempotency-Key, the id and the body itself, and runs the
 ledger's `execute` in a worker thread (it queries and waits on the group
-commit). FastAPI's dependency solving (six dependencies per command) was the
-largest part of a command's CPU. The route keeps its
-declared parameters, so /openapi.json describes it as before; and any request
+commit), one of the app's `CommandThreads`. FastAPI's dependency solving (six
+dependencies per command) was the largest part of a command's CPU. The route
+keeps its declared parameters, so /openapi.json describes it as before; and any request
 that is not plainly valid (no or unknown token, a role that may not, a header
 or body that does not validate) is handed to FastAPI's own handler of the same
 declaration, so that every error is answered exactly as the other routes do.
@@ -18,7 +18,6 @@ declaration, so that every error is answered exactly as the other routes do.
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's
 # annotations at definition time, and the body model is a closure variable.
 
-import functools
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -26,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
+from fieldledger.api.command_threads import CommandThreads
 from fieldledger.api.deps import (
     IDEMPOTENCY_KEY_PATTERN,
     IF_MATCH_PATTERN,
@@ -41,12 +40,16 @@ from fieldledger.api.deps import (
     idempotency_of,
     permits,
 )
+from fieldledger.api.json_bodies import PARSED_BODY
 from fieldledger.api.problems import responses
 from fieldledger.application.commands import Command, CommandSet
 from fieldledger.application.fields import RecordId
 from fieldledger.application.ledger import Caller, CommandResult, FieldLedger, Idempotency
 from fieldledger.application.tokens import TokenBook
+from fieldledger.domain.facts import Role
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette._utils import get_route_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class CommandAnswer(BaseModel):
@@ -108,14 +111,26 @@ _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 class CommandInputs:
     """A command request's inputs, read without FastAPI's dependency solving."""
 
-    id: UUID
+    id: UUID | None  # None for a create
     caller: Caller
     body: BaseModel
     expected_version: int | None
     idempotency: Idempotency | None
 
 
-async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandInputs | None:
+@dataclass(frozen=True, slots=True)
+class FastCommand:
+    """What a route's one function needs: who may, the body's model, the call
+    (in a worker thread) and, for a create, where the created record is (its
+    answer is 201 with `Location`; it has no id in its path and refuses If-Match)."""
+
+    roles: frozenset[Role]
+    body: type[BaseModel]
+    run: Callable[[FieldLedger, CommandInputs], CommandResult]
+    creates: str | None = None
+
+
+async def read_inputs(request: Request, command: FastCommand) -> CommandInputs | None:
     """The inputs of a plainly valid command request; None for any other (which
     FastAPI's handler then answers with the error it finds, as declared)."""
     headers = request.headers
@@ -125,14 +140,15 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
     tokens: TokenBook = request.app.state.tokens
     # The token's row is read (a cache miss, SQLite's change counter) in a
     # worker thread: never a query on the event loop.
-    caller = tokens.remembered(token) or await to_thread.run_sync(tokens.identify, token)
+    threads: CommandThreads = request.app.state.command_threads
+    caller = tokens.remembered(token) or await threads.run(tokens.identify, token)
     if caller is None or caller.role not in command.roles:
         return None
     expected_version = None
     if_match = headers.get("if-match")
     if if_match is not None:
-        if _IF_MATCH.fullmatch(if_match) is None:
-            return None
+        if command.creates is not None or _IF_MATCH.fullmatch(if_match) is None:
+            return None  # a create refuses If-Match (422), as declared
         expected_version = get_expected_version(if_match)
     raw = await request.body()
     idempotency = None
@@ -142,8 +158,10 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
             return None
         idempotency = idempotency_of(key.strip(), request.method, request.url.path, raw)
     try:
-        id = _RECORD_ID.validate_python(request.path_params["id"])
-        body = _body(command.body, raw, headers.get("content-type"))
+        id = None
+        if command.creates is None:
+            id = _RECORD_ID.validate_python(request.path_params["id"])
+        body = _body(command.body, raw, headers.get("content-type"), request.scope)
     except (ValidationError, ValueError):
         return None
     if body is None:
@@ -151,13 +169,17 @@ async def read_inputs(request: Request, command: Command[Any, Any]) -> CommandIn
     return CommandInputs(id, caller, body, expected_version, idempotency)
 
 
-def _body(model: type[BaseModel], raw: bytes, content_type: str | None) -> BaseModel | None:
+def _body(
+    model: type[BaseModel], raw: bytes, content_type: str | None, scope: Scope
+) -> BaseModel | None:
     """The body as the route's model, or None when FastAPI should judge it."""
     parsed: Any = None
     if raw.strip():
         if (content_type or "").split(";")[0].strip().lower() != "application/json":
             return None
-        parsed = json.loads(raw)
+        # Parsed once already, by `BodyLimit` (json_bodies.py), when it checked it.
+        checked = scope.get(PARSED_BODY)
+        parsed = checked[1] if checked is not None and checked[0] == raw else json.loads(raw)
     if parsed is None:
         # No body (or `null`): the model's defaults, when it has no required field.
         if any(f.is_required() for f in model.model_fields.values()):
@@ -169,7 +191,35 @@ def _body(model: type[BaseModel], raw: bytes, content_type: str | None) -> BaseM
 
 
 #: Each command endpoint's command, for its `CommandRoute`.
-_COMMANDS: dict[Callable[..., Any], Command[Any, Any]] = {}
+_COMMANDS: dict[Callable[..., Any], FastCommand] = {}
+
+
+def served_in_one_function(endpoint: Callable[..., Any], command: FastCommand) -> None:
+    """Serve `endpoint`'s route (declared with `route_class_override=CommandRoute`)
+    by one function: `command` says what it reads and calls."""
+    _COMMANDS[endpoint] = command
+
+
+async def serve(request: Request, command: FastCommand, inputs: CommandInputs) -> Response:
+    """Run a plainly valid command and answer it."""
+    state = request.app.state
+    # One hop to a worker thread for the whole command: measured better than
+    # deciding on the event loop and awaiting the save from a writer thread
+    # (docs/benchmarks.md, "Commands ... issue 11"); the hop itself is the lean
+    # pool's, not anyio's (command_threads.py).
+    threads: CommandThreads = state.command_threads
+    result = await threads.run(command.run, state.ledger, inputs)
+    headers = answer_headers(result)
+    status = 200
+    if command.creates is not None:
+        status = 201
+        headers = {"Location": f"{command.creates}/{result.id}", **headers}
+    return Response(answer_body(result), status, headers=headers, media_type="application/json")
+
+
+#: Set in a request's scope by `CommandShortcut` when it found the request not
+#: plainly valid: the route answers it with FastAPI's declared handler at once.
+DECLARED = "fieldledger.declared"
 
 
 class CommandRoute(APIRoute):
@@ -182,21 +232,95 @@ class CommandRoute(APIRoute):
         command = _COMMANDS[self.endpoint]
 
         async def handle(request: Request) -> Response:
-            inputs = await read_inputs(request, command)
+            inputs = None
+            if not request.scope.get(DECLARED):
+                inputs = await read_inputs(request, command)
             if inputs is None:
                 return await declared(request)
-            ledger: FieldLedger = request.app.state.ledger
-            # One hop to a worker thread for the whole command: measured better
-            # than deciding on the event loop and awaiting the save from a
-            # writer thread (docs/benchmarks.md, "Commands ... issue 11").
-            result = await to_thread.run_sync(functools.partial(
-                ledger.execute, command, inputs.caller, inputs.id, inputs.body,
-                expected_version=inputs.expected_version, idempotency=inputs.idempotency,
-            ))  # fmt: skip
-            return Response(answer_body(result), headers=answer_headers(result),
-                            media_type="application/json")  # fmt: skip
+            return await serve(request, command, inputs)
 
         return handle
+
+    @property
+    def command(self) -> FastCommand:
+        return _COMMANDS[self.endpoint]
+
+
+def _route_key(path: str) -> tuple[str, str | None]:
+    """The route a command's path would have, and the id in it: `/a/{id}/c`
+    and the id for a path of three parts, else the path itself (a create)."""
+    parts = path.split("/")
+    if len(parts) == 4 and not parts[0] and parts[1] and parts[2] and parts[3]:
+        return f"/{parts[1]}/{{id}}/{parts[3]}", parts[2]
+    return path, None
+
+
+class CommandShortcut:
+    """In front of the router: a command whose route is known goes straight to
+    its `CommandRoute`, without being matched against the routes again.
+
+    FastAPI's routing (every included router and route tried in turn, each
+    with its own scope bookkeeping) was the largest part of a command's CPU
+    left on the event loop (docs/benchmarks.md). The routes are not guessed:
+    a path is sent here only once the router has sent a request of the same
+    shape (`/{resource}/<id>/{command}`, or a create's path) to that route,
+    and only POST. A plainly valid command is then served as its route serves
+    it; any other request (not plainly valid) goes on to the router as before,
+    with its body, and its route answers it with FastAPI's declared handler.
+    Both sit inside the app's exception middleware: an error is answered by
+    the same handlers as from the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.routes: dict[str, CommandRoute] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        key, id = _route_key(get_route_path(scope))
+        route = self.routes.get(key)
+        if route is None:
+            await self.app(scope, receive, send)
+            self._learn(scope, key, id)
+            return
+        command = route.command
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {} if id is None else {"id": id}
+        request = Request(scope, receive, send)
+        raw = await request.body()
+        inputs = await read_inputs(request, command)
+        if inputs is None:
+            scope[DECLARED] = True
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        response = await serve(request, command, inputs)
+        await response(scope, receive, send)
+
+    def _learn(self, scope: Scope, key: str, id: str | None) -> None:
+        route = scope.get("route")
+        if (
+            isinstance(route, CommandRoute)
+            and route.path_format == key
+            and (id is None) == (route.command.creates is not None)
+            and scope.get("path_params") == ({} if id is None else {"id": id})
+        ):
+            self.routes[key] = route
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive`, with the body already read given first."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
@@ -241,7 +365,14 @@ def add_command_route(router: APIRouter, command: Command[Any, Any]) -> None:
 
     chosen = endpoint if needs_body else endpoint_optional_body
     chosen.__name__ = f"{command.name.replace('-', '_')}"
-    _COMMANDS[chosen] = command
+
+    def run(ledger: FieldLedger, inputs: CommandInputs) -> CommandResult:
+        assert inputs.id is not None
+        return ledger.execute(command, inputs.caller, inputs.id, inputs.body,
+                              expected_version=inputs.expected_version,
+                              idempotency=inputs.idempotency)  # fmt: skip
+
+    served_in_one_function(chosen, FastCommand(command.roles, body_model, run))
     router.add_api_route(
         f"/{{id}}/{command.name}",
         chosen,
