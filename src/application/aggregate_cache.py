@@ -21,11 +21,14 @@ used first out). The cache is only ever a guess: the store stays the arbiter.
   No copy on the way of a command that hits the cache: two deep copies of a
   work order were a tenth of a command's CPU (docs/benchmarks.md).
 - Personal data: aggregates read from the store hold customers' data sealed
-  (`SealedPersonalData`), never in clear; an aggregate whose state holds
-  personal data in clear after its save (a booking's customer) is not kept but
-  read again from the store when next needed. One whose new events carried
-  some that its state does not keep (an acceptance's signature) is kept. An
-  erasure empties this process's cache (rare, and simplest to reason about).
+  (`SealedPersonalData`), never in clear. After a save whose events carried
+  personal data in clear, the aggregate's state is given the sealed form just
+  written (a booking's customer; an acceptance's signature never reaches the
+  state) and it is kept only if nothing in its state is still in clear;
+  otherwise it is read again from the store when next needed
+  (`FieldLedger._save`). An erasure empties this process's cache (rare, and
+  simplest to reason about); other processes' entries hold that customer's
+  data sealed only, which the destroyed key no longer opens.
 
 Only commands read through this cache; queries (`FieldLedger.get`, history,
 `as_of`) read the store as before.

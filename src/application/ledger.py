@@ -886,7 +886,7 @@ class FieldLedger(Application[UUID]):
         keep: bool = False,
     ) -> int | None:
         """Save; with `keep`, cache the saved aggregates for the next command
-        (unless their new events hold personal data in clear: aggregate_cache.py)."""
+        (with their personal data sealed, or not at all: aggregate_cache.py)."""
         receipt = (
             Receipt(caller.actor, idempotency.key, idempotency.fingerprint, result.as_receipt())
             if idempotency is not None
