@@ -228,8 +228,12 @@ class Generations:
         with self.db.transaction() as tx:
             if tx.dialect == "postgres":
                 # Index builds sort in memory up to this (the default, 64 MB,
-                # is less than the audit trail's indexes at a million events).
+                # is less than the audit trail's indexes at a million events),
+                # each in its backend alone: the views are finished side by
+                # side already (`Projections.rebuild_many`), and parallel
+                # workers on top of that only crowd the cores.
                 tx.execute(f"SET LOCAL maintenance_work_mem = '{FINISH_WORK_MEM}'")
+                tx.execute("SET LOCAL max_parallel_maintenance_workers = 0")
             if build.unlogged:
                 for table in tables:
                     tx.execute(f"ALTER TABLE {table} SET LOGGED")
