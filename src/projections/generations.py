@@ -31,9 +31,6 @@ SCRATCH_LEFTOVER_AGE = timedelta(hours=6)
 #: The tracking tables of the library's recorders (SQLite's name is fixed).
 TRACKING_TABLES = {"sqlite": "tracking", "postgres": "projection_tracking"}
 
-#: PostgreSQL's `maintenance_work_mem` while a fresh generation is finished.
-FINISH_WORK_MEM = "256MB"
-
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s", re.IGNORECASE)
 _CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
@@ -226,14 +223,6 @@ class Generations:
         2.6 s of a 5.7 s finish at 100k events)."""
         tables = self.tables(build.name, build.generation).names.values()
         with self.db.transaction() as tx:
-            if tx.dialect == "postgres":
-                # Index builds sort in memory up to this (the default, 64 MB,
-                # is less than the audit trail's indexes at a million events),
-                # each in its backend alone: the views are finished side by
-                # side already (`Projections.rebuild_many`), and parallel
-                # workers on top of that only crowd the cores.
-                tx.execute(f"SET LOCAL maintenance_work_mem = '{FINISH_WORK_MEM}'")
-                tx.execute("SET LOCAL max_parallel_maintenance_workers = 0")
             if build.unlogged:
                 for table in tables:
                     tx.execute(f"ALTER TABLE {table} SET LOGGED")
