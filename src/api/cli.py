@@ -406,6 +406,25 @@ def projections_rebuild(
     # SQLite has one writer at a time: processes would only wait for each other.
     sqlite = load_settings().database_url.startswith("sqlite")
     groups = share_out(chosen, 1 if sqlite else jobs or default_jobs())
+    processes: list[Any] = []
+    queue: Any = None
+    if len(groups) > 1:
+        # Forked where the platform can: each process starts with the modules
+        # this one has imported (spawned, each imported them all again, about
+        # half a second of CPU, before reading its first event). Started before
+        # the progress bar's thread exists: a fork copies only this thread.
+        context = (
+            multiprocessing.get_context("fork")
+            if "fork" in multiprocessing.get_all_start_methods()
+            else multiprocessing.get_context("spawn")
+        )
+        queue = context.Queue()
+        processes = [
+            context.Process(target=_rebuild_group, args=(i, group, queue), daemon=True)
+            for i, group in enumerate(groups)
+        ]
+        for process in processes:
+            process.start()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -439,14 +458,6 @@ def projections_rebuild(
                 except (ProjectionFailed, RebuildSuperseded) as e:
                     fail(str(e), code=1)
         else:
-            context = multiprocessing.get_context("spawn")
-            queue = context.Queue()
-            processes = [
-                context.Process(target=_rebuild_group, args=(i, group, queue), daemon=True)
-                for i, group in enumerate(groups)
-            ]
-            for process in processes:
-                process.start()
             failures: list[str] = []
             exits: list[int] = []
             pending = len(processes)

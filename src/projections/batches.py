@@ -341,9 +341,13 @@ class Batches:
         at its event; a database hiccup propagates as it is (retried, never
         recorded)."""
         step = _Step(name, model or self.models[name])
-        batch = step.begin(Batch(tx, self.generations.tables(name, generation), events))
-        step.handle(batch)
-        step.end(batch)
+        batch = Batch(tx, self.generations.tables(name, generation), events)
+        try:
+            step.begin(batch)
+            step.handle(batch)
+            step.end(batch)
+        finally:
+            batch.release()
 
     # -- many read models at once: one pass ---------------------------------------
 
@@ -450,6 +454,7 @@ class Batches:
             last = notifications[-1].id
             if until is None or last < until:
                 ahead = reader.submit(self._read, last, until)
+            steps: list[tuple[_Step, Batch]] = []
             try:
                 with self.db.transaction() as tx:
                     with tx.pipelined():
@@ -474,6 +479,7 @@ class Batches:
                     for _step, batch in steps:
                         for table, columns, rows in batch.copies:
                             tx.copy_rows(table, columns, rows)
+                        batch.release()  # each batch's rows freed as soon as sent
             except (_Moved, _Gone):
                 raise RebuildSuperseded(
                     "another rebuild replaced this one's fresh tables (or fed them meanwhile); "
@@ -489,6 +495,9 @@ class Batches:
                         failed[target.name] = failure
                         active.remove(target)
                         tracked.remove(target)
+            finally:
+                for _step, batch in steps:
+                    batch.release()
             position = last
             if progress is not None:
                 progress(len(notifications), position)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -230,6 +230,21 @@ class Generations:
                 tx.execute(statement)
             for table in tables:
                 tx.execute(f"ANALYZE {table}")
+
+    def by_size(self, builds: Sequence[Build]) -> list[Build]:
+        """Fresh generations, the largest first (their tables' bytes, PostgreSQL)."""
+        with self.db.transaction(commit=False) as tx:
+            sizes = {
+                (b.name, b.generation): int(
+                    tx.scalar(
+                        "SELECT COALESCE(SUM(pg_total_relation_size(to_regclass(t))), 0) "
+                        "FROM unnest(?::text[]) AS t",
+                        (list(self.tables(b.name, b.generation).names.values()),),
+                    )
+                )
+                for b in builds
+            }
+        return sorted(builds, key=lambda b: -sizes[(b.name, b.generation)])
 
     def swap(self, tx: Tx, name: str, generation: int, position: int, live_position: int) -> bool:
         """In the caller's transaction (which holds both tracking rows): make the

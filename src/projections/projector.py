@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+
+#: Fresh generations finished at once at the end of a rebuild (PostgreSQL).
+FINISHING = 2
 
 
 class Projections:
@@ -159,9 +163,22 @@ class Projections:
         failures = self.batches.feed(
             [Target(b.name, b.generation) for b in builds], progress=progress
         )
-        for build in builds:
-            if build.name not in failures:
+        built = [b for b in builds if b.name not in failures]
+        if self.db.dialect != "postgres" or len(built) < 2:
+            for build in built:
                 self._finish(build, progress)
+        else:
+            # PostgreSQL's work at the end (`SET LOGGED`, index builds,
+            # `ANALYZE`: 2.6 s of a backend's CPU at 100k events, as much as
+            # the whole feed's) is one view after another in one backend:
+            # two backends share it out, the largest views first.
+            with ThreadPoolExecutor(max_workers=FINISHING, thread_name_prefix="finish") as pool:
+                finishing = [
+                    pool.submit(self._finish, build, progress)
+                    for build in self.generations.by_size(built)
+                ]
+                for future in finishing:
+                    future.result()
         if failures:
             raise next(iter(failures.values()))
         return {b.name: b.generation for b in builds}
