@@ -116,8 +116,7 @@ class Tx:
             # One search over all the rows' text (joined by a character that
             # is storable) instead of a call per value: the rows are written
             # as they are unless some text needs replacing (almost never).
-            text = "\n".join([v for row in rows for v in row if isinstance(v, str)])
-            if _UNSTORABLE.search(text) is not None:
+            if _UNSTORABLE.search(_text_of(rows)) is not None:
                 rows = [tuple(map(storable, row)) for row in rows]
             with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
@@ -128,10 +127,10 @@ class Tx:
 
     def fetchone(self) -> Row | None:
         row = self.cursor.fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else _as_dict(row)
 
     def fetchall(self) -> list[Row]:
-        return [dict(r) for r in self.cursor.fetchall()]
+        return _as_dicts(self.cursor.fetchall())
 
     def _reading_cursor(self) -> Any:
         """On PostgreSQL a cursor of its own for a statement whose rows are read:
@@ -144,7 +143,7 @@ class Tx:
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = self._reading_cursor()
         cursor.execute(self._sql(statement), tuple(map(storable, params)))
-        return [dict(r) for r in cursor.fetchall()]
+        return _as_dicts(cursor.fetchall())
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._reading_cursor()
@@ -153,6 +152,40 @@ class Tx:
         if row is None:
             return None
         return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))
+
+
+def _as_dict(row: Any) -> Row:
+    """A fetched row as a dict of its own: psycopg's rows (the library's
+    connections make them with `dict_row`) are already fresh dicts, kept as
+    they are; SQLite's `Row`s are copied."""
+    return row if type(row) is dict else dict(row)
+
+
+def _as_dicts(rows: list[Any]) -> list[Row]:
+    if rows and type(rows[0]) is dict:
+        return rows  # every row of one result has the same type
+    return [dict(r) for r in rows]
+
+
+_TEXT_OR_NULL = frozenset((str, type(None)))
+
+
+def _text_of(rows: Sequence[Sequence[Any]]) -> str:
+    """All the text values of `rows`, joined by a newline (a storable character).
+
+    Decided column by column on the set of the column's value types (C loops,
+    no Python call per value): a column of text and NULLs is joined as it is,
+    one without text is skipped, and only a column that mixes text (or a
+    subclass of it) with other types is sorted value by value."""
+    parts: list[str] = []
+    for column in zip(*rows, strict=True):
+        types = set(map(type, column))
+        if types <= _TEXT_OR_NULL:
+            if str in types:
+                parts.append("\n".join(filter(None, column)))
+        elif any(issubclass(t, str) for t in types):
+            parts.append("\n".join([v for v in column if isinstance(v, str)]))
+    return "\n".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)
