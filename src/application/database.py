@@ -116,7 +116,7 @@ class Tx:
             # One search over all the rows' text (joined by a character that
             # is storable) instead of a call per value: the rows are written
             # as they are unless some text needs replacing (almost never).
-            if _UNSTORABLE.search(_text_of(rows)) is not None:
+            if _has_unstorable(_text_of(rows)):
                 rows = [tuple(map(storable, row)) for row in rows]
             with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
@@ -167,25 +167,35 @@ def _as_dicts(rows: list[Any]) -> list[Row]:
     return [dict(r) for r in rows]
 
 
-_TEXT_OR_NULL = frozenset((str, type(None)))
-
-
 def _text_of(rows: Sequence[Sequence[Any]]) -> str:
     """All the text values of `rows`, joined by a newline (a storable character).
 
-    Decided column by column on the set of the column's value types (C loops,
-    no Python call per value): a column of text and NULLs is joined as it is,
-    one without text is skipped, and only a column that mixes text (or a
-    subclass of it) with other types is sorted value by value."""
+    Column by column: a column of text (and NULLs) is joined in one C call,
+    which refuses a column holding anything else at its first such value; only
+    then is the column sorted value by value."""
     parts: list[str] = []
     for column in zip(*rows, strict=True):
-        types = set(map(type, column))
-        if types <= _TEXT_OR_NULL:
-            if str in types:
-                parts.append("\n".join(filter(None, column)))
-        elif any(issubclass(t, str) for t in types):
+        try:
+            parts.append("\n".join(filter(None, column)))
+        except TypeError:
             parts.append("\n".join([v for v in column if isinstance(v, str)]))
     return "\n".join(parts)
+
+
+def _has_unstorable(text: str) -> bool:
+    """Whether `text` holds a character no text column can hold: `_UNSTORABLE`'s
+    search, by a scan for NUL (memchr) and, only in text that is not ASCII
+    (CPython knows that without a scan), UTF-8 encoding, which fails exactly
+    at a lone surrogate."""
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)

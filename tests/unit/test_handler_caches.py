@@ -260,6 +260,13 @@ def test_copy_rows_finds_unstorable_text_column_by_column(rows: list[tuple[Any, 
     per_value = "\n".join([v for row in rows for v in row if isinstance(v, str)])
     expected = database._UNSTORABLE.search(per_value) is not None
     assert (database._UNSTORABLE.search(database._text_of(rows)) is not None) is expected
+    assert database._has_unstorable(database._text_of(rows)) is expected
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(exclude_categories=(), min_codepoint=0)))
+def test_the_scan_for_unstorable_text_equals_the_search(text: str) -> None:
+    assert database._has_unstorable(text) is (database._UNSTORABLE.search(text) is not None)
 
 
 def test_fetched_rows_are_dicts_of_their_own() -> None:
