@@ -102,9 +102,11 @@ class Tx:
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self.wrote = True
         if rows:
-            self.cursor.executemany(
-                self._sql(statement), [tuple(map(storable, r)) for r in rows]
-            )
+            # As in `copy_rows`: the rows as they are unless some text needs
+            # replacing (almost never), found by one scan, not a call per value.
+            if _has_unstorable(_text_of(rows)):
+                rows = [tuple(map(storable, r)) for r in rows]
+            self.cursor.executemany(self._sql(statement), rows)
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
