@@ -319,3 +319,9 @@ def test_the_sla_subjects_encoder_writes_what_json_dumps_wrote() -> None:
 
     data = {"b": [1, 2.5, None, True], "a": "工单 \u2028", "c": {"z": 1, "y": "x"}}
     assert _SUBJECT_JSON.encode(data) == json.dumps(data, sort_keys=True)
+
+
+@settings(max_examples=300)
+@given(st.lists(_cells, max_size=8))
+def test_parameters_made_storable_in_one_scan_equal_storable_on_each(params: list[Any]) -> None:
+    assert database._storable_params(params) == tuple(map(database.storable, params))
