@@ -97,14 +97,16 @@ class Tx:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self.wrote = True
-        self.cursor.execute(self._sql(statement), tuple(map(storable, params)))
+        self.cursor.execute(self._sql(statement), _storable_params(params))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self.wrote = True
         if rows:
-            self.cursor.executemany(
-                self._sql(statement), [tuple(map(storable, r)) for r in rows]
-            )
+            # As in `copy_rows`: the rows as they are unless some text needs
+            # replacing (almost never), found by one scan, not a call per value.
+            if _has_unstorable(_text_of(rows)):
+                rows = [tuple(map(storable, r)) for r in rows]
+            self.cursor.executemany(self._sql(statement), rows)
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-load rows: PostgreSQL's `COPY` (not in pipeline mode), else one
@@ -116,8 +118,7 @@ class Tx:
             # One search over all the rows' text (joined by a character that
             # is storable) instead of a call per value: the rows are written
             # as they are unless some text needs replacing (almost never).
-            text = "\n".join([v for row in rows for v in row if isinstance(v, str)])
-            if _UNSTORABLE.search(text) is not None:
+            if _has_unstorable(_text_of(rows)):
                 rows = [tuple(map(storable, row)) for row in rows]
             with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
@@ -128,10 +129,10 @@ class Tx:
 
     def fetchone(self) -> Row | None:
         row = self.cursor.fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else _as_dict(row)
 
     def fetchall(self) -> list[Row]:
-        return [dict(r) for r in self.cursor.fetchall()]
+        return _as_dicts(self.cursor.fetchall())
 
     def _reading_cursor(self) -> Any:
         """On PostgreSQL a cursor of its own for a statement whose rows are read:
@@ -143,16 +144,72 @@ class Tx:
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = self._reading_cursor()
-        cursor.execute(self._sql(statement), tuple(map(storable, params)))
-        return [dict(r) for r in cursor.fetchall()]
+        cursor.execute(self._sql(statement), _storable_params(params))
+        return _as_dicts(cursor.fetchall())
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._reading_cursor()
-        cursor.execute(self._sql(statement), tuple(map(storable, params)))
+        cursor.execute(self._sql(statement), _storable_params(params))
         row = cursor.fetchone()
         if row is None:
             return None
         return row[0] if self.dialect == "sqlite" else next(iter(dict(row).values()))
+
+
+def _as_dict(row: Any) -> Row:
+    """A fetched row as a dict of its own: psycopg's rows (the library's
+    connections make them with `dict_row`) are already fresh dicts, kept as
+    they are; SQLite's `Row`s are copied."""
+    return row if type(row) is dict else dict(row)
+
+
+def _as_dicts(rows: list[Any]) -> list[Row]:
+    if rows and type(rows[0]) is dict:
+        return rows  # every row of one result has the same type
+    return [dict(r) for r in rows]
+
+
+def _text_of(rows: Sequence[Sequence[Any]]) -> str:
+    """All the text values of `rows`, joined by a newline (a storable character).
+
+    Column by column: a column of text (and NULLs) is joined in one C call,
+    which refuses a column holding anything else at its first such value; only
+    then is the column sorted value by value."""
+    parts: list[str] = []
+    for column in zip(*rows, strict=True):
+        try:
+            parts.append("\n".join(filter(None, column)))
+        except TypeError:
+            parts.append("\n".join([v for v in column if isinstance(v, str)]))
+    return "\n".join(parts)
+
+
+def _storable_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """`tuple(map(storable, params))`: when every parameter is text (or NULL),
+    as the keys of a batch's reads, one scan of their join, not a call each."""
+    try:
+        text = "\n".join(filter(None, params))
+    except TypeError:
+        return tuple(map(storable, params))
+    if _has_unstorable(text):
+        return tuple(map(storable, params))
+    return tuple(params)
+
+
+def _has_unstorable(text: str) -> bool:
+    """Whether `text` holds a character no text column can hold: `_UNSTORABLE`'s
+    search, by a scan for NUL (memchr) and, only in text that is not ASCII
+    (CPython knows that without a scan), UTF-8 encoding, which fails exactly
+    at a lone surrogate."""
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)

@@ -106,6 +106,8 @@ class AuditRecord:
 
 
 def _utc(value: datetime) -> str:
+    if value.tzinfo is UTC:  # as decoded from the store: no conversion to make
+        return value.isoformat()
     return value.astimezone(UTC).isoformat()
 
 

@@ -74,8 +74,15 @@ GROUP_COLUMNS: dict[str, tuple[str, Kind | None]] = {
 }
 
 
+#: `json.dumps(data, sort_keys=True)`, its encoder made once (a subject is
+#: written at every event that changes it).
+_SUBJECT_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def stamp(value: datetime) -> str:
     """An instant as stored: UTC ISO 8601, fixed width, so text order is time order."""
+    if value.tzinfo is UTC:  # as decoded from the store: no conversion to make
+        return value.isoformat(timespec="microseconds")
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -242,7 +249,14 @@ class SlaView(ReadModel):
             subject = self._subject(batch, key)
             if subject is None:
                 return
-            before = {name: target_facts(subject, name) for name in target_names(subject.kind)}
+            # The facts before the event, of the targets that have a row (only
+            # those are compared): none yet, none to compute.
+            group = touched.targets.group(key)
+            before = {
+                name: target_facts(subject, name)
+                for name in target_names(subject.kind)
+                if (key, name) in group
+            }
             if not subject.apply(event):
                 return
         else:
@@ -341,7 +355,7 @@ class SlaView(ReadModel):
         batch.append(t.sla_owners, (*OWNER_COLUMNS[:-1], VALID_FROM, "valid_until"), owners)
         batch.append(t.sla_appointments, (*APPOINTMENT_COLUMNS, VALID_FROM), touched.appointments)
         subjects = [
-            (key, s.kind, json.dumps(s.to_data(), sort_keys=True))
+            (key, s.kind, _SUBJECT_JSON.encode(s.to_data()))
             for key, s in ((k, touched.subjects[k]) for k in touched.dirty)
         ]
         tx.executemany(

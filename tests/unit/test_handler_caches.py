@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
+from fieldledger.application import database
 from fieldledger.application.ledger import _plain_uncached, plain
 from fieldledger.domain import sla
 from fieldledger.domain.business_calendar import (
@@ -233,3 +235,93 @@ def test_span_class_by_bisection_is_the_first_bound_not_exceeded() -> None:
         )
         assert span_class(start, start + span) == expected
     assert span_class(start, None) is None
+
+
+class _Text(str):
+    """A subclass of str (as a StrEnum's members are)."""
+
+
+_cells = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.sampled_from(["", "\x00", "a\ud800b", "\udfff", _Colour.RED, "\ufffd", _Text("ok"), _Text("\x00")]),
+)
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=1, max_value=4).flatmap(
+    lambda width: st.lists(st.tuples(*[_cells] * width), max_size=6)
+))  # fmt: skip
+def test_copy_rows_finds_unstorable_text_column_by_column(rows: list[tuple[Any, ...]]) -> None:
+    """`copy_rows` decides by column which values to search: it finds
+    unstorable text exactly when the search over every text value does."""
+    per_value = "\n".join([v for row in rows for v in row if isinstance(v, str)])
+    expected = database._UNSTORABLE.search(per_value) is not None
+    assert (database._UNSTORABLE.search(database._text_of(rows)) is not None) is expected
+    assert database._has_unstorable(database._text_of(rows)) is expected
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(exclude_categories=(), min_codepoint=0)))
+def test_the_scan_for_unstorable_text_equals_the_search(text: str) -> None:
+    assert database._has_unstorable(text) is (database._UNSTORABLE.search(text) is not None)
+
+
+def test_fetched_rows_are_dicts_of_their_own() -> None:
+    """psycopg's dict rows are kept as they are, SQLite's rows copied to dicts."""
+    import sqlite3
+
+    fresh = [{"a": 1}, {"a": 2}]
+    assert database._as_dicts(fresh) is fresh
+    assert database._as_dict(fresh[0]) is fresh[0]
+    connection = sqlite3.connect(":memory:")
+    connection.row_factory = sqlite3.Row
+    rows = connection.execute("SELECT 1 AS a UNION ALL SELECT 2").fetchall()
+    assert database._as_dicts(rows) == fresh
+    assert all(type(r) is dict for r in database._as_dicts(rows))
+    assert database._as_dicts([]) == []
+
+
+@pytest.mark.parametrize("value", [None, True, False, 0, -3, 1.5, "", "text"])
+def test_values_history_data_keeps_as_they_are_are_plain(value: Any) -> None:
+    """`history_data` skips `plain` for these types: `plain` returns them unchanged."""
+    from fieldledger.application.ledger import _ALREADY_PLAIN
+
+    assert type(value) in _ALREADY_PLAIN
+    assert _plain_uncached(value) is value
+    assert plain(value) is value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 3, 2, 8, 30, tzinfo=UTC),
+        datetime(2026, 3, 2, 8, 30, 0, 120, tzinfo=UTC),
+        datetime.fromisoformat("2026-03-02T08:30:00.5+00:00"),
+        datetime.fromisoformat("2026-03-02T08:30:00+08:00"),
+        datetime(2026, 3, 2, 8, 30, tzinfo=timezone(timedelta(0))),
+        datetime(2026, 3, 2, 8, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
+    ],
+)
+def test_stamping_an_instant_already_in_utc_equals_converting_it(value: datetime) -> None:
+    """The SLA's and the audit trail's stamps skip the conversion of an instant
+    already in UTC: the same text as converting it."""
+    from fieldledger.projections.sla import stamp
+
+    assert stamp(value) == value.astimezone(UTC).isoformat(timespec="microseconds")
+    assert audit._utc(value) == value.astimezone(UTC).isoformat()
+
+
+def test_the_sla_subjects_encoder_writes_what_json_dumps_wrote() -> None:
+    from fieldledger.projections.sla import _SUBJECT_JSON
+
+    data = {"b": [1, 2.5, None, True], "a": "工单 \u2028", "c": {"z": 1, "y": "x"}}
+    assert _SUBJECT_JSON.encode(data) == json.dumps(data, sort_keys=True)
+
+
+@settings(max_examples=300)
+@given(st.lists(_cells, max_size=8))
+def test_parameters_made_storable_in_one_scan_equal_storable_on_each(params: list[Any]) -> None:
+    assert database._storable_params(params) == tuple(map(database.storable, params))
