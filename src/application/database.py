@@ -87,7 +87,7 @@ class Tx:
 
     def table(self, name: str) -> str:
         if self.dialect == "postgres":
-            return SQL("{}.{}").format(Identifier(self.schema), Identifier(name)).as_string(None)
+            return _postgres_table(self.schema, name)
         return name
 
     def _sql(self, statement: str) -> str:
@@ -210,6 +210,13 @@ def _has_unstorable(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _postgres_table(schema: str, name: str) -> str:
+    """`schema.name`, quoted (composed once: psycopg's quoting costs more than the
+    query it names)."""
+    return SQL("{}.{}").format(Identifier(schema), Identifier(name)).as_string(None)
 
 
 @functools.lru_cache(maxsize=4096)

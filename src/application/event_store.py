@@ -368,10 +368,56 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 lock_timeout=self.datastore.lock_timeout,
             )
         )
+        # Rendered once (psycopg would quote the identifiers at every save).
         self.save_statement = SQL(
-            "SELECT p FROM {}.{}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
-            "%s::text[], %s::text[], %s::text[], %s::text[]) AS p"
-        ).format(schema, Identifier(SAVE_FUNCTION))
+            SQL(
+                "SELECT p FROM {}.{}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[]) AS p"
+            )
+            .format(schema, Identifier(SAVE_FUNCTION))
+            .as_string(None)
+        )
+        #: `select_events`'s query text per shape (gt, lte, desc, limit).
+        self._select_events_queries: dict[tuple[bool, bool, bool, bool], bytes] = {}
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's query, the same text, but composed once per shape and
+        kept as bytes: the library composes and renders it (quoting its
+        identifiers) on every call, every command's aggregate load."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        query = self._select_events_queries.get(shape)
+        if query is None:
+            statement = self.select_events_statement
+            if gt is not None:
+                statement += SQL(" AND originator_version > %s")
+            if lte is not None:
+                statement += SQL(" AND originator_version <= %s")
+            statement += SQL(" ORDER BY originator_version")
+            statement += SQL(" DESC" if desc else " ASC")
+            if limit is not None:
+                statement += SQL(" LIMIT %s")
+            query = self._select_events_queries[shape] = statement.as_bytes(None)
+        params: list[Any] = [originator_id]
+        params += [v for v in (gt, lte, limit) if v is not None]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

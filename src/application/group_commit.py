@@ -9,7 +9,9 @@ If that transaction is refused (a version conflict or a reused idempotency key
 in one of them), each save is written alone, so every command still gets its
 own success or failure, and its idempotency receipt goes with its own events.
 Without concurrency there is no waiting and no hand-off: the leader is the
-caller's own thread.
+caller's own thread. Each waiting save sleeps on its own condition: a commit
+wakes only the saves it finished, and the save now first in the queue (the next
+leader), never every waiting thread.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ Write = Callable[[Sequence[Any], list[Any]], list[int | None]]
 class PendingSave:
     events: Sequence[Any]
     receipt: Any | None
+    #: Bound to the committer's lock; notified when this save is done, or when
+    #: it is first in the queue and no one leads.
+    wakeup: threading.Condition
     done: bool = False
     position: int | None = None
     error: BaseException | None = None
@@ -38,16 +43,16 @@ class GroupCommitter:
     def __init__(self, write: Write, max_batch: int = 256) -> None:
         self.write = write
         self.max_batch = max_batch
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[PendingSave] = []
         self._leading = False
 
     def save(self, events: Sequence[Any], receipt: Any | None) -> int | None:
-        mine = PendingSave(events, receipt)
-        with self._cond:
+        mine = PendingSave(events, receipt, threading.Condition(self._lock))
+        with self._lock:
             self._waiting.append(mine)
             while not mine.done and self._leading:
-                self._cond.wait()
+                mine.wakeup.wait()
             if not mine.done:
                 self._leading = True
                 batch = self._waiting[: self.max_batch]
@@ -56,9 +61,12 @@ class GroupCommitter:
             try:
                 self._commit(batch)
             finally:
-                with self._cond:
+                with self._lock:
                     self._leading = False
-                    self._cond.notify_all()
+                    # The next leader: the oldest save still waiting (the
+                    # saves just written are no longer in the queue).
+                    if self._waiting:
+                        self._waiting[0].wakeup.notify()
         if mine.error is not None:
             raise mine.error
         return mine.position
@@ -92,7 +100,8 @@ class GroupCommitter:
         position: int | None = None,
         error: BaseException | None = None,
     ) -> None:
-        with self._cond:
+        with self._lock:
             pending.position = position
             pending.error = error
             pending.done = True
+            pending.wakeup.notify()

@@ -86,6 +86,8 @@ class Generations:
         self.models = models
         #: Bumped by every change of a generation's row made in this process.
         self.changes = 0
+        #: `_locked_live`'s statements, rendered once per read model.
+        self._openings: dict[str, SQL] = {}
         with db.transaction() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {tx.table(GENERATIONS)} ("
@@ -165,13 +167,21 @@ class Generations:
         view's name are ours, quoted as literals), run in order, each with a
         snapshot of its own, so the lookup sees every swap committed before the
         lock was granted. A read used to spend a round trip on each, and on
-        `BEGIN`."""
-        return SQL(
-            "SELECT pg_advisory_xact_lock_shared({}); "
-            "SELECT generation FROM {} WHERE name = {} AND state = 'live'"
-        ).format(
-            Literal(self._drop_lock(name)), SQL(self.db.table(GENERATIONS)), Literal(name)
-        )
+        `BEGIN`. Rendered once per read model: composing and quoting it cost
+        more than the rest of a read's Python."""
+        opening = self._openings.get(name)
+        if opening is None:
+            opening = self._openings[name] = SQL(
+                SQL(
+                    "SELECT pg_advisory_xact_lock_shared({}); "
+                    "SELECT generation FROM {} WHERE name = {} AND state = 'live'"
+                )
+                .format(
+                    Literal(self._drop_lock(name)), SQL(self.db.table(GENERATIONS)), Literal(name)
+                )
+                .as_string(None)
+            )
+        return opening
 
     def _drop_lock(self, name: str) -> int:
         digest = hashlib.sha256(f"fieldledger:{self.db.schema}:{name}".encode()).digest()

@@ -294,3 +294,23 @@ def test_as_of_replays_only_what_had_occurred(app: FieldLedger) -> None:
     then = app.get_as_of(WorkOrder, order, between)
     assert (then.state.value, then.version) == ("booked", 1)
     assert app.get_as_of(WorkOrder, order, history[1].occurred_at).state.value == "assigned"
+
+
+def test_the_recorder_selects_events_as_the_library_does_in_every_shape(app: FieldLedger) -> None:
+    """The PostgreSQL recorder composes `select_events`' query once per shape; it
+    returns what the library's own method returns, for every combination."""
+    order = book(app)
+    run(app, DISPATCHER, order, "assign", technician_id="tech-1")
+    run(app, TECH, order, "confirm")
+    run(app, TECH, order, "depart")
+    recorder = app.recorder
+    library = type(recorder).__mro__[1].select_events
+    for gt in (None, 1):
+        for lte in (None, 3):
+            for desc in (False, True):
+                for limit in (None, 2):
+                    shape = {"gt": gt, "lte": lte, "desc": desc, "limit": limit}
+                    ours = recorder.select_events(order, **shape)  # type: ignore[arg-type]
+                    theirs = library(recorder, order, **shape)  # type: ignore[arg-type]
+                    assert ours == theirs, shape
+                    assert ours, shape

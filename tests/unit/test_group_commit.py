@@ -74,3 +74,30 @@ def test_saves_arriving_during_a_commit_are_written_together_and_each_gets_its_o
     assert sorted(store.rows) == ["l1", "x1", "x2", "y1"]
     assert store.rows[outcomes["ok-1"] - 1] == "x2"
     assert store.rows[outcomes["ok-2"] - 1] == "y1"
+
+
+def test_a_queue_longer_than_max_batch_is_handed_on_until_every_save_is_written() -> None:
+    store = Store()
+    committer = GroupCommitter(store.write, max_batch=2)
+    outcomes: dict[str, Any] = {}
+
+    def save(name: str) -> None:
+        outcomes[name] = committer.save([name], None)
+
+    leader = threading.Thread(target=save, args=("l",))
+    leader.start()
+    assert store.first_started.wait(5)
+    names = [f"f{i}" for i in range(7)]
+    followers = [threading.Thread(target=save, args=(n,)) for n in names]
+    for t in followers:
+        t.start()
+    while len(committer._waiting) < len(names):
+        threading.Event().wait(0.001)
+    store.release_first.set()
+    for t in [leader, *followers]:
+        t.join(5)
+        assert not t.is_alive()
+    # One transaction for the leader, then the seven in batches of at most two.
+    assert [len(t) for t in store.transactions] == [1, 2, 2, 2, 1]
+    assert sorted(store.rows) == sorted(["l", *names])
+    assert all(store.rows[outcomes[n] - 1] == n for n in ["l", *names])
