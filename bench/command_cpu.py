@@ -15,9 +15,9 @@ after, the CPU time (utime + stime, /proc) of:
 
 and the database's commits and rollbacks (pg_stat_database). Prints one JSON
 line: commands/s, and per command the CPU milliseconds of each part and the
-transactions. On a shared machine the load average is printed beside it: CPU
-per command is far steadier under load than the rate is, which is why this
-probe reports it.
+transactions; and each API worker's resident memory after the run. On a
+shared machine the load average is printed beside it: CPU per command is far
+steadier under load than the rate is, which is why this probe reports it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from run_all import (
     fieldledger,
     fresh_database,
     serving,
+    worker_rss_mb,
     wrk,
 )
 
@@ -144,6 +145,7 @@ def main() -> None:
             "postgres": sum(map(cpu_seconds, pg_after)),
         }
         commits1, rollbacks1 = transactions(url)
+        rss = [round(mb, 1) for mb in worker_rss_mb(server)]
     n = max(run["requests"], 1)
     per_command = {f"{k}_cpu_ms": round((after[k] - before[k]) * 1000 / n, 3) for k in after}
     per_command["all_cpu_ms"] = round(sum(per_command.values()), 3)
@@ -152,7 +154,7 @@ def main() -> None:
         "errors": run["errors"], "commands": run["requests"], **per_command,
         "commits_per_command": round((commits1 - commits0) / n, 2),
         "rollbacks_per_command": round((rollbacks1 - rollbacks0) / n, 2),
-        "load_average": [load_before, os.getloadavg()[0]],
+        "worker_rss_mb": rss, "load_average": [load_before, os.getloadavg()[0]],
     }))  # fmt: skip
 
 
