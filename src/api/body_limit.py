@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import json
 
-from fieldledger.api.json_bodies import PARSED_BODY, WITH_BODY, NotJson, check_body, refuse
+from fieldledger.api.json_bodies import (
+    PARSED_BODY,
+    WITH_BODY,
+    NotJson,
+    check_body,
+    refuse,
+    replayed,
+)
 from fieldledger.api.problems import PROBLEM_JSON, problem_body
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
 #: Routes whose body carries a whole document: `POST /what-if` takes a candidate
@@ -62,16 +69,7 @@ class BodyLimit:
                 return
             if body.strip():
                 scope[PARSED_BODY] = (body, parsed)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # waits for http.disconnect, as a server would
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(body, receive), send)
 
     async def _refuse(self, send: Send, limit: int) -> None:  # 413
         detail = f"request bodies are limited to {limit // 1024} KiB"

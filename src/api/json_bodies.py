@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from fieldledger.api.problems import PROBLEM_JSON, problem_body
-from starlette.types import Send
+from starlette.types import Message, Receive, Send
 
 #: Deepest nesting of arrays and objects a body may have (no command needs more than 4).
 MAX_DEPTH = 32
@@ -105,3 +105,18 @@ async def refuse(send: Send, error: NotJson) -> None:
                     (b"content-length", str(len(body)).encode())],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """`receive`, with the body already read given first (then it waits for
+    `http.disconnect`, as a server would)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -40,7 +40,7 @@ from fieldledger.api.deps import (
     idempotency_of,
     permits,
 )
-from fieldledger.api.json_bodies import PARSED_BODY
+from fieldledger.api.json_bodies import PARSED_BODY, replayed
 from fieldledger.api.problems import responses
 from fieldledger.application.commands import Command, CommandSet
 from fieldledger.application.fields import RecordId
@@ -49,7 +49,7 @@ from fieldledger.application.tokens import TokenBook
 from fieldledger.domain.facts import Role
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette._utils import get_route_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class CommandAnswer(BaseModel):
@@ -97,8 +97,11 @@ CREATED_HEADERS: dict[str, dict[str, Any]] = {
 
 def answer_body(result: CommandResult) -> bytes:
     """The success answer's body, as FastAPI encodes the `CommandAnswer`."""
-    return CommandAnswer(id=result.id, version=result.version, state=result.state) \
-        .model_dump_json().encode()
+    return (
+        CommandAnswer(id=result.id, version=result.version, state=result.state)
+        .model_dump_json()
+        .encode()
+    )
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -293,7 +296,7 @@ class CommandShortcut:
         inputs = await read_inputs(request, command)
         if inputs is None:
             scope[DECLARED] = True
-            await self.app(scope, _replay(raw, receive), send)
+            await self.app(scope, replayed(raw, receive), send)
             return
         response = await serve(request, command, inputs)
         await response(scope, receive, send)
@@ -307,20 +310,6 @@ class CommandShortcut:
             and scope.get("path_params") == ({} if id is None else {"id": id})
         ):
             self.routes[key] = route
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive`, with the body already read given first."""
-    given = False
-
-    async def replay() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def command_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
