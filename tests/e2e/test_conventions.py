@@ -681,12 +681,9 @@ def test_what_if_takes_a_policy_document_up_to_4_mib(api: Api) -> None:
 # -- the command routes' one function ---------------------------------------------
 
 
-def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_declared(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A valid command is served by `read_inputs` (no FastAPI dependency); an
-    invalid one is handed to FastAPI's handler of the route's declaration, and
-    the two answer a valid command alike."""
+def recorded_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each command request was read by `read_inputs` alone (True) or
+    handed to FastAPI's handler of its declaration (False), in order."""
     from fieldledger.api.routes import commands
 
     read: list[bool] = []
@@ -698,6 +695,18 @@ def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_de
         return inputs
 
     monkeypatch.setattr(commands, "read_inputs", recording)
+    return read
+
+
+def test_a_plain_command_is_read_in_one_function_and_any_other_is_answered_as_declared(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid command is served by `read_inputs` (no FastAPI dependency); an
+    invalid one is handed to FastAPI's handler of the route's declaration, and
+    the two answer a valid command alike."""
+    from fieldledger.api.routes import commands
+
+    read = recorded_reads(monkeypatch)
     desk = Desk(api)
     fast = desk.work_order_in("booked")
     read.clear()  # the booking is read in one function too (the next test)
@@ -748,15 +757,7 @@ def test_a_plain_booking_is_read_in_one_function_and_any_other_is_answered_as_de
     the two answer a valid booking alike (201, Location, ETag, body)."""
     from fieldledger.api.routes import commands
 
-    read: list[bool] = []
-    original = commands.read_inputs
-
-    async def recording(request: Any, command: Any) -> Any:
-        inputs = await original(request, command)
-        read.append(inputs is not None)
-        return inputs
-
-    monkeypatch.setattr(commands, "read_inputs", recording)
+    read = recorded_reads(monkeypatch)
     desk = Desk(api)
     fast = desk["dispatcher"].post("/work-orders", booking(), **{"Idempotency-Key": "b-1"})
     assert fast.status_code == 201 and read == [True]
