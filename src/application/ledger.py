@@ -254,7 +254,7 @@ def _plain_for(kind: type[Any]) -> Callable[[Any], Any]:
     if issubclass(kind, Decimal):
         return _decimal_number
     if issubclass(kind, datetime):
-        return _utc_iso
+        return utc_iso
     if issubclass(kind, date):
         return _date_iso
     if issubclass(kind, UUID):
@@ -270,7 +270,12 @@ def _decimal_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _utc_iso(value: datetime) -> str:
+def utc_iso(value: datetime) -> str:
+    """An instant as UTC ISO 8601 text (as plain values, the audit trail and the
+    read models' tables keep it): one already in UTC, as decoded from the store,
+    needs no conversion."""
+    if value.tzinfo is UTC:
+        return value.isoformat()
     return value.astimezone(UTC).isoformat()
 
 
@@ -1031,4 +1036,3 @@ def history_entry(event: Any, hash: str | None = None) -> HistoryEntry:
         data=data,
         hash=hash,
     )
-

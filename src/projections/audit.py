@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from fieldledger.application.database import Tx
 from fieldledger.application.hash_chain import HASHES_TABLE
-from fieldledger.application.ledger import history_data
+from fieldledger.application.ledger import history_data, utc_iso
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
@@ -105,12 +105,6 @@ class AuditRecord:
     late: bool
 
 
-def _utc(value: datetime) -> str:
-    if value.tzinfo is UTC:  # as decoded from the store: no conversion to make
-        return value.isoformat()
-    return value.astimezone(UTC).isoformat()
-
-
 #: `json.dumps(data, sort_keys=True, ensure_ascii=False)`, its encoder made once.
 _DATA_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
@@ -180,8 +174,8 @@ class AuditTrail(ReadModel):
         pending: _Pending = batch.state
         pending.rows.append([
             position, str(event.originator_id), kind_of(event), type(event).__name__,
-            event.originator_version, event.actor, event.role, _utc(occurred_at),
-            _utc(recorded_at), (recorded_at - occurred_at).total_seconds(),
+            event.originator_version, event.actor, event.role, utc_iso(occurred_at),
+            utc_iso(recorded_at), (recorded_at - occurred_at).total_seconds(),
             _DATA_JSON.encode(history_data(event)), pending.hashes.get(position),
         ])  # fmt: skip
 
@@ -213,10 +207,10 @@ class AuditTrail(ReadModel):
             params.extend(query.types)
         if query.occurred_from is not None:
             where.append("occurred_at >= ?")
-            params.append(_utc(query.occurred_from))
+            params.append(utc_iso(query.occurred_from))
         if query.occurred_to is not None:
             where.append("occurred_at < ?")
-            params.append(_utc(query.occurred_to))
+            params.append(utc_iso(query.occurred_to))
         threshold = late_after.total_seconds()
         if query.late is not None:
             where.append("delay_seconds > ?" if query.late else "delay_seconds <= ?")

@@ -7,11 +7,12 @@ columns); only the final ratio is rounded, half up, to two decimals.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from fieldledger.application.database import Tx
+from fieldledger.application.ledger import utc_iso
 
 _CENTS = Decimal("0.01")
 
@@ -53,7 +54,7 @@ def mean(total: Any, count: int) -> float | None:
 
 def utc_text(instant: datetime) -> str:
     """An instant as read-model tables keep it: UTC ISO text, which sorts in time."""
-    return instant.astimezone(UTC).isoformat()
+    return utc_iso(instant)
 
 
 def between(column: str, start: datetime | None, end: datetime | None) -> tuple[str, list[str]]:

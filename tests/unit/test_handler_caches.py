@@ -308,10 +308,11 @@ def test_values_history_data_keeps_as_they_are_are_plain(value: Any) -> None:
 def test_stamping_an_instant_already_in_utc_equals_converting_it(value: datetime) -> None:
     """The SLA's and the audit trail's stamps skip the conversion of an instant
     already in UTC: the same text as converting it."""
+    from fieldledger.application.ledger import utc_iso
     from fieldledger.projections.sla import stamp
 
     assert stamp(value) == value.astimezone(UTC).isoformat(timespec="microseconds")
-    assert audit._utc(value) == value.astimezone(UTC).isoformat()
+    assert utc_iso(value) == value.astimezone(UTC).isoformat()
 
 
 def test_the_sla_subjects_encoder_writes_what_json_dumps_wrote() -> None:
