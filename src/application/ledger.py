@@ -240,8 +240,9 @@ def plain(value: Any) -> Any:
 
 
 def _plain_for(kind: type[Any]) -> Callable[[Any], Any]:
-    """`plain` for values of exactly this type, by the same tests in the same order
-    as `_plain_uncached`."""
+    """`plain` for values of exactly this type: the tests a chain of `isinstance`
+    would make, in the same order (tests/unit/test_handler_caches.py keeps that
+    chain and compares the two)."""
     if issubclass(kind, Enum):
         return _enum_value
     if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
@@ -288,28 +289,6 @@ def _same_value(value: Any) -> Any:
 
 
 _PLAIN: dict[type[Any], Callable[[Any], Any]] = {}
-
-
-def _plain_uncached(value: Any) -> Any:
-    """`plain` by `isinstance` tests value by value (what `_plain_for` answers
-    for each type; kept for the tests that compare the two)."""
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain_uncached(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain_uncached(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain_uncached(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
 
 
 class FieldLedger(Application[UUID]):
