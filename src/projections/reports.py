@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from fieldledger.application.database import Tx
 from fieldledger.domain.complaints import Complaint
@@ -121,8 +120,6 @@ def seconds_by_local_day(start: datetime, end: datetime, timezone: str) -> list[
 class ReportsView(ReadModel):
     name = NAME
     schema_version = 1
-    #: The settings' time zone, once looked up (`_day`).
-    _zone: ZoneInfo | None = None
     tables: ClassVar[tuple[str, ...]] = (
         "report_orders",
         "report_complaints",
@@ -207,10 +204,7 @@ class ReportsView(ReadModel):
         batch.append(batch.t.report_facts, FACT_COLUMNS, state.facts)
 
     def _day(self, instant: datetime) -> str:
-        zone = self._zone
-        if zone is None:
-            zone = self._zone = ZoneInfo(self.settings.timezone)
-        return instant.astimezone(zone).date().isoformat()  # `local_date`, the zone kept
+        return local_date(instant, self.settings.timezone).isoformat()
 
     def _work_order_event(self, rows: _Rows, e: Any) -> None:
         order_id = str(e.originator_id)
