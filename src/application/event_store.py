@@ -24,6 +24,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import (
+    IntegrityError,
     InterfaceError,
     JSONTranscoder,
     OperationalError,
@@ -209,6 +210,28 @@ RECEIPTS_TABLE = "idempotency_receipts"
 #: in the transaction that records its `Erased` event: both happen, or neither.
 DATA_KEYS_TABLE = "customer_data_keys"
 ERASE_KEYS_OF = "erase_data_keys_of"
+#: The save's keyword naming the data keys its events' personal data was sealed
+#: under (`PersonalDataVault.sealing`): each must still exist when the save
+#: takes the store's write lock, else nothing is written (`DataKeyErased`).
+DATA_KEYS_USED = "data_keys_used"
+#: The SQLSTATE the server-side save raises when a data key is gone (class 23,
+#: integrity: psycopg and the library raise it as an IntegrityError).
+DATA_KEY_GONE = "23K01"
+
+
+class DataKeyErased(IntegrityError):
+    """A save's personal data was sealed under a data key that no longer exists
+    (erased by another process since this one fetched it): nothing was written.
+    The caller forgets these keys and seals again (`FieldLedger._save`)."""
+
+    def __init__(self, key_ids: Sequence[str]) -> None:
+        super().__init__(f"data keys erased meanwhile: {' '.join(key_ids)}")
+        self.key_ids = list(key_ids)
+
+
+def _used_keys(kwargs: dict[str, Any]) -> list[str]:
+    """The distinct data keys a save's events were sealed under, in order."""
+    return list(dict.fromkeys(kwargs.get(DATA_KEYS_USED) or ()))
 
 
 def _sqlite_id(originator_id: Any) -> str:
@@ -233,6 +256,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        used = _used_keys(kwargs)
+        if used:
+            # The events' INSERT took the database's write lock: an erasure
+            # either committed before it (and its keys are gone now) or waits.
+            c.execute(
+                f"SELECT key_id FROM {DATA_KEYS_TABLE} "
+                f"WHERE key_id IN ({', '.join('?' for _ in used)})",
+                used,
+            )
+            found = {row[0] for row in c.fetchall()}
+            if len(found) < len(used):
+                raise DataKeyErased([k for k in used if k not in found])
         receipts: list[Receipt] = kwargs.get("receipts") or []
         if receipts:
             c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?, ?, ?, ?)", _rows(receipts))
@@ -351,6 +386,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.insert_hashes_statement = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s, %s)").format(
             *hashes
         )
+        #: The library's insert path checks the data keys by this statement
+        #: (the server-side save by the same function).
+        self.check_keys_statement = SQL("SELECT {}.{}(%s::text[])").format(
+            schema, Identifier(CHECK_KEYS_FUNCTION)
+        )
         self.event_hashes_statement = SQL(
             "SELECT originator_version, event_hash FROM {}.{} WHERE originator_id = %s"
         ).format(*hashes)
@@ -361,6 +401,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self.datastore.originator_id_type == "uuid"
             and os.environ.get("FIELDLEDGER_SAVE_FUNCTION", "on").lower() not in ("off", "0", "n")
         )
+        self.sql_create_statements.append(check_keys_function_sql(schema=self.datastore.schema))
         self.sql_create_statements.append(
             save_function_sql(
                 schema=self.datastore.schema,
@@ -372,7 +413,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.save_statement = SQL(
             SQL(
                 "SELECT p FROM {}.{}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
-                "%s::text[], %s::text[], %s::text[], %s::text[]) AS p"
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS p"
             )
             .format(schema, Identifier(SAVE_FUNCTION))
             .as_string(None)
@@ -428,24 +469,37 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         round trip, the table lock held only while the server runs it. An
         erasure (which deletes data keys too) takes the library's path."""
         if not self.one_trip or kwargs.get(ERASE_KEYS_OF) or not stored_events:
-            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            try:
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            except IntegrityError as e:
+                erased = _erased_keys(e)
+                if erased is None:
+                    raise
+                raise erased from None
             return ids
         receipts: list[Receipt] = kwargs.get("receipts") or []
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self.save_statement,
-                (
-                    [e.originator_id for e in stored_events],
-                    [e.originator_version for e in stored_events],
-                    [e.topic for e in stored_events],
-                    [bytes(e.state) for e in stored_events],
-                    [r.actor for r in receipts],
-                    [r.key for r in receipts],
-                    [r.fingerprint for r in receipts],
-                    [json.dumps(r.response) for r in receipts],
-                ),
-                prepare=True,
-            )
+            try:
+                curs.execute(
+                    self.save_statement,
+                    (
+                        [e.originator_id for e in stored_events],
+                        [e.originator_version for e in stored_events],
+                        [e.topic for e in stored_events],
+                        [bytes(e.state) for e in stored_events],
+                        [r.actor for r in receipts],
+                        [r.key for r in receipts],
+                        [r.fingerprint for r in receipts],
+                        [json.dumps(r.response) for r in receipts],
+                        _used_keys(kwargs),
+                    ),
+                    prepare=True,
+                )
+            except psycopg.IntegrityError as e:
+                erased = _erased_keys(e)
+                if erased is None:
+                    raise
+                raise erased from None
             return [int(row["p"]) for row in curs.fetchall()]
 
     def _notify_channel(self, curs: Cursor[DictRow]) -> None:
@@ -484,6 +538,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self.chain_tip_statement, ([oid for oid, _ in before], [v for _, v in before])
         )
         self._chain_tips.lookup = lookup
+        used = _used_keys(kwargs)
+        if used:
+            # After the lock: an erasure committed before it (and the check
+            # aborts the transaction), or waits for this one.
+            curs.connection.cursor().execute(self.check_keys_statement, (used,))
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -544,6 +603,42 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
 #: The server-side save (PostgreSQL): see `save_function_sql`.
 SAVE_FUNCTION = "fieldledger_save_events"
+#: Raises DATA_KEY_GONE naming the given data keys that no longer exist.
+CHECK_KEYS_FUNCTION = "fieldledger_check_data_keys"
+
+
+def check_keys_function_sql(*, schema: str) -> Composed:
+    """A function raising DATA_KEY_GONE (the missing key ids in its detail) if
+    any of the given data keys no longer exists: run after the store's write
+    lock is taken, by the save function and by the library's insert path. The
+    error aborts the transaction, so nothing of the save is written."""
+    return SQL(
+        "CREATE OR REPLACE FUNCTION {schema}.{fn}(data_keys text[]) "
+        "RETURNS void LANGUAGE plpgsql AS $BODY$ "
+        "DECLARE gone text; "
+        "BEGIN "
+        "  SELECT string_agg(k, ' ') INTO gone FROM unnest(data_keys) AS k "
+        "    WHERE NOT EXISTS (SELECT FROM {schema}.{keys} d WHERE d.key_id = k); "
+        "  IF gone IS NOT NULL THEN "
+        "    RAISE EXCEPTION 'data keys erased meanwhile: %', gone "
+        "      USING ERRCODE = {gone_state}, DETAIL = gone; "
+        "  END IF; "
+        "END; $BODY$"
+    ).format(
+        schema=Identifier(schema),
+        fn=Identifier(CHECK_KEYS_FUNCTION),
+        keys=Identifier(DATA_KEYS_TABLE),
+        gone_state=Literal(DATA_KEY_GONE),
+    )
+
+
+def _erased_keys(error: BaseException) -> DataKeyErased | None:
+    """The DataKeyErased a database error (or the library's wrapping of one,
+    as its cause) stands for, if it is DATA_KEY_GONE."""
+    for e in (error, error.__cause__):
+        if isinstance(e, psycopg.Error) and e.sqlstate == DATA_KEY_GONE:
+            return DataKeyErased((e.diag.message_detail or "").split())
+    return None
 
 
 def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Composed:
@@ -554,20 +649,33 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
     table first, as the library's own insert does, so the order of commits is
     the order of positions (no reader can pass a position that commits later)
     and the chain cannot fork; the lock is released by the commit that follows
-    the statement. A duplicate version or receipt raises a unique violation and
-    nothing of the save is written. No NOTIFY (see
-    `LedgerPostgresRecorder._notify_channel`)."""
+    the statement. Then it checks that every data key the events' personal
+    data was sealed under still exists: an erasure deletes its keys under the
+    same lock, so it either committed before (the save is refused with
+    DATA_KEY_GONE, the keys named in its detail, and writes nothing) or waits
+    for this save. A duplicate version or receipt raises a unique violation
+    and nothing of the save is written. No NOTIFY (see
+    `LedgerPostgresRecorder._notify_channel`).
+
+    A statement per event and table, as measured cheapest (docs/benchmarks.md,
+    "Commands: the data key in the save"): the same work as one INSERT of the
+    arrays per table, with the previous hashes by one join, cost 1.5-2.5 times
+    the backend's CPU per call for saves of one to four events."""
     genesis = "0" * 64
     return SQL(
         "CREATE OR REPLACE FUNCTION {schema}.{fn}("
         "ids uuid[], versions bigint[], topics text[], states bytea[], "
-        "r_actors text[], r_keys text[], r_fingerprints text[], r_responses text[]) "
+        "r_actors text[], r_keys text[], r_fingerprints text[], r_responses text[], "
+        "data_keys text[]) "
         "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
         "DECLARE i int; pos bigint; prev text; own text; chained text; "
         "  id_bytes bytea; topic_bytes bytea; "
         "BEGIN "
         "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
         "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+        "  IF cardinality(data_keys) > 0 THEN "
+        "    PERFORM {schema}.{check}(data_keys); "
+        "  END IF; "
         "  SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
         "    ORDER BY h.position DESC LIMIT 1; "
         "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
@@ -591,9 +699,11 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "    INSERT INTO {schema}.{hashes} VALUES (pos, ids[i], versions[i], own, chained); "
         "    RETURN NEXT pos; "
         "  END LOOP; "
-        "  INSERT INTO {schema}.{receipts} "
-        "    SELECT a, k, f, r::jsonb FROM unnest(r_actors, r_keys, r_fingerprints, r_responses) "
-        "    AS u(a, k, f, r); "
+        "  IF cardinality(r_actors) > 0 THEN "
+        "    INSERT INTO {schema}.{receipts} "
+        "      SELECT a, k, f, r::jsonb "
+        "      FROM unnest(r_actors, r_keys, r_fingerprints, r_responses) AS u(a, k, f, r); "
+        "  END IF; "
         "END; $BODY$"
     ).format(
         schema=Identifier(schema),
@@ -601,6 +711,7 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         events=Identifier(events),
         hashes=Identifier(HASHES_TABLE),
         receipts=Identifier(RECEIPTS_TABLE),
+        check=Identifier(CHECK_KEYS_FUNCTION),
         lock_timeout=SQL(str(int(lock_timeout))),
         genesis=Literal(genesis),
     )

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import EnvType
 from fieldledger.application.aggregate_cache import DEFAULT_MAXSIZE, AggregateCache
 from fieldledger.application.commands import (
@@ -44,7 +44,9 @@ from fieldledger.application.commands import (
 )
 from fieldledger.application.database import Database
 from fieldledger.application.event_store import (
+    DATA_KEYS_USED,
     ERASE_KEYS_OF,
+    DataKeyErased,
     LedgerPostgresRecorder,
     LedgerSQLiteRecorder,
     Receipt,
@@ -218,6 +220,8 @@ class VerifiedEvent:
 
 #: Who the service itself acts as: policy adoption, the SLA sweep.
 SYSTEM = Caller("system", Role.SYSTEM)
+#: How often a save sealed under a data key erased meanwhile is sealed again.
+DATA_KEY_ATTEMPTS = 5
 
 
 def utc_now() -> datetime:
@@ -767,6 +771,7 @@ class FieldLedger(Application[UUID]):
             # Cached aggregates hold personal data sealed only, but an erasure is
             # rare: this worker's cache starts again empty (aggregate_cache.py).
             self.aggregate_cache.clear()
+            self.personal_data.forget_customer(customer_id)
             return dataclasses.replace(result, position=recordings[-1].notification.id)
         raise Busy(f"customer {customer_id} is being erased by others; try again")
 
@@ -877,8 +882,17 @@ class FieldLedger(Application[UUID]):
             else None
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-        self.personal_data.prepare(events)
-        position = self.committer.save(events, receipt)
+        for attempt in range(DATA_KEY_ATTEMPTS):
+            self.personal_data.prepare(events)
+            try:
+                position = self.committer.save(events, receipt)
+                break
+            except DataKeyErased as e:
+                # Erased by another process since this one fetched the key:
+                # nothing was written; seal again under the customer's key now.
+                self.personal_data.forget(e.key_ids)
+                if attempt == DATA_KEY_ATTEMPTS - 1:
+                    raise
         if keep:
             clear = self.personal_data.in_clear(events)
             for aggregate in aggregates:
@@ -910,6 +924,14 @@ class FieldLedger(Application[UUID]):
         self._notify(recordings)
         self.notify(processing.events)  # the library's deprecated hook, as save calls it
         return [r.notification.id for r in recordings]
+
+    def _record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Every save (`_write`'s and the library's `save`): the data keys its
+        events are sealed under while they are encoded go with it, for the
+        store to check under its write lock that none was erased meanwhile."""
+        with self.personal_data.sealing() as used:
+            processing.saved_kwargs[DATA_KEYS_USED] = used
+            return super()._record(processing)
 
     # -- reading ------------------------------------------------------------
 

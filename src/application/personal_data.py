@@ -28,9 +28,9 @@ import json
 import os
 import secrets
 import threading
-import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
@@ -68,8 +68,9 @@ VAULT_TABLE = "personal_data_vault"
 MASTER_KEY_BYTES = 32
 _NONCE = 12
 _ID_KEY = "customer_id_key"
-#: How long a data key fetched by `prepare` may wait for its event's sealing.
-PREPARED_SECONDS = 5.0
+#: How many customers' data keys a process remembers for sealing (`_data_key`);
+#: beyond that it forgets them all and fetches again.
+KNOWN_KEYS_MAX = 10_000
 
 
 class MasterKeyError(Exception):
@@ -219,11 +220,15 @@ class PersonalDataVault:
         self._db: Database | None = None
         self._master: MasterKey | None = None
         self._id_key = b""
-        #: Data keys fetched for events about to be saved (see `prepare`), with
-        #: when and for how many values: each used once per value prepared,
-        #: within PREPARED_SECONDS, else fetched again. (Counted: a group commit
-        #: may seal several commands' values of one customer.)
-        self._prepared: dict[str, tuple[float, tuple[str, bytes], int]] = {}
+        #: Each customer's data key as last fetched or made, for sealing only
+        #: (opening always reads the keys table: `disclose`). Remembered across
+        #: commands: a save checks, under the store's write lock, that every
+        #: key its events were sealed under still exists (`sealing`,
+        #: `DataKeyErased`), so a key erased by another process meanwhile is
+        #: refused, forgotten and fetched again (`FieldLedger._save`).
+        self._known: dict[str, tuple[str, bytes]] = {}
+        #: Per thread: the key ids sealed under since `sealing` began, if it did.
+        self._sealing = threading.local()
         self._lock = threading.Lock()
         #: What `seal` last made of each value in clear, for `seal_in_place`: by
         #: the value's id, with a weak reference to it (the id is its own while
@@ -302,8 +307,44 @@ class PersonalDataVault:
     # -- data keys --------------------------------------------------------------
 
     def _data_key(self, customer_id: UUID) -> tuple[str, bytes]:
-        """The customer's data key, made on first use."""
+        """The customer's data key, made on first use; remembered (`_known`)."""
         cid = str(customer_id)
+        known = self._known.get(cid)
+        if known is not None:
+            return known
+        found = self._fetch_data_key(cid)
+        with self._lock:
+            if len(self._known) >= KNOWN_KEYS_MAX:
+                self._known.clear()
+            self._known[cid] = found
+        return found
+
+    def forget(self, key_ids: Iterable[str]) -> None:
+        """Forget these data keys (erased, by this process or another): the next
+        sealing for their customers fetches the key again (or makes a new one)."""
+        gone = set(key_ids)
+        with self._lock:
+            for cid in [c for c, (k, _) in self._known.items() if k in gone]:
+                del self._known[cid]
+
+    def forget_customer(self, customer_id: UUID) -> None:
+        with self._lock:
+            self._known.pop(str(customer_id), None)
+
+    @contextmanager
+    def sealing(self) -> Iterator[list[str]]:
+        """The ids of the data keys `seal` uses in this thread meanwhile (the
+        list grows as the events are encoded), for the save to check they still
+        exist when it takes the store's write lock."""
+        used: list[str] = []
+        outer = getattr(self._sealing, "used", None)
+        self._sealing.used = used
+        try:
+            yield used
+        finally:
+            self._sealing.used = outer
+
+    def _fetch_data_key(self, cid: str) -> tuple[str, bytes]:
         with self.db.read() as tx:
             rows = tx.query(
                 f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
@@ -381,19 +422,13 @@ class PersonalDataVault:
 
     def prepare(self, events: Iterable[Any]) -> None:
         """Fetch (or make) the data keys these events' personal data will be
-        sealed with, in the caller's thread: the group commit that encodes and
-        writes them then does no key I/O in its critical section."""
+        sealed with, unless known already, in the caller's thread: the group
+        commit that encodes and writes them then does no key I/O in its
+        critical section."""
         for event in events:
             for value in vars(event).values():
                 if get_topic(type(value)) in self.types:
-                    customer_id = self._owner(dataclasses.asdict(value))
-                    found = self._data_key(customer_id)
-                    with self._lock:
-                        if len(self._prepared) > 10_000:  # saves that failed before sealing
-                            self._prepared.clear()
-                        earlier = self._prepared.get(str(customer_id))
-                        uses = earlier[2] + 1 if earlier is not None else 1
-                        self._prepared[str(customer_id)] = (time.monotonic(), found, uses)
+                    self._data_key(self._owner(dataclasses.asdict(value)))
 
     def in_clear(self, events: Iterable[Any]) -> bool:
         """Whether any of these (unsaved) events holds personal data in clear."""
@@ -434,14 +469,10 @@ class PersonalDataVault:
             raise TypeError(f"{type(value).__qualname__} is not a personal data type")
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         customer_id = self._owner(fields)
-        with self._lock:
-            prepared = self._prepared.pop(str(customer_id), None)
-            if prepared is not None and prepared[2] > 1:
-                self._prepared[str(customer_id)] = (prepared[0], prepared[1], prepared[2] - 1)
-        if prepared is not None and time.monotonic() - prepared[0] < PREPARED_SECONDS:
-            key_id, key = prepared[1]
-        else:
-            key_id, key = self._data_key(customer_id)
+        key_id, key = self._data_key(customer_id)
+        used: list[str] | None = getattr(self._sealing, "used", None)
+        if used is not None:
+            used.append(key_id)
         nonce = secrets.token_bytes(_NONCE)
         sealed = AESGCM(key).encrypt(
             nonce,

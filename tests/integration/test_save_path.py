@@ -16,8 +16,14 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 from fieldledger.application.database import Tx
-from fieldledger.application.event_store import LedgerPostgresRecorder
+from fieldledger.application.event_store import (
+    DATA_KEYS_USED,
+    DataKeyErased,
+    LedgerPostgresRecorder,
+    Receipt,
+)
 from fieldledger.application.hash_chain import verify_chain
 from fieldledger.application.ledger import (
     Busy,
@@ -369,26 +375,116 @@ def test_the_cache_never_holds_personal_data_in_clear_and_forgets_on_erasure(
         ledger.close()
 
 
-def test_a_data_key_prepared_for_two_saves_of_one_customer_seals_both_without_a_query(
+def test_a_data_key_is_remembered_and_seals_without_a_query(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two commands about one customer in one group commit: each prepared the
-    customer's data key, so neither sealing queries in the commit."""
+    """The customer's data key is fetched once per process, not once per
+    booking or acceptance: the save checks it still exists (the tests below)."""
     ledger = FieldLedger(database_url)
     try:
-        book(ledger)  # the customer's data key exists
+        book(ledger)  # the customer's data key is made and remembered
         vault = ledger.personal_data
-        customer = Customer("王先生", "13800000000", "上海")
-        vault.prepare([SimpleNamespace(customer=customer)])  # the first command's save
-        vault.prepare([SimpleNamespace(customer=customer)])  # the second's
 
-        def no_query(customer_id: Any) -> Any:
+        def no_query(cid: str) -> Any:
             raise AssertionError("a data key query while sealing")
 
-        monkeypatch.setattr(vault, "_data_key", no_query)
-        sealed = [vault.seal(customer), vault.seal(customer)]
+        monkeypatch.setattr(vault, "_fetch_data_key", no_query)
+        customer = Customer("王先生", "13800000000", "上海")
+        vault.prepare([SimpleNamespace(customer=customer)])
+        with vault.sealing() as used:
+            sealed = [vault.seal(customer), vault.seal(customer)]
         assert all(isinstance(s, SealedPersonalData) for s in sealed)
-        with pytest.raises(AssertionError):  # a third value was never prepared
-            vault.seal(customer)
+        assert used == [sealed[0].key_id, sealed[1].key_id]
+        book(ledger)  # a whole booking, no key query either
+        with pytest.raises(AssertionError):  # another customer's key is fetched
+            vault.seal(Customer("李四", "13900000000", ""))
     finally:
         ledger.close()
+
+
+def _opened(ledger: FieldLedger, order: UUID) -> dict[str, Any]:
+    return ledger.personal_data.reveal(ledger.get(WorkOrder, order).customer)
+
+
+def test_a_data_key_erased_by_another_process_is_never_sealed_under(
+    ledgers: tuple[FieldLedger, FieldLedger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ledgers on one store, as two API workers: the first remembers the
+    customer's key, the second erases the customer. The first's next booking
+    for that customer is refused by the save under the store's lock (nothing
+    written), forgets the key and is sealed under a new one: readable, while
+    the order booked before the erasure stays erased."""
+    first, second = ledgers
+    before = book(first, "王先生")
+    customer = first.personal_data.customer_id("13800000000")
+    erased_key = first.personal_data._known[str(customer)][0]
+    second.erase_customer(SUPERVISOR, customer, "asked")
+    assert first.personal_data._known[str(customer)][0] == erased_key  # not told
+    refused: list[list[str]] = []
+    forget = first.personal_data.forget
+
+    def spy(key_ids: Any) -> None:
+        refused.append(list(key_ids))
+        forget(key_ids)
+
+    monkeypatch.setattr(first.personal_data, "forget", spy)
+    head = first.recorder.max_notification_id()
+    after = book(first, "王先生")
+    assert refused == [[erased_key]]
+    sealed = first.get(WorkOrder, after).customer
+    assert isinstance(sealed, SealedPersonalData) and sealed.key_id != erased_key
+    assert _opened(second, after)["name"] == "王先生"
+    assert _opened(second, before)["name"] == "[erased]"
+    # The refused attempt wrote nothing: the booking alone (and its policy
+    # record, none here) follows the erasure.
+    assert stored_positions(first)[-1] == (head or 0) + 1
+    verdict = verify_chain(first.recorder)
+    assert verdict.intact, verdict.broken
+
+
+def test_a_save_naming_an_erased_data_key_writes_nothing(database_url: str) -> None:
+    """The store's own check, on each insert path (SQLite has one; PostgreSQL
+    the server-side save and the library's, which erasures take): a save
+    whose events were sealed under a key that no longer exists raises
+    DataKeyErased naming it (an IntegrityError: a group commit then writes
+    each of its saves alone), and nothing of the save (events, hash rows,
+    receipt) is written."""
+    ledger = FieldLedger(database_url)
+    try:
+        recorder = ledger.ledger_recorder
+        paths = [True, False] if isinstance(recorder, LedgerPostgresRecorder) else [True]
+        for one_trip in paths:
+            if isinstance(recorder, LedgerPostgresRecorder):
+                recorder.one_trip = one_trip
+            _refused_then_written(ledger, recorder)
+    finally:
+        ledger.close()
+
+
+def _refused_then_written(ledger: FieldLedger, recorder: Any) -> None:
+    order = book(ledger)
+    live_key = ledger.get(WorkOrder, order).customer.key_id
+    head = recorder.max_notification_id()
+    stored = stored_positions(ledger)
+    last = recorder.select_events(order)[-1]
+    later = dataclasses.replace(last, originator_version=last.originator_version + 1)
+    with pytest.raises(DataKeyErased) as refused:
+        recorder.insert_events(
+            [later],
+            receipts=[Receipt("disp-1", f"k-erased-{order}", "fp", {"id": str(order)})],
+            **{DATA_KEYS_USED: [live_key, "no-such-key", live_key]},
+        )
+    assert isinstance(refused.value, IntegrityError)
+    assert refused.value.key_ids == ["no-such-key"]
+    assert recorder.max_notification_id() == head
+    assert recorder.find_receipt("disp-1", f"k-erased-{order}") is None
+    assert recorder.event_hashes(order).keys() == {last.originator_version}
+    # The same save under keys that exist is written.
+    recorder.insert_events([later], **{DATA_KEYS_USED: [live_key]})
+    assert stored_positions(ledger)[:-1] == stored
+    assert recorder.event_hashes(order).keys() == {
+        last.originator_version,
+        later.originator_version,
+    }
+    verdict = verify_chain(recorder)
+    assert verdict.intact, verdict.broken
