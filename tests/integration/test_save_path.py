@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import random
 import threading
 from collections.abc import Iterator
@@ -488,3 +489,111 @@ def _refused_then_written(ledger: FieldLedger, recorder: Any) -> None:
     }
     verdict = verify_chain(recorder)
     assert verdict.intact, verdict.broken
+
+
+#: The server-side save as main's code (before the data-key check) created it:
+#: a store it made, or a worker of it still running beside upgraded ones.
+PREVIOUS_SAVE_FUNCTION = (
+    'CREATE OR REPLACE FUNCTION "SCHEMA"."fieldledger_save_events"(ids uuid[], versions '
+    "bigint[], topics text[], states bytea[], r_actors text[], r_keys text[], r_fingerprints "
+    "text[], r_responses text[]) RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ DECLARE i int; "
+    "pos bigint; prev text; own text; chained text;   id_bytes bytea; topic_bytes bytea; BEGIN "
+    '  SET LOCAL lock_timeout = \'10s\';   LOCK TABLE "SCHEMA"."EVENTS" IN EXCLUSIVE MODE; '
+    '  SELECT h.chain_hash INTO chained FROM "SCHEMA"."event_hashes" h     ORDER BY '
+    "h.position DESC LIMIT 1;   FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
+    '    INSERT INTO "SCHEMA"."EVENTS" (originator_id, originator_version, topic, state) '
+    "      VALUES (ids[i], versions[i], topics[i], states[i])       RETURNING notification_id "
+    "INTO pos;     prev := NULL;     IF versions[i] > 1 THEN       SELECT h.event_hash INTO "
+    'prev FROM "SCHEMA"."event_hashes" h         WHERE h.originator_id = ids[i] AND '
+    "h.originator_version = versions[i] - 1;     END IF;     id_bytes := "
+    "convert_to(ids[i]::text, 'UTF8');     topic_bytes := convert_to(topics[i], 'UTF8'); "
+    "    own := encode(sha256(decode(coalesce(prev, "
+    "'0000000000000000000000000000000000000000000000000000000000000000'), 'hex') "
+    "      || int8send(octet_length(id_bytes)::bigint) || id_bytes       || "
+    "int8send(versions[i])       || int8send(octet_length(topic_bytes)::bigint) || "
+    "topic_bytes       || int8send(octet_length(states[i])::bigint) || states[i]), 'hex'); "
+    "    chained := encode(sha256(decode(coalesce(chained, "
+    "'0000000000000000000000000000000000000000000000000000000000000000'), 'hex') "
+    "      || int8send(pos) || decode(own, 'hex')), 'hex');     INSERT INTO "
+    '"SCHEMA"."event_hashes" VALUES (pos, ids[i], versions[i], own, chained);     RETURN '
+    'NEXT pos;   END LOOP;   INSERT INTO "SCHEMA"."idempotency_receipts"     SELECT a, k, '
+    "f, r::jsonb FROM unnest(r_actors, r_keys, r_fingerprints, r_responses)     AS u(a, k, "
+    "f, r); END; $BODY$"
+)
+PREVIOUS_SAVE_CALL = (
+    'SELECT p FROM "SCHEMA"."fieldledger_save_events"(%s::uuid[], %s::bigint[], %s::text[], '
+    "%s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[]) AS p"
+)
+
+
+def _as_previous_code(ledger: FieldLedger) -> None:
+    """Make `ledger` save as main's code did: through the previous function, by
+    its eight arrays (no data keys to check)."""
+    recorder = ledger.ledger_recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    schema, events = recorder.datastore.schema, recorder.events_table_name
+    call = PREVIOUS_SAVE_CALL.replace("SCHEMA", schema)
+
+    def insert_events(stored_events: Any, **kwargs: Any) -> list[int]:
+        receipts = kwargs.get("receipts") or []
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(call, (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events], [bytes(e.state) for e in stored_events],
+                [r.actor for r in receipts], [r.key for r in receipts],
+                [r.fingerprint for r in receipts], [json.dumps(r.response) for r in receipts],
+            ))  # fmt: skip
+            return [int(row["p"]) for row in curs.fetchall()]
+
+    with recorder.datastore.get_connection() as conn:
+        conn.execute(PREVIOUS_SAVE_FUNCTION.replace("SCHEMA", schema).replace("EVENTS", events))
+    recorder.insert_events = insert_events  # type: ignore[method-assign]
+
+
+@pytest.mark.postgres
+def test_a_store_saved_by_the_previous_save_function_keeps_working(pg_url: str) -> None:
+    """A store main's code created and wrote (the save function of eight
+    arrays), then opened by this code, which creates its own function (nine,
+    the data keys) beside the previous one at start-up: both save, side by
+    side, into one chain that verifies, with If-Match and Idempotency-Key as
+    before; the previous function is left for workers of the previous code
+    still running (a rolling upgrade)."""
+    previous = FieldLedger(pg_url)
+    _as_previous_code(previous)
+    upgraded: FieldLedger | None = None
+    try:
+        order = book(previous)
+        key = Idempotency("k-upgrade", "fp")
+        assigned = previous.work_order_command(
+            DISPATCHER, order, "assign", {"technician_id": "tech-1"}, idempotency=key
+        )
+        upgraded = FieldLedger(pg_url)  # start-up: CREATE OR REPLACE of its functions
+        schema = upgraded.ledger_recorder.datastore.schema
+        with upgraded.ledger_recorder.datastore.get_connection() as conn:
+            signatures = conn.execute(
+                "SELECT pronargs FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = %s AND p.proname = 'fieldledger_save_events' ORDER BY 1",
+                (schema,),
+            ).fetchall()
+        assert [r["pronargs"] for r in signatures] == [8, 9]
+        again = upgraded.work_order_command(
+            DISPATCHER, order, "assign", {"technician_id": "tech-1"}, idempotency=key
+        )
+        assert again.replayed and again.position == assigned.position
+        upgraded.work_order_command(TECH, order, "confirm", {}, expected_version=2)
+        later = book(upgraded)  # sealed under the key the previous code made
+        previous.work_order_command(TECH, order, "depart", {})  # the previous code, still
+        previous.work_order_command(DISPATCHER, later, "assign", {"technician_id": "t"})
+        with pytest.raises(VersionMismatch):
+            upgraded.work_order_command(TECH, order, "arrive", {}, expected_version=3)
+        upgraded.work_order_command(TECH, order, "arrive", {}, expected_version=4)
+        assert upgraded.get(WorkOrder, order).version == 5
+        assert _opened(upgraded, later)["name"] == "c"
+        verdict = verify_chain(upgraded.recorder)
+        assert verdict.intact, verdict.broken
+        assert verdict.events == len(stored_positions(upgraded)) >= 8
+    finally:
+        previous.close()
+        if upgraded is not None:
+            upgraded.close()
