@@ -607,28 +607,43 @@ SAVE_FUNCTION = "fieldledger_save_events"
 CHECK_KEYS_FUNCTION = "fieldledger_check_data_keys"
 
 
+def _check_keys_sql(*, schema: str) -> Composed:
+    """PL/pgSQL statements raising DATA_KEY_GONE (the missing key ids in its
+    detail) if any key of the array `data_keys` no longer exists, with the
+    variables `data_key` and `gone` declared. A primary-key probe per key (a
+    save names one or two): as measured, several times cheaper than one query
+    of the array (`= ANY`, or `unnest` with `NOT EXISTS`)."""
+    return SQL(
+        "FOREACH data_key IN ARRAY coalesce(data_keys, '{{}}') LOOP "
+        "  IF NOT EXISTS (SELECT FROM {schema}.{keys} d WHERE d.key_id = data_key) THEN "
+        "    gone := concat_ws(' ', gone, data_key); "
+        "  END IF; "
+        "END LOOP; "
+        "IF gone IS NOT NULL THEN "
+        "  RAISE EXCEPTION 'data keys erased meanwhile: %', gone "
+        "    USING ERRCODE = {gone_state}, DETAIL = gone; "
+        "END IF; "
+    ).format(
+        schema=Identifier(schema),
+        keys=Identifier(DATA_KEYS_TABLE),
+        gone_state=Literal(DATA_KEY_GONE),
+    )
+
+
 def check_keys_function_sql(*, schema: str) -> Composed:
-    """A function raising DATA_KEY_GONE (the missing key ids in its detail) if
-    any of the given data keys no longer exists: run after the store's write
-    lock is taken, by the save function and by the library's insert path. The
-    error aborts the transaction, so nothing of the save is written."""
+    """A function raising DATA_KEY_GONE if any of the given data keys no longer
+    exists (`_check_keys_sql`): the library's insert path runs it after the
+    store's write lock is taken (the save function has the same check inline).
+    The error aborts the transaction, so nothing of the save is written."""
     return SQL(
         "CREATE OR REPLACE FUNCTION {schema}.{fn}(data_keys text[]) "
         "RETURNS void LANGUAGE plpgsql AS $BODY$ "
-        "DECLARE gone text; "
-        "BEGIN "
-        "  SELECT string_agg(k, ' ') INTO gone FROM unnest(data_keys) AS k "
-        "    WHERE NOT EXISTS (SELECT FROM {schema}.{keys} d WHERE d.key_id = k); "
-        "  IF gone IS NOT NULL THEN "
-        "    RAISE EXCEPTION 'data keys erased meanwhile: %', gone "
-        "      USING ERRCODE = {gone_state}, DETAIL = gone; "
-        "  END IF; "
-        "END; $BODY$"
+        "DECLARE data_key text; gone text; "
+        "BEGIN {check}END; $BODY$"
     ).format(
         schema=Identifier(schema),
         fn=Identifier(CHECK_KEYS_FUNCTION),
-        keys=Identifier(DATA_KEYS_TABLE),
-        gone_state=Literal(DATA_KEY_GONE),
+        check=_check_keys_sql(schema=schema),
     )
 
 
@@ -669,13 +684,11 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "data_keys text[]) "
         "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
         "DECLARE i int; pos bigint; prev text; own text; chained text; "
-        "  id_bytes bytea; topic_bytes bytea; "
+        "  id_bytes bytea; topic_bytes bytea; data_key text; gone text; "
         "BEGIN "
         "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
         "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
-        "  IF cardinality(data_keys) > 0 THEN "
-        "    PERFORM {schema}.{check}(data_keys); "
-        "  END IF; "
+        "  {check}"
         "  SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
         "    ORDER BY h.position DESC LIMIT 1; "
         "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
@@ -711,7 +724,7 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         events=Identifier(events),
         hashes=Identifier(HASHES_TABLE),
         receipts=Identifier(RECEIPTS_TABLE),
-        check=Identifier(CHECK_KEYS_FUNCTION),
+        check=_check_keys_sql(schema=schema),
         lock_timeout=SQL(str(int(lock_timeout))),
         genesis=Literal(genesis),
     )
