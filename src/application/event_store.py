@@ -677,7 +677,7 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
 
     A statement per event and table, as measured cheapest (docs/benchmarks.md,
     "Commands: the data key in the save"): the same work as one INSERT of the
-    arrays per table, with the previous hashes by one join, cost 1.5-2.5 times
+    arrays per table, with the previous hashes by one join, cost 1.5-3 times
     the backend's CPU per call for saves of one to four events."""
     genesis = "0" * 64
     return SQL(
