@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 from fastapi.testclient import TestClient
-from fieldledger.api.app import LedgerApp
+from fieldledger.api.app import LedgerApp, create_app
 from fieldledger.api.routes.commands import CommandGate, CommandShortcut
+from fieldledger.application.settings import Settings
 from fieldledger.application.tokens import token_id
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.e2e.conftest import Api
 from tests.e2e.scenarios import COMPLAINT_PATH, WORK_ORDER_PATH, Desk, booking
@@ -290,3 +291,32 @@ def test_the_gate_stands_aside_under_a_root_path(api: Api, paths: Paths) -> None
     under = TestClient(api.app, root_path="/api")  # the app is running: no lifespan
     r = under.post("/api/work-orders", json=booking(), headers={"Authorization": f"Bearer {disp}"})
     assert r.status_code == 201 and paths.handed_on == ["/api/work-orders"]
+
+
+def test_the_gate_stands_aside_for_middleware_added_to_the_app(settings: Settings) -> None:
+    """Middleware given to the app after it was made (a header on every answer)
+    sees every command: the gate, which does alike only the app's own layers,
+    hands them all on."""
+    app = create_app(settings)
+
+    class Stamp:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async def stamped(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message["headers"], (b"x-stamp", b"1")]
+                await send(message)
+
+            await self.app(scope, receive, stamped)
+
+    app.add_middleware(Stamp)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        api = Api(client, app)
+        paths = Paths(api)
+        disp = Desk(api)["dispatcher"].token
+        answers = [paths.send(True, "/work-orders", disp, booking()) for _ in range(3)]
+    assert [status for status, _, _ in answers] == [201, 201, 201]
+    assert all((b"x-stamp", b"1") in headers for _, headers, _ in answers)
+    assert paths.handed_on == ["/work-orders"] * 3 and paths.gate.plain is False

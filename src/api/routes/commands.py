@@ -433,12 +433,27 @@ class CommandGate:
     plainly valid (answered by the route's declared handler, `DECLARED`), a
     command that raised (its exception raised again inside the app's exception
     handling, `RAISED`), and every request while FastAPI's telemetry is on or
-    under a root path."""
+    under a root path. It does alike only what the middleware there when it was
+    made does: should the app be given another (`add_middleware`), the gate
+    stands aside for good."""
 
     def __init__(self, app: FastAPI, shortcut: CommandShortcut, routed: ASGIApp) -> None:
         self.app = app
         self.shortcut = shortcut
         self.routed = routed
+        #: The app's middleware the gate does alike (the body guard; the probes
+        #: answer no POST), as it was when the gate was made.
+        self.layers = [m.cls for m in app.user_middleware]
+        #: Whether the app's middleware is still those, once it has started
+        #: (its middleware cannot change then); None before.
+        self.plain: bool | None = None
+
+    def _plain(self) -> bool:
+        if self.plain is None:
+            if self.app.middleware_stack is None:
+                return False  # not started: nothing is fixed yet
+            self.plain = [m.cls for m in self.app.user_middleware] == self.layers
+        return self.plain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A POST request (the caller checks), answered or handed on to `routed`."""
@@ -449,6 +464,7 @@ class CommandGate:
         telemetry = getattr(app, "_native_telemetry", None)
         if (
             route is None
+            or not self._plain()
             or scope.get("root_path")
             or app.root_path
             or (telemetry is not None and telemetry.enabled())
