@@ -2,6 +2,7 @@
 can report its peak resident memory):
 
     python bench/rebuild.py URL decode        # read and decode every event, nothing else
+    python bench/rebuild.py URL decode sla,callbacks   # only the events those views act on
     python bench/rebuild.py URL all           # `fieldledger projections rebuild`, as users get it
                                               # (one process per core by default)
     python bench/rebuild.py URL pass          # every read model, one pass, in this 1 process
@@ -33,7 +34,7 @@ from pathlib import Path
 import psycopg
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.policy import builtin_policy
-from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.catalog import READ_MODELS, topics_for
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import ProjectionSettings
 
@@ -101,6 +102,12 @@ class BackendCpu:
         return sum(cpu - self.base.get(pid, 0.0) for pid, cpu in self.seen.items())
 
 
+def _topics(names: list[str]) -> tuple[str, ...]:
+    settings = ProjectionSettings(builtin_policy(), "Asia/Shanghai")
+    models = {m.name: m for m in READ_MODELS}
+    return topics_for(models[n](settings) for n in names)
+
+
 def main() -> None:
     url, mode, *rest = sys.argv[1:]
     ledger = FieldLedger(url)
@@ -112,8 +119,13 @@ def main() -> None:
             if mode == "decode":
                 started = time.perf_counter()
                 position = 0
+                # `decode VIEW,VIEW`: only the events of those views' types, as
+                # a rebuild process of them reads (catalog.EVENT_TYPES).
+                topics = list(_topics(rest[0].split(","))) if rest else []
                 while True:
-                    batch = ledger.recorder.select_notifications(start=position + 1, limit=500)
+                    batch = ledger.recorder.select_notifications(
+                        start=position + 1, limit=500, topics=topics
+                    )
                     if not batch:
                         break
                     for n in batch:
