@@ -34,7 +34,7 @@ from pathlib import Path
 import psycopg
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.domain.policy import builtin_policy
-from fieldledger.projections.catalog import READ_MODELS, topics_for
+from fieldledger.projections.catalog import READ_MODELS
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import ProjectionSettings
 
@@ -103,6 +103,8 @@ class BackendCpu:
 
 
 def _topics(names: list[str]) -> tuple[str, ...]:
+    from fieldledger.projections.catalog import topics_for  # not in older code
+
     settings = ProjectionSettings(builtin_policy(), "Asia/Shanghai")
     models = {m.name: m for m in READ_MODELS}
     return topics_for(models[n](settings) for n in names)
