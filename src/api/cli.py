@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,9 +315,7 @@ def projections_status() -> None:
                     rebuild += f", failed: {s.building_error}"
                 else:
                     rebuild += " (under way, or killed: run the rebuild again)"
-            table.add_row(
-                s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild
-            )
+            table.add_row(s.name, str(s.generation), str(s.position), str(s.lag), error, rebuild)
             if s.error is not None:
                 troubled.append(f"{s.name} stopped at {s.error_position}")
             elif s.stale:
@@ -327,13 +326,14 @@ def projections_status() -> None:
         fail("read models need attention: " + ", ".join(troubled), 1)
 
 
-#: Relative cost of rebuilding each view in a one-pass rebuild (py-spy of all
-#: nine in one process, 100k events: docs/benchmarks.md), for sharing views
-#: out between processes; a view not listed counts 1. The SLA view is the
-#: heaviest by far: it gets a process of its own, or nearly.
+#: Relative cost of rebuilding each view in a one-pass rebuild, for sharing
+#: views out between processes: the CPU of each view's batch hooks in the
+#: process (tenths of a second per 30k events of a generated store, the audit
+#: trail's with its rows' COPY; 2026-11-28, branch i12j); a view not listed
+#: counts 1. The SLA view is the heaviest by far.
 REBUILD_WEIGHTS = {
-    "sla": 6, "audit": 3, "appraisal": 2, "reports": 2, "notifications": 2,
-    "satisfaction": 1, "callbacks": 1,
+    "sla": 20, "audit": 12, "reports": 9, "satisfaction": 5, "appraisal": 5,
+    "callbacks": 3, "notifications": 3, "customer_files": 2, "maintenance_contracts": 1,
 }  # fmt: skip
 
 
@@ -343,16 +343,61 @@ def default_jobs() -> int:
     return max(1, min(16, os.cpu_count() or 2))
 
 
+#: A rebuild process's reading and decoding of every event, in the units of
+#: `REBUILD_WEIGHTS` (measured with them); a process whose views are all
+#: listed in `catalog.EVENT_TYPES` reads only their types of event, about
+#: half (`READ_FILTERED`).
+READ_WEIGHT = 10.0
+READ_FILTERED = 0.5
+#: Above this many ways to share the views out, the greedy way is taken.
+SHARE_OUT_SEARCH = 1_000
+
+
 def share_out(names: list[str], jobs: int) -> list[list[str]]:
-    """The views in `jobs` groups of about equal cost (heaviest first, each to the
-    lightest group so far), in their given order within each group."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
-    loads = [0] * len(groups)
-    for name in sorted(names, key=lambda n: -REBUILD_WEIGHTS.get(n, 1)):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(name)
-        loads[lightest] += REBUILD_WEIGHTS.get(name, 1)
-    return [[n for n in names if n in group] for group in groups]
+    """The views in `jobs` groups (processes) of about equal cost: each group
+    costs its views' weights and its reading of the store (less where its views
+    need few types of event). The cheapest sharing (least cost of the costliest
+    group, then least in all, then fewest types of event read) by trying every
+    way where there are few, else greedily (heaviest first, each to the lightest
+    group so far); the views in their given order within each group, the groups
+    by their first view."""
+    from fieldledger.projections.catalog import EVENT_TYPES
+
+    count = max(1, min(jobs, len(names)))
+
+    def cost(group: Sequence[str]) -> float:
+        filtered = all(n in EVENT_TYPES for n in group)
+        reading = READ_WEIGHT * (READ_FILTERED if filtered else 1.0)
+        return sum(REBUILD_WEIGHTS.get(n, 1) for n in group) + reading
+
+    def types_read(group: Sequence[str]) -> int:
+        if not all(n in EVENT_TYPES for n in group):
+            return 1000  # every event
+        return len({t for n in group for t in EVENT_TYPES[n]})
+
+    groups: list[list[str]]
+    if count ** len(names) <= SHARE_OUT_SEARCH:
+        best: tuple[float, float, int] | None = None
+        groups = [list(names)]
+        for assignment in itertools.product(range(count), repeat=len(names)):
+            if len(set(assignment)) < count or assignment[0] != 0:
+                continue  # an idle process, or the same sharing numbered otherwise
+            trial = [[n for n, g in zip(names, assignment, strict=True) if g == i]
+                     for i in range(count)]  # fmt: skip
+            costs = [cost(g) for g in trial]
+            # Of equal costs, the sharing that reads the fewest types of event.
+            score = (max(costs), sum(costs), sum(types_read(g) for g in trial))
+            if best is None or score < best:
+                best, groups = score, trial
+    else:
+        groups = [[] for _ in range(count)]
+        loads = [0] * count
+        for name in sorted(names, key=lambda n: -REBUILD_WEIGHTS.get(n, 1)):
+            lightest = loads.index(min(loads))
+            groups[lightest].append(name)
+            loads[lightest] += REBUILD_WEIGHTS.get(name, 1)
+        groups = [[n for n in names if n in group] for group in groups]
+    return sorted((g for g in groups if g), key=lambda g: names.index(g[0]))
 
 
 def _rebuild_group(index: int, names: list[str], queue: Any) -> None:
@@ -794,8 +839,11 @@ def keys_rotate_master(
     typer.echo(
         f"master key rotated: {count} data key(s) re-wrapped under key {new.key_id} "
         f"(in {new_key_file}); restart the service with it"
-        + ("" if replacing else " (set FIELDLEDGER_MASTER_KEY_FILE, or its content as "
-           "FIELDLEDGER_MASTER_KEY)")
+        + (
+            ""
+            if replacing
+            else " (set FIELDLEDGER_MASTER_KEY_FILE, or its content as FIELDLEDGER_MASTER_KEY)"
+        )
     )
 
 

@@ -406,10 +406,17 @@ class Batches:
         *,
         until: int | None = None,
         progress: Progress | None = None,
+        topics: Sequence[str] = (),
     ) -> dict[str, ProjectionFailed]:
         """Build fresh generations from zero (or from where they stand) in one pass
         over the store: each event decoded once and fed to every target, one
         transaction per batch for all of them.
+
+        `topics`: the targets' handlers act on events of these topics only, so
+        only those are read and decoded (a rebuild process of views that need
+        few types of event, `catalog.EVENT_TYPES`); the tracked position still
+        moves over the events skipped, to the end of each stretch read (up to
+        `until`, by default the head as the feed starts).
 
         When a batch fails for some read model, the batch is rolled back and
         applied again to each tracked target alone (`catch_up`), which pins the
@@ -421,20 +428,29 @@ class Batches:
         if len(set(positions.values())) > 1:  # pragma: no cover - started together
             raise ValueError("a one-pass feed starts its targets at one position")
         position = next(iter(positions.values()), 0)
+        if topics and until is None:
+            until = self.ledger.recorder.max_notification_id() or 0
         # The next batch is read and decoded by a thread of its own while this
         # one is applied: its queries and decoding run while this thread waits
         # for PostgreSQL (one batch ahead, so memory stays one batch more).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
-            return self._feed(reader, active, tracked, position, until, progress)
+            return self._feed(reader, active, tracked, position, until, progress, topics)
 
     def _read(
-        self, position: int, until: int | None
-    ) -> tuple[Sequence[Notification], list[tuple[int, Any]]]:
-        """The batch after `position`, read and decoded."""
+        self, position: int, until: int | None, topics: Sequence[str] = ()
+    ) -> tuple[int, Sequence[Notification], list[tuple[int, Any]]]:
+        """The batch after `position`, read and decoded, and the position it
+        reaches: its last event's, or with `topics` (the events of other topics
+        skipped), `until` when the read found fewer than a batch's worth up to
+        there."""
         notifications = self.ledger.recorder.select_notifications(
-            start=position + 1, limit=self.feed_batch_size, stop=until
+            start=position + 1, limit=self.feed_batch_size, stop=until, topics=list(topics)
         )
-        return notifications, [(n.id, self._decode("?", n)) for n in notifications]
+        if topics and until is not None and len(notifications) < self.feed_batch_size:
+            last = until
+        else:
+            last = notifications[-1].id if notifications else position
+        return last, notifications, [(n.id, self._decode("?", n)) for n in notifications]
 
     def _feed(
         self,
@@ -444,16 +460,16 @@ class Batches:
         position: int,
         until: int | None,
         progress: Progress | None,
+        topics: Sequence[str] = (),
     ) -> dict[str, ProjectionFailed]:
         failed: dict[str, ProjectionFailed] = {}
-        ahead = reader.submit(self._read, position, until)
+        ahead = reader.submit(self._read, position, until, topics)
         while active and (until is None or position < until):
-            notifications, events = ahead.result()
-            if not notifications:
+            last, notifications, events = ahead.result()
+            if last <= position:
                 break
-            last = notifications[-1].id
             if until is None or last < until:
-                ahead = reader.submit(self._read, last, until)
+                ahead = reader.submit(self._read, last, until, topics)
             steps: list[tuple[_Step, Batch]] = []
             try:
                 with self.db.transaction() as tx:
@@ -466,7 +482,11 @@ class Batches:
                         self._start_all(tx, tracked, position)
                         # Every view's reads first (a read waits for every
                         # statement sent before it), then every view's writes.
-                        steps = [(self._step(t), self._batch(tx, t, events)) for t in active]
+                        # (A stretch with no event of the topics read only
+                        # moves the tracked positions.)
+                        steps = [
+                            (self._step(t), self._batch(tx, t, events)) for t in active if events
+                        ]
                         for step, batch in steps:
                             step.begin(batch)
                         for step, batch in steps:

@@ -152,16 +152,25 @@ class Projections:
     ) -> dict[str, int]:
         """Build read models from zero into fresh generations while the live ones
         serve, in one pass over the store (each event decoded once, fed to every
-        view, one transaction per batch), then swap each in atomically. Returns
-        the new generation of each.
+        view, one transaction per batch; where every view is listed in
+        `catalog.EVENT_TYPES`, only the events of their types), then swap each
+        in atomically. Returns the new generation of each.
 
         A rebuild killed at any point leaves the live generations serving;
         running it again drops the abandoned ones and starts afresh. A view that
         fails on an event stops there (recorded in its status) while the others
         are finished and swapped in; its ProjectionFailed is raised at the end."""
+        # Imported here: the catalogue imports the read models, which import this.
+        from fieldledger.projections.catalog import topics_for
+
         builds = [self.generations.start_build(name) for name in names]
         failures = self.batches.feed(
-            [Target(b.name, b.generation) for b in builds], progress=progress
+            [Target(b.name, b.generation) for b in builds],
+            progress=progress,
+            # Views that act on a few types of event only: only those are read
+            # and decoded (the views of the other process of a `--jobs 2`
+            # rebuild, those of the audit trail's, read every event).
+            topics=topics_for(self.models[name] for name in names),
         )
         built = [b for b in builds if b.name not in failures]
         if self.db.dialect != "postgres" or len(built) < 2:

@@ -16,7 +16,7 @@ import pytest
 from fieldledger.api.cli import share_out
 from fieldledger.application.database import Tx
 from fieldledger.projections.batches import Target
-from fieldledger.projections.catalog import READ_MODELS
+from fieldledger.projections.catalog import EVENT_TYPES, READ_MODELS, topics_for
 from fieldledger.projections.projector import Projections, RebuildSuperseded
 from fieldledger.projections.read_model import Tables
 
@@ -163,6 +163,51 @@ def test_one_pass_rebuild_of_every_view_equals_the_incremental_views(
         ledger.close()
 
 
+@pytest.mark.parametrize("batch_size", [7, 500])
+def test_a_rebuild_of_the_views_that_need_few_types_of_event_equals_the_live_views(
+    database_url: str, batch_size: int
+) -> None:
+    """The views of `catalog.EVENT_TYPES` rebuilt in one pass that reads only
+    the events of their types (as the SLA view's process of a two-process
+    rebuild does) equal their incremental views, fed every event."""
+    world, ledger = open_world(database_url, batch_size=batch_size)
+    try:
+        History(world.field, 9, utc("2026-09-20T00:00")).run(120)
+        projections = world.projections
+        names = list(EVENT_TYPES)
+        topics = topics_for(projections.models[n] for n in names)
+        events = ledger.recorder.events_table_name  # type: ignore[attr-defined]
+        with projections.db.transaction(commit=False) as tx:
+            stored = {
+                r["topic"] for r in tx.query(f"SELECT DISTINCT topic FROM {tx.table(events)}")
+            }
+        assert stored - set(topics), "the history has events of other types too"
+        incremental = {}
+        for name in names:
+            projections.catch_up(name)
+            incremental[name] = live_rows(projections, name)
+        for name in ("sla", "notifications", "callbacks"):
+            assert any(incremental[name].values()), f"{name} saw nothing"
+        read: list[int] = []
+        select = ledger.recorder.select_notifications
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            read.extend(n.id for n in found)
+            return found
+
+        ledger.recorder.select_notifications = counted  # type: ignore[method-assign]
+        generations = projections.rebuild_many(names)
+        assert len(read) < projections.head()  # the other events were not read
+        assert generations == dict.fromkeys(names, 2)
+        for name in names:
+            assert live_rows(projections, name) == incremental[name], name
+        lags = {s.name: s.lag for s in projections.status()}
+        assert all(lags[name] == 0 for name in names)  # tracked to the head
+    finally:
+        ledger.close()
+
+
 def test_a_rebuild_shared_out_between_two_processes_equals_the_live_views(
     database_url: str,
 ) -> None:
@@ -170,12 +215,16 @@ def test_a_rebuild_shared_out_between_two_processes_equals_the_live_views(
     equal cost, each group rebuilt in one pass by a process of its own."""
     names = list(READ_MODEL_NAMES)
     five = ["sla", "satisfaction", "appraisal", "callbacks", "audit"]
-    assert share_out(five, 2) == [["sla", "callbacks"], ["satisfaction", "appraisal", "audit"]]
-    # All nine: the SLA view, the heaviest, with the lighter ones.
+    assert share_out(five, 2) == [["sla", "satisfaction"], ["appraisal", "callbacks", "audit"]]
+    # All nine: the SLA view, the heaviest, with views that need few types of
+    # event (that process reads only those); the audit trail's process reads
+    # every event.
     assert share_out(names, 2) == [
-        ["sla", "callbacks", "maintenance_contracts", "reports"],
-        ["satisfaction", "appraisal", "audit", "notifications", "customer_files"],
+        ["sla", "satisfaction", "callbacks", "notifications", "maintenance_contracts"],
+        ["appraisal", "audit", "customer_files", "reports"],
     ]
+    # Many processes: each group found greedily, the heaviest first.
+    assert share_out(names, 9) == [[n] for n in names]
     assert share_out(["audit"], 2) == [["audit"]]
     world, ledger = open_world(database_url)
     try:
