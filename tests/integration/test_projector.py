@@ -13,6 +13,7 @@ from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
 from fieldledger.projections.batches import Target
+from fieldledger.projections.generations import FRESH_STATISTICS_TARGET
 from fieldledger.projections.projector import ProjectionFailed, Projections
 from fieldledger.projections.read_model import Batch, ProjectionSettings, ReadModel, Tables
 
@@ -188,3 +189,38 @@ def test_a_feed_of_some_topics_only_reads_those_and_tracks_every_event(
     # Events committed after the feed are caught up unfiltered, as ever.
     book(ledger, 1)  # booked and assigned
     assert projections.catch_up("event_counts", generation=build.generation) == head + 2
+
+
+class EventPositions(ReadModel):
+    """A toy read model: one row per event."""
+
+    name = "event_positions"
+    tables: ClassVar[tuple[str, ...]] = ("event_positions",)
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {t.event_positions} (position INTEGER PRIMARY KEY)")
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        batch.tx.execute(f"INSERT INTO {batch.t.event_positions} VALUES (?)", (position,))
+
+
+def test_a_rebuilt_generation_is_analyzed_from_a_small_sample(pg_url: str) -> None:
+    """The finish's ANALYZE runs at FRESH_STATISTICS_TARGET, not the server's
+    default of 100: 121 distinct positions get a histogram of at most 11
+    bounds (at 100 they would get 101)."""
+    app = FieldLedger(pg_url)
+    try:
+        projections = Projections(app, [EventPositions], SETTINGS, batch_size=50)
+        book(app, 60)
+        generation = projections.rebuild("event_positions")
+        with projections.reading("event_positions") as (tx, t):
+            table = t.event_positions.rpartition(".")[2].strip('"')
+            bounds = tx.scalar(
+                "SELECT cardinality(histogram_bounds) FROM pg_stats "
+                "WHERE tablename = ? AND attname = 'position'",
+                (table,),
+            )
+        assert generation == 2
+        assert bounds is not None and 2 <= bounds <= FRESH_STATISTICS_TARGET + 1
+    finally:
+        app.close()
