@@ -172,18 +172,17 @@ class ReportsView(ReadModel):
             orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS),
             complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS),
         )
-        state.orders.prefetch(str(e.originator_id) for _, e in batch.events if _OF_ORDERS(e))
+        ids = batch.ids
+        state.orders.prefetch(ids[p] for p, e in batch.events if _OF_ORDERS(e))
         state.complaints.prefetch(
-            str(e.originator_id)
-            for _, e in batch.events
-            if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
+            ids[p] for p, e in batch.events if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
         )
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         if _OF_ORDERS(event):
-            self._work_order_event(batch.state, event)
+            self._work_order_event(batch.state, event, batch.ids[position])
         elif _OF_COMPLAINTS(event):
-            self._complaint_event(batch.state, event)
+            self._complaint_event(batch.state, event, batch.ids[position])
 
     def end_batch(self, batch: Batch) -> None:
         state: _Rows = batch.state
@@ -206,8 +205,7 @@ class ReportsView(ReadModel):
     def _day(self, instant: datetime) -> str:
         return local_date(instant, self.settings.timezone).isoformat()
 
-    def _work_order_event(self, rows: _Rows, e: Any) -> None:
-        order_id = str(e.originator_id)
+    def _work_order_event(self, rows: _Rows, e: Any, order_id: str) -> None:
         if isinstance(e, WorkOrder.Booked):
             rows.orders.insert(order_id, service_type=e.service_type, held_on_site=0)
         row = rows.orders.get(order_id)
@@ -253,8 +251,7 @@ class ReportsView(ReadModel):
         elif _ON_SITE_FROM(e) or (isinstance(e, WorkOrder.Resumed) and row["held_on_site"]):
             rows.orders.update(order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
 
-    def _complaint_event(self, rows: _Rows, e: Any) -> None:
-        complaint_id = str(e.originator_id)
+    def _complaint_event(self, rows: _Rows, e: Any, complaint_id: str) -> None:
         if isinstance(e, Complaint.Lodged):
             rows.complaints.insert(complaint_id, category=e.category, severity=e.severity.value)
         fact = COMPLAINT_FACTS.get(type(e))

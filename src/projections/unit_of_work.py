@@ -13,12 +13,44 @@ view.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from fieldledger.application.database import Tx
+from fieldledger.application.database import Tx, storable
 
 Row = dict[str, Any]
+
+#: Keys per `IN (...)` list on SQLite (its limit on parameters is 999 in
+#: older builds); PostgreSQL takes them all as one array.
+IN_CHUNK = 500
+
+
+def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any]) -> Iterator[Row]:
+    """`SELECT selected FROM table WHERE column IN keys`.
+
+    On PostgreSQL as `column = ANY(?)` with the keys as one array parameter:
+    the statement's text is the same however many keys a batch has, so
+    psycopg converts it once and prepares it, and PostgreSQL plans it once
+    (an `IN` list of one placeholder per key made a new statement of nearly
+    every batch, parsed again on both sides). The keys are made storable as
+    every parameter is (`Tx.query` does not look inside an array)."""
+    if not keys:
+        return
+    if tx.dialect == "postgres":
+        try:
+            text = "\n".join(keys)
+        except TypeError:
+            wanted = [storable(k) for k in keys]
+        else:
+            wanted = list(keys) if storable(text) is text else [storable(k) for k in keys]
+        yield from tx.query(f"SELECT {selected} FROM {table} WHERE {column} = ANY(?)", (wanted,))
+        return
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start : start + IN_CHUNK]
+        yield from tx.query(
+            f"SELECT {selected} FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
 
 
 class TableRows:
@@ -35,17 +67,12 @@ class TableRows:
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load the rows of these keys (those not yet known) in one query."""
         wanted = sorted({k for k in keys if k not in self._rows})
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for k in chunk:
-                self._rows[k] = None
-            placeholders = ", ".join("?" for _ in chunk)
-            for row in self.tx.query(
-                f"SELECT {', '.join(self.columns)} FROM {self.table} "
-                f"WHERE {self.key} IN ({placeholders})",
-                chunk,
-            ):
-                self._rows[row[self.key]] = row
+        rows = self._rows
+        for k in wanted:
+            rows[k] = None
+        selected = ", ".join(self.columns)
+        for row in rows_with(self.tx, selected, self.table, self.key, wanted):
+            rows[row[self.key]] = row
 
     def get(self, key: str) -> Row | None:
         """The row as it stands in this batch (loaded now if not prefetched)."""
