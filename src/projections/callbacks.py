@@ -61,7 +61,7 @@ class CallbacksView(ReadModel):
         )
 
     def begin_batch(self, batch: Batch) -> None:
-        rows = batch.state = TableRows(batch.tx, batch.t.callbacks, "work_order_id", COLUMNS)
+        rows = batch.state = TableRows(batch.tx, batch.t.callbacks, "work_order_id", COLUMNS, batch)
         ids, handlers = batch.ids, self._handlers
         rows.prefetch(ids[p] for p, e in batch.events if type(e) in handlers)
 

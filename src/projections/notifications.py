@@ -120,7 +120,7 @@ class NotificationOutbox(ReadModel):
         query, changed in memory, upserted once in `end_batch` (a query per
         notifying event waited, mid-batch, for every statement sent before it)."""
         handlers = batch.state = TableRows(
-            batch.tx, batch.t.notification_handlers, "aggregate_id", HANDLER_COLUMNS
+            batch.tx, batch.t.notification_handlers, "aggregate_id", HANDLER_COLUMNS, batch
         )
         ids = batch.ids
         handlers.prefetch(

@@ -354,15 +354,20 @@ class SlaView(ReadModel):
         )  # fmt: skip
         batch.append(t.sla_owners, (*OWNER_COLUMNS[:-1], VALID_FROM, "valid_until"), owners)
         batch.append(t.sla_appointments, (*APPOINTMENT_COLUMNS, VALID_FROM), touched.appointments)
-        subjects = [
-            (key, s.kind, _SUBJECT_JSON.encode(s.to_data()))
-            for key, s in ((k, touched.subjects[k]) for k in touched.dirty)
-        ]
+        fresh = touched.fresh
+        subjects: list[tuple[str, str, str]] = []
+        started: list[tuple[str, str, str]] = []  # first stored now: appended
+        for key in touched.dirty:
+            s = touched.subjects[key]
+            (started if key in fresh else subjects).append(
+                (key, s.kind, _SUBJECT_JSON.encode(s.to_data()))
+            )
         tx.executemany(
             f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
             "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
             subjects,
         )
+        batch.append(t.sla_subjects, ("aggregate_id", "kind", "data"), started)
         touched.targets.flush()
 
     def _subject(self, batch: Batch, key: str) -> Subject | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fieldledger.application.database import Tx, storable
+from fieldledger.projections.read_model import Batch
 
 Row = dict[str, Any]
 
@@ -56,23 +57,30 @@ def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any
 class TableRows:
     """The rows of one table keyed by a one-column primary key, for one batch."""
 
-    def __init__(self, tx: Tx, table: str, key: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self, tx: Tx, table: str, key: str, columns: Sequence[str], batch: Batch | None = None
+    ) -> None:
         self.tx = tx
         self.table = table
         self.key = key
         self.columns = tuple(columns)
+        #: Given, rows new to the table are appended through the batch (with
+        #: `COPY` into a fresh generation) instead of upserted.
+        self.batch = batch
         self._rows: dict[str, Row | None] = {}  # None: known to be absent
+        self._stored: set[str] = set()  # keys of rows the table holds
         self._dirty: dict[str, None] = {}
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load the rows of these keys (those not yet known) in one query."""
         wanted = sorted({k for k in keys if k not in self._rows})
-        rows = self._rows
+        rows, stored = self._rows, self._stored
         for k in wanted:
             rows[k] = None
         selected = ", ".join(self.columns)
         for row in rows_with(self.tx, selected, self.table, self.key, wanted):
             rows[row[self.key]] = row
+            stored.add(row[self.key])
 
     def get(self, key: str) -> Row | None:
         """The row as it stands in this batch (loaded now if not prefetched)."""
@@ -102,15 +110,27 @@ class TableRows:
         return row
 
     def flush(self) -> None:
-        """Write every changed row: one upsert statement for the batch."""
+        """Write every changed row: one upsert statement for the batch (and,
+        with a batch given, the rows new to the table appended through it)."""
         if not self._dirty:
             return
         others = [c for c in self.columns if c != self.key]
-        rows = [self._rows[k] for k in self._dirty]
+        stored, columns = self._stored, self.columns
+        new: list[list[Any]] = []
+        changed: list[list[Any]] = []
+        for k in self._dirty:
+            row = self._rows[k]
+            if row is not None:
+                values = [row[c] for c in columns]
+                (changed if self.batch is None or k in stored else new).append(values)
+        if new:
+            assert self.batch is not None
+            self.batch.append(self.table, columns, new)
+            stored.update(self._dirty)
         self.tx.executemany(
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join('?' for _ in self.columns)}) ON CONFLICT ({self.key}) "
+            f"INSERT INTO {self.table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT ({self.key}) "
             f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in others)}",
-            [[row[c] for c in self.columns] for row in rows if row is not None],
+            changed,
         )
         self._dirty.clear()

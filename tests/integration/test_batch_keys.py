@@ -72,3 +72,35 @@ def test_a_key_with_unstorable_text_finds_the_row_stored_for_it(db: Database) ->
         rows.prefetch(["plain", "gone"])
         assert rows.get("plain") == {"k": "plain", "v": "plain"}
         assert rows.get("gone") is None
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_table_rows_append_the_rows_new_to_the_table_and_upsert_the_others(
+    db: Database, bulk: bool
+) -> None:
+    """Given its batch, a `TableRows` appends the rows it inserted (with `COPY`
+    once the batch's statements are sent, in a bulk batch; at once otherwise)
+    and upserts the rows the table held: the table ends the same either way."""
+    with db.transaction(commit=False) as tx:
+        table = tx.table("batch_keys_rows")
+        tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, v TEXT)")
+        tx.execute(f"INSERT INTO {table} VALUES (?, ?)", ("old", "1"))
+        batch = Batch(tx, Tables({}, 1), bulk=bulk)
+        rows = TableRows(tx, table, "k", ("k", "v"), batch)
+        rows.prefetch(["old", "new"])
+        assert rows.insert("new", v="n") and not rows.insert("old", v="x")
+        rows.update("old", v="2")
+        rows.update("new", v="n2")
+        rows.flush()
+        if bulk:
+            assert batch.copies == [(table, ("k", "v"), [["new", "n2"]])]
+            for copied, columns, values in batch.copies:
+                tx.copy_rows(copied, columns, values)
+        else:
+            assert batch.copies == []
+        # Later in the batch the new row is stored: an update of it is upserted.
+        rows.update("new", v="n3")
+        rows.flush()
+        assert batch.copies == ([(table, ("k", "v"), [["new", "n2"]])] if bulk else [])
+        found = {r["k"]: r["v"] for r in tx.query(f"SELECT k, v FROM {table}")}
+        assert found == {"old": "2", "new": "n3"}
