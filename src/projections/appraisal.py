@@ -165,12 +165,15 @@ class _Rows:
     named: VersionedRows
     faults: VersionedRows
     position: int = 0
+    #: The aggregate id (as text) of the event being applied.
+    key: str = ""
     conduct: list[tuple[Any, ...]] = field(default_factory=list)
     records: list[tuple[Any, ...]] = field(default_factory=list)
     training: list[tuple[Any, ...]] = field(default_factory=list)
 
     def at(self, position: int) -> None:
         self.position = position
+        self.key = self.batch.ids[position]
         for rows in (self.staff, self.orders, self.complaints, self.named, self.faults):
             rows.position = position
 
@@ -310,14 +313,15 @@ class AppraisalView(ReadModel):
             rows("appraisal_complaint_staff", NAMED_KEY, NAMED_KEY),
             rows("appraisal_faults", FAULT_KEY, FAULT_COLUMNS),
         )
-        mine = [e for _, e in batch.events if type(e) in self._handlers]
-        state.orders.prefetch(str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event))
-        complaints = [str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)]
+        ids, handlers = batch.ids, self._handlers
+        mine = [(p, e) for p, e in batch.events if type(e) in handlers]
+        state.orders.prefetch(ids[p] for p, e in mine if isinstance(e, WorkOrder.Event))
+        complaints = [ids[p] for p, e in mine if isinstance(e, Complaint.Event)]
         state.complaints.prefetch(complaints)
         state.named.prefetch(complaints)
         state.faults.prefetch(complaints)
         staff: list[str] = []
-        for e in mine:
+        for _, e in mine:
             if isinstance(e, WorkOrder.Assigned):
                 staff.append(e.technician_id)
             elif isinstance(e, Complaint.InvestigationRecorded):
@@ -345,11 +349,11 @@ class AppraisalView(ReadModel):
             r.staff.update(staff_id, first_seen_at=when)
 
     def _set_order(self, r: _Rows, e: Any, **values: Any) -> None:
-        r.orders.update(str(e.originator_id), **values)
+        r.orders.update(r.key, **values)
 
     def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
         start = None if e.appointment is None else utc_text(e.appointment.start)
-        r.orders.insert(str(e.originator_id), appointment_start=start, rejections=0)
+        r.orders.insert(r.key, appointment_start=start, rejections=0)
 
     def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
         self._seen(r, e.technician_id, e.occurred_at)
@@ -357,7 +361,7 @@ class AppraisalView(ReadModel):
 
     def _lateness_notified(self, r: _Rows, e: WorkOrder.LatenessNotified) -> None:
         # The first notice is the one that may have come in advance (§11.2).
-        row = r.orders.get(str(e.originator_id))
+        row = r.orders.get(r.key)
         if row is not None:
             notified = row["notified_at"] or utc_text(e.occurred_at)
             self._set_order(r, e, lateness_reason=e.reason, notified_at=notified)
@@ -372,7 +376,7 @@ class AppraisalView(ReadModel):
         self._set_order(r, e, rejections=e.rejection_count)
 
     def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
-        row = r.orders.get(str(e.originator_id))
+        row = r.orders.get(r.key)
         if row is not None:
             first_time = 1 if int(row["rejections"] or 0) == 0 else 0
             self._set_order(r, e, accepted_at=utc_text(e.occurred_at), first_time_fix=first_time)
@@ -386,7 +390,7 @@ class AppraisalView(ReadModel):
         )  # fmt: skip
 
     def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
-        complaint_id = str(e.originator_id)
+        complaint_id = r.key
         r.complaints.insert(
             complaint_id,
             work_order_id=None if e.work_order_id is None else str(e.work_order_id),
@@ -397,7 +401,7 @@ class AppraisalView(ReadModel):
         self._name_staff(r, complaint_id, "lodged", e.staff_ids)
 
     def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
-        complaint_id = str(e.originator_id)
+        complaint_id = r.key
         self._name_staff(r, complaint_id, "findings", e.responsible_staff_ids)
         for staff_id in e.responsible_staff_ids:
             self._seen(r, staff_id, e.occurred_at)
@@ -423,7 +427,7 @@ class AppraisalView(ReadModel):
 
     def _complaint_confirmed(self, r: _Rows, e: Any) -> None:
         resolved = not isinstance(e, Complaint.Reopened)
-        r.complaints.update(str(e.originator_id), resolved=int(resolved))
+        r.complaints.update(r.key, resolved=int(resolved))
 
     def _registered(self, r: _Rows, e: StaffMember.Registered) -> None:
         self._seen(r, e.staff_id, e.occurred_at)
@@ -433,7 +437,7 @@ class AppraisalView(ReadModel):
         tx = r.batch.tx
         extra = None if e.extra_points is None else numeric(tx, e.extra_points)
         r.conduct.append(
-            (str(e.originator_id), e.originator_version, e.staff_id, e.kind,
+            (r.key, e.originator_version, e.staff_id, e.kind,
              numeric(tx, e.points), e.note, utc_text(e.occurred_at), e.minutes,
              e.discipline, extra, r.position),
         )  # fmt: skip
@@ -446,7 +450,7 @@ class AppraisalView(ReadModel):
             getattr(e, "on", None) or getattr(e, "due_on", None) or getattr(e, "deadline", None)
         )
         r.records.append(
-            (str(e.originator_id), e.originator_version, e.staff_id, what,
+            (r.key, e.originator_version, e.staff_id, what,
              None if passed is None else int(passed),
              getattr(e, "notes", None) or getattr(e, "note", None),
              getattr(e, "training_kind", None), getattr(e, "requirement", None),
@@ -457,7 +461,7 @@ class AppraisalView(ReadModel):
     def _training(self, r: _Rows, e: StaffMember.TrainingRecorded) -> None:
         self._seen(r, e.staff_id, e.occurred_at)
         r.training.append(
-            (str(e.originator_id), e.originator_version, e.staff_id, e.training_kind,
+            (r.key, e.originator_version, e.staff_id, e.training_kind,
              e.held_on.isoformat(), int(e.attended), int(e.disciplined),
              int(e.form_completed), None if e.test_passed is None else int(e.test_passed),
              e.attempt, None if e.deadline is None else e.deadline.isoformat(),

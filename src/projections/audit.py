@@ -173,7 +173,7 @@ class AuditTrail(ReadModel):
         occurred_at, recorded_at = event.occurred_at, event.timestamp
         pending: _Pending = batch.state
         pending.rows.append([
-            position, str(event.originator_id), kind_of(event), type(event).__name__,
+            position, batch.ids[position], kind_of(event), type(event).__name__,
             event.originator_version, event.actor, event.role, utc_iso(occurred_at),
             utc_iso(recorded_at), (recorded_at - occurred_at).total_seconds(),
             _DATA_JSON.encode(history_data(event)), pending.hashes.get(position),

@@ -41,11 +41,16 @@ from fieldledger.projections.generations import (
     RebuildSuperseded,
     tracking_key,
 )
-from fieldledger.projections.read_model import Batch, ReadModel
+from fieldledger.projections.read_model import Batch, ReadModel, event_ids
 
 BATCH_SIZE = 500
 
 Progress = Callable[[int, int], None]
+
+#: One event as read for the live catch-ups: as stored, decoded (or the
+#: failure to decode it), and its aggregate id as text (None if undecoded),
+#: each worked out once for every view.
+Read = tuple[Notification, Any, str | None]
 
 
 class ProjectionFailed(Exception):
@@ -128,11 +133,9 @@ class RecentEvents:
         self._lock = threading.Lock()
         self._first = 0
         self._ids: list[int] = []
-        self._events: list[tuple[Notification, Any]] = []
+        self._events: list[Read] = []
 
-    def get(
-        self, start: int, limit: int, stop: int | None
-    ) -> list[tuple[Notification, Any]] | None:
+    def get(self, start: int, limit: int, stop: int | None) -> list[Read] | None:
         """The events from position `start` (at most `limit`, none after
         `stop`) if held here, else None."""
         with self._lock:
@@ -144,7 +147,7 @@ class RecentEvents:
             found = [e for e in found if e[0].id <= stop]
         return found or None
 
-    def put(self, start: int, events: Sequence[tuple[Notification, Any]]) -> None:
+    def put(self, start: int, events: Sequence[Read]) -> None:
         """What a read of the store from position `start` returned."""
         if not events:
             return
@@ -156,7 +159,7 @@ class RecentEvents:
                 self._first = start
                 self._ids.clear()
                 self._events.clear()
-            self._ids.extend(n.id for n, _ in events)
+            self._ids.extend(e[0].id for e in events)
             self._events.extend(events)
             extra = len(self._ids) - self.keep
             if extra > 0:
@@ -235,11 +238,12 @@ class Batches:
                 read = self._recent(position + 1, until)
                 if not read:
                     break
-                notifications = [n for n, _ in read]
+                notifications = [n for n, _, _ in read]
                 try:
                     position = self._apply_batch(
                         name, generation, position, notifications,
-                        events=[(n.id, event) for n, event in read],
+                        events=[(n.id, event) for n, event, _ in read],
+                        ids={n.id: text for n, _, text in read if text is not None},
                     )  # fmt: skip
                 except _Moved as moved:
                     position = moved.position  # another projector got there first
@@ -253,7 +257,7 @@ class Batches:
                     progress(len(notifications), position)
         return position
 
-    def _recent(self, start: int, until: int | None) -> list[tuple[Notification, Any]]:
+    def _recent(self, start: int, until: int | None) -> list[Read]:
         """The next batch of a live catch-up from position `start`, decoded:
         from `recent` when another view read it, else from the store."""
         found = self.recent.get(start, self.batch_size, until)
@@ -262,7 +266,9 @@ class Batches:
         notifications = self.ledger.recorder.select_notifications(
             start=start, limit=self.batch_size, stop=until
         )
-        read = [(n, self._decode("?", n)) for n in notifications]
+        decoded = [(n.id, self._decode("?", n)) for n in notifications]
+        ids = event_ids(decoded)
+        read = [(n, e, ids.get(p)) for n, (p, e) in zip(notifications, decoded, strict=True)]
         self.recent.put(start, read)
         return read
 
@@ -275,6 +281,7 @@ class Batches:
         *,
         pipelined: bool = True,
         events: Sequence[tuple[int, Any]] | None = None,
+        ids: Mapping[int, str] | None = None,
     ) -> int:
         """One tracked batch in one transaction; returns the new position.
 
@@ -285,12 +292,13 @@ class Batches:
         last = notifications[-1].id
         if events is None:
             events = [(n.id, self._decode(name, n)) for n in notifications]
+            ids = None
         if pipelined and self.db.dialect == "postgres":
             try:
                 with self.db.transaction() as tx:
                     self._start_tracked(tx, name, generation, start)
                     with tx.pipelined():
-                        self.apply(tx, name, generation, events)
+                        self.apply(tx, name, generation, events, ids=ids)
                     self._track(tx, name, generation, last)
                 return last
             except (_Moved, _Gone):
@@ -302,7 +310,7 @@ class Batches:
         try:
             with self.db.transaction() as tx:
                 self._start_tracked(tx, name, generation, start)
-                self.apply(tx, name, generation, events)
+                self.apply(tx, name, generation, events, ids=ids)
                 self._track(tx, name, generation, last)
         except ProjectionFailed as failed:
             # Stop *at* the failing event: the events before it are applied.
@@ -335,13 +343,15 @@ class Batches:
         generation: int,
         events: Sequence[tuple[int, Any]],
         model: ReadModel | None = None,
+        *,
+        ids: Mapping[int, str] | None = None,
     ) -> None:
         """Feed one batch of decoded events to one generation of a read model, in
         the caller's transaction. A fault of the read model is a ProjectionFailed
         at its event; a database hiccup propagates as it is (retried, never
         recorded)."""
         step = _Step(name, model or self.models[name])
-        batch = Batch(tx, self.generations.tables(name, generation), events)
+        batch = Batch(tx, self.generations.tables(name, generation), events, ids=ids)
         try:
             step.begin(batch)
             step.handle(batch)
@@ -396,9 +406,15 @@ class Batches:
     def _step(self, target: Target) -> _Step:
         return _Step(target.name, target.model or self.models[target.name])
 
-    def _batch(self, tx: Tx, target: Target, events: Sequence[tuple[int, Any]]) -> Batch:
+    def _batch(
+        self,
+        tx: Tx,
+        target: Target,
+        events: Sequence[tuple[int, Any]],
+        ids: Mapping[int, str],
+    ) -> Batch:
         tables = self.generations.tables(target.name, target.generation)
-        return Batch(tx, tables, events, bulk=True)
+        return Batch(tx, tables, events, bulk=True, ids=ids)
 
     def feed(
         self,
@@ -438,9 +454,10 @@ class Batches:
 
     def _read(
         self, position: int, until: int | None, topics: Sequence[str] = ()
-    ) -> tuple[int, Sequence[Notification], list[tuple[int, Any]]]:
-        """The batch after `position`, read and decoded, and the position it
-        reaches: its last event's, or with `topics` (the events of other topics
+    ) -> tuple[int, Sequence[Notification], list[tuple[int, Any]], dict[int, str]]:
+        """The batch after `position`, read and decoded, the position it
+        reaches, and its events' ids as text (once for every view). The position
+        is its last event's, or with `topics` (the events of other topics
         skipped), `until` when the read found fewer than a batch's worth up to
         there."""
         notifications = self.ledger.recorder.select_notifications(
@@ -450,7 +467,8 @@ class Batches:
             last = until
         else:
             last = notifications[-1].id if notifications else position
-        return last, notifications, [(n.id, self._decode("?", n)) for n in notifications]
+        events = [(n.id, self._decode("?", n)) for n in notifications]
+        return last, notifications, events, event_ids(events)
 
     def _feed(
         self,
@@ -465,7 +483,7 @@ class Batches:
         failed: dict[str, ProjectionFailed] = {}
         ahead = reader.submit(self._read, position, until, topics)
         while active and (until is None or position < until):
-            last, notifications, events = ahead.result()
+            last, notifications, events, ids = ahead.result()
             if last <= position:
                 break
             if until is None or last < until:
@@ -485,7 +503,9 @@ class Batches:
                         # (A stretch with no event of the topics read only
                         # moves the tracked positions.)
                         steps = [
-                            (self._step(t), self._batch(tx, t, events)) for t in active if events
+                            (self._step(t), self._batch(tx, t, events, ids))
+                            for t in active
+                            if events
                         ]
                         for step, batch in steps:
                             step.begin(batch)

@@ -61,8 +61,9 @@ class CallbacksView(ReadModel):
         )
 
     def begin_batch(self, batch: Batch) -> None:
-        rows = batch.state = TableRows(batch.tx, batch.t.callbacks, "work_order_id", COLUMNS)
-        rows.prefetch(str(e.originator_id) for _, e in batch.events if type(e) in self._handlers)
+        rows = batch.state = TableRows(batch.tx, batch.t.callbacks, "work_order_id", COLUMNS, batch)
+        ids, handlers = batch.ids, self._handlers
+        rows.prefetch(ids[p] for p, e in batch.events if type(e) in handlers)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         handler = self._handlers.get(type(event))

@@ -43,7 +43,7 @@ class CustomerFiles(ReadModel):
         rows: dict[tuple[str, str], tuple[Any, ...]] = batch.state
         for value in vars(event).values():
             if isinstance(value, SealedPersonalData):
-                key = (value.customer_id, str(event.originator_id))
+                key = (value.customer_id, batch.ids[position])
                 if key not in rows:
                     rows[key] = (*key, kind_of(event), position)
 

@@ -120,12 +120,11 @@ class NotificationOutbox(ReadModel):
         query, changed in memory, upserted once in `end_batch` (a query per
         notifying event waited, mid-batch, for every statement sent before it)."""
         handlers = batch.state = TableRows(
-            batch.tx, batch.t.notification_handlers, "aggregate_id", HANDLER_COLUMNS
+            batch.tx, batch.t.notification_handlers, "aggregate_id", HANDLER_COLUMNS, batch
         )
+        ids = batch.ids
         handlers.prefetch(
-            str(e.originator_id)
-            for _, e in batch.events
-            if isinstance(e, _HANDLING) or type(e) in self._by_event
+            ids[p] for p, e in batch.events if isinstance(e, _HANDLING) or type(e) in self._by_event
         )
 
     def end_batch(self, batch: Batch) -> None:
@@ -134,11 +133,12 @@ class NotificationOutbox(ReadModel):
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         t = batch.t
         if isinstance(event, _HANDLING):
-            self._handling(batch.state, event)
+            self._handling(batch.state, event, batch.ids[position])
         entries = self._by_event.get(type(event))
         if not entries:
             return
-        handler = self._handler_of(batch.state, str(event.originator_id))
+        key = batch.ids[position]
+        handler = self._handler_of(batch.state, key)
         entry = history_entry(event)
         n = 0
         rows: list[tuple[Any, ...]] = []
@@ -150,7 +150,7 @@ class NotificationOutbox(ReadModel):
                     "id": notification_id,
                     "kind": notifies.kind,
                     "recipient_id": recipient,
-                    "aggregate_id": str(event.originator_id),
+                    "aggregate_id": key,
                     "event_type": entry.type,
                     "version": entry.version,
                     "occurred_at": plain(entry.occurred_at),
@@ -158,13 +158,12 @@ class NotificationOutbox(ReadModel):
                 }
                 rows.append((
                     notification_id, position, notifies.kind, recipient,
-                    str(event.originator_id), entry.type, utc_text(entry.occurred_at),
+                    key, entry.type, utc_text(entry.occurred_at),
                     json.dumps(payload, sort_keys=True),
                 ))  # fmt: skip
         batch.append(t.notifications, NOTIFICATION_COLUMNS, rows)  # keyed by position
 
-    def _handling(self, handlers: TableRows, event: Any) -> None:
-        key = str(event.originator_id)
+    def _handling(self, handlers: TableRows, event: Any, key: str) -> None:
         if isinstance(event, WorkOrder.Booked | Complaint.Lodged | MaintenanceContract.Signed):
             # Who took the call; for a contract, who signed it.
             first = (

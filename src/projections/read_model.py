@@ -53,6 +53,20 @@ class EventTypes:
         return found
 
 
+def event_ids(events: Sequence[tuple[int, Any]]) -> dict[int, str]:
+    """`str(event.originator_id)` of each event, by position: the key most views
+    file an event's rows under. Turning a UUID into text costs more than most
+    of what a view does with an event, and every view needs it; so it is done
+    once per event for all the views a batch is fed to. (An event that could
+    not be decoded has none: no view is given it.)"""
+    ids: dict[int, str] = {}
+    for position, event in events:
+        originator = getattr(event, "originator_id", None)
+        if originator is not None:
+            ids[position] = str(originator)
+    return ids
+
+
 class Batch:
     """One batch of events for one generation of one read model: the transaction it
     is applied in, the generation's tables, and whatever the read model keeps for
@@ -61,16 +75,25 @@ class Batch:
     read model (the live catch-up and a scratch build for `as_of`) never share it.
     """
 
-    __slots__ = ("bulk", "copies", "events", "state", "t", "tx")
+    __slots__ = ("bulk", "copies", "events", "ids", "state", "t", "tx")
 
     def __init__(
-        self, tx: Tx, t: Tables, events: Sequence[tuple[int, Any]] = (), *, bulk: bool = False
+        self,
+        tx: Tx,
+        t: Tables,
+        events: Sequence[tuple[int, Any]] = (),
+        *,
+        bulk: bool = False,
+        ids: Mapping[int, str] | None = None,
     ) -> None:
         self.tx = tx
         self.t = t
         #: The batch's (position, event) pairs, for a view that loads at
         #: `begin_batch` the rows they will touch.
         self.events = events
+        #: Each event's aggregate id as text, by position (`event_ids`): given
+        #: by the feed, which computes them once for every view of the batch.
+        self.ids: Mapping[int, str] = event_ids(events) if ids is None else ids
         self.state: Any = None
         #: A fresh generation filled from zero, by one writer (a rebuild or a
         #: scratch build): rows that only grow can be bulk-loaded.
@@ -87,6 +110,7 @@ class Batch:
         self.state = None
         self.copies = []
         self.events = ()
+        self.ids = {}
 
     def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """New rows for a table, none of which can already be there (keyed by the

@@ -169,21 +169,20 @@ class ReportsView(ReadModel):
     def begin_batch(self, batch: Batch) -> None:
         tx, t = batch.tx, batch.t
         state = batch.state = _Rows(
-            orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS),
-            complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS),
+            orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS, batch),
+            complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS, batch),
         )
-        state.orders.prefetch(str(e.originator_id) for _, e in batch.events if _OF_ORDERS(e))
+        ids = batch.ids
+        state.orders.prefetch(ids[p] for p, e in batch.events if _OF_ORDERS(e))
         state.complaints.prefetch(
-            str(e.originator_id)
-            for _, e in batch.events
-            if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
+            ids[p] for p, e in batch.events if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
         )
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         if _OF_ORDERS(event):
-            self._work_order_event(batch.state, event)
+            self._work_order_event(batch.state, event, batch.ids[position])
         elif _OF_COMPLAINTS(event):
-            self._complaint_event(batch.state, event)
+            self._complaint_event(batch.state, event, batch.ids[position])
 
     def end_batch(self, batch: Batch) -> None:
         state: _Rows = batch.state
@@ -206,8 +205,7 @@ class ReportsView(ReadModel):
     def _day(self, instant: datetime) -> str:
         return local_date(instant, self.settings.timezone).isoformat()
 
-    def _work_order_event(self, rows: _Rows, e: Any) -> None:
-        order_id = str(e.originator_id)
+    def _work_order_event(self, rows: _Rows, e: Any, order_id: str) -> None:
         if isinstance(e, WorkOrder.Booked):
             rows.orders.insert(order_id, service_type=e.service_type, held_on_site=0)
         row = rows.orders.get(order_id)
@@ -216,25 +214,29 @@ class ReportsView(ReadModel):
         if isinstance(e, WorkOrder.Assigned):
             rows.orders.update(order_id, technician_id=e.technician_id)
         self._on_site(rows, e, row, order_id)
-        if e.role == "technician":
+        fact = ORDER_FACTS.get(type(e))
+        technician = e.role == "technician"
+        if not technician and fact is None:
+            return
+        day = self._day(e.occurred_at)  # the event's local day, once for both uses
+        if technician:
             completed = _COMPLETING(e)
             late = _ARRIVED(e) and (e.minutes_late or 0) > 0
             rows.tech_day(
-                self._day(e.occurred_at), e.actor, order_id, row["service_type"],
+                day, e.actor, order_id, row["service_type"],
                 completed=int(completed), late=int(late), seconds=0,
             )  # fmt: skip
-        fact = ORDER_FACTS.get(type(e))
         if fact is not None:
             feedback = getattr(e, "feedback", None)
-            self._fact(
-                rows, e, order_id, fact, technician_id=row["technician_id"],
-                service_type=row["service_type"],
-                **({} if feedback is None else {
-                    "csat": feedback.csat, "attitude": feedback.attitude,
-                    "skill": feedback.skill, "punctuality": feedback.punctuality,
-                    "promise": feedback.promise, "praise": int(feedback.praise),
-                    "comment": feedback.comment or None,
-                }),
+            # FACT_COLUMNS, in order.
+            rows.facts.append(
+                [order_id, e.originator_version, day, fact, row["technician_id"],
+                 row["service_type"], None, None, None, None, None, None, None, None]
+                if feedback is None else
+                [order_id, e.originator_version, day, fact, row["technician_id"],
+                 row["service_type"], None, feedback.csat, feedback.attitude, feedback.skill,
+                 feedback.punctuality, feedback.promise, int(feedback.praise),
+                 feedback.comment or None]
             )  # fmt: skip
 
     def _on_site(self, rows: _Rows, e: Any, row: dict[str, Any], order_id: str) -> None:
@@ -253,8 +255,7 @@ class ReportsView(ReadModel):
         elif _ON_SITE_FROM(e) or (isinstance(e, WorkOrder.Resumed) and row["held_on_site"]):
             rows.orders.update(order_id, on_site_since=utc_text(e.occurred_at), held_on_site=0)
 
-    def _complaint_event(self, rows: _Rows, e: Any) -> None:
-        complaint_id = str(e.originator_id)
+    def _complaint_event(self, rows: _Rows, e: Any, complaint_id: str) -> None:
         if isinstance(e, Complaint.Lodged):
             rows.complaints.insert(complaint_id, category=e.category, severity=e.severity.value)
         fact = COMPLAINT_FACTS.get(type(e))
@@ -262,16 +263,11 @@ class ReportsView(ReadModel):
             return
         row = rows.complaints.get(complaint_id)
         category = None if row is None else row["category"]
-        self._fact(rows, e, complaint_id, fact, category=category, csat=getattr(e, "csat", None))
-
-    def _fact(self, rows: _Rows, e: Any, key: str, fact: str, **values: Any) -> None:
-        """A fact of the event `e` of the aggregate `key` (its id as text)."""
-        row: dict[str, Any] = dict.fromkeys(FACT_COLUMNS)
-        row.update(
-            values, aggregate_id=key, version=e.originator_version,
-            day=self._day(e.occurred_at), fact=fact,
+        # FACT_COLUMNS, in order.
+        rows.facts.append(
+            [complaint_id, e.originator_version, self._day(e.occurred_at), fact, None, None,
+             category, getattr(e, "csat", None), None, None, None, None, None, None]
         )  # fmt: skip
-        rows.facts.append([row[c] for c in FACT_COLUMNS])
 
     # -- queries -------------------------------------------------------------
 

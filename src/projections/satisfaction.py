@@ -95,9 +95,12 @@ class _Rows:
     orders: VersionedRows
     complaints: VersionedRows
     staff: VersionedRows
+    #: The aggregate id (as text) of the event being applied.
+    key: str = ""
 
     def at(self, position: int) -> None:
         self.orders.position = self.complaints.position = self.staff.position = position
+        self.key = self.batch.ids[position]
 
 
 class SatisfactionView(ReadModel):
@@ -165,20 +168,21 @@ class SatisfactionView(ReadModel):
             VersionedRows(batch, t.satisfaction_complaint_staff,
                           t.satisfaction_complaint_staff_history, STAFF_KEY, STAFF_KEY),
         )  # fmt: skip
-        mine = [e for _, e in batch.events if type(e) in self._handlers]
+        ids, handlers = batch.ids, self._handlers
+        mine = [(p, e) for p, e in batch.events if type(e) in handlers]
         state.orders.prefetch(
-            [str(e.originator_id) for e in mine if isinstance(e, WorkOrder.Event)]
+            [ids[p] for p, e in mine if isinstance(e, WorkOrder.Event)]
             + [
                 str(e.repeat_of)  # the earlier order a repeat call counts against
-                for e in mine
+                for _, e in mine
                 if isinstance(e, WorkOrder.Booked) and e.repeat_of is not None
             ]
         )
-        complaints = [str(e.originator_id) for e in mine if isinstance(e, Complaint.Event)]
+        complaints = [ids[p] for p, e in mine if isinstance(e, Complaint.Event)]
         state.complaints.prefetch(complaints)
         state.staff.prefetch(
-            str(e.originator_id)
-            for e in mine
+            ids[p]
+            for p, e in mine
             if isinstance(e, Complaint.Lodged | Complaint.InvestigationRecorded)
         )
 
@@ -195,7 +199,7 @@ class SatisfactionView(ReadModel):
 
     def _booked(self, r: _Rows, e: WorkOrder.Booked) -> None:
         r.orders.insert(
-            str(e.originator_id), service_type=e.service_type, rejections=0,
+            r.key, service_type=e.service_type, rejections=0,
             customer_key=customer_key(e.customer), booked_at=utc_text(e.occurred_at),
             arrived=0, repeat_calls=0,
         )  # fmt: skip
@@ -214,45 +218,41 @@ class SatisfactionView(ReadModel):
             r.orders.update(str(e.repeat_of), repeat_calls=int(earlier["repeat_calls"] or 0) + 1)
 
     def _arrived(self, r: _Rows, e: WorkOrder.Arrived) -> None:
-        r.orders.update(str(e.originator_id), arrived=1)
+        r.orders.update(r.key, arrived=1)
 
     def _cancelled(self, r: _Rows, e: WorkOrder.Cancelled) -> None:
         # A call cancelled after the visit ended all the same: it is surveyed.
-        row = r.orders.get(str(e.originator_id))
+        row = r.orders.get(r.key)
         if row is not None and int(row["arrived"] or 0) == 1:
-            r.orders.update(
-                str(e.originator_id), outcome="cancelled", ended_at=utc_text(e.occurred_at)
-            )
+            r.orders.update(r.key, outcome="cancelled", ended_at=utc_text(e.occurred_at))
 
     def _survey_sent(self, r: _Rows, e: WorkOrder.SurveySent) -> None:
-        r.orders.update(str(e.originator_id), survey_sent_at=utc_text(e.occurred_at))
+        r.orders.update(r.key, survey_sent_at=utc_text(e.occurred_at))
 
     def _assigned(self, r: _Rows, e: WorkOrder.Assigned) -> None:
-        r.orders.update(str(e.originator_id), technician_id=e.technician_id)
+        r.orders.update(r.key, technician_id=e.technician_id)
 
     def _rejected(self, r: _Rows, e: WorkOrder.Rejected) -> None:
-        r.orders.update(str(e.originator_id), rejections=e.rejection_count)
+        r.orders.update(r.key, rejections=e.rejection_count)
 
     def _accepted(self, r: _Rows, e: WorkOrder.Accepted) -> None:
         when = utc_text(e.occurred_at)
-        r.orders.update(str(e.originator_id), outcome="accepted", completed_at=when, ended_at=when)
+        r.orders.update(r.key, outcome="accepted", completed_at=when, ended_at=when)
 
     def _resolved_remotely(self, r: _Rows, e: WorkOrder.ResolvedRemotely) -> None:
         when = utc_text(e.occurred_at)
-        r.orders.update(
-            str(e.originator_id), outcome="resolved_remotely", completed_at=when, ended_at=when
-        )
+        r.orders.update(r.key, outcome="resolved_remotely", completed_at=when, ended_at=when)
 
     def _feedback(self, r: _Rows, e: WorkOrder.FeedbackReceived) -> None:
         f = e.feedback
         r.orders.update(
-            str(e.originator_id), csat=f.csat, attitude=f.attitude, skill=f.skill,
+            r.key, csat=f.csat, attitude=f.attitude, skill=f.skill,
             punctuality=f.punctuality, promise=f.promise, praise=int(f.praise),
             comment=f.comment, feedback_at=utc_text(e.occurred_at),
         )  # fmt: skip
 
     def _lodged(self, r: _Rows, e: Complaint.Lodged) -> None:
-        complaint_id = str(e.originator_id)
+        complaint_id = r.key
         r.complaints.insert(
             complaint_id,
             work_order_id=None if e.work_order_id is None else str(e.work_order_id),
@@ -264,7 +264,7 @@ class SatisfactionView(ReadModel):
 
     def _findings(self, r: _Rows, e: Complaint.InvestigationRecorded) -> None:
         # The latest findings replace the earlier ones.
-        self._name_staff(r, str(e.originator_id), "findings", e.responsible_staff_ids)
+        self._name_staff(r, r.key, "findings", e.responsible_staff_ids)
 
     def _name_staff(self, r: _Rows, complaint_id: str, source: str, staff_ids: list[str]) -> None:
         named = set(staff_ids)
@@ -281,10 +281,10 @@ class SatisfactionView(ReadModel):
         self._confirmed(r, e, e.csat, satisfied=False)
 
     def _confirmed(self, r: _Rows, e: Any, csat: int, *, satisfied: bool) -> None:
-        row = r.complaints.get(str(e.originator_id))
+        row = r.complaints.get(r.key)
         if row is not None:
             r.complaints.update(
-                str(e.originator_id), confirmations=int(row["confirmations"]) + 1,
+                r.key, confirmations=int(row["confirmations"]) + 1,
                 last_csat=csat, satisfied=int(satisfied),
             )  # fmt: skip
 

@@ -13,39 +13,74 @@ view.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from fieldledger.application.database import Tx
+from fieldledger.application.database import Tx, storable
+from fieldledger.projections.read_model import Batch
 
 Row = dict[str, Any]
+
+#: Keys per `IN (...)` list on SQLite (its limit on parameters is 999 in
+#: older builds); PostgreSQL takes them all as one array.
+IN_CHUNK = 500
+
+
+def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any]) -> Iterator[Row]:
+    """`SELECT selected FROM table WHERE column IN keys`.
+
+    On PostgreSQL as `column = ANY(?)` with the keys as one array parameter:
+    the statement's text is the same however many keys a batch has, so
+    psycopg converts it once and prepares it, and PostgreSQL plans it once
+    (an `IN` list of one placeholder per key made a new statement of nearly
+    every batch, parsed again on both sides). The keys are made storable as
+    every parameter is (`Tx.query` does not look inside an array)."""
+    if not keys:
+        return
+    if tx.dialect == "postgres":
+        try:
+            text = "\n".join(keys)
+        except TypeError:
+            wanted = [storable(k) for k in keys]
+        else:
+            wanted = list(keys) if storable(text) is text else [storable(k) for k in keys]
+        yield from tx.query(f"SELECT {selected} FROM {table} WHERE {column} = ANY(?)", (wanted,))
+        return
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start : start + IN_CHUNK]
+        yield from tx.query(
+            f"SELECT {selected} FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
 
 
 class TableRows:
     """The rows of one table keyed by a one-column primary key, for one batch."""
 
-    def __init__(self, tx: Tx, table: str, key: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self, tx: Tx, table: str, key: str, columns: Sequence[str], batch: Batch | None = None
+    ) -> None:
         self.tx = tx
         self.table = table
         self.key = key
         self.columns = tuple(columns)
+        #: Given, rows new to the table are appended through the batch (with
+        #: `COPY` into a fresh generation) instead of upserted.
+        self.batch = batch
         self._rows: dict[str, Row | None] = {}  # None: known to be absent
+        self._stored: set[str] = set()  # keys of rows the table holds
         self._dirty: dict[str, None] = {}
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load the rows of these keys (those not yet known) in one query."""
         wanted = sorted({k for k in keys if k not in self._rows})
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for k in chunk:
-                self._rows[k] = None
-            placeholders = ", ".join("?" for _ in chunk)
-            for row in self.tx.query(
-                f"SELECT {', '.join(self.columns)} FROM {self.table} "
-                f"WHERE {self.key} IN ({placeholders})",
-                chunk,
-            ):
-                self._rows[row[self.key]] = row
+        rows, stored = self._rows, self._stored
+        for k in wanted:
+            rows[k] = None
+        selected = ", ".join(self.columns)
+        for row in rows_with(self.tx, selected, self.table, self.key, wanted):
+            rows[row[self.key]] = row
+            stored.add(row[self.key])
 
     def get(self, key: str) -> Row | None:
         """The row as it stands in this batch (loaded now if not prefetched)."""
@@ -75,15 +110,27 @@ class TableRows:
         return row
 
     def flush(self) -> None:
-        """Write every changed row: one upsert statement for the batch."""
+        """Write every changed row: one upsert statement for the batch (and,
+        with a batch given, the rows new to the table appended through it)."""
         if not self._dirty:
             return
         others = [c for c in self.columns if c != self.key]
-        rows = [self._rows[k] for k in self._dirty]
+        stored, columns = self._stored, self.columns
+        new: list[list[Any]] = []
+        changed: list[list[Any]] = []
+        for k in self._dirty:
+            row = self._rows[k]
+            if row is not None:
+                values = [row[c] for c in columns]
+                (changed if self.batch is None or k in stored else new).append(values)
+        if new:
+            assert self.batch is not None
+            self.batch.append(self.table, columns, new)
+            stored.update(self._dirty)
         self.tx.executemany(
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join('?' for _ in self.columns)}) ON CONFLICT ({self.key}) "
+            f"INSERT INTO {self.table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT ({self.key}) "
             f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in others)}",
-            [[row[c] for c in self.columns] for row in rows if row is not None],
+            changed,
         )
         self._dirty.clear()

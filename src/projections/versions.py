@@ -33,6 +33,7 @@ from typing import Any
 from fieldledger.application.database import Tx
 from fieldledger.projections.read_model import Batch, Tables
 from fieldledger.projections.reporting import index_name
+from fieldledger.projections.unit_of_work import rows_with
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -118,18 +119,13 @@ class VersionedRows:
         """Load the rows of these values of the first key column, in one query."""
         wanted = sorted({g for g in groups if g not in self._groups})
         selected = ", ".join((*self.columns, VALID_FROM))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for g in chunk:
-                self._groups[g] = {}
-            for row in self.tx.query(
-                f"SELECT {selected} FROM {self.table} "
-                f"WHERE {self.key[0]} IN ({', '.join('?' for _ in chunk)})",
-                chunk,
-            ):
-                key = tuple(row[c] for c in self.key)
-                self._groups[key[0]][key] = row
-                self._stored.add(key)
+        groups, stored, columns = self._groups, self._stored, self.key
+        for g in wanted:
+            groups[g] = {}
+        for row in rows_with(self.tx, selected, self.table, columns[0], wanted):
+            key = tuple(row[c] for c in columns)
+            groups[key[0]][key] = row
+            stored.add(key)
 
     def known_absent(self, first: Any) -> None:
         """No row has this first key column yet (its aggregate starts in this

@@ -9,12 +9,19 @@ from eventsourcing.persistence import Notification
 from fieldledger.projections.batches import RecentEvents
 
 
-def read(*ids: int) -> list[tuple[Notification, str]]:
-    return [(Notification(id=i, originator_id=uuid4(), originator_version=1, topic="t", state=b""), f"event {i}") for i in ids]
+def read(*ids: int) -> list[tuple[Notification, str, str]]:
+    return [
+        (
+            Notification(id=i, originator_id=uuid4(), originator_version=1, topic="t", state=b""),
+            f"event {i}",
+            f"id {i}",
+        )
+        for i in ids
+    ]
 
 
-def positions(found: list[tuple[Notification, str]] | None) -> list[int] | None:
-    return None if found is None else [n.id for n, _ in found]
+def positions(found: list[tuple[Notification, str, str | None]] | None) -> list[int] | None:
+    return None if found is None else [n.id for n, _, _ in found]
 
 
 def test_a_read_is_served_from_where_it_started_up_to_its_last_event() -> None:

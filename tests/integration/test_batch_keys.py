@@ -1,0 +1,106 @@
+"""What a batch works out once for all its views, and how views load their rows
+by key: `event_ids` (each event's aggregate id as text, by position) and
+`rows_with` (one `= ANY(array)` statement on PostgreSQL, `IN` lists on SQLite)
+answer exactly what `str(event.originator_id)` and a `SELECT ... IN (...)` of
+the keys made storable answer, on both databases."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fieldledger.application.database import REPLACEMENT, Database
+from fieldledger.application.ledger import FieldLedger
+from fieldledger.projections.batches import ProjectionFailed
+from fieldledger.projections.read_model import Batch, Tables, event_ids
+from fieldledger.projections.unit_of_work import IN_CHUNK, TableRows, rows_with
+
+
+def test_event_ids_are_each_events_aggregate_id_as_text_and_skip_undecoded_events() -> None:
+    ids = [uuid4() for _ in range(3)]
+    events: list[tuple[int, Any]] = [
+        (4, SimpleNamespace(originator_id=ids[0])),
+        (5, ProjectionFailed("?", 5, "ValueError: undecodable")),
+        (7, SimpleNamespace(originator_id=ids[1])),
+        (9, SimpleNamespace(originator_id=ids[0])),
+    ]
+    assert event_ids(events) == {4: str(ids[0]), 7: str(ids[1]), 9: str(ids[0])}
+    # A batch given none works them out itself; one given them keeps them.
+    tables = Tables({}, 1)
+    assert Batch(None, tables, events).ids == event_ids(events)  # type: ignore[arg-type]
+    given = {4: "x"}
+    assert Batch(None, tables, events, ids=given).ids is given  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def db(database_url: str) -> Any:
+    ledger = FieldLedger(database_url)
+    try:
+        yield Database(ledger.recorder)
+    finally:
+        ledger.close()
+
+
+def test_rows_with_reads_every_key_asked_for_however_many(db: Database) -> None:
+    keys = [f"k{i:05d}" for i in range(2 * IN_CHUNK + 7)]
+    with db.transaction(commit=False) as tx:
+        table = tx.table("batch_keys_probe")
+        tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        tx.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(k, i) for i, k in enumerate(keys)])
+        wanted = [*keys[::2], "absent"]
+        found = {r["k"]: r["n"] for r in rows_with(tx, "k, n", table, "k", wanted)}
+        assert found == {k: keys.index(k) for k in keys[::2]}
+        assert list(rows_with(tx, "k, n", table, "k", [])) == []
+        one = list(rows_with(tx, "k, n", table, "k", [keys[3]]))
+        assert one == [{"k": keys[3], "n": 3}]
+
+
+def test_a_key_with_unstorable_text_finds_the_row_stored_for_it(db: Database) -> None:
+    """Text no column can hold (NUL, a lone surrogate) is stored replaced by
+    U+FFFD; a key holding it finds that row, as a parameter of its own did."""
+    with db.transaction(commit=False) as tx:
+        table = tx.table("batch_keys_hostile")
+        rows = TableRows(tx, table, "k", ("k", "v"))
+        tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, v TEXT)")
+        tx.execute(f"INSERT INTO {table} VALUES (?, ?)", (f"a{REPLACEMENT}b", "nul"))
+        tx.execute(f"INSERT INTO {table} VALUES (?, ?)", (f"c{REPLACEMENT}", "surrogate"))
+        tx.execute(f"INSERT INTO {table} VALUES (?, ?)", ("plain", "plain"))
+        found = {r["v"] for r in rows_with(tx, "k, v", table, "k", ["a\x00b", "c\ud800", "plain"])}
+        assert found == {"nul", "surrogate", "plain"}
+        rows.prefetch(["plain", "gone"])
+        assert rows.get("plain") == {"k": "plain", "v": "plain"}
+        assert rows.get("gone") is None
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_table_rows_append_the_rows_new_to_the_table_and_upsert_the_others(
+    db: Database, bulk: bool
+) -> None:
+    """Given its batch, a `TableRows` appends the rows it inserted (with `COPY`
+    once the batch's statements are sent, in a bulk batch; at once otherwise)
+    and upserts the rows the table held: the table ends the same either way."""
+    with db.transaction(commit=False) as tx:
+        table = tx.table("batch_keys_rows")
+        tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, v TEXT)")
+        tx.execute(f"INSERT INTO {table} VALUES (?, ?)", ("old", "1"))
+        batch = Batch(tx, Tables({}, 1), bulk=bulk)
+        rows = TableRows(tx, table, "k", ("k", "v"), batch)
+        rows.prefetch(["old", "new"])
+        assert rows.insert("new", v="n") and not rows.insert("old", v="x")
+        rows.update("old", v="2")
+        rows.update("new", v="n2")
+        rows.flush()
+        if bulk:
+            assert batch.copies == [(table, ("k", "v"), [["new", "n2"]])]
+            for copied, columns, values in batch.copies:
+                tx.copy_rows(copied, columns, values)
+        else:
+            assert batch.copies == []
+        # Later in the batch the new row is stored: an update of it is upserted.
+        rows.update("new", v="n3")
+        rows.flush()
+        assert batch.copies == ([(table, ("k", "v"), [["new", "n2"]])] if bulk else [])
+        found = {r["k"]: r["v"] for r in tx.query(f"SELECT k, v FROM {table}")}
+        assert found == {"old": "2", "new": "n3"}
