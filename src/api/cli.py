@@ -400,8 +400,29 @@ def share_out(names: list[str], jobs: int) -> list[list[str]]:
     return sorted((g for g in groups if g), key=lambda g: names.index(g[0]))
 
 
-def _rebuild_group(index: int, names: list[str], queue: Any) -> None:
+#: prctl(2)'s option: the signal a process gets when its parent ends.
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int) -> None:
+    """In a rebuild process of `--jobs`: end when the `projections rebuild` that
+    started it does, even by SIGKILL (Linux's parent-death signal; elsewhere
+    only a parent that exits normally ends its daemon processes). Its
+    generation, unfinished, is left as the parent's own would be: the live one
+    goes on serving and the next rebuild drops it. Without this, a killed
+    rebuild's processes went on to finish and swap in their views."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+
+
+def _rebuild_group(parent: int, index: int, names: list[str], queue: Any) -> None:
     """A rebuild process of `--jobs`: its views in one pass; reports to `queue`."""
+    end_with_parent(parent)
     try:
         with opened_projections() as projections:
             generations = projections.rebuild_many(
@@ -465,7 +486,9 @@ def projections_rebuild(
         )
         queue = context.Queue()
         processes = [
-            context.Process(target=_rebuild_group, args=(i, group, queue), daemon=True)
+            context.Process(
+                target=_rebuild_group, args=(os.getpid(), i, group, queue), daemon=True
+            )
             for i, group in enumerate(groups)
         ]
         for process in processes:

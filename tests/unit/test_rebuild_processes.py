@@ -1,0 +1,82 @@
+"""A rebuild process of `projections rebuild --jobs` ends with the command
+that started it, even when that is killed (`cli.end_with_parent`): a killed
+rebuild must not go on to swap in its views."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# A parent that forks one child as the rebuild command does, prints the
+# child's pid, and waits to be killed. argv[1]: "guarded" calls end_with_parent
+# in the child, as `_rebuild_group` does; anything else does not (the control).
+PARENT = r"""
+import multiprocessing, os, sys, time
+from fieldledger.api.cli import end_with_parent
+
+def child(parent, guarded):
+    if guarded:
+        end_with_parent(parent)
+    print("ready", flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("fork")
+    process = context.Process(target=child, args=(os.getpid(), sys.argv[1] == "guarded"))
+    process.start()
+    print(process.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_parent(mode: str) -> tuple[subprocess.Popen[str], int]:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, mode], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "ready"  # past end_with_parent
+    return parent, child
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux signal")
+def test_a_rebuild_process_ends_when_its_parent_is_killed() -> None:
+    parent, child = start_parent("guarded")
+    try:
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while running(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not running(child)
+    finally:
+        if running(child):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux signal")
+def test_without_it_a_forked_process_outlives_its_killed_parent() -> None:
+    """The control: what the test above would see without end_with_parent."""
+    parent, child = start_parent("unguarded")
+    try:
+        parent.kill()
+        parent.wait()
+        assert running(child)
+    finally:
+        if running(child):
+            os.kill(child, signal.SIGKILL)
