@@ -14,22 +14,27 @@ from pathlib import Path
 import pytest
 
 # A parent that forks one child as the rebuild command does, prints the
-# child's pid, and waits to be killed. argv[1]: "guarded" calls end_with_parent
-# in the child, as `_rebuild_group` does; anything else does not (the control).
+# child's pid once the child is ready, and waits to be killed. argv[1]:
+# "guarded" calls end_with_parent in the child, as `_rebuild_group` does;
+# anything else does not (the control).
 PARENT = r"""
 import multiprocessing, os, sys, time
 from fieldledger.api.cli import end_with_parent
 
-def child(parent, guarded):
+def child(parent, guarded, ready):
     if guarded:
         end_with_parent(parent)
-    print("ready", flush=True)
+    ready.set()
     time.sleep(120)
 
 if __name__ == "__main__":
     context = multiprocessing.get_context("fork")
-    process = context.Process(target=child, args=(os.getpid(), sys.argv[1] == "guarded"))
+    ready = context.Event()
+    process = context.Process(
+        target=child, args=(os.getpid(), sys.argv[1] == "guarded", ready)
+    )
     process.start()
+    ready.wait(60)  # the child is past end_with_parent
     print(process.pid, flush=True)
     time.sleep(120)
 """
@@ -49,9 +54,7 @@ def start_parent(mode: str) -> tuple[subprocess.Popen[str], int]:
         [sys.executable, "-c", PARENT, mode], stdout=subprocess.PIPE, text=True
     )
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    assert parent.stdout.readline().strip() == "ready"  # past end_with_parent
-    return parent, child
+    return parent, int(parent.stdout.readline())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux signal")
