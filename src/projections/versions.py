@@ -119,11 +119,11 @@ class VersionedRows:
         """Load the rows of these values of the first key column, in one query."""
         wanted = sorted({g for g in groups if g not in self._groups})
         selected = ", ".join((*self.columns, VALID_FROM))
-        groups, stored, columns = self._groups, self._stored, self.key
+        groups, stored, key_columns = self._groups, self._stored, self.key
         for g in wanted:
             groups[g] = {}
-        for row in rows_with(self.tx, selected, self.table, columns[0], wanted):
-            key = tuple(row[c] for c in columns)
+        for row in rows_with(self.tx, selected, self.table, key_columns[0], wanted):
+            key = tuple(row[c] for c in key_columns)
             groups[key[0]][key] = row
             stored.add(key)
 
