@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 from uuid import UUID
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 from fieldledger.application.database import Tx
@@ -24,6 +25,7 @@ from fieldledger.application.event_store import (
     DataKeyErased,
     LedgerPostgresRecorder,
     Receipt,
+    _save_cursor,
 )
 from fieldledger.application.hash_chain import verify_chain
 from fieldledger.application.ledger import (
@@ -597,3 +599,44 @@ def test_a_store_saved_by_the_previous_save_function_keeps_working(pg_url: str) 
         previous.close()
         if upgraded is not None:
             upgraded.close()
+
+
+@pytest.mark.postgres
+def test_a_connection_keeps_one_save_cursor_through_refused_saves(pg_url: str) -> None:
+    """The save's cursor is made once per pooled connection (psycopg chooses
+    the arrays' dumpers per cursor): the same cursor serves every save on that
+    connection, a refused save (a duplicate version) leaves it usable, and the
+    saves it writes are the store's, in one chain that verifies."""
+    ledger = FieldLedger(pg_url)
+    try:
+        recorder = ledger.ledger_recorder
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        order = book(ledger)
+        with recorder.datastore.get_connection() as conn:
+
+            @contextlib.contextmanager
+            def this_connection() -> Iterator[Any]:
+                yield conn
+
+            recorder.datastore.get_connection = this_connection  # type: ignore[method-assign]
+            cursor = _save_cursor(conn)
+            assert _save_cursor(conn) is cursor
+            events = recorder.select_events(order)
+            # Its version is taken (psycopg's error: the pool's wrapping is patched out).
+            with pytest.raises(psycopg.IntegrityError):
+                recorder.insert_events([events[-1]])
+            assert _save_cursor(conn) is cursor
+            again = dataclasses.replace(
+                events[-1], originator_version=events[-1].originator_version + 1
+            )
+            (position,) = recorder.insert_events([again])
+            assert _save_cursor(conn) is cursor
+            assert cursor.statusmessage == "SELECT 1"  # the save ran on it
+            assert recorder.position_of(order, again.originator_version) == position
+            cursor.close()  # a closed one is replaced
+            assert _save_cursor(conn) is not cursor
+        del recorder.datastore.get_connection
+        verdict = verify_chain(recorder)
+        assert verdict.intact, verdict.broken
+    finally:
+        ledger.close()
