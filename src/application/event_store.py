@@ -491,11 +491,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                         [e.originator_version for e in stored_events],
                         [e.topic for e in stored_events],
                         [bytes(e.state) for e in stored_events],
-                        [r.actor for r in receipts],
-                        [r.key for r in receipts],
-                        [r.fingerprint for r in receipts],
-                        [json.dumps(r.response) for r in receipts],
-                        _used_keys(kwargs),
+                        # Empty arrays as NULLs (the function reads both
+                        # alike): psycopg dumps a None without looking for
+                        # an element type, and most saves have no receipt
+                        # and no data key.
+                        *(
+                            (
+                                [r.actor for r in receipts],
+                                [r.key for r in receipts],
+                                [r.fingerprint for r in receipts],
+                                [json.dumps(r.response) for r in receipts],
+                            )
+                            if receipts
+                            else (None, None, None, None)
+                        ),
+                        _used_keys(kwargs) or None,
                     ),
                     prepare=True,
                 )

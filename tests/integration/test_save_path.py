@@ -632,7 +632,18 @@ def test_a_connection_keeps_one_save_cursor_through_refused_saves(pg_url: str) -
             (position,) = recorder.insert_events([again])
             assert _save_cursor(conn) is cursor
             assert cursor.statusmessage == "SELECT 1"  # the save ran on it
+            # Saves without receipts or data keys send those arrays as NULLs;
+            # one with both, on the same cursor and prepared statement, keeps them.
+            receipt = Receipt("disp-1", "k-cursor", "fp", {"ok": True})
+            later = dataclasses.replace(again, originator_version=again.originator_version + 1)
+            keys = [str(r["key_id"]) for r in conn.execute(
+                f'SELECT key_id FROM "{recorder.datastore.schema}".customer_data_keys'
+            ).fetchall()]  # fmt: skip
+            assert keys
+            recorder.insert_events([later], receipts=[receipt], **{DATA_KEYS_USED: keys})
+            assert recorder.find_receipt("disp-1", "k-cursor") == receipt
             assert recorder.position_of(order, again.originator_version) == position
+            assert recorder.position_of(order, later.originator_version) is not None
             cursor.close()  # a closed one is replaced
             assert _save_cursor(conn) is not cursor
         del recorder.datastore.get_connection
