@@ -112,6 +112,10 @@ def open_ledger(settings: Settings) -> FieldLedger:
     raise AssertionError("unreachable")  # pragma: no cover - fail() exits
 
 
+#: How long uvicorn's supervisor waits for a worker's answer before it kills it.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -150,6 +154,11 @@ def serve(
         access_log=access_log,
         # The console's live streams stay open; a stop closes them after this.
         timeout_graceful_shutdown=5,
+        # uvicorn's supervisor kills a worker that does not answer its ping in
+        # 5 s: on a busy machine a starting worker (imports, the app's models,
+        # the collector's start-up pass) can hold its interpreter that long, and
+        # the workers were killed and restarted without end (docs/benchmarks.md).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

@@ -187,3 +187,21 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
         server.wait(timeout=30)
         if server.stderr is not None:
             server.stderr.close()
+
+
+def test_serve_gives_a_starting_worker_time_on_a_busy_machine(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn's supervisor kills a worker that does not answer its ping in
+    time (5 s by default): `serve` waits longer, so that workers starting on a
+    loaded machine are not killed and restarted without end."""
+    import uvicorn
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    monkeypatch.setenv("FIELDLEDGER_DATABASE_URL", sqlite_url)
+    result = runner.invoke(cli.app, ["serve", "--port", "1", "--workers", "2"])
+    assert result.exit_code == 0, result.stderr
+    (options,) = started
+    assert options["workers"] == 2
+    assert options["timeout_worker_healthcheck"] == cli.WORKER_HEALTHCHECK_SECONDS >= 30
