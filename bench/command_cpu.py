@@ -104,11 +104,35 @@ def settle(pid: int) -> None:
         last = now
 
 
+def profile(into: str, pids: list[int], seconds: int) -> list[subprocess.Popen[bytes]]:
+    """Profilers on each of `pids` (the workers, not the serve parent) for the
+    run: py-spy (the thread holding the interpreter, every thread apart, the
+    process not paused) and `perf record` (CPU samples, kernel and C included)."""
+    Path(into).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    spies = [
+        subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds),
+                          "--rate", "200", "--gil", "--threads", "--nonblocking",
+                          "--format", "raw", "--output", str(Path(into) / f"worker-{pid}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in pids
+    ]  # fmt: skip
+    perf = subprocess.Popen(
+        ["perf", "record", "-q", "-F", "499", "-g", "-p", ",".join(map(str, pids)),
+         "-o", str(Path(into) / "perf.data"), "--", "sleep", str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return [*spies, perf]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--warm-up", type=int, default=3)
     parser.add_argument("--url", help="an existing store (default: a fresh database)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also record each API worker with py-spy during the run "
+                        "(collapsed stacks, threads apart, idle off) into DIR")
     args = parser.parse_args()
     url = args.url or fresh_database(bench_database("command_cpu"))
     with serving(url, 2, separate_projector=True) as (base, env):
@@ -135,7 +159,10 @@ def main() -> None:
         }
         commits0, rollbacks0 = transactions(url)
         load_before = os.getloadavg()[0]
+        spies = profile(args.profile, workers[1:], args.seconds) if args.profile else []
         run = wrk(base, "lifecycle.lua", args.seconds, [disp, tech, app])
+        for spy in spies:
+            spy.wait(timeout=60)
         settle(projector)  # the projector's backlog belongs to the run
         pg_after = set(pg) | set(backends(url))
         after = {

@@ -189,13 +189,16 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
             server.stderr.close()
 
 
-def test_serve_gives_a_starting_worker_time_on_a_busy_machine(
+def test_serve_runs_uvicorn_with_one_write_per_answer_and_time_for_a_starting_worker(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """uvicorn's supervisor kills a worker that does not answer its ping in
-    time (5 s by default): `serve` waits longer, so that workers starting on a
-    loaded machine are not killed and restarted without end."""
+    """`serve` runs uvicorn's httptools protocol writing each answer in one
+    write (tests/e2e/test_one_write.py); and uvicorn's supervisor, which kills
+    a worker that does not answer its ping in time (5 s by default), waits
+    longer, so that workers starting on a loaded machine are not killed and
+    restarted without end."""
     import uvicorn
+    from fieldledger.api.http_protocol import OneWriteProtocol
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
@@ -205,3 +208,5 @@ def test_serve_gives_a_starting_worker_time_on_a_busy_machine(
     (options,) = started
     assert options["workers"] == 2
     assert options["timeout_worker_healthcheck"] == cli.WORKER_HEALTHCHECK_SECONDS >= 30
+    assert options["http"] is OneWriteProtocol
+    assert options["access_log"] is False
