@@ -18,6 +18,7 @@ Variants (alternated run by run):
 - serve: uvicorn's options as `fieldledger serve` passes them (cli.py);
 - twowrites: the same with uvicorn's own httptools protocol (head and body
   written apart), the `OneWriteProtocol`'s gain;
+- h11: as serve with uvicorn's pure-Python h11 protocol;
 - noproxy, noserverheader: as serve, without uvicorn's proxy headers layer,
   or without its `server` header (measured, not taken: see docs/benchmarks.md);
 - inline: as serve, the function called on the event loop (no hop): the hop's cost;
@@ -99,6 +100,8 @@ def serve(variant: str, port: int) -> None:
         options.update(cli.uvicorn_options(access_log=False))
     if variant == "twowrites":
         options["http"] = "httptools"
+    if variant == "h11":
+        options["http"] = "h11"
     if variant == "noproxy":
         options["proxy_headers"] = False
     if variant == "noserverheader":
