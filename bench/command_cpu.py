@@ -104,11 +104,60 @@ def settle(pid: int) -> None:
         last = now
 
 
+def profile(into: str, pids: list[int], seconds: int) -> list[subprocess.Popen[bytes]]:
+    """Profilers on each of `pids` (the workers, not the serve parent) for the
+    run: py-spy (the thread holding the interpreter, every thread apart, the
+    process not paused) and `perf record` (CPU samples, kernel and C included)."""
+    Path(into).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    spies = [
+        subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds),
+                          "--rate", "200", "--gil", "--threads", "--nonblocking",
+                          "--format", "raw", "--output", str(Path(into) / f"worker-{pid}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in pids
+    ]  # fmt: skip
+    perf = subprocess.Popen(
+        ["perf", "record", "-q", "-F", "499", "-g", "-p", ",".join(map(str, pids)),
+         "-o", str(Path(into) / "perf.data"), "--", "sleep", str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return [*spies, perf]
+
+
+SYSCALLS = ("write", "sendto", "recvfrom", "read", "futex", "epoll_wait", "epoll_pwait", "poll")
+
+
+def syscalls(pids: list[int], seconds: int) -> subprocess.Popen[str]:
+    """`perf stat` counting the workers' system calls for the run (CSV on stderr)."""
+    events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
+    return subprocess.Popen(
+        ["perf", "stat", "-x", ",", "-e", events, "-p", ",".join(map(str, pids)),
+         "--", "sleep", str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def syscall_counts(csv: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for line in csv.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
+            found[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--warm-up", type=int, default=3)
     parser.add_argument("--url", help="an existing store (default: a fresh database)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also record each API worker with py-spy during the run "
+                        "(collapsed stacks, threads apart, idle off) into DIR")
+    parser.add_argument("--syscalls", action="store_true",
+                        help="also count the API workers' system calls per command "
+                        "(perf stat on the syscalls tracepoints: writes, futexes, ...)")
     args = parser.parse_args()
     url = args.url or fresh_database(bench_database("command_cpu"))
     with serving(url, 2, separate_projector=True) as (base, env):
@@ -135,7 +184,12 @@ def main() -> None:
         }
         commits0, rollbacks0 = transactions(url)
         load_before = os.getloadavg()[0]
+        spies = profile(args.profile, workers[1:], args.seconds) if args.profile else []
+        counting = syscalls(workers[1:], args.seconds) if args.syscalls else None
         run = wrk(base, "lifecycle.lua", args.seconds, [disp, tech, app])
+        for spy in spies:
+            spy.wait(timeout=60)
+        counted = counting.communicate(timeout=60)[1] if counting is not None else ""
         settle(projector)  # the projector's backlog belongs to the run
         pg_after = set(pg) | set(backends(url))
         after = {
@@ -154,6 +208,8 @@ def main() -> None:
         "errors": run["errors"], "commands": run["requests"], **per_command,
         "commits_per_command": round((commits1 - commits0) / n, 2),
         "rollbacks_per_command": round((rollbacks1 - rollbacks0) / n, 2),
+        **{f"{name}_per_command": round(count / n, 2)
+           for name, count in syscall_counts(counted).items()},
         "worker_rss_mb": rss, "load_average": [load_before, os.getloadavg()[0]],
     }))  # fmt: skip
 

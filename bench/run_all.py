@@ -128,7 +128,8 @@ def bare_serving(workers: int) -> Iterator[str]:
 
 
 def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    # Two workers and a projector importing at load 14 took over a minute.
+    deadline = time.monotonic() + 180
     while True:
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:

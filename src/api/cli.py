@@ -112,6 +112,10 @@ def open_ledger(settings: Settings) -> FieldLedger:
     raise AssertionError("unreachable")  # pragma: no cover - fail() exits
 
 
+#: How long uvicorn's supervisor waits for a worker's answer before it kills it.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -140,17 +144,29 @@ def serve(
         err=True,
     )
     warn_about_calendar(settings)
-    uvicorn.run(
-        "fieldledger.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
+    uvicorn.run("fieldledger.api.app:create_app", factory=True, host=host, port=port,
+                **uvicorn_options(workers=workers, access_log=access_log))  # fmt: skip
+
+
+def uvicorn_options(*, workers: int = 1, access_log: bool = False) -> dict[str, Any]:
+    """uvicorn's options as `serve` runs it (bench/edge_cpu.py serves alike)."""
+    from fieldledger.api.http_protocol import OneWriteProtocol
+
+    return {
+        "workers": workers,
+        # httptools, as uvicorn picks when it is installed, with each answer's
+        # head and body in one write (http_protocol.py).
+        "http": OneWriteProtocol,
+        "log_level": "info",
+        "access_log": access_log,
         # The console's live streams stay open; a stop closes them after this.
-        timeout_graceful_shutdown=5,
-    )
+        "timeout_graceful_shutdown": 5,
+        # uvicorn's supervisor kills a worker that does not answer its ping in
+        # 5 s: on a busy machine a starting worker (imports, the app's models,
+        # the collector's start-up pass) can hold its interpreter that long, and
+        # the workers were killed and restarted without end (docs/benchmarks.md).
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
+    }
 
 
 def warn_about_calendar(settings: Settings) -> None:

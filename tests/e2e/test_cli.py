@@ -169,7 +169,9 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
         said = []
         for line in server.stderr:
             said.append(line)
-            if "Application startup complete" in line:
+            # uvicorn says so once it listens ("Application startup complete"
+            # comes before it binds the socket: too early under load).
+            if "Uvicorn running on" in line:
                 break
         else:
             pytest.fail("the server stopped before it started: " + "".join(said))
@@ -187,3 +189,26 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
         server.wait(timeout=30)
         if server.stderr is not None:
             server.stderr.close()
+
+
+def test_serve_runs_uvicorn_with_one_write_per_answer_and_time_for_a_starting_worker(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` runs uvicorn's httptools protocol writing each answer in one
+    write (tests/e2e/test_one_write.py); and uvicorn's supervisor, which kills
+    a worker that does not answer its ping in time (5 s by default), waits
+    longer, so that workers starting on a loaded machine are not killed and
+    restarted without end."""
+    import uvicorn
+    from fieldledger.api.http_protocol import OneWriteProtocol
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    monkeypatch.setenv("FIELDLEDGER_DATABASE_URL", sqlite_url)
+    result = runner.invoke(cli.app, ["serve", "--port", "1", "--workers", "2"])
+    assert result.exit_code == 0, result.stderr
+    (options,) = started
+    assert options["workers"] == 2
+    assert options["timeout_worker_healthcheck"] == cli.WORKER_HEALTHCHECK_SECONDS >= 30
+    assert options["http"] is OneWriteProtocol
+    assert options["access_log"] is False
