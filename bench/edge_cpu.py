@@ -16,8 +16,6 @@ cannot count.
 
 Variants (alternated run by run):
 - serve: uvicorn's options as `fieldledger serve` passes them (cli.py);
-- twowrites: the same with uvicorn's own httptools protocol (head and body
-  written apart), the `OneWriteProtocol`'s gain;
 - h11: as serve with uvicorn's pure-Python h11 protocol;
 - noproxy, noserverheader: as serve, without uvicorn's proxy headers layer,
   or without its `server` header (measured, not taken: see docs/benchmarks.md);
@@ -98,8 +96,6 @@ def serve(variant: str, port: int) -> None:
     options: dict[str, Any] = {"log_level": "warning"}
     if variant != "uvicorn":
         options.update(cli.uvicorn_options(access_log=False))
-    if variant == "twowrites":
-        options["http"] = "httptools"
     if variant == "h11":
         options["http"] = "h11"
     if variant == "noproxy":

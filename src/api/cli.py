@@ -150,13 +150,8 @@ def serve(
 
 def uvicorn_options(*, workers: int = 1, access_log: bool = False) -> dict[str, Any]:
     """uvicorn's options as `serve` runs it (bench/edge_cpu.py serves alike)."""
-    from fieldledger.api.http_protocol import OneWriteProtocol
-
     return {
         "workers": workers,
-        # httptools, as uvicorn picks when it is installed, with each answer's
-        # head and body in one write (http_protocol.py).
-        "http": OneWriteProtocol,
         "log_level": "info",
         "access_log": access_log,
         # The console's live streams stay open; a stop closes them after this.

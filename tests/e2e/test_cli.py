@@ -191,16 +191,13 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
             server.stderr.close()
 
 
-def test_serve_runs_uvicorn_with_one_write_per_answer_and_time_for_a_starting_worker(
+def test_serve_gives_a_starting_worker_time_to_answer_the_supervisor(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`serve` runs uvicorn's httptools protocol writing each answer in one
-    write (tests/e2e/test_one_write.py); and uvicorn's supervisor, which kills
-    a worker that does not answer its ping in time (5 s by default), waits
-    longer, so that workers starting on a loaded machine are not killed and
-    restarted without end."""
+    """uvicorn's supervisor, which kills a worker that does not answer its
+    ping in time (5 s by default), waits longer under `serve`, so that workers
+    starting on a loaded machine are not killed and restarted without end."""
     import uvicorn
-    from fieldledger.api.http_protocol import OneWriteProtocol
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
@@ -210,5 +207,5 @@ def test_serve_runs_uvicorn_with_one_write_per_answer_and_time_for_a_starting_wo
     (options,) = started
     assert options["workers"] == 2
     assert options["timeout_worker_healthcheck"] == cli.WORKER_HEALTHCHECK_SECONDS >= 30
-    assert options["http"] is OneWriteProtocol
+    assert "http" not in options  # httptools, as uvicorn picks it when installed
     assert options["access_log"] is False
