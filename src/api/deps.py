@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldledger.api.problems import InvalidRequest
 from fieldledger.application.commands import Permission
@@ -20,30 +21,40 @@ from fieldledger.projections.projector import Projections
 bearer = HTTPBearer(auto_error=False, description="a token from `fieldledger token issue`")
 
 
-def get_ledger(request: Request) -> FieldLedger:
+# The dependencies below are `async def`: they only look up what the app holds,
+# and FastAPI runs a plain `def` dependency in a worker thread, one thread hop
+# each (a read route with four of them waited on four hand-overs before its
+# own thread even started: docs/benchmarks.md, branch i11o).
+
+
+async def get_ledger(request: Request) -> FieldLedger:
     ledger: FieldLedger = request.app.state.ledger
     return ledger
 
 
-def get_projections(request: Request) -> Projections:
+async def get_projections(request: Request) -> Projections:
     projections: Projections = request.app.state.projections
     return projections
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
+    """The token's caller: from memory on the event loop when the book knows it
+    without a query (`TokenBook.remembered`), else looked up in a worker thread
+    (the event loop never waits on the database)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise HTTPException(401, "send Authorization: Bearer TOKEN", headers=challenge)
     tokens: TokenBook = request.app.state.tokens
-    caller = tokens.identify(credentials.credentials)
+    token = credentials.credentials
+    caller = tokens.remembered(token) or await run_in_threadpool(tokens.identify, token)
     if caller is None:
         raise HTTPException(401, "unknown token", headers=challenge)
     return caller

@@ -89,5 +89,10 @@ def json_response(answer: BaseModel) -> Response:
     (by alias, compact, UTF-8), without validating it a second time: it was
     validated when it was built. FastAPI's own path validates the returned model
     again, turns it into plain data and then into JSON: for a page of 50 audit
-    events 0.9 ms of CPU against 0.1 ms here, a quarter of the request's Python."""
-    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
+    events 0.9 ms of CPU against 0.1 ms here, a quarter of the request's Python.
+
+    Encoded once: pydantic's serializer writes the UTF-8 bytes the answer is
+    sent as (`model_dump_json` decodes them into a str, which `Response`
+    encodes back into the same bytes)."""
+    body: bytes = answer.__pydantic_serializer__.to_json(answer, by_alias=True)
+    return Response(body, media_type="application/json")

@@ -64,7 +64,7 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def require_auditor(caller: CallerDep) -> Caller:
+async def require_auditor(caller: CallerDep) -> Caller:
     if caller.role not in AUDITORS:
         raise NotPermitted(
             f"role {caller.role.value} may not search the audit trail; allowed: "

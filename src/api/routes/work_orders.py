@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
 from fieldledger.api.problems import responses
+from fieldledger.api.reading import json_response
 from fieldledger.api.routes.commands import (
     READ_ETAG,
     CommandAnswer,
@@ -112,8 +113,9 @@ def get_work_order(
     summary="The audit trail of a work order, oldest first",
     responses=responses(401, 404, 422),
 )
-def work_order_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
-    entries = ledger.history(WorkOrder, id)
-    order = ledger.get(WorkOrder, id)
+def work_order_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> Response:
+    # The order and its history from one read of its events; the answer is
+    # encoded once, here (`json_response`), not validated and encoded again.
+    order, entries = ledger.state_and_history(WorkOrder, id)
     access = contact_access(caller.role, caller.actor, order.technician_id)
-    return history_view(ledger, entries, access)
+    return json_response(history_view(ledger, entries, access))
