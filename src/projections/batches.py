@@ -333,7 +333,8 @@ class Batches:
     def _live_batch(
         self, tx: Tx, target: Target, events: Sequence[tuple[int, Any]], ids: Mapping[int, str]
     ) -> Batch:
-        return Batch(tx, self.generations.tables(target.name, target.generation), events, ids=ids)
+        tables = self.generations.tables(target.name, target.generation)
+        return Batch(tx, tables, events, bulk=True, ids=ids)
 
     def _apply_round(self, targets: Sequence[Target], start: int, read: Sequence[Read]) -> int:
         """One batch applied to every target in one transaction, their
@@ -346,16 +347,24 @@ class Batches:
         ids = {n.id: text for n, _, text in read if text is not None}
         steps: list[tuple[_Step, Batch]] = []
         try:
-            with self.db.transaction() as tx, tx.pipelined():
-                self._start_all(tx, targets, start)
-                steps = [(self._step(t), self._live_batch(tx, t, events, ids)) for t in targets]
-                for step, batch in steps:
-                    step.begin(batch)
-                for step, batch in steps:
-                    step.handle(batch)
-                for step, batch in steps:
-                    step.end(batch)
-                self._track_all(tx, targets, start, last)
+            with self.db.transaction() as tx:
+                with tx.pipelined():
+                    self._start_all(tx, targets, start)
+                    steps = [(self._step(t), self._live_batch(tx, t, events, ids)) for t in targets]
+                    for step, batch in steps:
+                        step.begin(batch)
+                    for step, batch in steps:
+                        step.handle(batch)
+                    for step, batch in steps:
+                        step.end(batch)
+                    self._track_all(tx, targets, start, last)
+                # After the pipeline (psycopg pipelines no COPY), in the same
+                # transaction: the rows new to their tables (`Batch.append`),
+                # one COPY per table for all the round's events, not an
+                # INSERT per row.
+                for _step, batch in steps:
+                    for table, columns, rows in batch.copies:
+                        tx.copy_rows(table, columns, rows)
         finally:
             for _step, batch in steps:
                 batch.release()
