@@ -12,6 +12,8 @@ after, the CPU time (utime + stime, /proc) of:
 - the API workers (the serve process and every process under it),
 - the projector process,
 - the PostgreSQL backends connected to the database (pg_stat_activity),
+  and of those the projector's own (`projector_pg_cpu_ms`: its connections
+  are named by `run_all.serving`, PGAPPNAME),
 
 and the database's commits and rollbacks (pg_stat_database). Prints one JSON
 line: commands/s, and per command the CPU milliseconds of each part and the
@@ -35,6 +37,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run_all import (
+    PROJECTOR_APP,
     bench_database,
     fieldledger,
     fresh_database,
@@ -74,13 +77,19 @@ def descendants(pid: int) -> list[int]:
     return found + [d for c in found for d in descendants(c)]
 
 
-def backends(url: str) -> list[int]:
+def backends(url: str) -> dict[int, str]:
+    """The database's backends (but this one): their `application_name` by pid."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
+            "SELECT pid, application_name FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-    return [int(r[0]) for r in rows]
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def projector_backends(found: dict[int, str]) -> list[int]:
+    """The separate projector's backends (named by `serving`: PGAPPNAME)."""
+    return [pid for pid, name in found.items() if name == PROJECTOR_APP]
 
 
 def transactions(url: str) -> tuple[int, int]:
@@ -182,6 +191,7 @@ def main() -> None:
             "projector": cpu_seconds(projector),
             "postgres": sum(map(cpu_seconds, pg)),
         }
+        projector_pg_before = sum(map(cpu_seconds, projector_backends(pg)))
         commits0, rollbacks0 = transactions(url)
         load_before = os.getloadavg()[0]
         spies = profile(args.profile, workers[1:], args.seconds) if args.profile else []
@@ -191,18 +201,23 @@ def main() -> None:
             spy.wait(timeout=60)
         counted = counting.communicate(timeout=60)[1] if counting is not None else ""
         settle(projector)  # the projector's backlog belongs to the run
-        pg_after = set(pg) | set(backends(url))
+        pg_after = {**pg, **backends(url)}
         after = {
             "api": sum(map(cpu_seconds, workers)),
             "projector": cpu_seconds(projector),
             # Backends that started during the run count from zero.
             "postgres": sum(map(cpu_seconds, pg_after)),
         }
+        projector_pg_after = sum(map(cpu_seconds, projector_backends(pg_after)))
         commits1, rollbacks1 = transactions(url)
         rss = [round(mb, 1) for mb in worker_rss_mb(server)]
     n = max(run["requests"], 1)
     per_command = {f"{k}_cpu_ms": round((after[k] - before[k]) * 1000 / n, 3) for k in after}
     per_command["all_cpu_ms"] = round(sum(per_command.values()), 3)
+    # Of the PostgreSQL figure, the projector's own backends' part.
+    per_command["projector_pg_cpu_ms"] = round(
+        (projector_pg_after - projector_pg_before) * 1000 / n, 3
+    )
     print(json.dumps({
         "commands_per_s": run["rps"], "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"],
         "errors": run["errors"], "commands": run["requests"], **per_command,

@@ -141,6 +141,10 @@ def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.2)
 
 
+#: The `application_name` of the separate projector's connections.
+PROJECTOR_APP = "fieldledger-projector"
+
+
 @contextmanager
 def serving(
     url: str, workers: int, separate_projector: bool = False
@@ -151,6 +155,9 @@ def serving(
     port = free_port()
     env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url}
     serve_env = {**env, "FIELDLEDGER_BACKGROUND": "false"} if separate_projector else env
+    # Each process's connections named in pg_stat_activity (libpq's PGAPPNAME),
+    # so that a probe can tell the projector's backends from the workers'.
+    serve_env = {**serve_env, "PGAPPNAME": "fieldledger-serve"}
     procs = [
         subprocess.Popen(
             [str(VENV_BIN / "fieldledger"), "serve", "--port", str(port),
@@ -162,7 +169,8 @@ def serving(
         procs.append(
             subprocess.Popen(
                 [str(VENV_BIN / "fieldledger"), "projections", "run"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**env, "PGAPPNAME": PROJECTOR_APP},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -302,27 +302,41 @@ class BackgroundProjector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            # Every view is brought up to the head as it stands at the start of
-            # the round, not chased past it: the first view reads and decodes
-            # the round's events, the others take them from `Batches.recent`,
-            # and each applies them in one batch. (Chasing the head, under load
-            # the first view went on with small batches of what arrived while it
-            # applied the last one, and each view read and decoded on its own.)
-            try:
-                head: int | None = self.projections.head()
-            except Exception:  # a database hiccup: each view reads to the head
-                head = None
-            for name in self.projections.models:
-                if self._stop.is_set():
-                    return
-                try:
-                    self.projections.catch_up(name, until=head)
-                    self.last_errors.pop(name, None)
-                except ProjectionFailed as e:
-                    self.last_errors[name] = str(e)
-                except Exception as e:  # a database hiccup: try again next round
-                    self.last_errors[name] = f"{type(e).__name__}: {e}"
+            self.round()
             self._stop.wait(self.interval)
+
+    def round(self, until: int | None = None) -> None:
+        """One poll: every live view brought up to the head as it stands at
+        the round's start (or to `until`), not chased past it. (Chasing the head, under load
+        the first view went on with small batches of what arrived while it
+        applied the last one, and each view read and decoded on its own.)
+
+        The views that stand together are fed together, each batch in one
+        transaction that moves all their tracking rows (`Batches.live_round`:
+        the batch's events read and decoded once, one commit for every view).
+        Any other view, and every view when such a batch fails, catches up by
+        itself (`catch_up`, each from `Batches.recent`): a view that fails on
+        an event stops there and is reported while the others advance."""
+        head = until
+        try:
+            if head is None:
+                head = self.projections.head()
+        except Exception:  # a database hiccup: each view reads to the head
+            head = None
+        done = set() if head is None else self.projections.batches.live_round(head)
+        for name in self.projections.models:
+            if self._stop.is_set():
+                return
+            if name in done:
+                self.last_errors.pop(name, None)
+                continue
+            try:
+                self.projections.catch_up(name, until=head)
+                self.last_errors.pop(name, None)
+            except ProjectionFailed as e:
+                self.last_errors[name] = str(e)
+            except Exception as e:  # a database hiccup: try again next round
+                self.last_errors[name] = f"{type(e).__name__}: {e}"
 
 
 def _recorded_at(event: Any) -> datetime:

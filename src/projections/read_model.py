@@ -95,8 +95,10 @@ class Batch:
         #: by the feed, which computes them once for every view of the batch.
         self.ids: Mapping[int, str] = event_ids(events) if ids is None else ids
         self.state: Any = None
-        #: A fresh generation filled from zero, by one writer (a rebuild or a
-        #: scratch build): rows that only grow can be bulk-loaded.
+        #: Rows that only grow are bulk-loaded after the batch's statements: a
+        #: fresh generation filled from zero (a rebuild, a scratch build) or
+        #: the live views fed together in a projector's round (which, should
+        #: a load fail, catches each view up by itself, without it).
         self.bulk = bulk
         #: Rows to bulk-load after the batch's other statements (`append`).
         self.copies: list[tuple[str, tuple[str, ...], Sequence[Sequence[Any]]]] = []

@@ -14,7 +14,7 @@ from fieldledger.domain.policy import builtin_policy
 from fieldledger.domain.work_orders import Billing, Channel, Customer, Priority, Zone
 from fieldledger.projections.batches import Target
 from fieldledger.projections.generations import FRESH_STATISTICS_TARGET
-from fieldledger.projections.projector import ProjectionFailed, Projections
+from fieldledger.projections.projector import BackgroundProjector, ProjectionFailed, Projections
 from fieldledger.projections.read_model import Batch, ProjectionSettings, ReadModel, Tables
 
 from tests.views import rows_of
@@ -246,3 +246,99 @@ def test_a_rebuilt_generation_is_vacuumed_with_its_visibility_map_set(pg_url: st
         assert row["relallvisible"] == row["relpages"]
     finally:
         app.close()
+
+
+class Positions(ReadModel):
+    """A toy read model: one row per event it was given, keyed by its position
+    (an event applied twice breaks the key)."""
+
+    name = "positions"
+    tables: ClassVar[tuple[str, ...]] = ("positions",)
+
+    def create_tables(self, tx: Tx, t: Tables) -> None:
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {t.positions} (position INTEGER PRIMARY KEY)")
+
+    def handle(self, batch: Batch, event: Any, position: int) -> None:
+        batch.tx.execute(f"INSERT INTO {batch.t.positions} VALUES (?)", (position,))
+
+
+def positions(projections: Projections) -> list[int]:
+    with projections.reading("positions") as (tx, t):
+        return sorted(r["position"] for r in tx.query(f"SELECT position FROM {t.positions}"))
+
+
+def test_a_round_feeds_the_live_views_together_one_transaction_per_batch(
+    ledger: FieldLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projections = Projections(ledger, [EventCounts, Positions], SETTINGS, batch_size=4)
+    book(ledger, 5)  # 11 events: batches of 4, 4 and 3
+    transactions = 0
+    opened = projections.db.transaction
+
+    def counted(*, commit: bool = True) -> Any:
+        nonlocal transactions
+        transactions += commit  # (SQLite's reads are transactions not committed)
+        return opened(commit=commit)
+
+    monkeypatch.setattr(projections.db, "transaction", counted)
+    projector = BackgroundProjector(projections)
+    projector.round()
+    assert transactions == 3  # one per batch for both views, not one per view
+    head = projections.head()
+    assert [projections.position(n, 1) for n in ("event_counts", "positions")] == [head, head]
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 5, "Assigned": 5}
+    assert positions(projections) == list(range(1, head + 1))
+    # Nothing twice: a round at the head writes nothing, nor does another
+    # projector's catch-up; the next events are fed once.
+    projector.round()
+    assert transactions == 3
+    Projections(ledger, [EventCounts, Positions], SETTINGS).catch_up_all()
+    book(ledger, 1)
+    projector.round()
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 6, "Assigned": 6}
+    assert positions(projections) == list(range(1, projections.head() + 1))
+    assert projector.last_errors == {}
+
+
+def test_a_view_standing_elsewhere_catches_up_by_itself_in_a_round(ledger: FieldLedger) -> None:
+    projections = Projections(ledger, [EventCounts, Positions], SETTINGS, batch_size=4)
+    book(ledger, 5)
+    # Another projector (or a read-your-writes wait) moved one view ahead.
+    Projections(ledger, [EventCounts, Positions], SETTINGS).catch_up("positions", until=6)
+    assert projections.batches.live_round(projections.head()) == {"event_counts"}
+    projector = BackgroundProjector(projections)
+    projector.round()
+    head = projections.head()
+    assert [projections.position(n, 1) for n in ("event_counts", "positions")] == [head, head]
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 5, "Assigned": 5}
+    assert positions(projections) == list(range(1, head + 1))
+
+
+@pytest.mark.parametrize("failing", ["handler", "statement"])
+def test_a_view_failing_in_a_round_stops_there_while_the_others_advance(
+    ledger: FieldLedger, failing: str
+) -> None:
+    book(ledger, 3)  # after the ledger's PolicyAdopted: Booked at 2, Assigned at 3, ...
+
+    class Failing(EventCounts):
+        fail_on = "Assigned"
+
+    model = Failing if failing == "handler" else BadStatement
+    projections = Projections(ledger, [model, Positions], SETTINGS, batch_size=100)
+    projector = BackgroundProjector(projections)
+    projector.round()
+    head = projections.head()
+    assert positions(projections) == list(range(1, head + 1))
+    assert projections.position("positions", 1) == head
+    (failed, fine) = projections.status()
+    assert (failed.position, failed.error_position) == (2, 3)
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
+    assert list(projector.last_errors) == ["event_counts"]
+    assert "position 3" in projector.last_errors["event_counts"]
+    # Later rounds: the stopped view stays at its event, the other goes on.
+    book(ledger, 1)
+    projector.round()
+    assert positions(projections) == list(range(1, projections.head() + 1))
+    assert projections.position("event_counts", 1) == 2
+    assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
+    assert fine.error is None

@@ -17,7 +17,7 @@ from fieldledger.api.cli import share_out
 from fieldledger.application.database import Tx
 from fieldledger.projections.batches import Target
 from fieldledger.projections.catalog import EVENT_TYPES, READ_MODELS, topics_for
-from fieldledger.projections.projector import Projections, RebuildSuperseded
+from fieldledger.projections.projector import BackgroundProjector, Projections, RebuildSuperseded
 from fieldledger.projections.read_model import Tables
 
 from tests.integration.conftest import open_world
@@ -258,5 +258,33 @@ def test_a_rebuild_whose_fresh_tables_another_rebuild_replaced_stops_and_says_so
         with pytest.raises(RebuildSuperseded, match="live views are unchanged"):
             projections.batches.feed([Target("callbacks", abandoned.generation)])
         assert projections.live_generation("callbacks") == abandoned.generation + 1
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("batch_size", [7, 500])
+def test_the_projector_s_rounds_build_every_view_as_a_rebuild_does(
+    database_url: str, batch_size: int
+) -> None:
+    """The live views fed together, one transaction per batch for all of them
+    (new rows bulk-loaded), round after round while the history is written,
+    equal their rebuilds; and every round took that path, none fell back to
+    the views' catch-ups one by one."""
+    world, ledger = open_world(database_url, batch_size=batch_size)
+    try:
+        history = History(world.field, 8, utc("2026-09-20T00:00"))
+        projections = world.projections
+        names = set(projections.models)
+        for _ in range(4):
+            history.run(40)
+            assert projections.batches.live_round(projections.head()) == names
+        BackgroundProjector(projections).round()
+        assert all(s.lag == 0 and s.error is None for s in projections.status())
+        incremental = {name: live_rows(projections, name) for name in names}
+        for name in ("sla", "satisfaction", "appraisal", "callbacks", "audit", "reports"):
+            assert any(incremental[name].values()), f"{name} saw nothing"
+        projections.rebuild_many(list(names))
+        for name in names:
+            assert live_rows(projections, name) == incremental[name], name
     finally:
         ledger.close()
