@@ -536,6 +536,7 @@ def projections_rebuild(
                     )
                 except (ProjectionFailed, RebuildSuperseded) as e:
                     fail(str(e), code=1)
+                projections.vacuum(generations)
         else:
             failures: list[str] = []
             exits: list[int] = []
@@ -558,6 +559,8 @@ def projections_rebuild(
                 fail(failures[0], code=1)
             if exits:
                 raise typer.Exit(exits[0])
+            with opened_projections() as projections:
+                projections.vacuum(generations)
         for task in tasks:
             bar.update(task, completed=max(head, 1))
         for name in chosen:

@@ -200,6 +200,21 @@ class Projections:
         self.catch_up(name, generation=generation, progress=progress)  # events since
         self.generations.drop_retired(name)
 
+    def vacuum(self, generations: Mapping[str, int]) -> None:
+        """PostgreSQL: VACUUM the tables of these generations that are live, once
+        every rebuild process has finished. Each finish already vacuums its own
+        tables, but a VACUUM marks a page all-visible only if no transaction
+        still open began before the page's rows were committed, and a rebuild's
+        finishes overlap (two processes, two threads each): at 100k events
+        11,068 of 13,716 pages were marked. Run after the last one, this marks
+        the rest (pages already marked are skipped), so index-only scans of the
+        new views need not visit the heap, whether or not autovacuum runs."""
+        if self.db.dialect != "postgres":
+            return
+        for name, generation in generations.items():
+            if self.live_generation(name) == generation:
+                self.generations.vacuum(list(self.tables(name, generation).names.values()))
+
     def _swap(self, name: str, generation: int) -> bool:
         """Make the built generation live if it is at least as far as the live
         one; in one transaction that holds off the live one's projectors."""

@@ -248,6 +248,40 @@ def test_a_rebuilt_generation_is_vacuumed_with_its_visibility_map_set(pg_url: st
         app.close()
 
 
+def test_after_overlapping_finishes_the_rebuild_marks_every_page_visible(pg_url: str) -> None:
+    """A finish's VACUUM cannot mark pages while an older transaction is open
+    (as another rebuild process's finish is); `Projections.vacuum`, which
+    `projections rebuild` runs once every process has finished, marks them."""
+    import psycopg
+
+    app = FieldLedger(pg_url)
+    try:
+        projections = Projections(app, [EventPositions], SETTINGS, batch_size=50)
+        book(app, 300)
+
+        def visibility() -> tuple[int, int]:
+            with projections.reading("event_positions") as (tx, t):
+                row = tx.query(
+                    "SELECT relpages, relallvisible FROM pg_class WHERE oid = ?::regclass",
+                    (t.event_positions,),
+                )[0]
+            return row["relpages"], row["relallvisible"]
+
+        with psycopg.connect(pg_url.split("?")[0]) as older:  # same database
+            older.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            older.execute("SELECT 1")  # its snapshot: older than the new rows
+            generations = projections.rebuild_many(["event_positions"])
+            pages, visible = visibility()
+            assert pages >= 2 and visible == 0  # the finish's VACUUM could not mark
+            older.rollback()
+        projections.vacuum(generations)
+        pages, visible = visibility()
+        assert visible == pages
+        projections.vacuum({"event_positions": generations["event_positions"] + 1})  # not live
+    finally:
+        app.close()
+
+
 class Positions(ReadModel):
     """A toy read model: one row per event it was given, keyed by its position
     (an event applied twice breaks the key)."""
