@@ -203,6 +203,8 @@ _SEALED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 #: Values that never hold personal data in clear (`holds_in_clear`).
 _PLAIN = (str, bytes, int, float, Decimal, UUID, datetime, date, time_of_day, timedelta,
           Enum, SealedPersonalData, type(None))
+#: The same, as exact types: most values are one of these, found in one lookup.
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 class PersonalDataVault:
@@ -475,7 +477,7 @@ class PersonalDataVault:
         stack: list[Any] = list(vars(aggregate).values())
         while stack:
             value = stack.pop()
-            if isinstance(value, _PLAIN):
+            if type(value) in _PLAIN_TYPES or isinstance(value, _PLAIN):
                 continue
             if isinstance(value, clear):
                 return True

@@ -20,22 +20,34 @@ from __future__ import annotations
 import dataclasses
 import json.encoder
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
-from eventsourcing.persistence import JSONTranscoder, Transcoding
-from fieldledger.application.event_store import ValueObjectAsDict
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
+from fieldledger.application.event_store import DateAsISO, EnumAsValue, ValueObjectAsDict
 
 #: `json`'s C encoder factory (None on a Python built without `_json`).
 _make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 
 def _tagger(transcoding: Transcoding) -> Callable[[Any], dict[str, Any]]:
-    """What `JSONTranscoder._encode_obj` returns for a value of the transcoding's type."""
+    """What `JSONTranscoder._encode_obj` returns for a value of the transcoding's
+    type; for the kinds every event holds, without calling `encode`."""
     name = transcoding.name
-    if type(transcoding) is ValueObjectAsDict:
+    kind = type(transcoding)
+    if kind is ValueObjectAsDict:
         # Its `encode`, with the field names looked up once rather than per value.
-        names = tuple(f.name for f in dataclasses.fields(transcoding.cls))
+        names = tuple(f.name for f in dataclasses.fields(transcoding.type))
         return lambda o: {"_type_": name, "_data_": {n: getattr(o, n) for n in names}}
+    if kind is EnumAsValue:
+        # Each member's tagged value, made once (members are singletons; the
+        # encoder only reads what it is given).
+        members: type[Enum] = transcoding.type
+        tagged = {id(m): {"_type_": name, "_data_": m.value} for m in members}
+        encode = transcoding.encode
+        return lambda o: tagged.get(id(o)) or {"_type_": name, "_data_": encode(o)}
+    if kind is DatetimeAsISO or kind is DateAsISO:
+        return lambda o: {"_type_": name, "_data_": o.isoformat()}
     encode = transcoding.encode
     return lambda o: {"_type_": name, "_data_": encode(o)}
 

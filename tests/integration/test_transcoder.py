@@ -210,3 +210,13 @@ def test_a_type_registered_after_first_use_is_encoded_by_its_transcoding(
         assert ours.encode([Other(), 1.5, None]) == b'[{"_type_":"other","_data_":"o"},1.5,null]'
     finally:
         ledger.close()
+
+
+def test_a_result_at_a_position_is_the_result_with_that_position() -> None:
+    from fieldledger.application.ledger import CommandResult
+
+    assert [f.name for f in dataclasses.fields(CommandResult)] == [
+        "id", "version", "state", "position", "created", "replayed"]  # fmt: skip
+    result = CommandResult(UUID(int=7), 3, "assigned", None, created=True, replayed=True)
+    assert result.at(12) == dataclasses.replace(result, position=12)
+    assert CommandResult(UUID(int=8), 1, "booked").at(None) == CommandResult(UUID(int=8), 1, "booked")
