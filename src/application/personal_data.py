@@ -460,9 +460,13 @@ class PersonalDataVault:
         critical section. Says whether any of them holds personal data in
         clear."""
         clear = False
+        personal = self._personal_classes
         for event in events:
             for value in vars(event).values():
-                if self._is_personal(type(value)):
+                known = personal.get(type(value))
+                if known is None:
+                    known = self._is_personal(type(value))
+                if known:
                     self._data_key(self._owner_of(value))
                     clear = True
         return clear
