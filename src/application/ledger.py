@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 from eventsourcing.utils import EnvType
 from fieldledger.application.aggregate_cache import DEFAULT_MAXSIZE, AggregateCache
 from fieldledger.application.commands import (
@@ -61,6 +61,7 @@ from fieldledger.application.personal_data import (
     personal_data_transcodings,
     resolve_master_key,
 )
+from fieldledger.application.transcoder import LedgerTranscoder
 from fieldledger.domain import complaints, maintenance_contracts, work_orders
 from fieldledger.domain.adopted_policies import AdoptedPolicy, adopted_policy_id
 from fieldledger.domain.complaints import Complaint
@@ -170,6 +171,11 @@ class CommandResult:
     position: int | None = None
     created: bool = False
     replayed: bool = False
+
+    def at(self, position: int | None) -> CommandResult:
+        """`dataclasses.replace(self, position=position)`, for a fraction of its work."""
+        return CommandResult(self.id, self.version, self.state, position, self.created,
+                             self.replayed)  # fmt: skip
 
     def as_receipt(self) -> dict[str, Any]:
         return {
@@ -361,6 +367,16 @@ class FieldLedger(Application[UUID]):
         self.staff_directory: Callable[[str], bool] | None = None
         #: How far a command's `occurred_at` may lie before its recording (None: any).
         self.max_backdate = max_backdate
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON transcoder, unless another is configured, as
+        `LedgerTranscoder`: the same bytes for less work per event."""
+        transcoder = self.factory.transcoder()
+        if type(transcoder) is JSONTranscoder:
+            transcoder = LedgerTranscoder()
+        if isinstance(transcoder, JSONTranscoder):
+            self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -561,7 +577,7 @@ class FieldLedger(Application[UUID]):
             if replay is not None:
                 return replay
             raise
-        return dataclasses.replace(result, position=position)
+        return result.at(position)
 
     # -- acting on what exists ---------------------------------------------
 
@@ -836,7 +852,7 @@ class FieldLedger(Application[UUID]):
                     raise VersionMismatch(expected_version, current) from None
                 tried += 1
                 continue
-            return dataclasses.replace(result, position=position)
+            return result.at(position)
         raise Busy(f"{kind.kind} {aggregate_id} is being changed by others; try again")
 
     def _load_for_command(self, kind: type[A], aggregate_id: UUID, fresh: bool) -> tuple[A, bool]:
@@ -883,7 +899,7 @@ class FieldLedger(Application[UUID]):
         )
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
         for attempt in range(DATA_KEY_ATTEMPTS):
-            self.personal_data.prepare(events)
+            clear = self.personal_data.prepare(events)
             try:
                 position = self.committer.save(events, receipt)
                 break
@@ -894,7 +910,6 @@ class FieldLedger(Application[UUID]):
                 if attempt == DATA_KEY_ATTEMPTS - 1:
                     raise
         if keep:
-            clear = self.personal_data.in_clear(events)
             for aggregate in aggregates:
                 # Personal data in clear in the events: the aggregate's state is
                 # given what the store now holds for it (sealed; a booking's

@@ -196,9 +196,15 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+#: What `json.dumps(fields, ensure_ascii=False, sort_keys=True)` makes, with
+#: one encoder instead of one per call: the plaintext of a sealing.
+_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
 #: Values that never hold personal data in clear (`holds_in_clear`).
 _PLAIN = (str, bytes, int, float, Decimal, UUID, datetime, date, time_of_day, timedelta,
           Enum, SealedPersonalData, type(None))
+#: The same, as exact types: most values are one of these, found in one lookup.
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 class PersonalDataVault:
@@ -217,9 +223,16 @@ class PersonalDataVault:
                     f"{cls.__qualname__}: personal data needs a `phone` or `customer_id` field"
                 )
             self.types[get_topic(cls)] = cls
+        #: Per class met in an event: whether it is one of `types` (by topic,
+        #: as `seal` decides), so that a save asks `get_topic` once per class.
+        self._personal_classes: dict[type[Any], bool] = {}
         self._db: Database | None = None
         self._master: MasterKey | None = None
         self._id_key = b""
+        #: Customer ids by phone number as given, as last derived (a booking
+        #: derives its customer's three times: the repeat-call search, the
+        #: key's fetch and the sealing). Bounded like `_known`.
+        self._customer_ids: dict[str, UUID] = {}
         #: Each customer's data key as last fetched or made, for sealing only
         #: (opening always reads the keys table: `disclose`). Remembered across
         #: commands: a save checks, under the store's write lock, that every
@@ -264,6 +277,7 @@ class PersonalDataVault:
             )[0]
         try:
             self._id_key = self._unwrap(row["wrapped"], _ID_KEY)
+            self._customer_ids = {}
         except InvalidTag:
             raise MasterKeyError(
                 f"the master key of {master.origin} (id {master.key_id}) is not the one this "
@@ -299,10 +313,17 @@ class PersonalDataVault:
         """The pseudonymous id of the customer with this phone number: stable,
         and not computable without the vault's key (so not reversible by trying
         every phone number)."""
+        found = self._customer_ids.get(phone)
+        if found is not None:
+            return found
         if not self._id_key:
             raise RuntimeError("the personal data vault is not open")
-        digest = hmac.new(self._id_key, normalized_phone(phone).encode(), hashlib.sha256)
-        return UUID(bytes=digest.digest()[:16])
+        digest = hmac.digest(self._id_key, normalized_phone(phone).encode(), "sha256")
+        found = UUID(bytes=digest[:16])
+        if len(self._customer_ids) >= KNOWN_KEYS_MAX:
+            self._customer_ids.clear()
+        self._customer_ids[phone] = found
+        return found
 
     # -- data keys --------------------------------------------------------------
 
@@ -420,21 +441,35 @@ class PersonalDataVault:
         owner = fields.pop("customer_id", None)
         return UUID(owner) if owner else self.customer_id(str(fields["phone"]))
 
-    def prepare(self, events: Iterable[Any]) -> None:
+    def _owner_of(self, value: Any) -> UUID:
+        """`_owner` of the value's fields, read off the value itself."""
+        owner = getattr(value, "customer_id", None)
+        return UUID(owner) if owner else self.customer_id(str(value.phone))
+
+    def _is_personal(self, cls: type[Any]) -> bool:
+        """Whether values of `cls` are personal data in clear (`seal` takes them)."""
+        known = self._personal_classes.get(cls)
+        if known is None:
+            known = self._personal_classes[cls] = get_topic(cls) in self.types
+        return known
+
+    def prepare(self, events: Iterable[Any]) -> bool:
         """Fetch (or make) the data keys these events' personal data will be
         sealed with, unless known already, in the caller's thread: the group
         commit that encodes and writes them then does no key I/O in its
-        critical section."""
+        critical section. Says whether any of them holds personal data in
+        clear."""
+        clear = False
+        personal = self._personal_classes
         for event in events:
             for value in vars(event).values():
-                if get_topic(type(value)) in self.types:
-                    self._data_key(self._owner(dataclasses.asdict(value)))
-
-    def in_clear(self, events: Iterable[Any]) -> bool:
-        """Whether any of these (unsaved) events holds personal data in clear."""
-        return any(
-            get_topic(type(value)) in self.types for e in events for value in vars(e).values()
-        )
+                known = personal.get(type(value))
+                if known is None:
+                    known = self._is_personal(type(value))
+                if known:
+                    self._data_key(self._owner_of(value))
+                    clear = True
+        return clear
 
     def holds_in_clear(self, aggregate: Any) -> bool:
         """Whether anything in the aggregate's state is personal data in clear.
@@ -446,7 +481,7 @@ class PersonalDataVault:
         stack: list[Any] = list(vars(aggregate).values())
         while stack:
             value = stack.pop()
-            if isinstance(value, _PLAIN):
+            if type(value) in _PLAIN_TYPES or isinstance(value, _PLAIN):
                 continue
             if isinstance(value, clear):
                 return True
@@ -475,9 +510,7 @@ class PersonalDataVault:
             used.append(key_id)
         nonce = secrets.token_bytes(_NONCE)
         sealed = AESGCM(key).encrypt(
-            nonce,
-            json.dumps(fields, ensure_ascii=False, sort_keys=True).encode(),
-            _aad(topic, str(customer_id), key_id),
+            nonce, _SEALED_JSON.encode(fields).encode(), _aad(topic, str(customer_id), key_id)
         )
         result = SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
         try:
@@ -660,6 +693,9 @@ def _replace(data: Any, show: Any, key: str | None = None) -> Any:
     return data
 
 
+_SEALED_FIELDS = tuple(f.name for f in dataclasses.fields(SealedPersonalData))
+
+
 class PersonalDataTranscoding(Transcoding):
     """The step every personal data value object goes through into an event:
     sealed on the way in, kept sealed on the way out (opened only by
@@ -674,7 +710,8 @@ class PersonalDataTranscoding(Transcoding):
 
     def encode(self, obj: Any) -> dict[str, str]:
         sealed = obj if isinstance(obj, SealedPersonalData) else self.vault.seal(obj)
-        return dataclasses.asdict(sealed)
+        # `dataclasses.asdict` of its four texts, without the deep copy.
+        return {name: getattr(sealed, name) for name in _SEALED_FIELDS}
 
     def decode(self, data: dict[str, str]) -> SealedPersonalData:
         return SealedPersonalData(**data)
