@@ -282,6 +282,36 @@ def test_the_board_at_any_instant_holds_targets_of_every_span(ledger: FieldLedge
         assert shown == open_then(stored, at), at
 
 
+def test_the_board_s_span_ranges_pass_over_ended_targets_in_the_index(
+    ledger: FieldLedger,
+) -> None:
+    """The span index, which the board reads one range of start times per class
+    of, ends with when each target stopped being open: the targets of a range
+    that ended before the instant are passed over in the index, their rows
+    never read (at 1M events, 782 heap pages for 103 rows before)."""
+    projections = Projections(ledger, [SlaView], SETTINGS)
+    projections.catch_up(sla.NAME)
+    with projections.reading(sla.NAME) as (tx, t):
+        *schema, table = (part.strip('"') for part in t.sla_targets.split("."))
+        if tx.dialect == "postgres":
+            found = tx.query(
+                "SELECT indexdef AS sql FROM pg_indexes WHERE tablename = ? "
+                "AND schemaname = COALESCE(?, current_schema()) AND indexname LIKE '%span'",
+                (table, schema[0] if schema else None),
+            )
+            end = "LEAST(COALESCE(met_at"
+        else:
+            found = tx.query(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND name LIKE '%span'",
+                (table,),
+            )
+            end = "MIN(COALESCE(met_at"
+    (index,) = found
+    columns = str(index["sql"]).split("(", 1)[1].replace(" ", "")
+    assert columns.startswith(f"span_class,started_at,{end.replace(' ', '')}"), index["sql"]
+
+
 def _owner_rows(projections: Projections, aggregate_id: UUID) -> list[Any]:
     with projections.reading(sla.NAME) as (tx, t):
         return tx.query(
