@@ -351,12 +351,7 @@ class Batches:
                 with tx.pipelined():
                     self._start_all(tx, targets, start)
                     steps = [(self._step(t), self._live_batch(tx, t, events, ids)) for t in targets]
-                    for step, batch in steps:
-                        step.begin(batch)
-                    for step, batch in steps:
-                        step.handle(batch)
-                    for step, batch in steps:
-                        step.end(batch)
+                    _apply(steps)
                     self._track_all(tx, targets, start, last)
                 # After the pipeline (psycopg pipelines no COPY), in the same
                 # transaction: the rows new to their tables (`Batch.append`),
@@ -620,12 +615,7 @@ class Batches:
                             for t in active
                             if events
                         ]
-                        for step, batch in steps:
-                            step.begin(batch)
-                        for step, batch in steps:
-                            step.handle(batch)
-                        for step, batch in steps:
-                            step.end(batch)
+                        _apply(steps)
                         self._track_all(tx, tracked, position, last)
                     # After the pipeline (psycopg pipelines no COPY): the rows
                     # that only grow, bulk-loaded in the same transaction.
@@ -695,3 +685,15 @@ class _Step:
             events = batch.events
             error = f"{type(e).__name__} ending the batch up to {events[-1][0]}: {e}"
             raise ProjectionFailed(self.name, events[0][0], error) from e
+
+
+def _apply(steps: Sequence[tuple[_Step, Batch]]) -> None:
+    """Each view's step over its batch: every view begins, then every view
+    handles its events, then every view ends (the live round and a rebuild's
+    feed alike: one view's prefetch statements go out before any view writes)."""
+    for step, batch in steps:
+        step.begin(batch)
+    for step, batch in steps:
+        step.handle(batch)
+    for step, batch in steps:
+        step.end(batch)
