@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from fieldledger.application.settings import Settings
 from fieldledger.domain.policy import builtin_policy_text
 from playwright.sync_api import Page, expect
 
@@ -343,7 +345,9 @@ def test_rebuild_progress_is_watched_live(context: Any, server: Server) -> None:
 def test_what_if_form_answers_on_the_operations_page(context: Any, server: Server) -> None:
     book(server)
     page = sign_in(context, server, "analyst-1", "analyst", "/console/operations")
-    today = datetime.now(UTC).date().isoformat()
+    # The form's dates are the service's local days (Asia/Shanghai by default):
+    # from 16:00 UTC on, UTC's date is the day before the booking's local one.
+    today = datetime.now(ZoneInfo(Settings().timezone)).date().isoformat()
     page.get_by_label(re.compile("^候选策略")).fill("name = 'x'\n[sla\n")
     page.get_by_label("起始").fill(today)
     page.get_by_label("截止").fill(today)

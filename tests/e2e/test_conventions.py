@@ -218,6 +218,7 @@ def test_an_internal_error_is_500_without_a_stack_trace(
 
     monkeypatch.setattr(ledger, "execute", explode)
     monkeypatch.setattr(ledger, "history", explode)
+    monkeypatch.setattr(ledger, "state_and_history", explode)
     before = api.event_count()
     for r in [desk["dispatcher"].post(f"/work-orders/{order}/assign", {"technician_id": "t"}),
               desk["dispatcher"].get(f"/work-orders/{order}/history")]:  # fmt: skip
