@@ -12,7 +12,7 @@ Two differences, neither reachable by an event: no circular-reference check
 (an event's state is a tree of values; a cycle would end in `RecursionError`
 instead of `ValueError`), and `float`s, `str`s and the separators are encoded
 by the same C functions as before, so the bytes are the library's exactly
-(`tests/unit/test_transcoder.py` compares them on every kind of event).
+(`tests/integration/test_transcoder.py` compares them on every kind of event).
 """
 
 from __future__ import annotations
