@@ -40,9 +40,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from command_cpu import cpu_seconds
 from run_all import free_port
 
-TICKS = os.sysconf("SC_CLK_TCK")
 BODY = json.dumps({
     "summary": "done", "parts_used": [], "occurred_at": "2026-11-28T10:00:00+08:00",
     "checklist": [{"item": "tested", "done": True}, {"item": "cleaned", "done": True}],
@@ -104,11 +104,6 @@ def serve(variant: str, port: int) -> None:
         options["server_header"] = False
     options.pop("workers", None)
     uvicorn.run(app_for(hop=variant != "inline"), host="127.0.0.1", port=port, **options)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def measure(variant: str, seconds: int, script: str) -> dict[str, Any]:

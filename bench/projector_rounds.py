@@ -32,22 +32,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from command_cpu import cpu_seconds, transactions
+from command_inprocess import STEPS as LIFECYCLE
 from run_all import bench_database, fresh_database
 
 APP = "fieldledger-probe-projector"
-STEPS: list[tuple[str, str, dict[str, object]]] = [
-    ("assign", "disp", {"technician_id": "tech-bench"}),
-    ("confirm", "tech", {}),
-    ("depart", "tech", {}),
-    ("arrive", "tech", {}),
-    ("start", "tech", {"identity_shown": True, "customer_identity_verified": True,
-                       "site_safe": True, "tools_complete": True, "risk_assessment": "ok"}),
-    ("complete", "tech", {"summary": "done", "parts_used": [],
-                          "checklist": [{"item": "tested", "done": True}]}),
-    ("accept", "tech", {"signed_by": "王先生"}),
-    ("feedback", "app", {"csat": 5, "attitude": 4, "skill": 4, "punctuality": 4,
-                         "promise": 4, "praise": False}),
-]  # fmt: skip
+#: The lifecycle after the booking, as `command_inprocess.py` posts it.
+STEPS = [(path.lstrip("/"), who, body) for path, who, body in LIFECYCLE[1:]]
 
 
 def write_lifecycles(url: str, n: int) -> int:

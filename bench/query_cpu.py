@@ -21,26 +21,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import psycopg
 
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from command_cpu import cpu_seconds
+from run_all import free_port
+
 HERE = Path(__file__).resolve().parent.parent
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def backends(url: str) -> list[int]:
@@ -52,12 +47,6 @@ def backends(url: str) -> list[int]:
             (name,),
         ).fetchall()
     return [int(r[0]) for r in rows]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
