@@ -103,6 +103,15 @@ def opening(settings: Settings) -> Iterator[None]:
         fail(f"cannot open the database {redacted(settings.database_url)}: {e}")
 
 
+def name_connections(part: str) -> None:
+    """Name this process's PostgreSQL connections `fieldledger <part>` in
+    `pg_stat_activity` (libpq's PGAPPNAME, which a process started from here
+    inherits), unless PGAPPNAME or the URL's `application_name` names them:
+    an operator tells the API workers', the projector's and a rebuild's
+    backends apart (docs/api.md)."""
+    os.environ.setdefault("PGAPPNAME", f"fieldledger {part}")
+
+
 def open_ledger(settings: Settings) -> FieldLedger:
     """The ledger on FIELDLEDGER_DATABASE_URL (api/service.py), or a one-line error."""
     from fieldledger.api import service
@@ -133,6 +142,7 @@ def serve(
     """Serve the HTTP API on the database of FIELDLEDGER_DATABASE_URL."""
     import uvicorn
 
+    name_connections("api")
     settings = load_settings()
     # Open the store once before serving, so that a bad URL or an unreachable
     # database is a one-line error here rather than a traceback from a worker.
@@ -297,6 +307,7 @@ def projections_run() -> None:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    name_connections("projector")
     with opened_service() as service:
         background = service.workers()
         background.start()
@@ -474,6 +485,7 @@ def projections_rebuild(
         TimeRemainingColumn,
     )
 
+    name_connections("rebuild")
     with opened_projections() as projections:
         chosen = names or list(projections.models)
         unknown = [n for n in chosen if n not in projections.models]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.domain.facts import Role
 from fieldledger.domain.policy import builtin_policy
@@ -29,7 +30,8 @@ def test_the_projector_process_keeps_views_caught_up_and_stops_cleanly(
     projections = Projections(
         ledger, READ_MODELS, ProjectionSettings(builtin_policy(), "Asia/Shanghai")
     )
-    env = {**os.environ, "FIELDLEDGER_DATABASE_URL": database_url,
+    env = {**{k: v for k, v in os.environ.items() if k != "PGAPPNAME"},
+           "FIELDLEDGER_DATABASE_URL": database_url,
            "FIELDLEDGER_SWEEP_INTERVAL": "0", "FIELDLEDGER_POLL_INTERVAL": "0.05"}  # fmt: skip
     process = subprocess.Popen(
         [CLI, "projections", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -45,6 +47,14 @@ def test_the_projector_process_keeps_views_caught_up_and_stops_cleanly(
             lambda: all(s.position >= head for s in projections.status()), timeout=60
         )
         assert all(s.lag == 0 and s.error is None for s in projections.status())
+        if database_url.startswith("postgresql"):
+            # An operator tells the projector's backends from the API's.
+            with psycopg.connect(database_url.partition("?")[0]) as conn:
+                names = {r[0] for r in conn.execute(
+                    "SELECT application_name FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                    "AND datname = current_database()"
+                )}  # fmt: skip
+            assert "fieldledger projector" in names
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
