@@ -602,11 +602,13 @@ def board_rows(
     zone: str | None = None,
     priority: str | None = None,
     owner_id: str | None = None,
+    last: bool = False,
 ) -> list[Row]:
     """`board`'s rows as stored (instants as `stamp` text, `escalation_level`
     NULL before any owner row), in its order: for a caller that writes them out
     without making a `BoardItem` and parsing three instants per row (the
-    route, `/sla/board`)."""
+    route, `/sla/board`). `last`: the transaction's last statement, sent with
+    the `COMMIT` that ends a live read (`Tx.query_last`)."""
     s = stamp(at)
     wanted = [x for x in OPEN_STATUSES if x in statuses]
     if not wanted:
@@ -636,7 +638,7 @@ def board_rows(
         f"SELECT * FROM {t.sla_targets} WHERE span_class = {len(SPAN_BOUNDS)} AND started_at <= ?"
     )
     range_params.append(s)
-    return tx.query(
+    return (tx.query_last if last else tx.query)(
         "SELECT * FROM ("
         "SELECT x.aggregate_id, x.kind, x.target, x.started_at, x.due_at, x.policy_version, "
         "x.priority, x.zone, x.yellow_from, "

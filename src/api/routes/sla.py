@@ -157,7 +157,7 @@ def sla_board(
         min_position=min_position,
         settings=sla.BOARD_SETTINGS,
     ) as (tx, t, _):
-        rows = sla.board_rows(tx, t, instant, statuses, kind)
+        rows = sla.board_rows(tx, t, instant, statuses, kind, last=True)
     # The rows as they are into the model, validated in one call, with no
     # `BoardItem` or parsed instant per row between (docs/benchmarks.md,
     # branch s8e); the same bytes as before (tests/e2e/test_read_answers.py).
