@@ -67,6 +67,8 @@ class Tx:
         #: `copy_rows`; `query` and `scalar` are reads): a read-only snapshot
         #: that wrote nothing ends with COMMIT (`Database.snapshot`).
         self.wrote = False
+        #: Opened by `Database.snapshot`: its last read may end it (`query_last`).
+        self.snapshot = False
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -145,6 +147,21 @@ class Tx:
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = self._reading_cursor()
         cursor.execute(self._sql(statement), _storable_params(params))
+        return _as_dicts(cursor.fetchall())
+
+    def query_last(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """`query`, the last statement of a read-only snapshot (`Database.snapshot`,
+        nothing written): on PostgreSQL sent with the `COMMIT` that ends it, in
+        one round trip (psycopg's pipeline: one Sync for both), not one round
+        trip for the rows and one for the `COMMIT`. Anything read after it is
+        read in a transaction of its own."""
+        if self.dialect != "postgres" or not self.snapshot or self.wrote:
+            return self.query(statement, params)
+        connection = self.cursor.connection
+        cursor = connection.cursor()
+        with connection.pipeline():
+            cursor.execute(self._sql(statement), _storable_params(params))
+            connection.execute("COMMIT")
         return _as_dicts(cursor.fetchall())
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
@@ -284,6 +301,7 @@ class Database:
                 for _ in statements:
                     cursor.nextset()
                 tx = Tx(cursor, self.dialect, self.schema, settings)
+                tx.snapshot = True
                 yield tx, cursor
                 if not tx.wrote and conn.info.transaction_status == TransactionStatus.INTRANS:
                     conn.execute("COMMIT")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,17 +16,18 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from fieldledger.api.reading import json_response
+from fieldledger.api.reading import json_response, reading
 from fieldledger.api.routes import audit, sla, work_orders
 from fieldledger.api.routes.audit import AuditEvent, AuditPage
 from fieldledger.api.routes.views import HistoryView, history_view
-from fieldledger.application.ledger import FieldLedger
+from fieldledger.application.ledger import FieldLedger, plain
 from fieldledger.domain.customers import contact_access
 from fieldledger.domain.facts import Role
 from fieldledger.domain.work_orders import WorkOrder
+from fieldledger.projections import sla as sla_view
 
 from tests.e2e.conftest import Api
-from tests.e2e.scenarios import ACTOR_OF, Desk
+from tests.e2e.scenarios import ACTOR_OF, Desk, booking
 
 
 def history_as_fastapi_sent_it(ledger: FieldLedger, order: str, role: str) -> bytes:
@@ -145,3 +147,79 @@ def test_read_routes_solve_their_dependencies_on_the_event_loop(path: str) -> No
             type(call).__call__
         )
         assert awaited, f"{path}: {getattr(call, '__name__', call)} runs in a thread"
+
+
+def board_as_built_before(api: Api, at: str, status: str | None, kind: str | None) -> bytes:
+    """The board as the route built it before (branch s8e): `sla.board`'s items
+    (three instants parsed per row), one `BoardItemOut` each, `plain` instants."""
+    projections = api.app.state.projections
+    settings = api.app.state.settings
+    instant = sla.parse_instant("at", at, settings.timezone)
+    with reading(projections, sla_view.NAME, as_of=None, min_position=None) as (tx, t, _):
+        items = sla_view.board(tx, t, instant, sla.parse_statuses(status), kind)  # type: ignore[arg-type]
+    answer = sla.BoardOut(
+        at=plain(instant),
+        items=[
+            sla.BoardItemOut(
+                aggregate_id=i.aggregate_id,
+                kind=i.kind,
+                target=i.target,
+                due_at=None if i.due_at is None else plain(i.due_at),
+                status=i.status,
+                escalation_level=i.escalation_level,
+                owner_id=i.owner_id,
+                coordinator_id=i.coordinator_id,
+                started_at=plain(i.started_at),
+                policy_version=i.policy_version,
+                calendar_warning=i.calendar_warning,
+            )
+            for i in items
+        ],
+    )
+    return bytes(json_response(answer).body)
+
+
+def test_the_board_is_the_bytes_it_was_before(api: Api) -> None:
+    """The route writes the view's rows into its model without a `BoardItem` or
+    a parsed instant per row: the same bytes as before, for targets started at
+    whole seconds and within one, red, yellow and blue ones, owned or not, on
+    hold (no due time) and of complaints escalated at lodging."""
+    desk = Desk(api)
+    desk.book(occurred_at="2026-10-08T09:00:00+08:00")
+    desk.book(occurred_at="2026-10-08T09:00:00.250000+08:00", priority="urgent")
+    desk.book(occurred_at="2026-10-08T10:00:00.000001+08:00")
+    desk.work_order_in("on_site")
+    desk.work_order_in("on_hold")
+    desk.lodge(severity="critical")
+    desk.complaint_in("assigned")
+    last = desk["dispatcher"].post("/work-orders", booking())
+    assert last.status_code == 201, last.text
+    supervisor = desk["supervisor"]
+    seen = 0
+    for at in (
+        "2026-10-08T11:30:00+08:00",
+        "2026-10-08T02:00:00.250000Z",
+        "2026-10-09T12:00:00+08:00",
+        "9999-12-31T23:59:59+00:00",
+    ):
+        for status in (None, "red,yellow", "blue"):
+            for kind in (None, "complaint"):
+                params = {k: v for k, v in (("at", at), ("status", status), ("kind", kind))
+                          if v is not None}  # fmt: skip
+                answer = supervisor.get(
+                    "/sla/board", **params, min_position=last.headers["X-Position"]
+                )
+                assert answer.status_code == 200, answer.text
+                assert answer.content == board_as_built_before(api, at, status, kind)
+                seen += len(answer.json()["items"])
+    assert seen > 40
+
+
+@pytest.mark.parametrize("stored", [
+    "2026-10-08T01:00:00.000000+00:00", "2026-10-08T01:00:00.250000+00:00",
+    "2026-10-08T01:00:00.000001+00:00", "0001-01-01T00:00:00.000000+00:00",
+    "9999-12-31T23:59:59.999999+00:00", "2026-10-08T09:00:00+08:00",
+    "2026-10-08T01:00:00+00:00", "2026-10-08T01:00:00.500+00:00",
+])  # fmt: skip
+def test_a_stored_instant_is_answered_as_plain_writes_it(stored: str) -> None:
+    assert sla.answered(stored) == plain(datetime.fromisoformat(stored))

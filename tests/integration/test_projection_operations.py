@@ -221,3 +221,35 @@ def test_a_read_opened_with_settings_has_them_in_force_and_leaves_nothing_behind
     with ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
         assert conn.info.transaction_status == 0  # IDLE
     ledger.close()
+
+
+def test_a_read_s_last_query_goes_with_its_commit(database_url: str) -> None:
+    """`Tx.query_last` (the board's query): its rows as `query` gives them; on
+    PostgreSQL the `COMMIT` is sent with it (one round trip), so the snapshot is
+    over when it returns (the drop lock released) and its end sends nothing more.
+    After a write it is a plain `query`, the end left to the snapshot."""
+    ledger = FieldLedger(database_url)
+    projections = Projections(ledger, [AuditTrail], SETTINGS)
+    statement = "SELECT 1 AS one UNION ALL SELECT ? AS one"
+    with projections.reading("audit") as (tx, _t):
+        assert tx.query_last(statement, (2,)) == tx.query(statement, (2,)) == [
+            {"one": 1}, {"one": 2}
+        ]  # fmt: skip
+        if tx.dialect == "postgres":
+            connection = tx.cursor.connection
+            assert connection.info.transaction_status == 0  # IDLE: committed
+    if tx.dialect != "postgres":
+        ledger.close()
+        return
+    with projections.reading("audit") as (tx, _t):
+        assert tx.query_last(statement, (3,)) == [{"one": 1}, {"one": 3}]
+        # Read in a transaction of its own: the drop lock was released.
+        assert tx.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                         "AND pid = pg_backend_pid()") == 0  # fmt: skip
+    with projections.reading("audit") as (tx, _t):
+        tx.execute("CREATE TEMP TABLE scratch_here (x int) ON COMMIT DROP")
+        assert tx.query_last(statement, (4,)) == [{"one": 1}, {"one": 4}]
+        assert tx.cursor.connection.info.transaction_status == 2  # INTRANS: not ended
+    with ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+        assert conn.info.transaction_status == 0  # IDLE
+    ledger.close()
