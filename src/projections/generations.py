@@ -182,16 +182,17 @@ class Generations:
 
         On PostgreSQL one statement in autocommit, one round trip (a `reading`
         costs three: BEGIN with the drop lock and the lookup, the query,
-        COMMIT), that psycopg prepares once a connection has sent it a few
-        times: the query on the tables of the generation this process last
-        knew live, beside the lookup of the live one. The statement holds its
-        tables' locks from its start: a rebuild's drop of them (`drop`) waits
-        until it is done, as it waits for `reading`'s drop lock. If the
-        generation is no longer live (swapped out before the statement's
-        snapshot), or its tables were already dropped (the statement fails
-        before reading anything), it is sent again on the live one. Rendered
-        once per read model, statement and generation: `statement` must be the
-        same object each time (a function, not a lambda made per call).
+        COMMIT), prepared on each connection at its first use (psycopg's own
+        threshold is the fifth, and a pool's connections take turns): the
+        query on the tables of the generation this process last knew live,
+        beside the lookup of the live one. The statement holds its tables'
+        locks from its start: a rebuild's drop of them (`drop`) waits until it
+        is done, as it waits for `reading`'s drop lock. If the generation is no
+        longer live (swapped out before the statement's snapshot), or its
+        tables were already dropped (the statement fails before reading
+        anything), it is sent again on the live one. Rendered once per read
+        model, statement and generation: `statement` must be the same object
+        each time (a function, not a lambda made per call).
         On SQLite a `reading` transaction."""
         if self.db.dialect != "postgres":
             with self.reading(name) as (tx, t):
@@ -213,7 +214,7 @@ class Generations:
                 )
             try:
                 with datastore.get_connection() as conn:
-                    row = conn.execute(sent, values).fetchone()
+                    row = conn.execute(sent, values, prepare=True).fetchone()
             except Exception as e:
                 if not isinstance(e.__cause__ or e, UndefinedTable):
                     raise
