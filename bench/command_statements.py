@@ -12,7 +12,9 @@ command's. Prints, per command kind, the statements per command grouped by
 what they are (the log's text, literals and parameters aside), and the round
 trips: one per simple query (`statement:` lines, however many statements it
 holds) and one per extended-protocol execution outside a pipeline (psycopg's
-parameterised statements; a pipeline's executions share one).
+parameterised statements; a pipeline's executions share one). Also the
+projector's statements over the same minutes, per command run (one command at
+a time: its rounds are smaller than under load).
 
 Needs read access to the server's log (`--log`, default Debian's).
 """
@@ -34,7 +36,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run_all import ADMIN_URL, fieldledger, serving
+from run_all import ADMIN_URL, PROJECTOR_APP, fieldledger, serving
 
 BOOK = {
     "customer": {"name": "王先生", "phone": "13800000000", "address": "上海"},
@@ -122,26 +124,31 @@ def run(args: argparse.Namespace) -> None:
             lifecycle(spans)
         time.sleep(1)
         with psycopg.connect(args.url, autocommit=True) as conn:
-            workers = {
-                int(r[0])
-                for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = 'fieldledger-serve'"
-                ).fetchall()
-            }
+            found = conn.execute(
+                "SELECT pid, application_name FROM pg_stat_activity"
+                " WHERE datname = current_database()"
+            ).fetchall()
+        workers = {int(pid) for pid, app in found if app == "fieldledger-serve"}
+        projector = {int(pid) for pid, app in found if app == PROJECTOR_APP}
     with open(args.log, encoding="utf-8", errors="replace") as log:
         log.seek(offset)
         lines = log.read().splitlines()
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     trips: Counter[str] = Counter()
     outside = Counter[str]()
+    projector_statements = Counter[str]()
     done = Counter(kind for kind, _, _ in spans)
     for line in lines:
         m = LINE.match(line)
-        if m is None or int(m.group(2)) not in workers or m.group(3) != "LOG":
+        if m is None or m.group(3) != "LOG":
             continue
         text = m.group(4)
         if not (text.startswith("statement:") or text.startswith("execute")):
+            continue
+        if int(m.group(2)) in projector:
+            projector_statements[shape(text)] += 1
+            continue
+        if int(m.group(2)) not in workers:
             continue
         at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
         kind = next((k for k, s, e in spans if s - 0.002 <= at <= e + 0.002), None)
@@ -158,6 +165,11 @@ def run(args: argparse.Namespace) -> None:
         for kind in done
     }
     report["_outside_commands"] = dict(outside.most_common(20))  # type: ignore[assignment]
+    # The projector's statements over the same minutes, per command run.
+    commands = len(spans)
+    report["_projector_per_command"] = {  # type: ignore[assignment]
+        s: round(n / commands, 3) for s, n in projector_statements.most_common(25)
+    }
     report["_load"] = os.getloadavg()[0]  # type: ignore[assignment]
     print(json.dumps(report, ensure_ascii=False, indent=1))
 

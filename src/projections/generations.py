@@ -388,7 +388,9 @@ class Generations:
     def drop_retired(self, name: str) -> None:
         with self.db.transaction() as tx:
             if tx.dialect == "postgres":
-                # Wait for readers that may have looked up the retired generation.
+                # Wait for readers that may have looked up the retired generation
+                # (`reading`; a `scalar` read's statement holds the tables'
+                # locks itself: each DROP below waits for it).
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (self._drop_lock(name),))
             self.lock(tx, name)
             for row in tx.query(
