@@ -190,7 +190,8 @@ class Generations:
         is done, as it waits for `reading`'s drop lock. If the generation is no
         longer live (swapped out before the statement's snapshot), or its
         tables were already dropped (the statement fails before reading
-        anything), it is sent again on the live one. Rendered once per read
+        anything, and the live generation is another), it is sent again on the
+        live one. Rendered once per read
         model, statement and generation: `statement` must be the same object
         each time (a function, not a lambda made per call).
         On SQLite a `reading` transaction."""
@@ -218,6 +219,9 @@ class Generations:
             except Exception as e:
                 if not isinstance(e.__cause__ or e, UndefinedTable):
                     raise
+                live = self.live(name)
+                if live == generation:
+                    raise  # not a drop: the query names a table that is not there
                 self._known_live.pop(name, None)  # dropped meanwhile
                 continue
             assert row is not None

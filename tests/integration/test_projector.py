@@ -390,6 +390,10 @@ def slow_count(t: Tables) -> str:
     return f"SELECT count(*) FROM {t.event_positions}, pg_sleep(0.5)"
 
 
+def missing_table(t: Tables) -> str:
+    return "SELECT 1 FROM no_such_table_here"
+
+
 def test_a_one_statement_read_answers_from_the_live_generation(ledger: FieldLedger) -> None:
     """`Generations.scalar` (a booking's repeat-call lookup) on both databases:
     the query's first value, None when it finds no row, from the generation
@@ -443,6 +447,9 @@ def test_a_one_statement_read_in_flight_survives_a_rebuild_and_the_next_follows_
         assert generations._known_live["event_positions"] == 1
         assert generations.scalar("event_positions", slow_count, ()) == head + 2
         assert generations._known_live["event_positions"] == 2
+        # A query naming a table that is not there fails at once, not as a drop.
+        with pytest.raises(Exception, match="no_such_table"):
+            generations.scalar("event_positions", missing_table, ())
 
         # Swapped out but not dropped yet (a reading holds the drop lock): the
         # lookup beside the query sees the swap, and the read goes to g3.
