@@ -191,9 +191,9 @@ class Generations:
         longer live (swapped out before the statement's snapshot), or its
         tables were already dropped (the statement fails before reading
         anything, and the live generation is another), it is sent again on the
-        live one. Rendered once per read
-        model, statement and generation: `statement` must be the same object
-        each time (a function, not a lambda made per call).
+        live one. Rendered once per read model, statement and generation:
+        `statement` must be the same object each time (a function, not a
+        lambda made per call).
         On SQLite a `reading` transaction."""
         if self.db.dialect != "postgres":
             with self.reading(name) as (tx, t):
