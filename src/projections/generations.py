@@ -14,18 +14,24 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from fieldledger.application.database import Database, Tx
+from eventsourcing.postgres import PostgresDatastore
+from fieldledger.application.database import Database, Tx, _postgres_sql
 from fieldledger.projections.read_model import ReadModel, Tables
+from psycopg.errors import UndefinedTable
 from psycopg.sql import SQL, Composable, Literal
 
 GENERATIONS = "projection_generations"
+#: How many times `Generations.scalar` looks the live generation up again when
+#: the one it knew was swapped out or dropped meanwhile (once is enough unless
+#: rebuilds follow each other faster than a read).
+SCALAR_ATTEMPTS = 5
 #: A scratch generation older than this was left by a crashed process: dropped.
 SCRATCH_LEFTOVER_AGE = timedelta(hours=6)
 #: The statistics target of a fresh generation's first ANALYZE (PostgreSQL's
@@ -91,6 +97,10 @@ class Generations:
         self.changes = 0
         #: `_locked_live`'s statements, rendered once per read model.
         self._openings: dict[str, SQL] = {}
+        #: PostgreSQL: the live generation of each read model as `scalar` last
+        #: found it, and its statements as sent for each generation.
+        self._known_live: dict[str, int] = {}
+        self._scalars: dict[tuple[str, Callable[[Tables], str], int], str] = {}
         with db.transaction() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {tx.table(GENERATIONS)} ("
@@ -162,6 +172,75 @@ class Generations:
             if generation is None:  # pragma: no cover - created at start
                 raise LookupError(name)
             yield tx, self.tables(name, generation)
+
+    def scalar(
+        self, name: str, statement: Callable[[Tables], str], params: Sequence[Any]
+    ) -> Any:
+        """The value of `statement(tables)` (a query of one column, `?`
+        placeholders) on the live generation of a read model: its first row's,
+        or None when it finds no row.
+
+        On PostgreSQL one statement in autocommit, one round trip (a `reading`
+        costs three: BEGIN with the drop lock and the lookup, the query,
+        COMMIT), prepared on each connection at its first use (psycopg's own
+        threshold is the fifth, and a pool's connections take turns): the
+        query on the tables of the generation this process last knew live,
+        beside the lookup of the live one. The statement holds its tables'
+        locks from its start: a rebuild's drop of them (`drop`) waits until it
+        is done, as it waits for `reading`'s drop lock. If the generation is no
+        longer live (swapped out before the statement's snapshot), or its
+        tables were already dropped (the statement fails before reading
+        anything, and the live generation is another), it is sent again on the
+        live one. Rendered once per read model, statement and generation:
+        `statement` must be the same object each time (a function, not a
+        lambda made per call).
+        On SQLite a `reading` transaction."""
+        if self.db.dialect != "postgres":
+            with self.reading(name) as (tx, t):
+                return tx.scalar(statement(t), params)
+        datastore = self.db.datastore
+        assert isinstance(datastore, PostgresDatastore)
+        values = (name, *params)
+        for _ in range(SCALAR_ATTEMPTS):
+            generation = self._known_live.get(name)
+            if generation is None:
+                generation = self.live(name)
+                if generation is None:  # pragma: no cover - created at start
+                    raise LookupError(name)
+                self._known_live[name] = generation
+            sent = self._scalars.get((name, statement, generation))
+            if sent is None:
+                sent = self._scalars[(name, statement, generation)] = self._scalar_sql(
+                    name, statement, generation
+                )
+            try:
+                with datastore.get_connection() as conn:
+                    row = conn.execute(sent, values, prepare=True).fetchone()
+            except Exception as e:
+                if not isinstance(e.__cause__ or e, UndefinedTable):
+                    raise
+                live = self.live(name)
+                if live == generation:
+                    raise  # not a drop: the query names a table that is not there
+                self._known_live.pop(name, None)  # dropped meanwhile
+                continue
+            assert row is not None
+            if row["live"] == generation:
+                return row["value"]
+            if row["live"] is None:  # pragma: no cover - created at start
+                raise LookupError(name)
+            self._known_live[name] = int(row["live"])  # swapped meanwhile
+        raise LookupError(f"{name}: rebuilt {SCALAR_ATTEMPTS} times during one read")
+
+    def _scalar_sql(self, name: str, statement: Callable[[Tables], str], generation: int) -> str:
+        """`scalar`'s statement on one generation (psycopg's placeholders): the
+        live generation's number, then the query's first value."""
+        query = statement(self.tables(name, generation))
+        return _postgres_sql(
+            f"SELECT (SELECT generation FROM {self.db.table(GENERATIONS)} "
+            "WHERE name = ? AND state = 'live') AS live, "
+            f"(SELECT q.* FROM ({query}) AS q LIMIT 1) AS value"
+        )
 
     def _locked_live(self, name: str) -> Composable:
         """PostgreSQL: take the shared drop lock, then look up the live generation,
@@ -313,7 +392,9 @@ class Generations:
     def drop_retired(self, name: str) -> None:
         with self.db.transaction() as tx:
             if tx.dialect == "postgres":
-                # Wait for readers that may have looked up the retired generation.
+                # Wait for readers that may have looked up the retired generation
+                # (`reading`; a `scalar` read's statement holds the tables'
+                # locks itself: each DROP below waits for it).
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (self._drop_lock(name),))
             self.lock(tx, name)
             for row in tx.query(

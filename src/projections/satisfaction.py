@@ -15,7 +15,8 @@ orders resolved (accepted or resolved remotely), the share with no rejection
 and no repeat call linked to them (a later booking naming them, or found by
 customer and service type) within the policy's `repeat_call_days` of their
 resolution. Remote resolutions count. The view also answers the booking's
-question "which earlier order does this call repeat?" (`earlier_order`).
+question "which earlier order does this call repeat?" (`earlier_order_sql`,
+asked by `SatisfactionSources.earlier_order` in one statement).
 
 Groups: by the order's technician (its last `Assigned`; `null` for an order
 resolved remotely before anyone was assigned) or by its service type. A
@@ -440,23 +441,6 @@ class SatisfactionView(ReadModel):
             "complaints_closed": g.complaints_closed,
         }
 
-    # -- the booking's question ------------------------------------------------
-
-    def earlier_order(
-        self, tx: Tx, t: Tables, customer: str, service_type: str, since: datetime,
-        until: datetime,
-    ) -> UUID | None:  # fmt: skip
-        """The latest order of the customer and service type resolved (accepted or
-        resolved remotely) in [since, until]: what a booking then repeats."""
-        found = tx.scalar(
-            f"SELECT work_order_id FROM {t.satisfaction_orders} WHERE customer_key = ? "
-            "AND service_type = ? AND outcome IN ('accepted', 'resolved_remotely') "
-            "AND completed_at >= ? AND completed_at <= ? "
-            "ORDER BY completed_at DESC, work_order_id LIMIT 1",
-            (customer, service_type, utc_text(since), utc_text(until)),
-        )
-        return None if found is None else UUID(str(found))
-
     def surveys_due(self, tx: Tx, t: Tables, at: datetime) -> list[UUID]:
         """Orders ended on a local day before `at`'s without a survey card sent."""
         today = local_midnight(local_date(at, self.settings.timezone), self.settings.timezone)
@@ -466,6 +450,24 @@ class SatisfactionView(ReadModel):
             (utc_text(today),),
         )
         return [UUID(str(r["work_order_id"])) for r in rows]
+
+
+def earlier_order_sql(t: Tables) -> str:
+    """The booking's question: the latest order of the customer and service
+    type resolved (accepted or resolved remotely) in [since, until], what a
+    booking then repeats (its parameters: `earlier_order_params`)."""
+    return (
+        f"SELECT work_order_id FROM {t.satisfaction_orders} WHERE customer_key = ? "
+        "AND service_type = ? AND outcome IN ('accepted', 'resolved_remotely') "
+        "AND completed_at >= ? AND completed_at <= ? "
+        "ORDER BY completed_at DESC, work_order_id LIMIT 1"
+    )
+
+
+def earlier_order_params(
+    customer: str, service_type: str, since: datetime, until: datetime
+) -> tuple[str, str, str, str]:
+    return (customer, service_type, utc_text(since), utc_text(until))
 
 
 class SatisfactionSources:
@@ -490,9 +492,16 @@ class SatisfactionSources:
     ) -> UUID | None:
         # The live view as it stands: a booking does not wait for the projector
         # (its lag, a fraction of a second, is far shorter than a customer takes
-        # to call again), so commands stay as fast as the store.
-        with self.projections.reading(self.NAME) as (tx, t):
-            return self._view().earlier_order(tx, t, customer, service_type, since, until)
+        # to call again), so commands stay as fast as the store. One statement
+        # on PostgreSQL, one round trip, no transaction of its own to begin and
+        # commit (`Generations.scalar`); it used to read in a transaction of its
+        # own (BEGIN with the drop lock and the lookup, the query, COMMIT): three.
+        found = self.projections.generations.scalar(
+            self.NAME,
+            earlier_order_sql,
+            earlier_order_params(customer, service_type, since, until),
+        )
+        return None if found is None else UUID(str(found))
 
     def surveys_due(self, at: datetime) -> list[UUID]:
         with self.projections.reading(self.NAME) as (tx, t):

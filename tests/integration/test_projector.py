@@ -3,7 +3,9 @@ swapped in, a failing event stops the projection and is reported."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import pytest
@@ -376,3 +378,95 @@ def test_a_view_failing_in_a_round_stops_there_while_the_others_advance(
     assert projections.position("event_counts", 1) == 2
     assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
     assert fine.error is None
+
+
+def highest_position(t: Tables) -> str:
+    """A one-value query of `EventPositions` (`Generations.scalar`)."""
+    return f"SELECT position FROM {t.event_positions} WHERE position <= ? ORDER BY position DESC"
+
+
+def slow_count(t: Tables) -> str:
+    """`EventPositions`' rows, counted half a second after the read began."""
+    return f"SELECT count(*) FROM {t.event_positions}, pg_sleep(0.5)"
+
+
+def missing_table(t: Tables) -> str:
+    return "SELECT 1 FROM no_such_table_here"
+
+
+def test_a_one_statement_read_answers_from_the_live_generation(ledger: FieldLedger) -> None:
+    """`Generations.scalar` (a booking's repeat-call lookup) on both databases:
+    the query's first value, None when it finds no row, from the generation
+    that is live, also after a rebuild swapped in a new one."""
+    projections = Projections(ledger, [EventPositions], SETTINGS, batch_size=50)
+    book(ledger, 5)
+    projections.catch_up("event_positions")
+    generations = projections.generations
+    assert generations.scalar("event_positions", highest_position, (7,)) == 7
+    assert generations.scalar("event_positions", highest_position, (0,)) is None
+    assert projections.rebuild("event_positions") == 2
+    book(ledger, 1)
+    projections.catch_up("event_positions")
+    head = projections.head()
+    assert generations.scalar("event_positions", highest_position, (head,)) == head
+
+
+def test_a_one_statement_read_in_flight_survives_a_rebuild_and_the_next_follows_it(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: `Generations.scalar` sends its query on the generation the
+    process last knew live, beside the lookup of the live one, in autocommit.
+    A read in flight holds its tables: the rebuild's drop waits for it and it
+    answers from its generation. A read on a generation swapped out but not yet
+    dropped, or already dropped, is sent again on the new one."""
+    import psycopg
+
+    app = FieldLedger(pg_url)
+    try:
+        projections = Projections(app, [EventPositions], SETTINGS, batch_size=50)
+        book(app, 5)
+        projections.catch_up("event_positions")
+        generations = projections.generations
+        head = projections.head()
+        assert generations.scalar("event_positions", slow_count, ()) == head  # knows g1
+
+        # A read in flight while a rebuild swaps and drops its generation.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(generations.scalar, "event_positions", slow_count, ())
+            with psycopg.connect(pg_url.split("?")[0], autocommit=True) as watch:
+                while not watch.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE state = 'active' "
+                    "AND query LIKE '%pg_sleep(0.5)%' AND pid <> pg_backend_pid()"
+                ).fetchone():
+                    time.sleep(0.01)
+            book(app, 1)  # the new generation has one more event than g1 when it began
+            assert projections.rebuild("event_positions") == 2
+            assert reading.done()  # the drop waited for it
+            assert reading.result() == head
+        # The process still knows g1, now dropped: sent again on g2.
+        assert generations._known_live["event_positions"] == 1
+        assert generations.scalar("event_positions", slow_count, ()) == head + 2
+        assert generations._known_live["event_positions"] == 2
+        # A query naming a table that is not there fails at once, not as a drop.
+        with pytest.raises(Exception, match="no_such_table"):
+            generations.scalar("event_positions", missing_table, ())
+
+        # Swapped out but not dropped yet (a reading holds the drop lock): the
+        # lookup beside the query sees the swap, and the read goes to g3.
+        other = Projections(app, [EventPositions], SETTINGS, batch_size=50)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            with projections.reading("event_positions") as (_tx, t):
+                assert t.generation == 2
+                rebuilding = pool.submit(other.rebuild, "event_positions")
+                while other.live_generation("event_positions") != 3:
+                    time.sleep(0.01)
+                assert not rebuilding.done()  # its drop waits for this reading
+                book(app, 1)
+                projections.catch_up("event_positions", generation=3)
+                assert generations.scalar("event_positions", highest_position, (10**6,)) == (
+                    projections.head()
+                )
+                assert generations._known_live["event_positions"] == 3
+            assert rebuilding.result() == 3
+    finally:
+        app.close()
