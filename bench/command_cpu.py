@@ -166,11 +166,11 @@ def main() -> None:
     parser.add_argument("--url", help="an existing store (default: a fresh database)")
     parser.add_argument("--profile", metavar="DIR",
                         help="also record each API worker with py-spy during the run "
-                        "(collapsed stacks, threads apart, idle off) into DIR")
+                        "(collapsed stacks, threads apart, idle off) into DIR")  # fmt: skip
     parser.add_argument("--syscalls", action="store_true",
                         help="also count the API workers' system calls per command "
                         "(perf stat on the syscalls tracepoints: writes, futexes, ...) and "
-                        "context switches")
+                        "context switches")  # fmt: skip
     args = parser.parse_args()
     url = args.url or fresh_database(bench_database("command_cpu"))
     with serving(url, 2, separate_projector=True) as (base, env):
