@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import threading
 
 import pytest
@@ -62,32 +61,3 @@ def test_an_idle_thread_is_reused_and_at_most_size_run() -> None:
         assert len(await asyncio.gather(*tasks)) == 5
 
     asyncio.run(main())
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux's scheduling policies")
-def test_command_threads_are_batch_scheduled_and_the_loop_is_not() -> None:
-    """A woken command thread must not preempt the thread that woke it (it holds
-    the interpreter's lock): SCHED_BATCH, for the pool's threads only."""
-    threads = CommandThreads()
-
-    async def main() -> int:
-        return await threads.run(os.sched_getscheduler, 0)
-
-    before = os.sched_getscheduler(0)
-    assert asyncio.run(main()) == os.SCHED_BATCH
-    assert os.sched_getscheduler(0) == before
-
-
-def test_a_thread_that_may_not_change_its_policy_still_runs_commands(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def refused(*args: object) -> None:
-        raise PermissionError("not allowed here")
-
-    monkeypatch.setattr(os, "sched_setscheduler", refused, raising=False)
-    threads = CommandThreads()
-
-    async def main() -> int:
-        return await threads.run(lambda: 42)
-
-    assert asyncio.run(main()) == 42
