@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -38,18 +37,6 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
     else:
         future.set_exception(error)
-
-
-def batch_scheduled() -> None:
-    """The calling thread scheduled as SCHED_BATCH (Linux), where allowed: a
-    command thread woken (a job handed to it, its save committed) then waits
-    for the tick or a free core instead of preempting the thread that woke it,
-    which holds the interpreter's lock and would get it back at once: two
-    context switches and the lock's futexes for nothing (docs/benchmarks.md).
-    Its share of the CPU is as before: SCHED_BATCH changes only wake-up
-    preemption."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 class CommandThreads:
@@ -81,7 +68,6 @@ class CommandThreads:
         return await future
 
     def _work(self) -> None:
-        batch_scheduled()
         jobs = self._jobs
         lock = self._lock
         while True:
