@@ -98,11 +98,12 @@ class GroupCommitter:
                 if not pending.done:  # only if the write itself could not be tried
                     pending.error = RuntimeError("the group commit failed")
                     pending.done = True
-            if heir is not None:
-                heir.wakeup.release()
+            # The finished saves first (their answers wait), then the heir.
             for pending in batch:
                 if pending is not mine:
                     pending.wakeup.release()
+            if heir is not None:
+                heir.wakeup.release()
 
     def _commit(self, batch: list[PendingSave]) -> None:
         try:
