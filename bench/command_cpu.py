@@ -138,8 +138,9 @@ SYSCALLS = ("write", "sendto", "recvfrom", "read", "futex", "epoll_wait", "epoll
 
 
 def syscalls(pids: list[int], seconds: int) -> subprocess.Popen[str]:
-    """`perf stat` counting the workers' system calls for the run (CSV on stderr)."""
-    events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
+    """`perf stat` counting the workers' system calls and context switches
+    for the run (CSV on stderr)."""
+    events = ",".join([*(f"syscalls:sys_enter_{name}" for name in SYSCALLS), "context-switches"])
     return subprocess.Popen(
         ["perf", "stat", "-x", ",", "-e", events, "-p", ",".join(map(str, pids)),
          "--", "sleep", str(seconds)],
@@ -153,6 +154,8 @@ def syscall_counts(csv: str) -> dict[str, int]:
         fields = line.split(",")
         if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
             found[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+        elif len(fields) > 2 and fields[2] == "context-switches" and fields[0].isdigit():
+            found["context_switches"] = int(fields[0])
     return found
 
 
@@ -163,10 +166,11 @@ def main() -> None:
     parser.add_argument("--url", help="an existing store (default: a fresh database)")
     parser.add_argument("--profile", metavar="DIR",
                         help="also record each API worker with py-spy during the run "
-                        "(collapsed stacks, threads apart, idle off) into DIR")
+                        "(collapsed stacks, threads apart, idle off) into DIR")  # fmt: skip
     parser.add_argument("--syscalls", action="store_true",
                         help="also count the API workers' system calls per command "
-                        "(perf stat on the syscalls tracepoints: writes, futexes, ...)")
+                        "(perf stat on the syscalls tracepoints: writes, futexes, ...) and "
+                        "context switches")  # fmt: skip
     args = parser.parse_args()
     url = args.url or fresh_database(bench_database("command_cpu"))
     with serving(url, 2, separate_projector=True) as (base, env):

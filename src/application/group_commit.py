@@ -9,14 +9,22 @@ If that transaction is refused (a version conflict or a reused idempotency key
 in one of them), each save is written alone, so every command still gets its
 own success or failure, and its idempotency receipt goes with its own events.
 Without concurrency there is no waiting and no hand-off: the leader is the
-caller's own thread. Each waiting save sleeps on its own condition: a commit
-wakes only the saves it finished, and the save now first in the queue (the next
-leader), never every waiting thread.
+caller's own thread, and nothing is allocated to wait on.
+
+A waiting save sleeps on a lock of its own (a bare `_thread` lock, held until
+someone wakes it; not a `threading.Condition`, which takes a new lock, a
+deque and two more acquisitions per wait): a commit releases only the locks
+of the saves it finished, and that of the save first in the queue, handed the
+lead with the batch it is to write (so the lead never lapses while saves
+wait, and no one takes the committer's lock again to claim it). Each wake-up
+is one release, done after the batch's outcomes are set and outside the
+committer's lock; the commit itself takes that lock once.
 """
 
 from __future__ import annotations
 
 import threading
+from _thread import allocate_lock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +35,15 @@ from eventsourcing.persistence import IntegrityError
 Write = Callable[[Sequence[Any], list[Any]], list[int | None]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PendingSave:
     events: Sequence[Any]
     receipt: Any | None
-    #: Bound to the committer's lock; notified when this save is done, or when
-    #: it is first in the queue and no one leads.
-    wakeup: threading.Condition
+    #: Held while this save waits; released when it is done, or when it is
+    #: first in the queue and handed the lead (None for a save that never waited).
+    wakeup: Any = None
+    #: The saves to write, when this save was handed the lead.
+    batch: list[PendingSave] | None = None
     done: bool = False
     position: int | None = None
     error: BaseException | None = None
@@ -44,32 +54,56 @@ class GroupCommitter:
         self.write = write
         self.max_batch = max_batch
         self._lock = threading.Lock()
+        #: Saves waiting for a leader; never any while no one leads.
         self._waiting: list[PendingSave] = []
         self._leading = False
 
     def save(self, events: Sequence[Any], receipt: Any | None) -> int | None:
-        mine = PendingSave(events, receipt, threading.Condition(self._lock))
+        mine = PendingSave(events, receipt)
         with self._lock:
-            self._waiting.append(mine)
-            while not mine.done and self._leading:
-                mine.wakeup.wait()
-            if not mine.done:
+            if self._leading:
+                wakeup = mine.wakeup = allocate_lock()
+                wakeup.acquire()
+                self._waiting.append(mine)
+            else:
                 self._leading = True
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
+                wakeup = None
+        if wakeup is not None:
+            wakeup.acquire()  # until this save is done, or handed the lead
         if not mine.done:
-            try:
-                self._commit(batch)
-            finally:
-                with self._lock:
-                    self._leading = False
-                    # The next leader: the oldest save still waiting (the
-                    # saves just written are no longer in the queue).
-                    if self._waiting:
-                        self._waiting[0].wakeup.notify()
+            self._lead(mine, mine.batch or [mine])
         if mine.error is not None:
             raise mine.error
         return mine.position
+
+    def _lead(self, mine: PendingSave, batch: list[PendingSave]) -> None:
+        """Write `batch` (`mine` among them), then hand the lead on and wake
+        the batch's other saves."""
+        try:
+            self._commit(batch)
+        finally:
+            with self._lock:
+                waiting = self._waiting
+                if waiting:
+                    # The next leader: the oldest save still waiting (the
+                    # saves just written are no longer in the queue).
+                    heir: PendingSave | None = waiting[0]
+                    heir_batch = waiting[: self.max_batch]
+                    del waiting[: self.max_batch]
+                    heir_batch[0].batch = heir_batch
+                else:
+                    heir = None
+                    self._leading = False
+            for pending in batch:
+                if not pending.done:  # only if the write itself could not be tried
+                    pending.error = RuntimeError("the group commit failed")
+                    pending.done = True
+            # The finished saves first (their answers wait), then the heir.
+            for pending in batch:
+                if pending is not mine:
+                    pending.wakeup.release()
+            if heir is not None:
+                heir.wakeup.release()
 
     def _commit(self, batch: list[PendingSave]) -> None:
         try:
@@ -93,15 +127,14 @@ class GroupCommitter:
             offset += len(pending.events)
             self._finish(pending, position=positions[offset - 1] if pending.events else None)
 
+    @staticmethod
     def _finish(
-        self,
         pending: PendingSave,
         *,
         position: int | None = None,
         error: BaseException | None = None,
     ) -> None:
-        with self._lock:
-            pending.position = position
-            pending.error = error
-            pending.done = True
-            pending.wakeup.notify()
+        """Its outcome (read by its thread once woken: the wake-up orders it)."""
+        pending.position = position
+        pending.error = error
+        pending.done = True
