@@ -670,26 +670,55 @@ def _erased_keys(error: BaseException) -> DataKeyErased | None:
     return None
 
 
+def _event_hash_sql(i: str) -> str:
+    """PL/pgSQL statements setting `own` to the hash of event `i` of the save's
+    arrays chained to `prev` (`hash_chain.event_hash`: the same framing,
+    big-endian 8-byte integers, SHA-256), with `id_bytes` and `topic_bytes`
+    declared."""
+    return (
+        f"id_bytes := convert_to(ids[{i}]::text, 'UTF8'); "
+        f"topic_bytes := convert_to(topics[{i}], 'UTF8'); "
+        "own := encode(sha256(decode(coalesce(prev, {genesis}), 'hex') "
+        "  || int8send(octet_length(id_bytes)::bigint) || id_bytes "
+        f"  || int8send(versions[{i}]) "
+        "  || int8send(octet_length(topic_bytes)::bigint) || topic_bytes "
+        f"  || int8send(octet_length(states[{i}])::bigint) || states[{i}]), 'hex'); "
+        # `hash_chain.chain_hash`
+        "chained := encode(sha256(decode(coalesce(chained, {genesis}), 'hex') "
+        "  || int8send(pos) || decode(own, 'hex')), 'hex'); "
+    )
+
+
 def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Composed:
     """A PL/pgSQL function writing one save: the events, each with its hash row
     (`hash_chain.event_hash` and `chain_hash`, computed by the server the same
-    way: the same framing, big-endian 8-byte integers, SHA-256), and the
-    idempotency receipts. It takes the library's EXCLUSIVE lock on the events
-    table first, as the library's own insert does, so the order of commits is
-    the order of positions (no reader can pass a position that commits later)
-    and the chain cannot fork; the lock is released by the commit that follows
-    the statement. Then it checks that every data key the events' personal
-    data was sealed under still exists: an erasure deletes its keys under the
-    same lock, so it either committed before (the save is refused with
-    DATA_KEY_GONE, the keys named in its detail, and writes nothing) or waits
-    for this save. A duplicate version or receipt raises a unique violation
-    and nothing of the save is written. No NOTIFY (see
-    `LedgerPostgresRecorder._notify_channel`).
+    way: `_event_hash_sql`), and the idempotency receipts. It takes the
+    library's EXCLUSIVE lock on the events table first, as the library's own
+    insert does, so the order of commits is the order of positions (no reader
+    can pass a position that commits later) and the chain cannot fork; the
+    lock is released by the commit that follows the statement. Then it checks
+    that every data key the events' personal data was sealed under still
+    exists: an erasure deletes its keys under the same lock, so it either
+    committed before (the save is refused with DATA_KEY_GONE, the keys named
+    in its detail, and writes nothing) or waits for this save. A duplicate
+    version or receipt raises a unique violation and nothing of the save is
+    written. No NOTIFY (see `LedgerPostgresRecorder._notify_channel`).
 
-    A statement per event and table, as measured cheapest (docs/benchmarks.md,
-    "Commands: the data key in the save"): the same work as one INSERT of the
-    arrays per table, with the previous hashes by one join, cost 1.5-3 times
-    the backend's CPU per call for saves of one to four events."""
+    The statements per save, as counted cheapest (the backend's instructions
+    under callgrind, docs/benchmarks.md, "PostgreSQL's share of a save,
+    counted"): a save of one event (the store's chain tip, the event's
+    INSERT, its aggregate's previous hash, its hash row's INSERT) by a
+    statement each; a save of several (a group commit's) by two statements
+    whatever their number: the events' `INSERT … SELECT` of the arrays, whose
+    RETURNING gives each event's position, its aggregate's stored previous
+    hash (a correlated subquery) and the chain tip (an uncorrelated one, run
+    once), read row by row in the events' order (the order of their
+    positions) by a loop computing the hashes (an event's previous hash is
+    the save's own earlier event of its aggregate when there is one, as the
+    statement's subquery cannot see it); then the hash rows' `INSERT …
+    SELECT` of the arrays the loop built. The arrays are read by subscript
+    over `generate_series` (fewer instructions than `unnest` of four or five
+    arrays)."""
     genesis = "0" * 64
     return SQL(
         "CREATE OR REPLACE FUNCTION {schema}.{fn}("
@@ -697,35 +726,54 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "r_actors text[], r_keys text[], r_fingerprints text[], r_responses text[], "
         "data_keys text[]) "
         "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
-        "DECLARE i int; pos bigint; prev text; own text; chained text; "
+        "DECLARE i int := 0; j int; pos bigint; prev text; own text; chained text; "
+        "  tip text; positions bigint[]; owns text[]; chains text[]; "
         "  id_bytes bytea; topic_bytes bytea; data_key text; gone text; "
         "BEGIN "
         "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
         "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
         "  {check}"
-        "  SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
-        "    ORDER BY h.position DESC LIMIT 1; "
-        "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
+        "  IF cardinality(ids) = 1 THEN "
+        "    SELECT h.chain_hash INTO chained FROM {schema}.{hashes} h "
+        "      ORDER BY h.position DESC LIMIT 1; "
         "    INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
-        "      VALUES (ids[i], versions[i], topics[i], states[i]) "
+        "      VALUES (ids[1], versions[1], topics[1], states[1]) "
         "      RETURNING notification_id INTO pos; "
-        "    prev := NULL; "
-        "    IF versions[i] > 1 THEN "
+        "    IF versions[1] > 1 THEN "
         "      SELECT h.event_hash INTO prev FROM {schema}.{hashes} h "
-        "        WHERE h.originator_id = ids[i] AND h.originator_version = versions[i] - 1; "
+        "        WHERE h.originator_id = ids[1] AND h.originator_version = versions[1] - 1; "
         "    END IF; "
-        "    id_bytes := convert_to(ids[i]::text, 'UTF8'); "
-        "    topic_bytes := convert_to(topics[i], 'UTF8'); "
-        "    own := encode(sha256(decode(coalesce(prev, {genesis}), 'hex') "
-        "      || int8send(octet_length(id_bytes)::bigint) || id_bytes "
-        "      || int8send(versions[i]) "
-        "      || int8send(octet_length(topic_bytes)::bigint) || topic_bytes "
-        "      || int8send(octet_length(states[i])::bigint) || states[i]), 'hex'); "
-        "    chained := encode(sha256(decode(coalesce(chained, {genesis}), 'hex') "
-        "      || int8send(pos) || decode(own, 'hex')), 'hex'); "
-        "    INSERT INTO {schema}.{hashes} VALUES (pos, ids[i], versions[i], own, chained); "
+        "    {hash_one}"
+        "    INSERT INTO {schema}.{hashes} VALUES (pos, ids[1], versions[1], own, chained); "
         "    RETURN NEXT pos; "
-        "  END LOOP; "
+        "  ELSIF cardinality(ids) > 1 THEN "
+        "    FOR pos, prev, tip IN "
+        "      INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+        "        SELECT ids[k], versions[k], topics[k], states[k] "
+        "        FROM generate_series(1, cardinality(ids)) AS k "
+        "        RETURNING notification_id, "
+        "          (SELECT h.event_hash FROM {schema}.{hashes} h "
+        "            WHERE h.originator_id = {events}.originator_id "
+        "            AND h.originator_version = {events}.originator_version - 1), "
+        "          (SELECT h.chain_hash FROM {schema}.{hashes} h "
+        "            ORDER BY h.position DESC LIMIT 1) "
+        "    LOOP "
+        "      i := i + 1; "
+        "      IF i = 1 THEN chained := tip; END IF; "
+        "      FOR j IN REVERSE i - 1 .. 1 LOOP "
+        "        IF ids[j] = ids[i] AND versions[j] = versions[i] - 1 THEN "
+        "          prev := owns[j]; "
+        "          EXIT; "
+        "        END IF; "
+        "      END LOOP; "
+        "      {hash_each}"
+        "      positions[i] := pos; owns[i] := own; chains[i] := chained; "
+        "      RETURN NEXT pos; "
+        "    END LOOP; "
+        "    INSERT INTO {schema}.{hashes} "
+        "      SELECT positions[k], ids[k], versions[k], owns[k], chains[k] "
+        "      FROM generate_series(1, i) AS k; "
+        "  END IF; "
         "  IF cardinality(r_actors) > 0 THEN "
         "    INSERT INTO {schema}.{receipts} "
         "      SELECT a, k, f, r::jsonb "
@@ -740,7 +788,8 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         receipts=Identifier(RECEIPTS_TABLE),
         check=_check_keys_sql(schema=schema),
         lock_timeout=SQL(str(int(lock_timeout))),
-        genesis=Literal(genesis),
+        hash_one=SQL(_event_hash_sql("1")).format(genesis=Literal(genesis)),
+        hash_each=SQL(_event_hash_sql("i")).format(genesis=Literal(genesis)),
     )
 
 

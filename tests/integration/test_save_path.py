@@ -27,7 +27,7 @@ from fieldledger.application.event_store import (
     Receipt,
     _save_cursor,
 )
-from fieldledger.application.hash_chain import verify_chain
+from fieldledger.application.hash_chain import chain_rows, verify_chain
 from fieldledger.application.ledger import (
     Busy,
     Caller,
@@ -249,6 +249,66 @@ def test_the_server_side_save_writes_a_chain_that_verifies(
     verdict = verify_chain(first.recorder)
     assert verdict.intact, verdict.broken
     assert verdict.events == len(stored_positions(first))
+
+
+def test_a_save_of_several_aggregates_chains_as_the_hash_chain_module_does(
+    database_url: str,
+) -> None:
+    """One save of several events (a group commit's: two aggregates
+    interleaved, a new one of two events), the server-side save's path for
+    several (its events' INSERT of the arrays, the hashes in a loop, one
+    INSERT of the hash rows): each event's hash is the one
+    `hash_chain.chain_rows` computes (the aggregate's previous event in the
+    store, or earlier in the same save) and the chain verifies. A save of
+    several whose one version is taken writes nothing, and the store goes on
+    after it."""
+    ledger = FieldLedger(database_url)
+    try:
+        recorder = ledger.ledger_recorder
+        if isinstance(recorder, LedgerPostgresRecorder):
+            assert recorder.one_trip  # the path under test is the one taken
+        first, second = book(ledger, "a"), book(ledger, "b")
+        a, b = recorder.select_events(first)[-1], recorder.select_events(second)[-1]
+        stored_before = {first: recorder.event_hashes(first), second: recorder.event_hashes(second)}
+        head = recorder.max_notification_id()
+        verdict = verify_chain(recorder)
+        new = UUID(int=random.getrandbits(128), version=4)
+
+        def later(event: Any, by: int, state: bytes) -> Any:
+            return dataclasses.replace(
+                event, originator_version=event.originator_version + by, state=state
+            )
+
+        save = [
+            later(a, 1, b"a+1"), later(b, 1, b"b+1"), later(a, 2, b"a+2"),
+            dataclasses.replace(a, originator_id=new, originator_version=1, state=b""),
+            dataclasses.replace(a, originator_id=new, originator_version=2, state=b"n2"),
+        ]  # fmt: skip
+        positions = list(recorder.insert_events(save))
+        assert positions == sorted(positions) and positions[0] > head
+        expected = chain_rows(save, positions, verdict.head_chain_hash, {
+            str(first): stored_before[first][a.originator_version],
+            str(second): stored_before[second][b.originator_version],
+        })  # fmt: skip
+        for row in expected:
+            assert recorder.event_hashes(row.originator_id)[row.originator_version] == (
+                row.event_hash
+            )
+            assert recorder.position_of(row.originator_id, row.originator_version) == row.position
+        verdict = verify_chain(recorder)
+        assert verdict.intact, verdict.broken
+        assert verdict.head_chain_hash == expected[-1].chain_hash
+        # Its second event's version is taken: nothing of it is written.
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([later(b, 2, b"b+2"), later(a, 2, b"again")])
+        assert recorder.max_notification_id() == positions[-1]
+        assert set(recorder.event_hashes(second)) == {b.originator_version, b.originator_version + 1}
+        recorder.insert_events([later(b, 2, b"b+2"), later(a, 3, b"a+3")])
+        verdict = verify_chain(recorder)
+        assert verdict.intact, verdict.broken
+        assert verdict.events == len(stored_positions(ledger))
+    finally:
+        ledger.close()
 
 
 @pytest.mark.postgres
