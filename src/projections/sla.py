@@ -46,7 +46,7 @@ from fieldledger.domain.sla import (
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
-from fieldledger.projections.unit_of_work import rows_with
+from fieldledger.projections.unit_of_work import rows_with, upsert_rows
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
@@ -369,11 +369,8 @@ class SlaView(ReadModel):
             (started if key in fresh else subjects).append(
                 (key, s.kind, _SUBJECT_JSON.encode(s.to_data()))
             )
-        tx.executemany(
-            f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
-            "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
-            subjects,
-        )
+        upsert_rows(tx, t.sla_subjects, ("aggregate_id", "kind", "data"), ("aggregate_id",),
+                    subjects, ("data",))  # fmt: skip
         batch.append(t.sla_subjects, ("aggregate_id", "kind", "data"), started)
         touched.targets.flush()
 
