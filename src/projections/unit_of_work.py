@@ -65,38 +65,83 @@ def upsert_rows(
 ) -> None:
     """`INSERT INTO table (columns) VALUES ... ON CONFLICT (key) DO UPDATE SET`
     each of `updated` (default: every column not in the key) to the row's
-    value, for `rows` (their values in column order, no two of one key).
+    value, for `rows` (their values in column order, no two of one key), by
+    `insert_rows`."""
+    sets = ", ".join(
+        f"{c} = excluded.{c}" for c in (updated if updated is not None else
+                                        [c for c in columns if c not in key])
+    )  # fmt: skip
+    insert_rows(tx, table, columns, rows, f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
+
+def insert_rows(
+    tx: Tx,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    conflict: str,
+    alias: str = "",
+) -> None:
+    """`INSERT INTO table [AS alias] (columns) VALUES ... conflict` for `rows`
+    (their values in column order; with an `ON CONFLICT DO UPDATE`, no two of
+    one key).
 
     On PostgreSQL, more than one row goes as one statement whose one
     parameter is the rows as a JSON array (`json_populate_recordset`), not a
     statement per row: in a pipeline each row's statement cost PostgreSQL a
     bind and an execution of its own (in the live projector, about 1.6 such
-    statements per event), and psycopg a trip through its executemany. A row
-    whose values JSON cannot carry (none of the views' today) sends them row
-    by row as before."""
+    statements per event), and psycopg a trip through its executemany. Rows
+    with a value JSON cannot carry (none of the views' today) go row by row
+    as before."""
     if not rows:
         return
     names = ", ".join(columns)
-    sets = ", ".join(
-        f"{c} = excluded.{c}" for c in (updated if updated is not None else
-                                        [c for c in columns if c not in key])
-    )  # fmt: skip
-    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
-    if tx.dialect == "postgres" and len(rows) > 1:
-        text = _json_rows(columns, rows)
-        if text is not None:
-            # `Tx.execute` makes the text storable as every parameter (a lone
-            # surrogate); `_json_rows` has already replaced any NUL.
-            tx.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} "
-                f"FROM json_populate_recordset(NULL::{table}, ?::json) {conflict}",
-                (text,),
-            )
-            return
+    into = f"{table} AS {alias}" if alias else table
+    if (
+        tx.dialect == "postgres"
+        and len(rows) > 1
+        and _no_float_in_integers(tx, table, columns, rows)
+        and (text := _json_rows(columns, rows)) is not None
+    ):
+        # `Tx.execute` makes the text storable as every parameter (a lone
+        # surrogate); `_json_rows` has already replaced any NUL.
+        tx.execute(
+            f"INSERT INTO {into} ({names}) SELECT {names} "
+            f"FROM json_populate_recordset(NULL::{table}, ?::json) {conflict}",
+            (text,),
+        )
+        return
     tx.executemany(
-        f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {conflict}",
+        f"INSERT INTO {into} ({names}) VALUES ({', '.join('?' for _ in columns)}) {conflict}",
         rows,
     )
+
+
+#: The integer columns of each table (a table's physical name is its
+#: generation's: they never change), looked up once per process.
+_INTEGER_COLUMNS: dict[str, frozenset[str]] = {}
+
+
+def _no_float_in_integers(
+    tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> bool:
+    """Whether no row gives a float to an integer column: a parameter of its
+    own is cast (rounded) to the column's type, a JSON number with a fraction
+    is refused. (No view writes one today; should one, its rows go row by row
+    as before, and its view does not stop.)"""
+    integers = _INTEGER_COLUMNS.get(table)
+    if integers is None:
+        integers = _INTEGER_COLUMNS[table] = frozenset(
+            str(r["attname"])
+            for r in tx.query(
+                "SELECT attname FROM pg_attribute WHERE attrelid = ?::regclass "
+                "AND atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
+                "AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+        )
+    at = [i for i, c in enumerate(columns) if c in integers]
+    return not any(type(row[i]) is float for row in rows for i in at)
 
 
 def _json_rows(
