@@ -6,9 +6,10 @@ events sent tens of thousands per view, each a round trip or at least a trip
 through the driver). Instead a view loads, at the start of a batch, the rows the
 batch's events will touch (one query per table: `prefetch`), changes them in
 memory as the events come (`get`, `insert`, `update`), and writes the changed
-ones at the end with one `executemany` upsert per table (`flush`). Same rows in
-the end as statement-by-statement, so a rebuild still equals the incremental
-view.
+ones at the end with one upsert per table (`flush`, `upsert_rows`: on
+PostgreSQL one statement for all of them, on SQLite one `executemany`). Same
+rows in the end as statement-by-statement, so a rebuild still equals the
+incremental view.
 """
 
 from __future__ import annotations
