@@ -1,9 +1,15 @@
 """The live projector's CPU per event, in rounds as under load, without HTTP.
 
     python bench/projector_rounds.py --lifecycles 300 --round 250
+    python bench/projector_rounds.py --lifecycles 3000 --together 64 --template fl_tpl
 
 First (not measured) writes `--lifecycles` work-order lifecycles through
-the ledger on a fresh database (the nine commands of `lifecycle.lua`). Then
+the ledger on a fresh database (the nine commands of `lifecycle.lua`;
+`--together N`: N orders at a time, their commands taking turns, as wrk's
+connections do, so an order's events fall in different rounds). With
+`--template NAME` the written database is kept as that template and copied,
+not written again, by the next run that names it (two checkouts then feed
+the very same events; drop it when done). Then
 opens every read model in this process, its connections named by PGAPPNAME,
 and brings the live views up in rounds of `--round` events, as the
 projector's poll does under load (each round to the head as it stood at its
