@@ -1,9 +1,15 @@
 """The live projector's CPU per event, in rounds as under load, without HTTP.
 
     python bench/projector_rounds.py --lifecycles 300 --round 250
+    python bench/projector_rounds.py --lifecycles 3000 --together 64 --template fl_tpl
 
 First (not measured) writes `--lifecycles` work-order lifecycles through
-the ledger on a fresh database (the nine commands of `lifecycle.lua`). Then
+the ledger on a fresh database (the nine commands of `lifecycle.lua`;
+`--together N`: N orders at a time, their commands taking turns, as wrk's
+connections do, so an order's events fall in different rounds). With
+`--template NAME` the written database is kept as that template and copied,
+not written again, by the next run that names it (two checkouts then feed
+the very same events; drop it when done). Then
 opens every read model in this process, its connections named by PGAPPNAME,
 and brings the live views up in rounds of `--round` events, as the
 projector's poll does under load (each round to the head as it stood at its
@@ -33,15 +39,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from command_cpu import cpu_seconds, transactions
 from command_inprocess import STEPS as LIFECYCLE
-from run_all import bench_database, fresh_database
+from run_all import ADMIN_URL, bench_database, db_url, fresh_database
 
 APP = "fieldledger-probe-projector"
 #: The lifecycle after the booking, as `command_inprocess.py` posts it.
 STEPS = [(path.lstrip("/"), who, body) for path, who, body in LIFECYCLE[1:]]
 
 
-def write_lifecycles(url: str, n: int) -> int:
-    """`n` lifecycles through the ledger; the number of commands."""
+def write_lifecycles(url: str, n: int, together: int = 1) -> int:
+    """`n` lifecycles through the ledger, `together` at a time (their commands
+    taking turns, as wrk's connections do: an order's events then fall in
+    different rounds); the number of commands."""
     from fieldledger.api.service import open_ledger
     from fieldledger.application.commands import WORK_ORDER
     from fieldledger.application.ledger import Caller
@@ -57,20 +65,45 @@ def write_lifecycles(url: str, n: int) -> int:
     ledger = open_ledger(Settings(database_url=url), lambda _: None)
     commands = 0
     try:
-        for i in range(n):
-            booked = ledger.book_work_order(
-                callers["disp"], customer=Customer("王先生", f"1380000{i:04d}", "上海"),
-                service_type="空调维修", priority=Priority.ROUTINE, zone=Zone.URBAN,
-                channel=Channel.PHONE, billing=Billing.PAID, description="不制冷",
-            )  # fmt: skip
-            order: UUID = booked.id
+        for first in range(0, n, together):
+            orders: list[UUID] = []
+            for i in range(first, min(n, first + together)):
+                booked = ledger.book_work_order(
+                    callers["disp"], customer=Customer("王先生", f"1380000{i:04d}", "上海"),
+                    service_type="空调维修", priority=Priority.ROUTINE, zone=Zone.URBAN,
+                    channel=Channel.PHONE, billing=Billing.PAID, description="不制冷",
+                )  # fmt: skip
+                orders.append(booked.id)
             for command, who, args in STEPS:
                 given = WORK_ORDER[command]  # validated as the API does
-                ledger.execute(given, callers[who], order, given.body.model_validate(args))
-            commands += 1 + len(STEPS)
+                for order in orders:
+                    ledger.execute(given, callers[who], order, given.body.model_validate(args))
+            commands += len(orders) * (1 + len(STEPS))
     finally:
         ledger.close()
     return commands
+
+
+def from_template(name: str, template: str) -> tuple[str, int] | None:
+    """A copy of the database `template` as `name`: its URL and the number of
+    commands written to it; None when there is no such template yet."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (template,),
+        ).fetchone()
+        if found is None:
+            return None
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return db_url(name), int(found[0])
+
+
+def save_template(name: str, template: str, commands: int) -> None:
+    """Keep the database `name` as written, as `template` (its commands in its comment)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+        conn.execute(f"COMMENT ON DATABASE \"{template}\" IS '{commands}'")
 
 
 def backends(url: str) -> list[int]:
@@ -87,9 +120,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifecycles", type=int, default=300)
     parser.add_argument("--round", type=int, default=250, help="events per round")
+    parser.add_argument(
+        "--together", type=int, default=1,
+        help="lifecycles written at a time, their commands taking turns (default 1: one"
+        " after the other, an order's nine events in one round)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--template",
+        help="a database holding the written lifecycles: copied when it exists (the"
+        " writing skipped, `--lifecycles` ignored), else saved as it after writing",
+    )
+    parser.add_argument("--profile", help="write a cProfile of the rounds to this file")
     args = parser.parse_args()
-    url = fresh_database(bench_database("projector_rounds"))
-    commands = write_lifecycles(url, args.lifecycles)
+    name = bench_database("projector_rounds")
+    copied = from_template(name, args.template) if args.template else None
+    if copied is None:
+        url = fresh_database(name)
+        commands = write_lifecycles(url, args.lifecycles, args.together)
+        if args.template:
+            save_template(name, args.template, commands)
+    else:
+        url, commands = copied
 
     os.environ["PGAPPNAME"] = APP
     from fieldledger.api.service import open_ledger, open_projections
@@ -115,11 +166,20 @@ def main() -> None:
     pg = backends(url)
     pg_before = sum(map(cpu_seconds, pg))
     commits_before, _ = transactions(url)
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile(time.process_time)  # CPU, not waiting
+        profile.enable()
     cpu_before = time.process_time()
     load = os.getloadavg()[0]
     for end in ends[1:]:
         round_to(end)
     cpu = time.process_time() - cpu_before
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.profile)
     pg_after = set(pg) | set(backends(url))
     pg_cpu = sum(map(cpu_seconds, pg_after)) - pg_before
     commits_after, _ = transactions(url)

@@ -17,6 +17,7 @@ from fieldledger.domain.customers import SealedPersonalData
 from fieldledger.projections.audit import kind_of
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
 from fieldledger.projections.reporting import index_name
+from fieldledger.projections.unit_of_work import insert_rows
 
 
 class CustomerFiles(ReadModel):
@@ -50,11 +51,11 @@ class CustomerFiles(ReadModel):
     def end_batch(self, batch: Batch) -> None:
         rows: dict[tuple[str, str], tuple[Any, ...]] = batch.state
         if rows:
-            batch.tx.executemany(
-                f"INSERT INTO {batch.t.customer_files} VALUES (?, ?, ?, ?) "
+            insert_rows(
+                batch.tx, batch.t.customer_files,
+                ("customer_id", "aggregate_id", "kind", "first_position"), list(rows.values()),
                 "ON CONFLICT (customer_id, aggregate_id) DO NOTHING",
-                list(rows.values()),
-            )
+            )  # fmt: skip
 
     @staticmethod
     def records_of(tx: Tx, t: Tables, customer_id: str) -> list[dict[str, Any]]:

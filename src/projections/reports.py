@@ -32,7 +32,7 @@ from fieldledger.domain.periods import local_date, local_midnight
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
 from fieldledger.projections.reporting import index_name, mean, null_last, percentage, utc_text
-from fieldledger.projections.unit_of_work import TableRows
+from fieldledger.projections.unit_of_work import TableRows, insert_rows
 
 NAME = "reports"
 DIMENSIONS = ("attitude", "skill", "punctuality", "promise")
@@ -189,17 +189,18 @@ class ReportsView(ReadModel):
         state.orders.flush()
         state.complaints.flush()
         if state.days:
-            batch.tx.executemany(
-                f"INSERT INTO {batch.t.report_tech_days} AS d (day, technician_id, "
-                "work_order_id, service_type, completed, late_arrivals, on_site_seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            insert_rows(  # one statement on PostgreSQL: the days' keys are unique
+                batch.tx, batch.t.report_tech_days,
+                ("day", "technician_id", "work_order_id", "service_type", "completed",
+                 "late_arrivals", "on_site_seconds"),
+                [[*key, *values] for key, values in state.days.items()],
                 "ON CONFLICT (day, technician_id, work_order_id) DO UPDATE SET "
                 "completed = CASE WHEN excluded.completed > d.completed "
                 "THEN excluded.completed ELSE d.completed END, "
                 "late_arrivals = d.late_arrivals + excluded.late_arrivals, "
                 "on_site_seconds = d.on_site_seconds + excluded.on_site_seconds",
-                [[*key, *values] for key, values in state.days.items()],
-            )
+                alias="d",
+            )  # fmt: skip
         batch.append(batch.t.report_facts, FACT_COLUMNS, state.facts)
 
     def _day(self, instant: datetime) -> str:

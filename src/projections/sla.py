@@ -46,10 +46,13 @@ from fieldledger.domain.sla import (
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
-from fieldledger.projections.unit_of_work import rows_with
+from fieldledger.projections.unit_of_work import rows_with, upsert_rows
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
+
+#: Subjects kept as last written (`SlaView._written`), at most about this many.
+_WRITTEN_KEPT = 4096
 
 #: Events that change what the SLA knows of an aggregate after its creation.
 _CHANGES = EventTypes(
@@ -163,6 +166,10 @@ class SlaView(ReadModel):
         #: Policies by version; a version is a digest of its content, so a cache
         #: shared by generations cannot differ from what each would read.
         self._policies: dict[str, Policy] = {}
+        #: The subjects last written, by (table, aggregate id): the text
+        #: stored and the object it was encoded from, taken (not shared) by
+        #: the next batch that loads that very text (`begin_batch`).
+        self._written: dict[tuple[str, str], tuple[str, Subject]] = {}
 
     def create_tables(self, tx: Tx, t: Tables) -> None:
         tx.execute(
@@ -230,8 +237,19 @@ class SlaView(ReadModel):
         touched.targets.prefetch(wanted)
         touched.loaded.update(wanted)
         subjects = rows_with(batch.tx, "aggregate_id, data", t.sla_subjects, "aggregate_id", wanted)
+        written, table = self._written, t.sla_subjects
         for row in subjects:
-            touched.subjects[row["aggregate_id"]] = Subject.from_data(json.loads(row["data"]))
+            key, data = row["aggregate_id"], row["data"]
+            # The object a batch wrote this very text from, when the table
+            # still holds it (in the live projector, an order's next events
+            # come a round or two later): not decoded again. Taken, so no two
+            # batches share it; any other text (a rolled-back batch's, another
+            # process's) is decoded as ever.
+            kept = written.pop((table, key), None)
+            touched.subjects[key] = (
+                kept[1] if kept is not None and kept[0] == data
+                else Subject.from_data(json.loads(data))
+            )  # fmt: skip
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         tx, t, touched = batch.tx, batch.t, batch.state
@@ -364,16 +382,16 @@ class SlaView(ReadModel):
         fresh = touched.fresh
         subjects: list[tuple[str, str, str]] = []
         started: list[tuple[str, str, str]] = []  # first stored now: appended
+        written, table = self._written, t.sla_subjects
+        if len(written) > _WRITTEN_KEPT:
+            written.clear()
         for key in touched.dirty:
             s = touched.subjects[key]
-            (started if key in fresh else subjects).append(
-                (key, s.kind, _SUBJECT_JSON.encode(s.to_data()))
-            )
-        tx.executemany(
-            f"INSERT INTO {t.sla_subjects} VALUES (?, ?, ?) "
-            "ON CONFLICT (aggregate_id) DO UPDATE SET data = excluded.data",
-            subjects,
-        )
+            data = _SUBJECT_JSON.encode(s.to_data())
+            (started if key in fresh else subjects).append((key, s.kind, data))
+            written[table, key] = (data, s)
+        upsert_rows(tx, t.sla_subjects, ("aggregate_id", "kind", "data"), ("aggregate_id",),
+                    subjects, ("data",))  # fmt: skip
         batch.append(t.sla_subjects, ("aggregate_id", "kind", "data"), started)
         touched.targets.flush()
 

@@ -33,7 +33,7 @@ from typing import Any
 from fieldledger.application.database import Tx
 from fieldledger.projections.read_model import Batch, Tables
 from fieldledger.projections.reporting import index_name
-from fieldledger.projections.unit_of_work import rows_with
+from fieldledger.projections.unit_of_work import rows_with, upsert_rows
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -237,12 +237,10 @@ class VersionedRows:
             f"DELETE FROM {self.table} WHERE {' AND '.join(f'{c} = ?' for c in self.key)}",
             deleted,
         )
-        tx.executemany(
-            f"INSERT INTO {self.table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT ({', '.join(self.key)}) "
-            "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*self.values, VALID_FROM)),
-            [self._written(r) for r in changed],
-        )
+        upsert_rows(
+            tx, self.table, columns, self.key, [self._written(r) for r in changed],
+            (*self.values, VALID_FROM),
+        )  # fmt: skip
         self.batch.append(self.table, columns, [self._written(r) for r in new])
         self.batch.append(self.history, (*columns, VALID_TO), self._replaced)
         self._stored.difference_update(deleted)

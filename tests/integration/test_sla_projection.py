@@ -479,3 +479,42 @@ def test_board_queries_compare_instants_as_text_correctly() -> None:
     # Fixed-width UTC text sorts as time does, microseconds or not.
     a, b = sh(10, 8, 9), sh(10, 8, 9) + timedelta(microseconds=1)
     assert stamp(a) < stamp(b) < stamp(sh(10, 8, 9, 0) + timedelta(seconds=1))
+
+
+def test_a_batch_takes_the_subject_the_last_one_wrote_only_while_the_table_holds_it(
+    ledger: FieldLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subject written by one batch is not decoded again by the next when
+    the table still holds the very text written (the object kept is taken);
+    when the table holds anything else (a rolled-back batch's object, another
+    writer's row), it is decoded from the table. The rows are the same."""
+    projections = Projections(ledger, [SlaView], SETTINGS)
+    view = projections.models[sla.NAME]
+    assert isinstance(view, SlaView)
+    decoded: list[str] = []
+    from_data = Subject.from_data.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Subject], data: dict[str, Any]) -> Subject:
+        decoded.append(data["aggregate_id"])
+        return from_data(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Subject, "from_data", classmethod(counting))
+    order = book(ledger, sh(9, 30, 16))
+    projections.catch_up(sla.NAME)
+    ledger.work_order_command(DISPATCHER, order, "assign", {"technician_id": "tech-1"},
+                              occurred_at=sh(10, 8, 8, 45))  # fmt: skip
+    projections.catch_up(sla.NAME)
+    assert decoded == []  # the booking's batch wrote it; the assignment's took it
+    assert rows(projections, order)["response"]["met_at"] == stamp(sh(10, 8, 8, 45))
+    # What a batch rolled back after its end left: an object the table does not hold.
+    ((key, (_text, kept)),) = view._written.items()
+    stale = Subject.from_data({**kept.to_data(), "owner_id": "someone-else"})
+    decoded.clear()
+    view._written[key] = ("not what the table holds", stale)
+    for command in ("confirm", "depart", "arrive"):
+        ledger.work_order_command(TECH, order, command, {}, occurred_at=sh(10, 8, 9))
+    projections.catch_up(sla.NAME)
+    assert decoded == [str(order)]
+    got = rows(projections, order)
+    assert got["arrival"]["met_at"] == stamp(sh(10, 8, 9))
+    assert got["arrival"]["owner_id"] == "tech-1"

@@ -111,3 +111,31 @@ def test_the_topics_read_are_those_of_the_declared_types_and_their_subclasses() 
             pass
 
     assert topics_for([Elsewhere(SETTINGS)]) == ()
+
+
+def test_a_batch_calls_a_declared_view_s_handler_only_for_its_types_of_event() -> None:
+    """The projector's rounds and the rebuild's feed (`batches._Step`) pass an
+    event of a type a view does not declare over without calling its `handle`
+    (its declaration says it would do nothing); a view not declared, or not
+    the catalogue's own, is given every event. An event that could not be
+    decoded still stops every view."""
+    from fieldledger.projections.batches import ProjectionFailed, _Step, _wanted
+
+    def handled(model: ReadModel, events: list[tuple[int, Any]]) -> list[int]:
+        seen: list[int] = []
+        model.handle = lambda batch, event, position: seen.append(position)  # type: ignore[method-assign]
+        batch = Batch(RecordingTx(), Tables({}, 1), events, ids={})  # type: ignore[arg-type]
+        _Step(model.name, model, _wanted(model)).handle(batch)
+        return seen
+
+    booked, started = object.__new__(WorkOrder.Booked), object.__new__(WorkOrder.ServiceStarted)
+    events: list[tuple[int, Any]] = [(1, booked), (2, started)]
+    assert handled(MODELS["sla"](SETTINGS), events) == [1]  # ServiceStarted: not the SLA's
+    assert handled(MODELS["audit"](SETTINGS), events) == [1, 2]  # every event
+
+    class Elsewhere(MODELS["sla"]):  # type: ignore[misc,valid-type]
+        pass
+
+    assert handled(Elsewhere(SETTINGS), events) == [1, 2]
+    with pytest.raises(ProjectionFailed, match="undecodable"):
+        handled(MODELS["sla"](SETTINGS), [(3, ProjectionFailed("?", 3, "undecodable"))])
