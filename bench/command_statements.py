@@ -36,28 +36,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from command_inprocess import STEPS as INPROCESS_STEPS
 from run_all import ADMIN_URL, PROJECTOR_APP, fieldledger, serving
 
-BOOK = {
-    "customer": {"name": "王先生", "phone": "13800000000", "address": "上海"},
-    "service_type": "空调维修", "priority": "routine", "zone": "urban",
-    "channel": "phone", "billing": "paid", "description": "不制冷",
-}  # fmt: skip
-STEPS = [
-    ("book", "", "disp", BOOK),
-    ("assign", "/assign", "disp", {"technician_id": "tech-bench"}),
-    ("confirm", "/confirm", "tech", {}),
-    ("depart", "/depart", "tech", {}),
-    ("arrive", "/arrive", "tech", {}),
-    ("start", "/start", "tech", {"identity_shown": True, "customer_identity_verified": True,
-                                 "site_safe": True, "tools_complete": True,
-                                 "risk_assessment": "ok"}),
-    ("complete", "/complete", "tech", {"summary": "done", "parts_used": [],
-                                       "checklist": [{"item": "tested", "done": True}]}),
-    ("accept", "/accept", "tech", {"signed_by": "王先生"}),
-    ("feedback", "/feedback", "app", {"csat": 5, "attitude": 4, "skill": 4, "punctuality": 4,
-                                      "promise": 4, "praise": False}),
-]  # fmt: skip
+# `lifecycle.lua`'s nine commands, each named by its path ("book" for the first).
+STEPS = [(path.strip("/") or "book", path, who, body) for path, who, body in INPROCESS_STEPS]
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \w+ \[(\d+)\] (?:\S+ )?(\w+):\s+(.*)$")
 SHAPE = [
     (re.compile(r"'[^']*'"), "'…'"),
