@@ -354,6 +354,8 @@ def phase_queries(url: str, n: int) -> dict[str, Any]:
                 "sla_board": latencies(client, "/sla/board", board, n),
             }
             result["loadavg"] = {"before": load_before, "after": load_average()}
+            # Memory at this store's size: the worker after 2,500 queries of it.
+            result["worker_rss_mb"] = worker_rss_mb(int(env["FIELDLEDGER_BENCH_SERVER_PID"]))
             return result
 
 
