@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fieldledger.api.deps import CallerDep, IdempotencyDep, LedgerDep, NoIfMatchDep, permits
 from fieldledger.api.problems import responses
+from fieldledger.api.reading import json_response
 from fieldledger.api.routes.commands import (
     READ_ETAG,
     CommandAnswer,
@@ -88,6 +89,7 @@ def get_complaint(
 @router.get("/{id}/history", response_model=HistoryView,
             summary="The audit trail of a complaint, oldest first",
             responses=responses(401, 404, 422))  # fmt: skip
-def complaint_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> HistoryView:
+def complaint_history(id: RecordId, ledger: LedgerDep, caller: CallerDep) -> Response:
+    # Encoded once (`json_response`), as a work order's history is.
     entries = ledger.history(Complaint, id)
-    return history_view(ledger, entries, contact_access(caller.role, caller.actor))
+    return json_response(history_view(ledger, entries, contact_access(caller.role, caller.actor)))
