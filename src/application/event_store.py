@@ -715,7 +715,9 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
     once), read row by row in the events' order (the order of their
     positions) by a loop computing the hashes (an event's previous hash is
     the save's own earlier event of its aggregate when there is one, as the
-    statement's subquery cannot see it); then the hash rows' `INSERT …
+    statement's subquery cannot see it; should PostgreSQL ever return the
+    rows in another order than it inserted them, which it does not promise
+    in writing, the save is refused rather than chained wrongly); then the hash rows' `INSERT …
     SELECT` of the arrays the loop built. The arrays are read by subscript
     over `generate_series` (fewer instructions than `unnest` of four or five
     arrays)."""
@@ -728,6 +730,7 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
         "DECLARE i int := 0; j int; pos bigint; prev text; own text; chained text; "
         "  tip text; positions bigint[]; owns text[]; chains text[]; "
+        "  got_id uuid; got_version bigint; "
         "  id_bytes bytea; topic_bytes bytea; data_key text; gone text; "
         "BEGIN "
         "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
@@ -747,7 +750,7 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "    INSERT INTO {schema}.{hashes} VALUES (pos, ids[1], versions[1], own, chained); "
         "    RETURN NEXT pos; "
         "  ELSIF cardinality(ids) > 1 THEN "
-        "    FOR pos, prev, tip IN "
+        "    FOR pos, prev, tip, got_id, got_version IN "
         "      INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
         "        SELECT ids[k], versions[k], topics[k], states[k] "
         "        FROM generate_series(1, cardinality(ids)) AS k "
@@ -756,9 +759,14 @@ def save_function_sql(*, schema: str, events: str, lock_timeout: int) -> Compose
         "            WHERE h.originator_id = {events}.originator_id "
         "            AND h.originator_version = {events}.originator_version - 1), "
         "          (SELECT h.chain_hash FROM {schema}.{hashes} h "
-        "            ORDER BY h.position DESC LIMIT 1) "
+        "            ORDER BY h.position DESC LIMIT 1), "
+        "          originator_id, originator_version "
         "    LOOP "
         "      i := i + 1; "
+        "      IF got_id <> ids[i] OR got_version <> versions[i] "
+        "        OR (i > 1 AND pos <= positions[i - 1]) THEN "
+        "        RAISE EXCEPTION 'fieldledger save: RETURNING out of the insert''s order'; "
+        "      END IF; "
         "      IF i = 1 THEN chained := tip; END IF; "
         "      FOR j IN REVERSE i - 1 .. 1 LOOP "
         "        IF ids[j] = ids[i] AND versions[j] = versions[i] - 1 THEN "
