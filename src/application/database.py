@@ -94,7 +94,7 @@ class Tx:
 
     def _sql(self, statement: str) -> str:
         if self.dialect == "postgres":
-            return _postgres_sql(statement)
+            return postgres_sql(statement)
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
@@ -237,7 +237,7 @@ def _postgres_table(schema: str, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _postgres_sql(statement: str) -> str:
+def postgres_sql(statement: str) -> str:
     """`?` placeholders as psycopg's `%s` (statements repeat: translated once)."""
     return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
-from fieldledger.application.database import Database, Tx, _postgres_sql
+from fieldledger.application.database import Database, Tx, postgres_sql
 from fieldledger.projections.read_model import ReadModel, Tables
 from psycopg.errors import UndefinedTable
 from psycopg.sql import SQL, Composable, Literal
@@ -236,7 +236,7 @@ class Generations:
         """`scalar`'s statement on one generation (psycopg's placeholders): the
         live generation's number, then the query's first value."""
         query = statement(self.tables(name, generation))
-        return _postgres_sql(
+        return postgres_sql(
             f"SELECT (SELECT generation FROM {self.db.table(GENERATIONS)} "
             "WHERE name = ? AND state = 'live') AS live, "
             f"(SELECT q.* FROM ({query}) AS q LIMIT 1) AS value"
