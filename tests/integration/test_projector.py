@@ -194,7 +194,8 @@ def test_a_feed_of_some_topics_only_reads_those_and_tracks_every_event(
 
 
 class EventPositions(ReadModel):
-    """A toy read model: one row per event."""
+    """A toy read model: one row per event it was given, keyed by its position
+    (an event applied twice breaks the key)."""
 
     name = "event_positions"
     tables: ClassVar[tuple[str, ...]] = ("event_positions",)
@@ -284,29 +285,17 @@ def test_after_overlapping_finishes_the_rebuild_marks_every_page_visible(pg_url:
         app.close()
 
 
-class Positions(ReadModel):
-    """A toy read model: one row per event it was given, keyed by its position
-    (an event applied twice breaks the key)."""
-
-    name = "positions"
-    tables: ClassVar[tuple[str, ...]] = ("positions",)
-
-    def create_tables(self, tx: Tx, t: Tables) -> None:
-        tx.execute(f"CREATE TABLE IF NOT EXISTS {t.positions} (position INTEGER PRIMARY KEY)")
-
-    def handle(self, batch: Batch, event: Any, position: int) -> None:
-        batch.tx.execute(f"INSERT INTO {batch.t.positions} VALUES (?)", (position,))
-
-
 def positions(projections: Projections) -> list[int]:
-    with projections.reading("positions") as (tx, t):
-        return sorted(r["position"] for r in tx.query(f"SELECT position FROM {t.positions}"))
+    with projections.reading("event_positions") as (tx, t):
+        return sorted(
+            r["position"] for r in tx.query(f"SELECT position FROM {t.event_positions}")
+        )
 
 
 def test_a_round_feeds_the_live_views_together_one_transaction_per_batch(
     ledger: FieldLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    projections = Projections(ledger, [EventCounts, Positions], SETTINGS, batch_size=4)
+    projections = Projections(ledger, [EventCounts, EventPositions], SETTINGS, batch_size=4)
     book(ledger, 5)  # 11 events: batches of 4, 4 and 3
     transactions = 0
     opened = projections.db.transaction
@@ -321,14 +310,14 @@ def test_a_round_feeds_the_live_views_together_one_transaction_per_batch(
     projector.round()
     assert transactions == 3  # one per batch for both views, not one per view
     head = projections.head()
-    assert [projections.position(n, 1) for n in ("event_counts", "positions")] == [head, head]
+    assert [projections.position(n, 1) for n in ("event_counts", "event_positions")] == [head, head]
     assert counts(projections) == {"PolicyAdopted": 1, "Booked": 5, "Assigned": 5}
     assert positions(projections) == list(range(1, head + 1))
     # Nothing twice: a round at the head writes nothing, nor does another
     # projector's catch-up; the next events are fed once.
     projector.round()
     assert transactions == 3
-    Projections(ledger, [EventCounts, Positions], SETTINGS).catch_up_all()
+    Projections(ledger, [EventCounts, EventPositions], SETTINGS).catch_up_all()
     book(ledger, 1)
     projector.round()
     assert counts(projections) == {"PolicyAdopted": 1, "Booked": 6, "Assigned": 6}
@@ -337,15 +326,15 @@ def test_a_round_feeds_the_live_views_together_one_transaction_per_batch(
 
 
 def test_a_view_standing_elsewhere_catches_up_by_itself_in_a_round(ledger: FieldLedger) -> None:
-    projections = Projections(ledger, [EventCounts, Positions], SETTINGS, batch_size=4)
+    projections = Projections(ledger, [EventCounts, EventPositions], SETTINGS, batch_size=4)
     book(ledger, 5)
     # Another projector (or a read-your-writes wait) moved one view ahead.
-    Projections(ledger, [EventCounts, Positions], SETTINGS).catch_up("positions", until=6)
+    Projections(ledger, [EventCounts, EventPositions], SETTINGS).catch_up("event_positions", until=6)
     assert projections.batches.live_round(projections.head()) == {"event_counts"}
     projector = BackgroundProjector(projections)
     projector.round()
     head = projections.head()
-    assert [projections.position(n, 1) for n in ("event_counts", "positions")] == [head, head]
+    assert [projections.position(n, 1) for n in ("event_counts", "event_positions")] == [head, head]
     assert counts(projections) == {"PolicyAdopted": 1, "Booked": 5, "Assigned": 5}
     assert positions(projections) == list(range(1, head + 1))
 
@@ -360,12 +349,12 @@ def test_a_view_failing_in_a_round_stops_there_while_the_others_advance(
         fail_on = "Assigned"
 
     model = Failing if failing == "handler" else BadStatement
-    projections = Projections(ledger, [model, Positions], SETTINGS, batch_size=100)
+    projections = Projections(ledger, [model, EventPositions], SETTINGS, batch_size=100)
     projector = BackgroundProjector(projections)
     projector.round()
     head = projections.head()
     assert positions(projections) == list(range(1, head + 1))
-    assert projections.position("positions", 1) == head
+    assert projections.position("event_positions", 1) == head
     (failed, fine) = projections.status()
     assert (failed.position, failed.error_position) == (2, 3)
     assert counts(projections) == {"PolicyAdopted": 1, "Booked": 1}
