@@ -13,7 +13,7 @@ after, the CPU time (utime + stime, /proc) of:
 - the projector process,
 - the PostgreSQL backends connected to the database (pg_stat_activity),
   and of those the projector's own (`projector_pg_cpu_ms`: its connections
-  are named by `run_all.serving`, PGAPPNAME),
+  are named by `fieldledger projections run`, `run_all.PROJECTOR_APP`),
 
 and the database's commits and rollbacks (pg_stat_database). Prints one JSON
 line: commands/s, and per command the CPU milliseconds of each part and the
@@ -78,17 +78,19 @@ def descendants(pid: int) -> list[int]:
 
 
 def backends(url: str) -> dict[int, str]:
-    """The database's backends (but this one): their `application_name` by pid."""
+    """The database's client backends (but this one): their `application_name`
+    by pid."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid, application_name FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
         ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
 
 
 def projector_backends(found: dict[int, str]) -> list[int]:
-    """The separate projector's backends (named by `serving`: PGAPPNAME)."""
+    """The separate projector's backends (`run_all.PROJECTOR_APP`)."""
     return [pid for pid, name in found.items() if name == PROJECTOR_APP]
 
 

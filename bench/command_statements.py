@@ -4,7 +4,7 @@
 
 Turns on `log_statement = 'all'` for the database (`ALTER DATABASE`, undone at
 the end), starts the recommended deployment on it (`bench/run_all.serving`:
-API workers named `fieldledger-serve` in pg_stat_activity, one projector),
+API workers named `fieldledger api` in pg_stat_activity, one projector),
 runs whole lifecycles (`bench/lifecycle.lua`'s commands) one command at a
 time with a pause between them, and reads the server's log: every statement
 the API workers' backends logged while a command was in flight is that
@@ -36,8 +36,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from command_cpu import backends
 from command_inprocess import STEPS as INPROCESS_STEPS
-from run_all import ADMIN_URL, PROJECTOR_APP, fieldledger, serving
+from run_all import ADMIN_URL, API_APP, PROJECTOR_APP, fieldledger, serving
 
 # `lifecycle.lua`'s nine commands, each named by its path ("book" for the first).
 STEPS = [(path.strip("/") or "book", path, who, body) for path, who, body in INPROCESS_STEPS]
@@ -106,13 +107,9 @@ def run(args: argparse.Namespace) -> None:
         for _ in range(args.lifecycles):
             lifecycle(spans)
         time.sleep(1)
-        with psycopg.connect(args.url, autocommit=True) as conn:
-            found = conn.execute(
-                "SELECT pid, application_name FROM pg_stat_activity"
-                " WHERE datname = current_database()"
-            ).fetchall()
-        workers = {int(pid) for pid, app in found if app == "fieldledger-serve"}
-        projector = {int(pid) for pid, app in found if app == PROJECTOR_APP}
+        found = backends(args.url)
+        workers = {pid for pid, app in found.items() if app == API_APP}
+        projector = {pid for pid, app in found.items() if app == PROJECTOR_APP}
     with open(args.log, encoding="utf-8", errors="replace") as log:
         log.seek(offset)
         lines = log.read().splitlines()

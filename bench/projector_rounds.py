@@ -37,7 +37,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from command_cpu import cpu_seconds, transactions
+from command_cpu import backends, cpu_seconds, transactions
 from command_inprocess import STEPS as LIFECYCLE
 from run_all import ADMIN_URL, bench_database, db_url, fresh_database
 
@@ -106,14 +106,9 @@ def save_template(name: str, template: str, commands: int) -> None:
         conn.execute(f"COMMENT ON DATABASE \"{template}\" IS '{commands}'")
 
 
-def backends(url: str) -> list[int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = %s",
-            (APP,),
-        ).fetchall()
-    return [int(r[0]) for r in rows]
+def probe_backends(url: str) -> list[int]:
+    """This process's backends (named APP)."""
+    return [pid for pid, name in backends(url).items() if name == APP]
 
 
 def main() -> None:
@@ -163,7 +158,7 @@ def main() -> None:
                 projections.catch_up(name, until=until)
 
     round_to(ends[0])
-    pg = backends(url)
+    pg = probe_backends(url)
     pg_before = sum(map(cpu_seconds, pg))
     commits_before, _ = transactions(url)
     profile = None
@@ -180,7 +175,7 @@ def main() -> None:
     if profile is not None:
         profile.disable()
         profile.dump_stats(args.profile)
-    pg_after = set(pg) | set(backends(url))
+    pg_after = set(pg) | set(probe_backends(url))
     pg_cpu = sum(map(cpu_seconds, pg_after)) - pg_before
     commits_after, _ = transactions(url)
     events = head - ends[0]

@@ -32,21 +32,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from command_cpu import cpu_seconds
+from command_cpu import backends, cpu_seconds
 from run_all import free_port
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-def backends(url: str) -> list[int]:
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return [int(r[0]) for r in rows]
 
 
 def main() -> None:
@@ -95,7 +84,7 @@ def main() -> None:
             for name, (path, params) in endpoints.items():
                 for _ in range(30):
                     client.get(path, params=params).raise_for_status()
-                pids = backends(args.url)
+                pids = list(backends(args.url))
                 worker = cpu_seconds(server.pid)
                 database = sum(map(cpu_seconds, pids))
                 samples = []

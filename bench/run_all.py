@@ -142,7 +142,11 @@ def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 #: The `application_name` of the separate projector's connections.
-PROJECTOR_APP = "fieldledger-projector"
+#: How `fieldledger serve` and `fieldledger projections run` name their
+#: connections in pg_stat_activity (`cli.name_connections`): a probe tells the
+#: projector's backends from the workers' by them.
+API_APP = "fieldledger api"
+PROJECTOR_APP = "fieldledger projector"
 
 
 @contextmanager
@@ -153,11 +157,10 @@ def serving(
     docs recommend: API workers without background threads
     (FIELDLEDGER_BACKGROUND=false) and one `fieldledger projections run`."""
     port = free_port()
-    env = {**os.environ, "FIELDLEDGER_DATABASE_URL": url}
+    # Without PGAPPNAME, so that each process names its connections itself.
+    env = {**{k: v for k, v in os.environ.items() if k != "PGAPPNAME"},
+           "FIELDLEDGER_DATABASE_URL": url}
     serve_env = {**env, "FIELDLEDGER_BACKGROUND": "false"} if separate_projector else env
-    # Each process's connections named in pg_stat_activity (libpq's PGAPPNAME),
-    # so that a probe can tell the projector's backends from the workers'.
-    serve_env = {**serve_env, "PGAPPNAME": "fieldledger-serve"}
     procs = [
         subprocess.Popen(
             [str(VENV_BIN / "fieldledger"), "serve", "--port", str(port),
@@ -169,7 +172,7 @@ def serving(
         procs.append(
             subprocess.Popen(
                 [str(VENV_BIN / "fieldledger"), "projections", "run"],
-                env={**env, "PGAPPNAME": PROJECTOR_APP},
+                env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
