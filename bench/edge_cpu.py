@@ -25,7 +25,12 @@ Variants (alternated run by run):
 - noproxy: as serve, without uvicorn's proxy headers layer (measured, not
   taken: see docs/benchmarks.md);
 - inline: as serve, the function called on the event loop (no hop): the hop's cost;
-- uvicorn: uvicorn's defaults (the bare baseline's server).
+- uvicorn: uvicorn's defaults (the bare baseline's server);
+- healthz@TREE: the real app's `/healthz` (GET, `bench/trivial.lua`) served by
+  TREE's `fieldledger serve` (TREE/.venv/bin/fieldledger, one worker, on
+  FIELDLEDGER_DATABASE_URL; FIELDLEDGER_BACKGROUND=false keeps its projector
+  threads out): two checkouts alternated, e.g.
+  `--variants healthz@/work/main,healthz@.`.
 """
 
 from __future__ import annotations
@@ -122,12 +127,21 @@ def serve(variant: str, port: int) -> None:
 
 def measure(variant: str, seconds: int, script: str) -> dict[str, Any]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, "--port", str(port)])
+    tree = variant.removeprefix("healthz@") if variant.startswith("healthz@") else None
+    if tree is None:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, "--port", str(port)])
+        probe = "/"
+    else:
+        fieldledger = Path(tree).resolve() / ".venv" / "bin" / "fieldledger"
+        proc = subprocess.Popen([str(fieldledger), "serve", "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        probe = "/healthz"
+        script = str(Path(__file__).resolve().parent / "trivial.lua")
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
+                if httpx.get(base + probe, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -44,7 +44,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class HeldHeadTransport:
     """A connection's transport whose answers' heads wait for their bodies."""
 
-    __slots__ = ("expecting_head", "held", "loop", "transport")
+    __slots__ = ("expecting_head", "flush_soon", "held", "loop", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
@@ -53,6 +53,7 @@ class HeldHeadTransport:
         self.held: bytes | None = None
         #: Whether the next write (but a `100 Continue`) is an answer's head.
         self.expecting_head = True
+        self.flush_soon = self.flush  # bound once, not per answer
 
     def write(self, data: bytes) -> None:
         held = self.held
@@ -65,7 +66,7 @@ class HeldHeadTransport:
                 self.transport.write(data)
             else:
                 self.held = data
-                self.loop.call_soon(self.flush)
+                self.loop.call_soon(self.flush_soon)
         else:
             self.transport.write(data)
 
@@ -81,7 +82,8 @@ class HeldHeadTransport:
     def answered(self) -> None:
         """The answer is complete: its head is written if it is still held,
         and the next write is the next answer's head."""
-        self.flush()
+        if self.held is not None:
+            self.flush()
         self.expecting_head = True
 
     def close(self) -> None:
