@@ -8,19 +8,29 @@ that does only what `CommandGate` does around a command: reads the body,
 hands a function that does nothing to a `CommandThreads` pool and awaits it,
 and answers with a command's headers and body (start, then body). wrk posts
 a command-sized JSON body with a token, 16 connections. Prints one JSON line
-per variant and run: requests/s and the worker's CPU microseconds per
-request (utime + stime, /proc), and the load average; then the medians. The
+per variant and run: requests/s, the worker's CPU microseconds per request
+(utime + stime, /proc), wrk's own (on loopback the client's wake-ups are paid
+on the same cores) and the load average; then the medians. The
 app's own work is left out on purpose: what is left is uvicorn's parsing,
 scope, task and writes, and the hop, the part `bench/command_inprocess.py`
 cannot count.
 
 Variants (alternated run by run):
-- serve: uvicorn's options as `fieldledger serve` passes them (cli.py);
+- serve: uvicorn's options as `fieldledger serve` passes them (cli.py): its
+  `OneWriteProtocol` (api/http_protocol.py), no `server` header;
+- twowrites: as serve with uvicorn's own httptools protocol (an answer's head
+  and body written apart), the one write's gain;
+- serverheader: as serve with uvicorn's `server: uvicorn` header;
 - h11: as serve with uvicorn's pure-Python h11 protocol;
-- noproxy, noserverheader: as serve, without uvicorn's proxy headers layer,
-  or without its `server` header (measured, not taken: see docs/benchmarks.md);
+- noproxy: as serve, without uvicorn's proxy headers layer (measured, not
+  taken: see docs/benchmarks.md);
 - inline: as serve, the function called on the event loop (no hop): the hop's cost;
-- uvicorn: uvicorn's defaults (the bare baseline's server).
+- uvicorn: uvicorn's defaults (the bare baseline's server);
+- healthz@TREE: the real app's `/healthz` (GET, `bench/trivial.lua`) served by
+  TREE's `fieldledger serve` (TREE/.venv/bin/fieldledger, one worker, on
+  FIELDLEDGER_DATABASE_URL; FIELDLEDGER_BACKGROUND=false keeps its projector
+  threads out): two checkouts alternated, e.g.
+  `--variants healthz@/work/main,healthz@.`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,6 +70,12 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer fl_0123456789012345678901234567890123456789012"
 wrk.headers["If-Match"] = '"6"'
 """
+
+
+def children_cpu_seconds() -> float:
+    """utime + stime of this process's finished children (wrk's runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def app_for(hop: bool) -> Any:
@@ -96,24 +113,35 @@ def serve(variant: str, port: int) -> None:
     options: dict[str, Any] = {"log_level": "warning"}
     if variant != "uvicorn":
         options.update(cli.uvicorn_options(access_log=False))
+    if variant == "twowrites":
+        options["http"] = "httptools"
+    if variant == "serverheader":
+        options["server_header"] = True
     if variant == "h11":
         options["http"] = "h11"
     if variant == "noproxy":
         options["proxy_headers"] = False
-    if variant == "noserverheader":
-        options["server_header"] = False
     options.pop("workers", None)
     uvicorn.run(app_for(hop=variant != "inline"), host="127.0.0.1", port=port, **options)
 
 
 def measure(variant: str, seconds: int, script: str) -> dict[str, Any]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, "--port", str(port)])
+    tree = variant.removeprefix("healthz@") if variant.startswith("healthz@") else None
+    if tree is None:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, "--port", str(port)])
+        probe = "/"
+    else:
+        fieldledger = Path(tree).resolve() / ".venv" / "bin" / "fieldledger"
+        proc = subprocess.Popen([str(fieldledger), "serve", "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        probe = "/healthz"
+        script = str(Path(__file__).resolve().parent / "trivial.lua")
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
+                if httpx.get(base + probe, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -121,21 +149,24 @@ def measure(variant: str, seconds: int, script: str) -> dict[str, Any]:
                        check=True, capture_output=True)  # fmt: skip
         load = os.getloadavg()[0]
         before = cpu_seconds(proc.pid)
+        client_before = children_cpu_seconds()
         out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", script, base],
                              check=True, capture_output=True, text=True).stdout  # fmt: skip
         used = cpu_seconds(proc.pid) - before
+        client = children_cpu_seconds() - client_before
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     requests = int(out.split(" requests in")[0].split()[-1])
     return {"variant": variant, "rps": round(requests / seconds), "requests": requests,
             "cpu_us_per_request": round(used * 1e6 / requests, 1),
+            "wrk_cpu_us_per_request": round(client * 1e6 / requests, 1),
             "load_average": round(load, 2)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="serve,inline,uvicorn")
+    parser.add_argument("--variants", default="serve,twowrites,inline,uvicorn")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
@@ -147,12 +178,15 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(LUA % json.dumps(BODY))
     results: dict[str, list[float]] = {}
+    clients: dict[str, list[float]] = {}
     for _ in range(args.runs):
         for variant in args.variants.split(","):
             found = measure(variant, args.seconds, lua.name)
             print(json.dumps(found), flush=True)
             results.setdefault(variant, []).append(found["cpu_us_per_request"])
-    print(json.dumps({v: statistics.median(r) for v, r in results.items()}))
+            clients.setdefault(variant, []).append(found["wrk_cpu_us_per_request"])
+    print(json.dumps({"server": {v: statistics.median(r) for v, r in results.items()},
+                      "wrk": {v: statistics.median(r) for v, r in clients.items()}}))  # fmt: skip
     os.unlink(lua.name)
 
 

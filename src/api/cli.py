@@ -160,10 +160,24 @@ def serve(
 
 def uvicorn_options(*, workers: int = 1, access_log: bool = False) -> dict[str, Any]:
     """uvicorn's options as `serve` runs it (bench/edge_cpu.py serves alike)."""
+    options: dict[str, Any] = {}
+    try:
+        from fieldledger.api.http_protocol import OneWriteProtocol
+    except ImportError:  # no httptools: uvicorn's own choice (h11), unchanged
+        pass
+    else:
+        # httptools, as uvicorn picks it when installed, with each answer's
+        # head and body in one write (http_protocol.py).
+        options["http"] = OneWriteProtocol
     return {
+        **options,
         "workers": workers,
         "log_level": "info",
         "access_log": access_log,
+        # No `server: uvicorn` header on every answer: nothing a client needs,
+        # and it tells an attacker what runs here. (`date` stays: HTTP wants it
+        # from an origin server with a clock.)
+        "server_header": False,
         # The console's live streams stay open; a stop closes them after this.
         "timeout_graceful_shutdown": 5,
         # uvicorn's supervisor kills a worker that does not answer its ping in

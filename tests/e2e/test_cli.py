@@ -147,7 +147,6 @@ def test_serve_refuses_bad_settings_in_one_line(
     assert "missing.toml" in one_line_error(runner.invoke(cli.app, ["serve"]))
 
 
-
 def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
     executable = shutil.which("fieldledger", path=str(Path(sys.executable).parent))
     assert executable is not None
@@ -191,13 +190,16 @@ def test_serve_runs_the_api_until_stopped(tmp_path: Path) -> None:
             server.stderr.close()
 
 
-def test_serve_gives_a_starting_worker_time_to_answer_the_supervisor(
+def test_serve_runs_uvicorn_with_one_write_per_answer_and_time_for_a_starting_worker(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """uvicorn's supervisor, which kills a worker that does not answer its
+    """`serve` runs uvicorn's httptools protocol writing each answer in one
+    write (tests/e2e/test_one_write.py), without uvicorn's `server` header;
+    and uvicorn's supervisor, which kills a worker that does not answer its
     ping in time (5 s by default), waits longer under `serve`, so that workers
     starting on a loaded machine are not killed and restarted without end."""
     import uvicorn
+    from fieldledger.api.http_protocol import OneWriteProtocol
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
@@ -207,5 +209,19 @@ def test_serve_gives_a_starting_worker_time_to_answer_the_supervisor(
     (options,) = started
     assert options["workers"] == 2
     assert options["timeout_worker_healthcheck"] == cli.WORKER_HEALTHCHECK_SECONDS >= 30
-    assert "http" not in options  # httptools, as uvicorn picks it when installed
+    assert options["http"] is OneWriteProtocol
+    assert options["server_header"] is False and options.get("date_header", True)
     assert options["access_log"] is False
+
+
+def test_without_httptools_serve_leaves_uvicorn_its_own_protocol(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httptools is optional for uvicorn (it serves with h11 then): the
+    one-write protocol, built on uvicorn's httptools protocol, is not used."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fieldledger.api.http_protocol", None)
+    options = cli.uvicorn_options(workers=1)
+    assert "http" not in options
+    assert options["server_header"] is False
