@@ -44,7 +44,7 @@ from fieldledger.projections.generations import (
     tracking_key,
 )
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, event_ids
-from fieldledger.projections.unit_of_work import Pending
+from fieldledger.projections.unit_of_work import Pending, copy_rows
 
 BATCH_SIZE = 500
 
@@ -351,7 +351,7 @@ class Batches:
                 # INSERT per row.
                 for _step, batch in steps:
                     for table, columns, rows in batch.copies:
-                        tx.copy_rows(table, columns, rows)
+                        copy_rows(tx, table, columns, rows)
         finally:
             for _step, batch in steps:
                 batch.release()
@@ -624,7 +624,7 @@ class Batches:
                     # that only grow, bulk-loaded in the same transaction.
                     for _step, batch in steps:
                         for table, columns, rows in batch.copies:
-                            tx.copy_rows(table, columns, rows)
+                            copy_rows(tx, table, columns, rows)
                         batch.release()  # each batch's rows freed as soon as sent
             except (_Moved, _Gone):
                 raise RebuildSuperseded(

@@ -23,8 +23,11 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import psycopg
 from fieldledger.application.database import Tx, postgres_sql, storable
 from fieldledger.projections.read_model import Batch
+from psycopg._copy_base import format_row_text  # psycopg's C formatter (no public name)
+from psycopg.adapt import Transformer
 
 Row = dict[str, Any]
 
@@ -217,6 +220,37 @@ def _json_rows(
     if again and "\\u0000" in text:  # rare: once more, every text made storable
         return _json_rows(columns, [tuple(map(storable, row)) for row in rows], again=False)
     return text
+
+
+def copy_rows(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Bulk-load rows new to a table (`Tx.copy_rows`): on PostgreSQL one
+    `COPY`, its data formatted in full before it starts, by psycopg's row
+    formatter (C), and sent in one write.
+
+    That formatting is the check for text no column can hold: psycopg
+    refuses a NUL (`DataError`) and cannot encode a lone surrogate
+    (`UnicodeEncodeError`), before anything is sent; only then are the rows
+    made storable (U+FFFD, as `storable` does) and formatted again. (`Tx.
+    copy_rows` first joins every text value of the rows to scan them, then
+    writes the rows one call each.)"""
+    if not rows:
+        return
+    if tx.dialect != "postgres":
+        tx.copy_rows(table, columns, rows)
+        return
+    tx.wrote = True
+    cursor = tx.cursor
+    transformer = Transformer.from_context(cursor)
+    data = bytearray()
+    try:
+        for row in rows:
+            format_row_text(row, transformer, data)
+    except (psycopg.DataError, UnicodeEncodeError):
+        data = bytearray()
+        for row in rows:
+            format_row_text(tuple(map(storable, row)), transformer, data)
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(data)
 
 
 class TableRows:
