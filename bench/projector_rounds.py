@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,12 @@ def main() -> None:
         " writing skipped, `--lifecycles` ignored), else saved as it after writing",
     )
     parser.add_argument("--profile", help="write a cProfile of the rounds to this file")
+    parser.add_argument(
+        "--callgrind", action="store_true",
+        help="run under `valgrind --tool=callgrind --instr-atstart=no`: this process's"
+        " instructions are counted for the measured rounds only (steady however busy"
+        " the machine is; callgrind_annotate the output file, divide by events)",
+    )  # fmt: skip
     args = parser.parse_args()
     name = bench_database("projector_rounds")
     copied = from_template(name, args.template) if args.template else None
@@ -185,11 +192,17 @@ def main() -> None:
 
         profile = cProfile.Profile(time.process_time)  # CPU, not waiting
         profile.enable()
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
     cpu_before = time.process_time()
     load = os.getloadavg()[0]
     for end in ends[1:]:
         round_to(end)
     cpu = time.process_time() - cpu_before
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
     if profile is not None:
         profile.disable()
         profile.dump_stats(args.profile)

@@ -673,7 +673,18 @@ class _Step:
 
     def handle(self, batch: Batch) -> None:
         handle, wanted = self.model.handle, self.wanted
-        for position, event in batch.events:
+        events = batch.events
+        if wanted is not None:
+            # The events it acts on, picked by their types (a few dozen in a
+            # batch, each tested once) instead of a test per event; unless
+            # the batch holds an event that could not be decoded (it stops
+            # the view there, whatever its type would have been).
+            kinds = {type(event) for _, event in events}
+            if not any(issubclass(kind, ProjectionFailed) for kind in kinds):
+                taken = {kind for kind in kinds if wanted.of_type(kind)}
+                events = [pair for pair in events if type(pair[1]) in taken]
+                wanted = None
+        for position, event in events:
             if isinstance(event, ProjectionFailed):
                 raise ProjectionFailed(self.name, event.position, event.error)
             if wanted is not None and not wanted(event):
