@@ -18,6 +18,7 @@ from fieldledger.projections.batches import ProjectionFailed
 from fieldledger.projections.read_model import Batch, Tables, event_ids
 from fieldledger.projections.unit_of_work import (
     IN_CHUNK,
+    Pending,
     TableRows,
     copy_rows,
     rows_with,
@@ -249,3 +250,18 @@ def test_versioned_rows_prefetched_in_a_pipeline_read_the_rows_stored(db: Databa
             (r["v"], r["valid_from"], r["valid_to"]) for r in tx.query(f"SELECT * FROM {history}")
         ]
         assert kept == [("old", 1, 5)]
+
+
+def test_a_pending_read_in_a_pipeline_is_sent_and_read_later(db: Database) -> None:
+    """In a pipeline (PostgreSQL) a `Pending` query is only sent: its rows are
+    read when asked for, with those of every query sent before; elsewhere
+    it is read at once. The rows are the same either way."""
+    with db.transaction(commit=False) as tx:
+        with tx.pipelined():
+            first = Pending(tx, "SELECT 1 AS one", ())
+            second = Pending(tx, "SELECT ? AS two", ("2",))
+            assert (first._rows is None) == (tx.dialect == "postgres")
+            assert (second._rows is None) == (tx.dialect == "postgres")
+            assert second.rows() == [{"two": "2"}]
+            assert first.rows() == [{"one": 1}]
+        assert Pending(tx, "SELECT 3 AS three", ()).rows() == [{"three": 3}]
