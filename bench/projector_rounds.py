@@ -17,7 +17,9 @@ start), and measures over the rounds this process's CPU and that of its
 PostgreSQL backends (/proc, by `application_name` in pg_stat_activity), and
 the database's transactions (a read in autocommit is one). Prints one JSON
 line: per event and per command, CPU milliseconds of the projector and of
-its backends, transactions per round, and the load average. Runs on any
+its backends, transactions per round, the waits per round of this process
+and of its backends (voluntary context switches: about one per round trip
+on each side), and the load average. Runs on any
 checkout (on one without `BackgroundProjector.round` the round is the views'
 catch-ups one after the other, as its poll did): run it with each
 checkout's Python, back to back.
@@ -28,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -111,6 +115,19 @@ def probe_backends(url: str) -> list[int]:
     return [pid for pid, name in backends(url).items() if name == APP]
 
 
+def waits(pid: int | str) -> int:
+    """Voluntary context switches of a process so far (/proc/PID/status): a
+    wait for the other side's answer is one (a round trip costs one on each
+    side); 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifecycles", type=int, default=300)
@@ -126,6 +143,12 @@ def main() -> None:
         " writing skipped, `--lifecycles` ignored), else saved as it after writing",
     )
     parser.add_argument("--profile", help="write a cProfile of the rounds to this file")
+    parser.add_argument(
+        "--callgrind", action="store_true",
+        help="run under `valgrind --tool=callgrind --instr-atstart=no`: this process's"
+        " instructions are counted for the measured rounds only (steady however busy"
+        " the machine is; callgrind_annotate the output file, divide by events)",
+    )  # fmt: skip
     args = parser.parse_args()
     name = bench_database("projector_rounds")
     copied = from_template(name, args.template) if args.template else None
@@ -160,6 +183,8 @@ def main() -> None:
     round_to(ends[0])
     pg = probe_backends(url)
     pg_before = sum(map(cpu_seconds, pg))
+    pg_waits_before = sum(map(waits, pg))
+    waits_before = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     commits_before, _ = transactions(url)
     profile = None
     if args.profile:
@@ -167,16 +192,24 @@ def main() -> None:
 
         profile = cProfile.Profile(time.process_time)  # CPU, not waiting
         profile.enable()
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
     cpu_before = time.process_time()
     load = os.getloadavg()[0]
     for end in ends[1:]:
         round_to(end)
     cpu = time.process_time() - cpu_before
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
     if profile is not None:
         profile.disable()
         profile.dump_stats(args.profile)
     pg_after = set(pg) | set(probe_backends(url))
     pg_cpu = sum(map(cpu_seconds, pg_after)) - pg_before
+    own_waits = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - waits_before
+    pg_waits = sum(map(waits, pg_after)) - pg_waits_before
     commits_after, _ = transactions(url)
     events = head - ends[0]
     rounds = len(ends) - 1
@@ -189,6 +222,10 @@ def main() -> None:
         "projector_ms_per_command": round(cpu * 1000 / events / per_command, 4),
         "backends_ms_per_command": round(pg_cpu * 1000 / events / per_command, 4),
         "transactions_per_round": round((commits_after - commits_before) / rounds, 2),
+        # Round trips, roughly: a wait for an answer is a voluntary context
+        # switch (of this process's threads: the rounds run in the main one).
+        "waits_per_round": round(own_waits / rounds, 1),
+        "backend_waits_per_round": round(pg_waits / rounds, 1),
         "load_average": [load, os.getloadavg()[0]],
     }))  # fmt: skip
     projections.ledger.close()

@@ -27,6 +27,7 @@ from fieldledger.domain.maintenance_contracts import MaintenanceContract
 from fieldledger.domain.staff import StaffMember
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.read_model import Batch, ReadModel, Tables
+from fieldledger.projections.unit_of_work import Pending
 
 #: The `kind` of an event: which aggregate it belongs to.
 KINDS: dict[type[Any], str] = {
@@ -116,10 +117,10 @@ COLUMNS = (
 
 @dataclass
 class _Pending:
-    """One batch of the audit trail: the events' hashes (by position) and the
-    rows, inserted together in `end_batch`."""
+    """One batch of the audit trail: the events' hashes (their query, read at
+    `end_batch`) and the rows, inserted together in `end_batch`."""
 
-    hashes: dict[int, Any]
+    hashes: Pending | None
     rows: list[list[Any]] = field(default_factory=list)
 
 
@@ -153,19 +154,18 @@ class AuditTrail(ReadModel):
 
     def begin_batch(self, batch: Batch) -> None:
         """The hashes were committed with the events: one query for the batch,
-        sent with the batch's other reads (in `end_batch` it waited for every
-        write sent before it)."""
+        sent with the batch's other reads (`Pending`: in a pipeline, answered
+        with them in one round trip; sent in `end_batch` it would wait for
+        every write sent before it), read at `end_batch`."""
         tx, events = batch.tx, batch.events
-        hashes: dict[int, Any] = {}
+        hashes = None
         if events:
-            hashes = {
-                int(r["position"]): r["event_hash"]
-                for r in tx.query(
-                    f"SELECT position, event_hash FROM {tx.table(HASHES_TABLE)} "
-                    "WHERE position >= ? AND position <= ?",
-                    (events[0][0], events[-1][0]),
-                )
-            }
+            hashes = Pending(
+                tx,
+                f"SELECT position, event_hash FROM {tx.table(HASHES_TABLE)} "
+                "WHERE position >= ? AND position <= ?",
+                (events[0][0], events[-1][0]),
+            )
         batch.state = _Pending(hashes)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
@@ -176,11 +176,16 @@ class AuditTrail(ReadModel):
             position, batch.ids[position], kind_of(event), type(event).__name__,
             event.originator_version, event.actor, event.role, utc_iso(occurred_at),
             utc_iso(recorded_at), (recorded_at - occurred_at).total_seconds(),
-            _DATA_JSON.encode(history_data(event)), pending.hashes.get(position),
+            _DATA_JSON.encode(history_data(event)), None,  # the hash: `end_batch`
         ])  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:
-        batch.append(batch.t.audit_events, COLUMNS, batch.state.rows)
+        pending: _Pending = batch.state
+        if pending.hashes is not None and pending.rows:
+            hashes = {int(r["position"]): r["event_hash"] for r in pending.hashes.rows()}
+            for row in pending.rows:
+                row[-1] = hashes.get(row[0])
+        batch.append(batch.t.audit_events, COLUMNS, pending.rows)
 
     # -- querying --------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from fieldledger.projections.generations import (
     tracking_key,
 )
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, event_ids
+from fieldledger.projections.unit_of_work import Pending, copy_rows
 
 BATCH_SIZE = 500
 
@@ -304,31 +305,22 @@ class Batches:
 
     def _live_positions(self) -> dict[str, tuple[int, int]]:
         """The live generation and tracked position of each view not stopped at
-        an error, in two reads."""
+        an error, in one read (the generations joined to their tracking rows
+        by `tracking_key`, `name#g<generation>`: two reads, two round trips,
+        before)."""
         with self.db.read() as tx:
             rows = tx.query(
-                f"SELECT name, generation, error FROM {tx.table(GENERATIONS)} "
-                "WHERE state = 'live'"
+                f"SELECT g.name, g.generation, g.error, t.notification_id "
+                f"FROM {tx.table(GENERATIONS)} g "
+                f"LEFT JOIN {tx.table(TRACKING_TABLES[tx.dialect])} t "
+                "ON t.application_name = g.name || '#g' || g.generation "
+                "WHERE g.state = 'live'"
             )
-        live = {
-            str(r["name"]): int(r["generation"])
+        return {
+            str(r["name"]): (int(r["generation"]), int(r["notification_id"] or 0))
             for r in rows
             if r["name"] in self.models and r["error"] is None
         }
-        if not live:
-            return {}
-        keys = {tracking_key(name, generation): name for name, generation in live.items()}
-        with self.db.read() as tx:
-            table = tx.table(TRACKING_TABLES[tx.dialect])
-            found = {
-                str(r["application_name"]): int(r["notification_id"])
-                for r in tx.query(
-                    f"SELECT application_name, notification_id FROM {table} "
-                    f"WHERE application_name IN ({', '.join('?' for _ in keys)})",
-                    list(keys),
-                )
-            }
-        return {name: (live[name], found.get(key, 0)) for key, name in keys.items()}
 
     def _live_batch(
         self, tx: Tx, target: Target, events: Sequence[tuple[int, Any]], ids: Mapping[int, str]
@@ -349,9 +341,9 @@ class Batches:
         try:
             with self.db.transaction() as tx:
                 with tx.pipelined():
-                    self._start_all(tx, targets, start)
+                    started = self._start_all(tx, targets, start)
                     steps = [(self._step(t), self._live_batch(tx, t, events, ids)) for t in targets]
-                    _apply(steps)
+                    _apply(steps, started)
                     self._track_all(tx, targets, start, last)
                 # After the pipeline (psycopg pipelines no COPY), in the same
                 # transaction: the rows new to their tables (`Batch.append`),
@@ -359,7 +351,7 @@ class Batches:
                 # INSERT per row.
                 for _step, batch in steps:
                     for table, columns, rows in batch.copies:
-                        tx.copy_rows(table, columns, rows)
+                        copy_rows(tx, table, columns, rows)
         finally:
             for _step, batch in steps:
                 batch.release()
@@ -469,15 +461,22 @@ class Batches:
 
     # -- many read models at once: one pass ---------------------------------------
 
-    def _start_all(self, tx: Tx, targets: Sequence[Target], start: int) -> None:
+    def _start_all(self, tx: Tx, targets: Sequence[Target], start: int) -> Callable[[], None]:
         """Claim (lock) the tracking rows of all the generations fed, in one
-        statement: each must stand at `start`, and each generation still be
-        building (or live)."""
+        statement, and read the generations' states after it. Returns the
+        check, to be called before any event is applied: each must stand at
+        `start` (else `_Moved`), and each generation still be building (or
+        live; else `_Gone`). In a pipeline both statements are only sent
+        (`Pending`): the views' prefetches go out after them and all come
+        back in one round trip at the check (or the first row a view reads).
+        PostgreSQL runs them in the order sent, so the states are still read
+        after the claim, as before."""
         if not targets:
-            return
+            return _nothing
         table = tx.table(TRACKING_TABLES[tx.dialect])
         keys = [tracking_key(t.name, t.generation) for t in targets]
-        claimed = tx.query(
+        claimed = Pending(
+            tx,
             f"INSERT INTO {table} (application_name, notification_id) VALUES "
             + ", ".join("(?, 0)" for _ in keys)
             + " ON CONFLICT (application_name) DO UPDATE "
@@ -485,19 +484,22 @@ class Batches:
             "RETURNING application_name, notification_id",
             keys,
         )
-        for row in claimed:
-            if int(row["notification_id"]) != start:
-                raise _Moved(int(row["notification_id"]))
-        states = {
-            (r["name"], int(r["generation"])): r["state"]
-            for r in tx.query(
-                f"SELECT name, generation, state FROM {tx.table(GENERATIONS)} "
-                f"WHERE name IN ({', '.join('?' for _ in targets)})",
-                [t.name for t in targets],
-            )
-        }
-        if any(states.get((t.name, t.generation)) not in ("live", "building") for t in targets):
-            raise _Gone
+        states = Pending(
+            tx,
+            f"SELECT name, generation, state FROM {tx.table(GENERATIONS)} "
+            f"WHERE name IN ({', '.join('?' for _ in targets)})",
+            [t.name for t in targets],
+        )
+
+        def check() -> None:
+            for row in claimed.rows():
+                if int(row["notification_id"]) != start:
+                    raise _Moved(int(row["notification_id"]))
+            found = {(r["name"], int(r["generation"])): r["state"] for r in states.rows()}
+            if any(found.get((t.name, t.generation)) not in ("live", "building") for t in targets):
+                raise _Gone
+
+        return check
 
     def _track_all(self, tx: Tx, targets: Sequence[Target], start: int, last: int) -> None:
         """Move the claimed tracking rows from `start` to `last`, in one statement."""
@@ -606,7 +608,7 @@ class Batches:
                             # flush: after a crash its unlogged tables are empty
                             # anyway and the rebuild starts again from zero.
                             tx.execute("SET LOCAL synchronous_commit = off")
-                        self._start_all(tx, tracked, position)
+                        started = self._start_all(tx, tracked, position)
                         # Every view's reads first (a read waits for every
                         # statement sent before it), then every view's writes.
                         # (A stretch with no event of the topics read only
@@ -616,13 +618,13 @@ class Batches:
                             for t in active
                             if events
                         ]
-                        _apply(steps)
+                        _apply(steps, started)
                         self._track_all(tx, tracked, position, last)
                     # After the pipeline (psycopg pipelines no COPY): the rows
                     # that only grow, bulk-loaded in the same transaction.
                     for _step, batch in steps:
                         for table, columns, rows in batch.copies:
-                            tx.copy_rows(table, columns, rows)
+                            copy_rows(tx, table, columns, rows)
                         batch.release()  # each batch's rows freed as soon as sent
             except (_Moved, _Gone):
                 raise RebuildSuperseded(
@@ -671,7 +673,18 @@ class _Step:
 
     def handle(self, batch: Batch) -> None:
         handle, wanted = self.model.handle, self.wanted
-        for position, event in batch.events:
+        events = batch.events
+        if wanted is not None:
+            # The events it acts on, picked by their types (a few dozen in a
+            # batch, each tested once) instead of a test per event; unless
+            # the batch holds an event that could not be decoded (it stops
+            # the view there, whatever its type would have been).
+            kinds = {type(event) for _, event in events}
+            if not any(issubclass(kind, ProjectionFailed) for kind in kinds):
+                taken = {kind for kind in kinds if wanted.of_type(kind)}
+                events = [pair for pair in events if type(pair[1]) in taken]
+                wanted = None
+        for position, event in events:
             if isinstance(event, ProjectionFailed):
                 raise ProjectionFailed(self.name, event.position, event.error)
             if wanted is not None and not wanted(event):
@@ -713,12 +726,19 @@ def _wanted(model: ReadModel) -> EventTypes | None:
     return _WANTED[kind]
 
 
-def _apply(steps: Sequence[tuple[_Step, Batch]]) -> None:
+def _nothing() -> None:
+    """A check with nothing to check."""
+
+
+def _apply(steps: Sequence[tuple[_Step, Batch]], started: Callable[[], None] = _nothing) -> None:
     """Each view's step over its batch: every view begins, then every view
     handles its events, then every view ends (the live round and a rebuild's
-    feed alike: one view's prefetch statements go out before any view writes)."""
+    feed alike: one view's prefetch statements go out before any view writes).
+    `started`: the batch's claim checked (`Batches._start_all`), once every
+    view's prefetches are sent and before any event is applied."""
     for step, batch in steps:
         step.begin(batch)
+    started()
     for step, batch in steps:
         step.handle(batch)
     for step, batch in steps:

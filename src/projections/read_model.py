@@ -52,6 +52,13 @@ class EventTypes:
             found = self._known[kind] = issubclass(kind, self.classes)
         return found
 
+    def of_type(self, kind: type[Any]) -> bool:
+        """Whether events of type `kind` are among them."""
+        found = self._known.get(kind)
+        if found is None:
+            found = self._known[kind] = issubclass(kind, self.classes)
+        return found
+
 
 def event_ids(events: Sequence[tuple[int, Any]]) -> dict[int, str]:
     """`str(event.originator_id)` of each event, by position: the key most views

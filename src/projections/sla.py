@@ -46,7 +46,7 @@ from fieldledger.domain.sla import (
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
-from fieldledger.projections.unit_of_work import rows_with, upsert_rows
+from fieldledger.projections.unit_of_work import Pending, rows_pending, upsert_rows
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
@@ -236,9 +236,18 @@ class SlaView(ReadModel):
         wanted = sorted({ids[p] for p, e in batch.events if _CHANGES(e)})
         touched.targets.prefetch(wanted)
         touched.loaded.update(wanted)
-        subjects = rows_with(batch.tx, "aggregate_id, data", t.sla_subjects, "aggregate_id", wanted)
-        written, table = self._written, t.sla_subjects
-        for row in subjects:
+        # Read at the batch's first event (`_settle`): in a pipeline, with
+        # every other view's prefetches, in one round trip.
+        touched.pending = rows_pending(
+            batch.tx, "aggregate_id, data", t.sla_subjects, "aggregate_id", wanted
+        )
+
+    def _settle(self, batch: Batch, touched: _Touched) -> None:
+        """The subjects the batch loads, decoded (or taken as last written)."""
+        pending, touched.pending = touched.pending, None
+        assert pending is not None
+        written, table = self._written, batch.t.sla_subjects
+        for row in pending.rows():
             key, data = row["aggregate_id"], row["data"]
             # The object a batch wrote this very text from, when the table
             # still holds it (in the live projector, an order's next events
@@ -253,6 +262,8 @@ class SlaView(ReadModel):
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         tx, t, touched = batch.tx, batch.t, batch.state
+        if touched.pending is not None:
+            self._settle(batch, touched)
         if isinstance(event, AdoptedPolicy.PolicyAdopted):
             tx.execute(
                 f"INSERT INTO {t.sla_policies} VALUES (?, ?, ?, ?, ?) "
@@ -370,11 +381,12 @@ class SlaView(ReadModel):
         """The batch's writes, one statement per table: the owners seen, the
         subjects changed, and their targets computed afresh."""
         tx, t, touched = batch.tx, batch.t, batch.state
+        if touched.pending is not None:
+            self._settle(batch, touched)
         owners, ends = _owner_validity(touched.owners)
-        tx.executemany(  # rows of earlier batches, before this batch's are added
-            f"UPDATE {t.sla_owners} SET valid_until = ? "
-            "WHERE aggregate_id = ? AND version < ? AND valid_until > ?",
-            [(occurred, key, first, occurred) for key, (first, occurred) in ends.items()
+        end_owners(  # rows of earlier batches, before this batch's are added
+            tx, t.sla_owners,
+            [(key, first, occurred) for key, (first, occurred) in ends.items()
              if key not in touched.fresh],
         )  # fmt: skip
         batch.append(t.sla_owners, (*OWNER_COLUMNS[:-1], VALID_FROM, "valid_until"), owners)
@@ -423,6 +435,37 @@ class SlaView(ReadModel):
                     raise UnknownPolicy(f"policy {version} was never recorded as adopted")
             self._policies[version] = found
         return found
+
+
+def end_owners(tx: Tx, table: str, ends: Sequence[tuple[str, int, str]]) -> None:
+    """End the owner rows of earlier batches: for each (aggregate, first
+    version of this batch, its occurred_at), the aggregate's rows before that
+    version that are valid past that instant become valid until it.
+
+    On PostgreSQL, more than one aggregate in one statement (the triples as
+    one JSON parameter; each aggregate once, so each row is matched by at
+    most one), not a statement per aggregate: a bind and an execution each
+    in PostgreSQL. Otherwise, and for one, an `executemany`."""
+    if tx.dialect == "postgres" and len(ends) > 1:
+        text = json.dumps(
+            [{"aggregate_id": k, "version": v, "occurred": o} for k, v, o in ends],
+            ensure_ascii=False, separators=(",", ":"),
+        )  # fmt: skip
+        if "\\u0000" not in text:  # an aggregate id or instant is never such text
+            tx.execute(
+                f"UPDATE {table} AS o SET valid_until = v.occurred "
+                "FROM json_to_recordset(?::json) AS v(aggregate_id text, version integer, "
+                "occurred text) "
+                "WHERE o.aggregate_id = v.aggregate_id AND o.version < v.version "
+                "AND o.valid_until > v.occurred",
+                (text,),
+            )
+            return
+    tx.executemany(
+        f"UPDATE {table} SET valid_until = ? "
+        "WHERE aggregate_id = ? AND version < ? AND valid_until > ?",
+        [(occurred, key, first, occurred) for key, first, occurred in ends],
+    )
 
 
 def _owner_validity(
@@ -484,6 +527,8 @@ class _Touched:
     appointments: list[tuple[Any, ...]] = field(default_factory=list)
     #: Aggregates whose first event is in this batch (no owner rows before it).
     fresh: set[str] = field(default_factory=set)
+    #: The subjects loaded at the start of the batch, sent and not yet read.
+    pending: Pending | None = None
 
 
 def _row(subject: Subject, target: SlaTarget) -> tuple[Any, ...]:

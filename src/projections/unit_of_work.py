@@ -10,6 +10,11 @@ ones at the end with one upsert per table (`flush`, `upsert_rows`: on
 PostgreSQL one statement for all of them, on SQLite one `executemany`). Same
 rows in the end as statement-by-statement, so a rebuild still equals the
 incremental view.
+
+In a pipeline (PostgreSQL) a prefetch's query is sent, not waited for
+(`Pending`): its rows are read when the batch first asks for one, so the
+queries of every view's `begin_batch` go out together and come back in one
+round trip instead of one each.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from fieldledger.application.database import Tx, storable
+import psycopg
+from fieldledger.application.database import Tx, postgres_sql, storable
 from fieldledger.projections.read_model import Batch
+from psycopg._copy_base import format_row_text  # psycopg's C formatter (no public name)
+from psycopg.adapt import Transformer
 
 Row = dict[str, Any]
 
@@ -28,8 +36,57 @@ Row = dict[str, Any]
 IN_CHUNK = 500
 
 
+class Pending:
+    """The rows a query will answer: in a pipeline (PostgreSQL), the query is
+    sent now and its rows read at `rows()`, so that queries sent one after
+    the other are answered in one round trip (reading the first one's rows
+    flushes the pipeline and collects every answer sent before it); anywhere
+    else, read now. Rows as `Tx.query` returns them."""
+
+    __slots__ = ("_cursor", "_rows")
+
+    def __init__(self, tx: Tx, statement: str, params: Sequence[Any]) -> None:
+        self._rows: list[Row] | None = None
+        self._cursor: Any = None
+        connection = getattr(tx.cursor, "connection", None) if tx.dialect == "postgres" else None
+        if connection is not None and connection._pipeline is not None:
+            # A cursor of its own, as `Tx.query`'s (one that ran an
+            # executemany can hand a fetch that statement's status); the
+            # parameters are made storable by the caller.
+            self._cursor = connection.cursor()
+            self._cursor.execute(postgres_sql(statement), params)
+        else:
+            self._rows = tx.query(statement, params)
+
+    @classmethod
+    def read(cls, rows: list[Row]) -> Pending:
+        """Rows already read."""
+        pending = cls.__new__(cls)
+        pending._rows, pending._cursor = rows, None
+        return pending
+
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            fetched = self._cursor.fetchall()
+            self._rows = fetched if not fetched or type(fetched[0]) is dict else [
+                dict(r) for r in fetched
+            ]  # fmt: skip
+            self._cursor = None
+        return self._rows
+
+
 def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any]) -> Iterator[Row]:
-    """`SELECT selected FROM table WHERE column IN keys`.
+    """`SELECT selected FROM table WHERE column IN keys`, read now."""
+    pending = rows_pending(tx, selected, table, column, keys)
+    if pending is not None:
+        yield from pending.rows()
+
+
+def rows_pending(
+    tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any]
+) -> Pending | None:
+    """`SELECT selected FROM table WHERE column IN keys`, sent now (in a
+    pipeline, read later: `Pending`); None when there are no keys.
 
     On PostgreSQL as `column = ANY(?)` with the keys as one array parameter:
     the statement's text is the same however many keys a batch has, so
@@ -38,7 +95,7 @@ def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any
     every batch, parsed again on both sides). The keys are made storable as
     every parameter is (`Tx.query` does not look inside an array)."""
     if not keys:
-        return
+        return None
     if tx.dialect == "postgres":
         try:
             text = "\n".join(keys)
@@ -46,14 +103,15 @@ def rows_with(tx: Tx, selected: str, table: str, column: str, keys: Sequence[Any
             wanted = [storable(k) for k in keys]
         else:
             wanted = list(keys) if storable(text) is text else [storable(k) for k in keys]
-        yield from tx.query(f"SELECT {selected} FROM {table} WHERE {column} = ANY(?)", (wanted,))
-        return
+        return Pending(tx, f"SELECT {selected} FROM {table} WHERE {column} = ANY(?)", (wanted,))
+    found: list[Row] = []
     for start in range(0, len(keys), IN_CHUNK):
         chunk = keys[start : start + IN_CHUNK]
-        yield from tx.query(
+        found += tx.query(
             f"SELECT {selected} FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})",
             chunk,
         )
+    return Pending.read(found)
 
 
 def upsert_rows(
@@ -164,6 +222,37 @@ def _json_rows(
     return text
 
 
+def copy_rows(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Bulk-load rows new to a table (`Tx.copy_rows`): on PostgreSQL one
+    `COPY`, its data formatted in full before it starts, by psycopg's row
+    formatter (C), and sent in one write.
+
+    That formatting is the check for text no column can hold: psycopg
+    refuses a NUL (`DataError`) and cannot encode a lone surrogate
+    (`UnicodeEncodeError`), before anything is sent; only then are the rows
+    made storable (U+FFFD, as `storable` does) and formatted again. (`Tx.
+    copy_rows` first joins every text value of the rows to scan them, then
+    writes the rows one call each.)"""
+    if not rows:
+        return
+    if tx.dialect != "postgres":
+        tx.copy_rows(table, columns, rows)
+        return
+    tx.wrote = True
+    cursor = tx.cursor
+    transformer = Transformer.from_context(cursor)
+    data = bytearray()
+    try:
+        for row in rows:
+            format_row_text(row, transformer, data)
+    except (psycopg.DataError, UnicodeEncodeError):
+        data = bytearray()
+        for row in rows:
+            format_row_text(tuple(map(storable, row)), transformer, data)
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(data)
+
+
 class TableRows:
     """The rows of one table keyed by a one-column primary key, for one batch."""
 
@@ -180,22 +269,37 @@ class TableRows:
         self._rows: dict[str, Row | None] = {}  # None: known to be absent
         self._stored: set[str] = set()  # keys of rows the table holds
         self._dirty: dict[str, None] = {}
+        #: Prefetches sent and not yet read (`Pending`): read before any row
+        #: is looked at.
+        self._pending: list[Pending] = []
 
     def prefetch(self, keys: Iterable[str]) -> None:
-        """Load the rows of these keys (those not yet known) in one query."""
+        """Load the rows of these keys (those not yet known) in one query:
+        sent now, read when a row is first asked for (`Pending`)."""
         wanted = sorted({k for k in keys if k not in self._rows})
-        rows, stored = self._rows, self._stored
+        rows = self._rows
         for k in wanted:
             rows[k] = None
-        selected = ", ".join(self.columns)
-        for row in rows_with(self.tx, selected, self.table, self.key, wanted):
-            rows[row[self.key]] = row
-            stored.add(row[self.key])
+        pending = rows_pending(self.tx, ", ".join(self.columns), self.table, self.key, wanted)
+        if pending is not None:
+            self._pending.append(pending)
+
+    def _settle(self) -> None:
+        """Read the rows of the prefetches sent (in the order sent)."""
+        rows, stored, key = self._rows, self._stored, self.key
+        for pending in self._pending:
+            for row in pending.rows():
+                rows[row[key]] = row
+                stored.add(row[key])
+        self._pending.clear()
 
     def get(self, key: str) -> Row | None:
         """The row as it stands in this batch (loaded now if not prefetched)."""
+        if self._pending:
+            self._settle()
         if key not in self._rows:
             self.prefetch([key])
+            self._settle()
         return self._rows[key]
 
     def insert(self, key: str, **values: Any) -> bool:
@@ -224,6 +328,8 @@ class TableRows:
         with a batch given, the rows new to the table appended through it)."""
         if not self._dirty:
             return
+        if self._pending:
+            self._settle()
         others = [c for c in self.columns if c != self.key]
         stored, columns = self._stored, self.columns
         new: list[list[Any]] = []

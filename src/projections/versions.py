@@ -33,7 +33,7 @@ from typing import Any
 from fieldledger.application.database import Tx
 from fieldledger.projections.read_model import Batch, Tables
 from fieldledger.projections.reporting import index_name
-from fieldledger.projections.unit_of_work import rows_with, upsert_rows
+from fieldledger.projections.unit_of_work import Pending, rows_pending, upsert_rows
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -114,28 +114,45 @@ class VersionedRows:
         self._stored: set[Key] = set()
         self._dirty: dict[Key, None] = {}
         self._replaced: list[tuple[Any, ...]] = []
+        #: Prefetches sent and not yet read (`Pending`): read before any row
+        #: is looked at.
+        self._pending: list[Pending] = []
 
     def prefetch(self, groups: Iterable[Any]) -> None:
-        """Load the rows of these values of the first key column, in one query."""
+        """Load the rows of these values of the first key column, in one query:
+        sent now, read when a row is first asked for (`Pending`)."""
         wanted = sorted({g for g in groups if g not in self._groups})
         selected = ", ".join((*self.columns, VALID_FROM))
-        groups, stored, key_columns = self._groups, self._stored, self.key
         for g in wanted:
-            groups[g] = {}
-        for row in rows_with(self.tx, selected, self.table, key_columns[0], wanted):
-            key = tuple(row[c] for c in key_columns)
-            groups[key[0]][key] = row
-            stored.add(key)
+            self._groups[g] = {}
+        pending = rows_pending(self.tx, selected, self.table, self.key[0], wanted)
+        if pending is not None:
+            self._pending.append(pending)
+
+    def _settle(self) -> None:
+        """Read the rows of the prefetches sent (in the order sent)."""
+        groups, stored, key_columns = self._groups, self._stored, self.key
+        for pending in self._pending:
+            for row in pending.rows():
+                key = tuple(row[c] for c in key_columns)
+                groups[key[0]][key] = row
+                stored.add(key)
+        self._pending.clear()
 
     def known_absent(self, first: Any) -> None:
         """No row has this first key column yet (its aggregate starts in this
         batch): nothing to load."""
+        if self._pending:
+            self._settle()
         self._groups.setdefault(first, {})
 
     def group(self, first: Any) -> dict[Key, Row]:
         """The rows whose first key column is `first` (loaded now if not prefetched)."""
+        if self._pending:
+            self._settle()
         if first not in self._groups:
             self.prefetch([first])
+            self._settle()
         return self._groups[first]
 
     def get(self, *key: Any) -> Row | None:
@@ -219,6 +236,8 @@ class VersionedRows:
 
     def flush(self) -> None:
         """The batch's writes to the table and its history."""
+        if self._pending:
+            self._settle()
         deleted: list[Key] = []
         changed: list[Row] = []
         new: list[Row] = []

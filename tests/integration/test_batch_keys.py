@@ -6,6 +6,7 @@ the keys made storable answer, on both databases."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
@@ -15,7 +16,15 @@ from fieldledger.application.database import REPLACEMENT, Database
 from fieldledger.application.ledger import FieldLedger
 from fieldledger.projections.batches import ProjectionFailed
 from fieldledger.projections.read_model import Batch, Tables, event_ids
-from fieldledger.projections.unit_of_work import IN_CHUNK, TableRows, rows_with, upsert_rows
+from fieldledger.projections.unit_of_work import (
+    IN_CHUNK,
+    Pending,
+    TableRows,
+    copy_rows,
+    rows_with,
+    upsert_rows,
+)
+from fieldledger.projections.versions import VersionedRows, create_versioned
 
 
 def test_event_ids_are_each_events_aggregate_id_as_text_and_skip_undecoded_events() -> None:
@@ -155,3 +164,104 @@ def test_upsert_rows_writes_what_a_statement_per_row_writes(db: Database) -> Non
         )  # fmt: skip
         found_r = {r["k"]: r["r"] for r in tx.query(f"SELECT k, r FROM {table} WHERE j = 1")}
         assert found_r["new"] == 0.5 and found_r["dec"] == 1.5
+
+
+def test_copy_rows_loads_the_rows_with_unstorable_text_replaced(db: Database) -> None:
+    """`copy_rows` (on PostgreSQL one `COPY`, its data formatted whole before
+    it starts) loads text, NULL, integers and floats as they are; text no
+    column can hold (NUL, a lone surrogate) is replaced as `storable` does, in
+    any row of the batch. The same on both databases; nothing for no rows."""
+    with db.transaction(commit=False) as tx:
+        table = tx.table("batch_keys_copied")
+        tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, n INTEGER, r REAL, t TEXT)")
+        copy_rows(tx, table, ("k", "n", "r", "t"), [])
+        copy_rows(
+            tx, table, ("k", "n", "r", "t"),
+            [("plain", 1, 0.5, "王\t\\ \n'\""), ("none", None, None, None)],
+        )  # fmt: skip
+        copy_rows(
+            tx, table, ("k", "n", "r", "t"),
+            [("ok", 2, 1.5, "fine"), ("nul", 3, None, "a\x00b"), ("sur\ud800", 4, None, "c")],
+        )  # fmt: skip
+        found = {(r["k"]): (r["n"], r["r"], r["t"]) for r in tx.query(f"SELECT * FROM {table}")}
+    assert found == {
+        "plain": (1, 0.5, "王\t\\ \n'\""),
+        "none": (None, None, None),
+        "ok": (2, 1.5, "fine"),
+        "nul": (3, None, f"a{REPLACEMENT}b"),
+        f"sur{REPLACEMENT}": (4, None, "c"),
+    }
+
+
+def test_prefetches_sent_in_a_pipeline_read_the_rows_as_they_stood_when_sent(
+    db: Database,
+) -> None:
+    """Prefetches are sent, not waited for, in a pipeline (`Pending`): several
+    tables' rows come back together at the first row asked for, each as the
+    table stood when its query was sent (statements run in the order sent),
+    and a key not prefetched is still loaded at once. The same outside a
+    pipeline and on SQLite, where each is read at once."""
+    for pipelined in (True, False):
+        with db.transaction(commit=False) as tx:
+            first, second = tx.table("batch_keys_first"), tx.table("batch_keys_second")
+            for table in (first, second):
+                tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, v TEXT)")
+                tx.executemany(f"INSERT INTO {table} VALUES (?, ?)", [("a", "1"), ("b", "2")])
+            with tx.pipelined() if pipelined else nullcontext():
+                one = TableRows(tx, first, "k", ("k", "v"))
+                two = TableRows(tx, second, "k", ("k", "v"))
+                one.prefetch(["a", "x"])
+                two.prefetch(["b"])
+                # Sent after the prefetches: not in what they read.
+                tx.execute(f"UPDATE {second} SET v = 'later' WHERE k = 'b'")
+                assert one.get("a") == {"k": "a", "v": "1"} and one.get("x") is None
+                assert two.get("b") == {"k": "b", "v": "2"}
+                assert one.get("b") == {"k": "b", "v": "2"}  # not prefetched: loaded now
+                one.update("a", v="3")
+                one.flush()
+            found = {r["k"]: r["v"] for r in tx.query(f"SELECT k, v FROM {first}")}
+            assert found == {"a": "3", "b": "2"}
+            tx.execute(f"DROP TABLE {first}")
+            tx.execute(f"DROP TABLE {second}")
+
+
+def test_versioned_rows_prefetched_in_a_pipeline_read_the_rows_stored(db: Database) -> None:
+    """A `VersionedRows` prefetch sent in a pipeline is read before any row is
+    looked at or written (`group`, `known_absent`, `flush`)."""
+    with db.transaction(commit=False) as tx:
+        table, history = tx.table("batch_keys_versioned"), tx.table("batch_keys_versioned_h")
+        create_versioned(tx, table, history, "a TEXT NOT NULL, b TEXT NOT NULL, v TEXT", ("a", "b"))
+        tx.execute(f"INSERT INTO {table} VALUES ('x', '1', 'old', 1)")
+        batch = Batch(tx, Tables({}, 1))
+        rows = VersionedRows(batch, table, history, ("a", "b"), ("a", "b", "v"))
+        with tx.pipelined():
+            rows.prefetch(["x", "y"])
+            rows.known_absent("z")
+            rows.position = 5
+            assert rows.get("x", "1") == {"a": "x", "b": "1", "v": "old", "valid_from": 1}
+            rows.update("x", "1", v="new")
+            rows.insert("y", "2", v="n")
+            rows.flush()
+        found = {
+            (r["a"], r["b"]): (r["v"], r["valid_from"]) for r in tx.query(f"SELECT * FROM {table}")
+        }
+        assert found == {("x", "1"): ("new", 5), ("y", "2"): ("n", 5)}
+        kept = [
+            (r["v"], r["valid_from"], r["valid_to"]) for r in tx.query(f"SELECT * FROM {history}")
+        ]
+        assert kept == [("old", 1, 5)]
+
+
+def test_a_pending_read_in_a_pipeline_is_sent_and_read_later(db: Database) -> None:
+    """In a pipeline (PostgreSQL) a `Pending` query is only sent: its rows are
+    read when asked for, with those of every query sent before; elsewhere
+    it is read at once. The rows are the same either way."""
+    with db.transaction(commit=False) as tx:
+        with tx.pipelined():
+            first = Pending(tx, "SELECT 1 AS one", ())
+            second = Pending(tx, "SELECT ? AS two", ("2",))
+            assert (first._rows is None) == (tx.dialect == "postgres")
+            assert (second._rows is None) == (tx.dialect == "postgres")
+            assert second.rows() == [{"two": "2"}]
+            assert first.rows() == [{"one": 1}]
+        assert Pending(tx, "SELECT 3 AS three", ()).rows() == [{"three": 3}]

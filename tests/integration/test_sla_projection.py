@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fieldledger.application.commands import WORK_ORDER_SWEEP_ESCALATE, SweepEscalation
+from fieldledger.application.database import Database
 from fieldledger.application.ledger import Caller, FieldLedger
 from fieldledger.application.sla import sla_targets
 from fieldledger.domain.facts import Role
@@ -518,3 +519,44 @@ def test_a_batch_takes_the_subject_the_last_one_wrote_only_while_the_table_holds
     got = rows(projections, order)
     assert got["arrival"]["met_at"] == stamp(sh(10, 8, 9))
     assert got["arrival"]["owner_id"] == "tech-1"
+
+
+@pytest.mark.parametrize("many", [True, False])
+def test_owner_rows_are_ended_by_one_statement_as_by_one_per_aggregate(
+    ledger: FieldLedger, many: bool
+) -> None:
+    """`sla.end_owners` (on PostgreSQL one statement for a batch's aggregates)
+    ends exactly the rows one UPDATE per aggregate ended: each aggregate's
+    rows before the batch's first version still valid past its instant, and
+    no other aggregate's; the same on both databases."""
+    db = Database(ledger.recorder)
+    with db.transaction(commit=False) as tx:
+        table = tx.table("sla_owners_probe")
+        tx.execute(
+            f"CREATE TABLE {table} (aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, "
+            "occurred_at TEXT NOT NULL, valid_until TEXT NOT NULL, "
+            "PRIMARY KEY (aggregate_id, version))"
+        )
+        tx.executemany(
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+            [("a", 1, "2026-01-01", "2026-01-03"), ("a", 3, "2026-01-03", sla.OPEN_END),
+             ("a", 5, "2026-01-05", sla.OPEN_END), ("b", 1, "2026-01-01", sla.OPEN_END),
+             ("b", 2, "2026-01-02", "2026-01-09"), ("c", 1, "2026-01-01", sla.OPEN_END)],
+        )  # fmt: skip
+        ends = (
+            [("a", 5, "2026-01-04"), ("b", 3, "2026-01-08")] if many else [("a", 5, "2026-01-04")]
+        )
+        sla.end_owners(tx, table, ends)
+        sla.end_owners(tx, table, [])
+        found = {
+            (r["aggregate_id"], r["version"]): r["valid_until"]
+            for r in tx.query(f"SELECT * FROM {table}")
+        }
+    assert found == {
+        ("a", 1): "2026-01-03",  # already ended before the instant
+        ("a", 3): "2026-01-04",
+        ("a", 5): sla.OPEN_END,  # the batch's own
+        ("b", 1): "2026-01-08" if many else sla.OPEN_END,
+        ("b", 2): "2026-01-08" if many else "2026-01-09",
+        ("c", 1): sla.OPEN_END,
+    }
