@@ -26,8 +26,13 @@ from typing import Any
 import psycopg
 from fieldledger.application.database import Tx, postgres_sql, storable
 from fieldledger.projections.read_model import Batch
-from psycopg._copy_base import format_row_text  # psycopg's C formatter (no public name)
+from psycopg import pq
 from psycopg.adapt import Transformer
+
+try:  # psycopg's C row formatter has no public name: without it, `Tx.copy_rows`
+    from psycopg._copy_base import format_row_text
+except ImportError:  # pragma: no cover - a psycopg that moved it
+    format_row_text = None
 
 Row = dict[str, Any]
 
@@ -49,7 +54,7 @@ class Pending:
         self._rows: list[Row] | None = None
         self._cursor: Any = None
         connection = getattr(tx.cursor, "connection", None) if tx.dialect == "postgres" else None
-        if connection is not None and connection._pipeline is not None:
+        if connection is not None and connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
             # A cursor of its own, as `Tx.query`'s (one that ran an
             # executemany can hand a fetch that statement's status); the
             # parameters are made storable by the caller.
@@ -235,7 +240,7 @@ def copy_rows(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequenc
     writes the rows one call each.)"""
     if not rows:
         return
-    if tx.dialect != "postgres":
+    if tx.dialect != "postgres" or format_row_text is None:
         tx.copy_rows(table, columns, rows)
         return
     tx.wrote = True

@@ -166,11 +166,18 @@ def test_upsert_rows_writes_what_a_statement_per_row_writes(db: Database) -> Non
         assert found_r["new"] == 0.5 and found_r["dec"] == 1.5
 
 
-def test_copy_rows_loads_the_rows_with_unstorable_text_replaced(db: Database) -> None:
+@pytest.mark.parametrize("formatter", [True, False], ids=["formatted-whole", "no-formatter"])
+def test_copy_rows_loads_the_rows_with_unstorable_text_replaced(
+    db: Database, formatter: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`copy_rows` (on PostgreSQL one `COPY`, its data formatted whole before
     it starts) loads text, NULL, integers and floats as they are; text no
     column can hold (NUL, a lone surrogate) is replaced as `storable` does, in
-    any row of the batch. The same on both databases; nothing for no rows."""
+    any row of the batch. The same on both databases; nothing for no rows.
+    The same again where psycopg's private row formatter cannot be imported
+    (`Tx.copy_rows` then)."""
+    if not formatter:
+        monkeypatch.setattr("fieldledger.projections.unit_of_work.format_row_text", None)
     with db.transaction(commit=False) as tx:
         table = tx.table("batch_keys_copied")
         tx.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, n INTEGER, r REAL, t TEXT)")
