@@ -246,9 +246,11 @@ def served_in_one_function(endpoint: Callable[..., Any], command: FastCommand) -
 async def run_command(state: State, command: FastCommand, inputs: CommandInputs) -> CommandResult:
     """Run a plainly valid command in one of the app's command threads."""
     # One hop to a worker thread for the whole command: measured better than
-    # deciding on the event loop and awaiting the save from a writer thread
-    # (docs/benchmarks.md, "Commands ... issue 11"); the hop itself is the lean
-    # pool's, not anyio's (command_threads.py).
+    # deciding on the event loop and awaiting the save from a writer thread,
+    # and no dearer than awaiting it on psycopg's async connection, which
+    # split the group commit's batches (docs/benchmarks.md, "Commands decided
+    # on the event loop"); the hop itself is the lean pool's, not anyio's
+    # (command_threads.py).
     threads: CommandThreads = state.command_threads
     return await threads.run(command.run, state.ledger, inputs)
 
