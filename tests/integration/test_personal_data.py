@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import threading
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from eventsourcing.persistence import JSONTranscoder
 from fieldledger.application.database import Database
@@ -325,5 +327,83 @@ def test_any_aggregates_customer_goes_through_the_same_step(database_url: str) -
         ledger.erase_customer(SUPERVISOR, UUID(sealed.customer_id), "asked")
         assert vault.reveal(sealed) == {"customer_id": sealed.customer_id, "name": ERASED,
                                         "phone": ERASED, "site": ERASED}  # fmt: skip
+    finally:
+        ledger.close()
+
+
+def test_each_customer_has_one_data_key_whoever_makes_it(database_url: str) -> None:
+    """Two ledgers on one store (two API workers), neither remembering any key:
+    a customer's key is made once, by whichever asks first, and the other
+    reads that one; many customers asked for by both at the same moment still
+    get one key each, the same in both (PostgreSQL: one statement that reads
+    the stored key or inserts a new one, and reads again when another
+    process's insert won)."""
+    first, second = FieldLedger(database_url), FieldLedger(database_url)
+    try:
+        made = first.personal_data._data_key(first.personal_data.customer_id("13800000000"))
+        read = second.personal_data._data_key(second.personal_data.customer_id("13800000000"))
+        assert read == made
+        phones = [f"1370000{n:04d}" for n in range(40)]
+        found: dict[int, list[tuple[str, bytes]]] = {0: [], 1: []}
+        start = threading.Barrier(2)
+
+        def ask(side: int, ledger: FieldLedger) -> None:
+            start.wait()
+            vault = ledger.personal_data
+            found[side] = [vault._data_key(vault.customer_id(phone)) for phone in phones]
+
+        threads = [threading.Thread(target=ask, args=pair) for pair in enumerate((first, second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert found[0] == found[1] and len(found[0]) == len(phones)
+        for phone in [ZHANG[1], *phones]:
+            assert first.personal_data.key_count(first.personal_data.customer_id(phone)) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.postgres
+def test_a_key_is_never_made_under_a_master_key_a_rotation_is_replacing(pg_url: str) -> None:
+    """A new customer's key asked for while a rotation holds the keys table
+    (`rotate_master`: the vault row, then the table's lock) waits for it, then
+    sees the rotation's master key and refuses to wrap a key under the old one:
+    nothing is inserted. A stored key wrapped under another master key is
+    refused too."""
+    ledger = FieldLedger(pg_url, master_key=key("first"))
+    base, schema = pg_url.split("?schema=")
+    vault_table, keys_table = f'"{schema}".personal_data_vault', f'"{schema}".{DATA_KEYS_TABLE}'
+    try:
+        vault = ledger.personal_data
+        customer = vault.customer_id("13600000000")
+        outcome: list[BaseException | tuple[str, bytes]] = []
+        with psycopg.connect(base) as rotation:
+            rotation.execute(f"UPDATE {vault_table} SET master_key_id = 'next'")
+            rotation.execute(f"LOCK TABLE {keys_table} IN EXCLUSIVE MODE")
+
+            def fetch() -> None:
+                try:
+                    outcome.append(vault._fetch_data_key(str(customer)))
+                except BaseException as e:  # handed to the test
+                    outcome.append(e)
+
+            asking = threading.Thread(target=fetch)
+            asking.start()
+            asking.join(0.5)
+            assert asking.is_alive()  # waiting for the rotation's lock
+            rotation.commit()
+        asking.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], MasterKeyRotated)
+        assert "next" in str(outcome[0])
+        assert vault.key_count(customer) == 0
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"UPDATE {vault_table} SET master_key_id = %s", (vault.master.key_id,))
+            vault._fetch_data_key(str(customer))  # made now
+            conn.execute(f"UPDATE {keys_table} SET master_key_id = 'next'")
+        with pytest.raises(MasterKeyRotated, match="next"):
+            vault._fetch_data_key(str(customer))
+        assert vault.key_count(customer) == 1
     finally:
         ledger.close()
