@@ -376,6 +376,13 @@ class PersonalDataVault:
     def _fetch_data_key(self, cid: str) -> tuple[str, bytes]:
         if isinstance(self.db.datastore, PostgresDatastore):
             return self._fetch_or_make_key(self.db.datastore, cid)
+        return self._fetch_or_make_key_in_transaction(cid)
+
+    def _fetch_or_make_key_in_transaction(self, cid: str) -> tuple[str, bytes]:
+        """SQLite's `_fetch_data_key` (and PostgreSQL's before
+        `_fetch_or_make_key`): a read, then a transaction that inserts a key
+        unless another process did, checks the master key was not rotated
+        meanwhile, and reads the key again."""
         with self.db.read() as tx:
             rows = tx.query(
                 f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "

@@ -407,3 +407,34 @@ def test_a_key_is_never_made_under_a_master_key_a_rotation_is_replacing(pg_url: 
         assert vault.key_count(customer) == 1
     finally:
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_keys_made_by_one_statement_or_by_the_transaction_are_alike(pg_url: str) -> None:
+    """The one statement PostgreSQL now makes a key with writes the row the
+    transaction did (main's code, still SQLite's): a key made either way is
+    found, not made again, by the other, and opens the orders sealed under
+    it; a store written before keeps working."""
+    first = FieldLedger(pg_url)
+    try:
+        vault = first.personal_data
+        before = vault.customer_id(ZHANG[1])
+        made_before = vault._fetch_or_make_key_in_transaction(str(before))
+        vault._known[str(before)] = made_before
+        order = Field(first, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+        now = vault.customer_id(LI[1])
+        made_now = vault._fetch_data_key(str(now))
+        assert vault._fetch_or_make_key_in_transaction(str(now)) == made_now
+    finally:
+        first.close()
+    second = FieldLedger(pg_url)
+    try:
+        vault = second.personal_data
+        assert vault._fetch_data_key(str(before)) == made_before
+        assert vault._fetch_data_key(str(now)) == made_now
+        sealed = second.get(WorkOrder, order).customer
+        assert isinstance(sealed, SealedPersonalData) and sealed.key_id == made_before[0]
+        assert vault.reveal(sealed)["name"] == ZHANG[0]
+        assert vault.key_count(before) == 1 and vault.key_count(now) == 1
+    finally:
+        second.close()
