@@ -56,7 +56,6 @@ from fieldledger.application.event_store import (
 from fieldledger.application.group_commit import GroupCommitter
 from fieldledger.application.hash_chain import verify_aggregate
 from fieldledger.application.personal_data import (
-    Alongside,
     MasterKey,
     PersonalDataVault,
     personal_data_transcodings,
@@ -142,16 +141,10 @@ class RepeatCallFinder(Protocol):
     """Where a booking finds the earlier order it repeats (a read model)."""
 
     def earlier_order(
-        self,
-        customer: str,
-        service_type: str,
-        since: datetime,
-        until: datetime,
-        alongside: Alongside | None = None,
+        self, customer: str, service_type: str, since: datetime, until: datetime
     ) -> UUID | None:
         """The latest order of that customer key and service type accepted or
-        resolved remotely in [since, until], if any; `alongside` (a statement of
-        the personal data vault's) sent in the same round trip if it can be."""
+        resolved remotely in [since, until], if any."""
 
 
 @dataclass(frozen=True)
@@ -508,14 +501,8 @@ class FieldLedger(Application[UUID]):
             return None
         since = when - repeat_window(self.policy.procedure)
         # The key the store seals the contact under: what the read model holds.
-        customer_id = self.personal_data.customer_id(phone)
-        # A customer whose data key this worker does not remember (most of a
-        # dispatcher's day): the key is read or made in the lookup's round trip
-        # (the save's `prepare` then finds it remembered).
-        alongside = self.personal_data.key_alongside(customer_id)
-        return self.repeat_calls.earlier_order(
-            str(customer_id), service_type.strip(), since, when, alongside
-        )
+        customer = str(self.personal_data.customer_id(phone))
+        return self.repeat_calls.earlier_order(customer, service_type.strip(), since, when)
 
     def _check_contract(self, contract_id: UUID, occurred_at: datetime | None) -> None:
         """A contract order names a contract that exists and covers the booking's day."""

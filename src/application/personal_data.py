@@ -30,7 +30,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -76,11 +76,6 @@ KNOWN_KEYS_MAX = 10_000
 #: Statements `_fetch_or_make_key` sends before it gives up: one, unless another
 #: process makes the same customer's key at the same moment.
 KEY_ATTEMPTS = 5
-
-
-#: A statement (psycopg's placeholders), its parameters, and what takes its
-#: rows: sent by another module beside a statement of its own, one round trip.
-Alongside = tuple[str, Sequence[Any], Callable[[list[Any]], None]]
 
 
 class MasterKeyError(Exception):
@@ -347,14 +342,11 @@ class PersonalDataVault:
         if known is not None:
             return known
         found = self._fetch_data_key(cid)
-        self._remember(cid, found)
-        return found
-
-    def _remember(self, cid: str, key: tuple[str, bytes]) -> None:
         with self._lock:
             if len(self._known) >= KNOWN_KEYS_MAX:
                 self._known.clear()
-            self._known[cid] = key
+            self._known[cid] = found
+        return found
 
     def forget(self, key_ids: Iterable[str]) -> None:
         """Forget these data keys (erased, by this process or another): the next
@@ -424,58 +416,28 @@ class PersonalDataVault:
         stored, else a new one, inserted unless the vault's master key is
         another (`_key_sql`). The new key is wrapped before it is known to be
         needed: a few microseconds, against a round trip."""
-        for _attempt in range(KEY_ATTEMPTS):
-            statement, params = self._key_statement(cid)
-            with datastore.get_connection() as conn:
-                rows = conn.execute(statement, params, prepare=True).fetchall()
-            found = self._key_of(rows)
-            if found is not None:
-                return found
-        raise RuntimeError(f"no data key for customer {cid} after {KEY_ATTEMPTS} attempts")
-
-    def _key_statement(self, cid: str) -> tuple[str, tuple[str, ...]]:
-        """`_key_sql` and its parameters for this customer, a new key wrapped."""
         if self._key_sql is None:
             self._key_sql = _key_sql(self.db.table(VAULT_TABLE), self.db.table(DATA_KEYS_TABLE))
-        key_id = uuid4().hex
-        wrapped = self._wrap(secrets.token_bytes(32), key_id)
-        made_at = datetime.now(UTC).isoformat()
-        return self._key_sql, (_ID_KEY, key_id, cid, wrapped, made_at, self.master.key_id, cid)
-
-    def _key_of(self, rows: list[Any]) -> tuple[str, bytes] | None:
-        """The key `_key_sql`'s rows hold (made now or stored); None when
-        another process made it after the statement's snapshot began (the
-        insert waited for it, then did nothing): to be read again."""
-        found = next((r for r in rows if r["key_id"] is not None), None)
-        if found is not None:
-            return found["key_id"], self._open_key(found)
-        current = next((r["master_key_id"] for r in rows), None)
-        if current != self.master.key_id:
-            # Rotated away: a key wrapped under this process's master key
-            # would be unreadable once it stops (nothing was inserted).
-            raise MasterKeyRotated(
-                f"the master key was rotated to id {current}: restart with the new key"
-            )
-        return None
-
-    def key_alongside(self, customer_id: UUID) -> Alongside | None:
-        """For a customer whose data key this process does not remember, on
-        PostgreSQL: the statement that reads or makes it, for a caller to send
-        with a statement of its own in one round trip (a booking's repeat-call
-        lookup, `Generations.scalar`), and what takes its rows (the key is then
-        remembered, as `_data_key` would have it; if another process won the
-        race to make it, nothing is, and the save's `prepare` reads it)."""
-        cid = str(customer_id)
-        if cid in self._known or not isinstance(self.db.datastore, PostgresDatastore):
-            return None
-        statement, params = self._key_statement(cid)
-
-        def take(rows: list[Any]) -> None:
-            found = self._key_of(rows)
+        master_id = self.master.key_id
+        for _attempt in range(KEY_ATTEMPTS):
+            key_id = uuid4().hex
+            wrapped = self._wrap(secrets.token_bytes(32), key_id)
+            params = (_ID_KEY, key_id, cid, wrapped, datetime.now(UTC).isoformat(), master_id, cid)
+            with datastore.get_connection() as conn:
+                rows = conn.execute(self._key_sql, params, prepare=True).fetchall()
+            found = next((r for r in rows if r["key_id"] is not None), None)
             if found is not None:
-                self._remember(cid, found)
-
-        return statement, params, take
+                return found["key_id"], self._open_key(found)
+            current = next((r["master_key_id"] for r in rows), None)
+            if current != master_id:
+                # Rotated away: a key wrapped under this process's master key
+                # would be unreadable once it stops (nothing was inserted).
+                raise MasterKeyRotated(
+                    f"the master key was rotated to id {current}: restart with the new key"
+                )
+            # Made by another process after this statement's snapshot began
+            # (the insert waited for it, then did nothing): read it again.
+        raise RuntimeError(f"no data key for customer {cid} after {KEY_ATTEMPTS} attempts")
 
     def _check_not_rotated(self, tx: Tx) -> None:
         current = tx.scalar(

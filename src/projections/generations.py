@@ -174,11 +174,7 @@ class Generations:
             yield tx, self.tables(name, generation)
 
     def scalar(
-        self,
-        name: str,
-        statement: Callable[[Tables], str],
-        params: Sequence[Any],
-        alongside: tuple[str, Sequence[Any], Callable[[list[Any]], None]] | None = None,
+        self, name: str, statement: Callable[[Tables], str], params: Sequence[Any]
     ) -> Any:
         """The value of `statement(tables)` (a query of one column, `?`
         placeholders) on the live generation of a read model: its first row's,
@@ -198,11 +194,6 @@ class Generations:
         live one. Rendered once per read model, statement and generation:
         `statement` must be the same object each time (a function, not a
         lambda made per call).
-        `alongside` (PostgreSQL: a statement of another module, its parameters
-        and what takes its rows) is sent first in the same round trip (psycopg's
-        pipeline: one Sync), and its rows handed over once both succeeded (a
-        booking's repeat-call lookup and its customer's data key: one round
-        trip, not two). If the query must be sent again, so is it.
         On SQLite a `reading` transaction."""
         if self.db.dialect != "postgres":
             with self.reading(name) as (tx, t):
@@ -224,14 +215,7 @@ class Generations:
                 )
             try:
                 with datastore.get_connection() as conn:
-                    if alongside is None:
-                        row = conn.execute(sent, values, prepare=True).fetchone()
-                    else:
-                        with conn.pipeline():
-                            side = conn.execute(alongside[0], alongside[1], prepare=True)
-                            cursor = conn.execute(sent, values, prepare=True)
-                        side_rows = side.fetchall()
-                        row = cursor.fetchone()
+                    row = conn.execute(sent, values, prepare=True).fetchone()
             except Exception as e:
                 if not isinstance(e.__cause__ or e, UndefinedTable):
                     raise
@@ -241,9 +225,6 @@ class Generations:
                 self._known_live.pop(name, None)  # dropped meanwhile
                 continue
             assert row is not None
-            if alongside is not None:
-                alongside[2](side_rows)
-                alongside = None  # done: not sent again
             if row["live"] == generation:
                 return row["value"]
             if row["live"] is None:  # pragma: no cover - created at start

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID
 
 from fieldledger.application.database import Tx
-from fieldledger.application.personal_data import Alongside
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.periods import local_date, local_midnight
 from fieldledger.domain.repeat_calls import customer_key, is_repeat_within
@@ -489,12 +488,7 @@ class SatisfactionSources:
         return view
 
     def earlier_order(
-        self,
-        customer: str,
-        service_type: str,
-        since: datetime,
-        until: datetime,
-        alongside: Alongside | None = None,
+        self, customer: str, service_type: str, since: datetime, until: datetime
     ) -> UUID | None:
         # The live view as it stands: a booking does not wait for the projector
         # (its lag, a fraction of a second, is far shorter than a customer takes
@@ -502,13 +496,10 @@ class SatisfactionSources:
         # on PostgreSQL, one round trip, no transaction of its own to begin and
         # commit (`Generations.scalar`); it used to read in a transaction of its
         # own (BEGIN with the drop lock and the lookup, the query, COMMIT): three.
-        # `alongside`: the customer's data key read or made in the same round
-        # trip, when the booking's worker does not remember it.
         found = self.projections.generations.scalar(
             self.NAME,
             earlier_order_sql,
             earlier_order_params(customer, service_type, since, until),
-            alongside,
         )
         return None if found is None else UUID(str(found))
 

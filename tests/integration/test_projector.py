@@ -400,30 +400,6 @@ def test_a_one_statement_read_answers_from_the_live_generation(ledger: FieldLedg
     assert generations.scalar("event_positions", highest_position, (head,)) == head
 
 
-def test_a_one_statement_reads_alongside_is_sent_with_it_and_taken_once(pg_url: str) -> None:
-    """PostgreSQL: a statement given `alongside` (a booking's data key) goes in
-    the read's round trip, and its rows are handed over once, also when the
-    read is sent again (its generation dropped by a rebuild meanwhile)."""
-    app = FieldLedger(pg_url)
-    try:
-        projections = Projections(app, [EventPositions], SETTINGS, batch_size=50)
-        book(app, 3)
-        projections.catch_up("event_positions")
-        generations = projections.generations
-        head = projections.head()
-        taken: list[list[Any]] = []
-        side = ("SELECT %s::int AS n", (7,), taken.append)
-        assert generations.scalar("event_positions", highest_position, (10**6,), side) == head
-        assert taken == [[{"n": 7}]]
-        assert projections.rebuild("event_positions") == 2  # g1 dropped; the process knows g1
-        assert generations._known_live["event_positions"] == 1
-        assert generations.scalar("event_positions", highest_position, (10**6,), side) == head
-        assert taken == [[{"n": 7}], [{"n": 7}]]
-        assert generations._known_live["event_positions"] == 2
-    finally:
-        app.close()
-
-
 def test_a_one_statement_read_in_flight_survives_a_rebuild_and_the_next_follows_it(
     pg_url: str,
 ) -> None:
