@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--lifecycles", type=int, default=20)
     parser.add_argument("--log", default="/var/log/postgresql/postgresql-15-main.log")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--customers", choices=("same", "distinct"), default="same",
+                        help="book every order for lifecycle.lua's one phone, or each for "
+                        "a phone of its own (a new customer: its data key is made)")  # fmt: skip
     args = parser.parse_args()
     database = args.url.rsplit("/", 1)[1]
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -84,9 +87,15 @@ def run(args: argparse.Namespace) -> None:
         }  # fmt: skip
         client = httpx.Client(base_url=base, timeout=30)
 
+        booked = 0
+
         def lifecycle(spans: list[tuple[str, float, float]] | None) -> None:
+            nonlocal booked
             order = ""
             for kind, path, who, body in STEPS:
+                if kind == "book" and args.customers == "distinct":  # a new customer each
+                    booked += 1
+                    body = {**body, "customer": {**body["customer"], "phone": f"139{booked:08d}"}}
                 url = "/work-orders" + (f"/{order}{path}" if order else "")
                 time.sleep(0.05)
                 started = time.time()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -43,8 +44,9 @@ from uuid import UUID, uuid4
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Transcoding
+from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
-from fieldledger.application.database import Database, Tx
+from fieldledger.application.database import Database, Tx, postgres_sql
 from fieldledger.application.event_store import DATA_KEYS_TABLE
 from fieldledger.domain.complaints import Complainant
 from fieldledger.domain.customers import (
@@ -71,6 +73,9 @@ _ID_KEY = "customer_id_key"
 #: How many customers' data keys a process remembers for sealing (`_data_key`);
 #: beyond that it forgets them all and fetches again.
 KNOWN_KEYS_MAX = 10_000
+#: Statements `_fetch_or_make_key` sends before it gives up: one, unless another
+#: process makes the same customer's key at the same moment.
+KEY_ATTEMPTS = 5
 
 
 class MasterKeyError(Exception):
@@ -94,10 +99,11 @@ class MasterKey:
     #: Generated just now (the embedded SQLite default's first start).
     generated: bool = False
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         """A fingerprint naming the key (in error messages, and beside each
-        wrapped key) without revealing it."""
+        wrapped key) without revealing it; computed once (an HMAC, asked for
+        at every data key fetched)."""
         return hmac.new(self.key, b"fieldledger master key id", hashlib.sha256).hexdigest()[:16]
 
 
@@ -247,6 +253,8 @@ class PersonalDataVault:
         #: the value's id, with a weak reference to it (the id is its own while
         #: the value lives; the data in clear is not kept alive here).
         self._sealed: dict[int, tuple[weakref.ref[Any], SealedPersonalData]] = {}
+        #: `_fetch_or_make_key`'s statement, once the vault is open (PostgreSQL).
+        self._key_sql: str | None = None
 
     # -- opening ------------------------------------------------------------
 
@@ -366,6 +374,15 @@ class PersonalDataVault:
             self._sealing.used = outer
 
     def _fetch_data_key(self, cid: str) -> tuple[str, bytes]:
+        if isinstance(self.db.datastore, PostgresDatastore):
+            return self._fetch_or_make_key(self.db.datastore, cid)
+        return self._fetch_or_make_key_in_transaction(cid)
+
+    def _fetch_or_make_key_in_transaction(self, cid: str) -> tuple[str, bytes]:
+        """SQLite's `_fetch_data_key` (and PostgreSQL's before
+        `_fetch_or_make_key`): a read, then a transaction that inserts a key
+        unless another process did, checks the master key was not rotated
+        meanwhile, and reads the key again."""
         with self.db.read() as tx:
             rows = tx.query(
                 f"SELECT key_id, wrapped, master_key_id FROM {tx.table(DATA_KEYS_TABLE)} "
@@ -391,6 +408,36 @@ class PersonalDataVault:
                 )
         row = rows[0]
         return row["key_id"], self._open_key(row)
+
+    def _fetch_or_make_key(self, datastore: PostgresDatastore, cid: str) -> tuple[str, bytes]:
+        """PostgreSQL: `_fetch_data_key` in one statement, in autocommit, one
+        round trip (it was up to six: the read, then BEGIN, the insert, the
+        rotation check, the read again, COMMIT): the customer's key if one is
+        stored, else a new one, inserted unless the vault's master key is
+        another (`_key_sql`). The new key is wrapped before it is known to be
+        needed: a few microseconds, against a round trip."""
+        if self._key_sql is None:
+            self._key_sql = _key_sql(self.db.table(VAULT_TABLE), self.db.table(DATA_KEYS_TABLE))
+        master_id = self.master.key_id
+        for _attempt in range(KEY_ATTEMPTS):
+            key_id = uuid4().hex
+            wrapped = self._wrap(secrets.token_bytes(32), key_id)
+            params = (_ID_KEY, key_id, cid, wrapped, datetime.now(UTC).isoformat(), master_id, cid)
+            with datastore.get_connection() as conn:
+                rows = conn.execute(self._key_sql, params, prepare=True).fetchall()
+            found = next((r for r in rows if r["key_id"] is not None), None)
+            if found is not None:
+                return found["key_id"], self._open_key(found)
+            current = next((r["master_key_id"] for r in rows), None)
+            if current != master_id:
+                # Rotated away: a key wrapped under this process's master key
+                # would be unreadable once it stops (nothing was inserted).
+                raise MasterKeyRotated(
+                    f"the master key was rotated to id {current}: restart with the new key"
+                )
+            # Made by another process after this statement's snapshot began
+            # (the insert waited for it, then did nothing): read it again.
+        raise RuntimeError(f"no data key for customer {cid} after {KEY_ATTEMPTS} attempts")
 
     def _check_not_rotated(self, tx: Tx) -> None:
         current = tx.scalar(
@@ -638,6 +685,26 @@ class PersonalDataVault:
                 rewrapped += 1
         self._master = new
         return rewrapped
+
+
+def _key_sql(vault: str, keys: str) -> str:
+    """`_fetch_or_make_key`'s statement: the rows of a new key (if inserted)
+    and of the stored one (if any; at most one of the two: the insert's row is
+    not visible to the statement's own reads), then the vault's master key id.
+    The insert takes its lock on the keys table before the statement's
+    snapshot is taken, so it waits for a rotation in progress (`rotate_master`
+    locks the table) and then reads the vault as the rotation left it: a key
+    wrapped under a master key rotated away is never inserted; a key inserted
+    before a rotation takes its lock is re-wrapped by it."""
+    return postgres_sql(
+        f"WITH vault AS (SELECT master_key_id FROM {vault} WHERE name = ?), "
+        f"made AS (INSERT INTO {keys} (key_id, customer_id, wrapped, master_key_id, created_at) "
+        "SELECT ?, ?, ?, v.master_key_id, ? FROM vault v WHERE v.master_key_id = ? "
+        "ON CONFLICT (customer_id) DO NOTHING RETURNING key_id, wrapped, master_key_id) "
+        "SELECT key_id, wrapped, master_key_id FROM made "
+        f"UNION ALL SELECT key_id, wrapped, master_key_id FROM {keys} WHERE customer_id = ? "
+        "UNION ALL SELECT NULL, NULL, master_key_id FROM vault"
+    )
 
 
 def _aad(topic: str, customer_id: str, key_id: str) -> bytes:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import threading
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from eventsourcing.persistence import JSONTranscoder
 from fieldledger.application.database import Database
@@ -32,6 +34,7 @@ from fieldledger.projections.projector import Projections
 from tests.integration.conftest import open_world
 from tests.integration.field import CLIENT, DISPATCHER, SUPERVISOR, Clock, Field, utc
 from tests.integration.histories import History
+from tests.integration.procedure_service import ROSTER, open_service, sh
 from tests.store_dump import dump_database, found_in
 from tests.views import rows_of
 
@@ -327,3 +330,138 @@ def test_any_aggregates_customer_goes_through_the_same_step(database_url: str) -
                                         "phone": ERASED, "site": ERASED}  # fmt: skip
     finally:
         ledger.close()
+
+
+def test_each_customer_has_one_data_key_whoever_makes_it(database_url: str) -> None:
+    """Two ledgers on one store (two API workers), neither remembering any key:
+    a customer's key is made once, by whichever asks first, and the other
+    reads that one; many customers asked for by both at the same moment still
+    get one key each, the same in both (PostgreSQL: one statement that reads
+    the stored key or inserts a new one, and reads again when another
+    process's insert won)."""
+    first, second = FieldLedger(database_url), FieldLedger(database_url)
+    try:
+        made = first.personal_data._data_key(first.personal_data.customer_id("13800000000"))
+        read = second.personal_data._data_key(second.personal_data.customer_id("13800000000"))
+        assert read == made
+        phones = [f"1370000{n:04d}" for n in range(40)]
+        found: dict[int, list[tuple[str, bytes]]] = {0: [], 1: []}
+        start = threading.Barrier(2)
+
+        def ask(side: int, ledger: FieldLedger) -> None:
+            start.wait()
+            vault = ledger.personal_data
+            found[side] = [vault._data_key(vault.customer_id(phone)) for phone in phones]
+
+        threads = [threading.Thread(target=ask, args=pair) for pair in enumerate((first, second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert found[0] == found[1] and len(found[0]) == len(phones)
+        for phone in [ZHANG[1], *phones]:
+            assert first.personal_data.key_count(first.personal_data.customer_id(phone)) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.postgres
+def test_a_key_is_never_made_under_a_master_key_a_rotation_is_replacing(pg_url: str) -> None:
+    """A new customer's key asked for while a rotation holds the keys table
+    (`rotate_master`: the vault row, then the table's lock) waits for it, then
+    sees the rotation's master key and refuses to wrap a key under the old one:
+    nothing is inserted. A stored key wrapped under another master key is
+    refused too."""
+    ledger = FieldLedger(pg_url, master_key=key("first"))
+    base, schema = pg_url.split("?schema=")
+    vault_table, keys_table = f'"{schema}".personal_data_vault', f'"{schema}".{DATA_KEYS_TABLE}'
+    try:
+        vault = ledger.personal_data
+        customer = vault.customer_id("13600000000")
+        outcome: list[BaseException | tuple[str, bytes]] = []
+        with psycopg.connect(base) as rotation:
+            rotation.execute(f"UPDATE {vault_table} SET master_key_id = 'next'")
+            rotation.execute(f"LOCK TABLE {keys_table} IN EXCLUSIVE MODE")
+
+            def fetch() -> None:
+                try:
+                    outcome.append(vault._fetch_data_key(str(customer)))
+                except BaseException as e:  # handed to the test
+                    outcome.append(e)
+
+            asking = threading.Thread(target=fetch)
+            asking.start()
+            asking.join(0.5)
+            assert asking.is_alive()  # waiting for the rotation's lock
+            rotation.commit()
+        asking.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], MasterKeyRotated)
+        assert "next" in str(outcome[0])
+        assert vault.key_count(customer) == 0
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"UPDATE {vault_table} SET master_key_id = %s", (vault.master.key_id,))
+            vault._fetch_data_key(str(customer))  # made now
+            conn.execute(f"UPDATE {keys_table} SET master_key_id = 'next'")
+        with pytest.raises(MasterKeyRotated, match="next"):
+            vault._fetch_data_key(str(customer))
+        assert vault.key_count(customer) == 1
+    finally:
+        ledger.close()
+
+
+@pytest.mark.postgres
+def test_keys_made_by_one_statement_or_by_the_transaction_are_alike(pg_url: str) -> None:
+    """The one statement PostgreSQL now makes a key with writes the row the
+    transaction did (main's code, still SQLite's): a key made either way is
+    found, not made again, by the other, and opens the orders sealed under
+    it; a store written before keeps working."""
+    first = FieldLedger(pg_url)
+    try:
+        vault = first.personal_data
+        before = vault.customer_id(ZHANG[1])
+        made_before = vault._fetch_or_make_key_in_transaction(str(before))
+        vault._known[str(before)] = made_before
+        order = Field(first, Clock(utc("2026-10-01T02:00"))).book(utc("2026-10-01T02:00"))
+        now = vault.customer_id(LI[1])
+        made_now = vault._fetch_data_key(str(now))
+        assert vault._fetch_or_make_key_in_transaction(str(now)) == made_now
+    finally:
+        first.close()
+    second = FieldLedger(pg_url)
+    try:
+        vault = second.personal_data
+        assert vault._fetch_data_key(str(before)) == made_before
+        assert vault._fetch_data_key(str(now)) == made_now
+        sealed = second.get(WorkOrder, order).customer
+        assert isinstance(sealed, SealedPersonalData) and sealed.key_id == made_before[0]
+        assert vault.reveal(sealed)["name"] == ZHANG[0]
+        assert vault.key_count(before) == 1 and vault.key_count(now) == 1
+    finally:
+        second.close()
+
+
+def test_a_booking_of_a_customer_its_worker_does_not_remember_is_linked_as_before(
+    database_url: str,
+) -> None:
+    """A booking for a customer whose key the worker does not remember (another
+    worker's customer, or this one restarted) reads the stored key (PostgreSQL:
+    one statement) and seals under it; a new customer gets a key of their own;
+    the repeat call is linked exactly as before."""
+    service = open_service(database_url, ROSTER)
+    vault = service.ledger.personal_data
+    try:
+        first = service.book(sh(10, 8, 9))  # a new customer: a key made
+        service.field.resolve_remotely(first, sh(10, 8, 10))
+        vault._known.clear()
+        again = service.book(sh(11, 6, 9), phone="138-0000-0000")  # the key stored
+        other = service.book(sh(11, 6, 9), phone="13900000000")  # another new customer
+        orders = {o: service.ledger.get(WorkOrder, o) for o in (first, again, other)}
+        assert orders[again].repeat_of == first and orders[other].repeat_of is None
+        assert orders[first].customer.key_id == orders[again].customer.key_id
+        assert orders[other].customer.key_id != orders[first].customer.key_id
+        for phone in ("13800000000", "13900000000"):
+            assert vault.key_count(vault.customer_id(phone)) == 1
+        assert vault.reveal(orders[again].customer)["phone"] == "138-0000-0000"
+    finally:
+        service.ledger.close()
