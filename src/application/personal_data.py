@@ -275,6 +275,8 @@ class PersonalDataVault:
                 raise TypeError(
                     f"{cls.__qualname__}: personal data needs a `phone` or `customer_id` field"
                 )
+            if issubclass(cls, _PLAIN):  # `_LOOK_AT` would pass its values over
+                raise TypeError(f"{cls.__qualname__}: personal data cannot be a plain type")
             self.types[get_topic(cls)] = cls
         #: Per class met in an event: whether it is one of `types` (by topic,
         #: as `seal` decides), so that a save asks `get_topic` once per class.

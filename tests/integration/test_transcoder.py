@@ -307,3 +307,16 @@ def test_holds_in_clear_passes_over_plain_types_only(sqlite_url: str) -> None:
         assert state.p is Priority.URGENT and state.items == []
     finally:
         ledger.close()
+
+
+def test_a_plain_type_cannot_be_personal_data() -> None:
+    """Values of plain types (and their subclasses, learnt plain) are passed
+    over by the sealing's checks: none can be a personal data type."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Named(str):
+        phone: str = ""
+
+    with pytest.raises(TypeError, match="cannot be a plain type"):
+        personal_data.PersonalDataVault([Named])
+    assert personal_data.PersonalDataVault([Customer]).types
