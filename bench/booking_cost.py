@@ -21,6 +21,9 @@ other command. With `--callgrind`, under `valgrind --tool=callgrind
 span: toggling per command would count the toggles' own `subprocess.run`);
 a run `--bookings-only` against one of whole lifecycles gives a booking's
 instructions and the other commands' (the difference over 8 x lifecycles).
+`--profile PATH` writes cProfile statistics of the measured bookings: the
+command thread's side (the ledger's `book_work_order`) to `PATH.ledger`, the
+event loop's (the requests, their waits included) to `PATH.loop`.
 Prints one JSON line.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import subprocess
@@ -91,6 +95,28 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     wall: dict[str, float] = defaultdict(float)
     done: dict[str, int] = defaultdict(int)
 
+    ledger_profile = loop_profile = None
+    if args.profile:
+        # CPU time of the thread profiled (not its waits for PostgreSQL).
+        ledger_profile = cProfile.Profile(time.thread_time)
+        loop_profile = cProfile.Profile(time.thread_time)
+        ledger = app.state.ledger
+        unprofiled = ledger.book_work_order
+        profiling = False
+
+        def book_work_order(*args: Any, **kwargs: Any) -> Any:
+            # In the command thread; one command at a time, so one profile.
+            if not profiling:
+                return unprofiled(*args, **kwargs)
+            assert ledger_profile is not None
+            ledger_profile.enable()
+            try:
+                return unprofiled(*args, **kwargs)
+            finally:
+                ledger_profile.disable()
+
+        ledger.book_work_order = book_work_order
+
     def toggle(on: bool) -> None:
         subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
                        check=True, capture_output=True)  # fmt: skip
@@ -108,8 +134,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             if kind != "book" and args.bookings_only:
                 break
             pg0 = 0.0 if args.callgrind else sum(map(cpu_seconds, ours))
+            profiled = loop_profile is not None and measure and kind == "book"
             cpu0, wall0 = time.process_time(), time.perf_counter()
+            if profiled:
+                assert loop_profile is not None
+                loop_profile.enable()
             status, answer = await post(app, target, tokens[who], encoded)
+            if profiled:
+                assert loop_profile is not None
+                loop_profile.disable()
             cpu1, wall1 = time.process_time(), time.perf_counter()
             pg1 = 0.0 if args.callgrind else sum(map(cpu_seconds, ours))
             if status >= 300:
@@ -129,8 +162,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         load = os.getloadavg()[0]
         if args.callgrind:
             toggle(True)
+        profiling = True
         for n in range(args.warm_up, args.warm_up + args.lifecycles):
             await lifecycle(n, True)
+        profiling = False
         if args.callgrind:
             toggle(False)
     finally:
@@ -138,6 +173,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         projector.wait(timeout=20)
         stopping.set()
         await lifespan
+
+    if ledger_profile is not None and loop_profile is not None:
+        ledger_profile.dump_stats(f"{args.profile}.ledger")
+        loop_profile.dump_stats(f"{args.profile}.loop")
 
     def ms(table: dict[str, float], kinds: list[str]) -> float:
         return round(sum(table[k] for k in kinds) * 1000 / sum(done[k] for k in kinds), 4)
@@ -164,6 +203,9 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true",
                         help="under `valgrind --tool=callgrind --instr-atstart=no`: count "
                         "the measured commands' instructions (no /proc reads)")  # fmt: skip
+    parser.add_argument("--profile", metavar="PATH",
+                        help="write cProfile statistics of the measured bookings to "
+                        "PATH.ledger (the command thread's side) and PATH.loop")  # fmt: skip
     print(json.dumps(asyncio.run(main_async(parser.parse_args()))))
 
 

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import hmac
 import json
+import json.encoder
 import os
 import secrets
 import threading
@@ -37,6 +38,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
 from enum import Enum
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -205,12 +207,57 @@ def _unb64(text: str) -> bytes:
 #: What `json.dumps(fields, ensure_ascii=False, sort_keys=True)` makes, with
 #: one encoder instead of one per call: the plaintext of a sealing.
 _SEALED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+#: `_SEALED_JSON`'s C encoder, made once (`JSONEncoder.encode` makes one, and
+#: its circular-reference `markers` dict, per call): the same text for a
+#: value object's fields (`_sealed_plaintext`; a cycle cannot occur there).
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_SEALED_JSON_C: Any = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        None,  # markers: no circular-reference check
+        _SEALED_JSON.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # indent
+        _SEALED_JSON.key_separator,
+        _SEALED_JSON.item_separator,
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+)
+
+
+def _sealed_plaintext(fields: dict[str, Any]) -> bytes:
+    """`_SEALED_JSON.encode(fields)`, UTF-8: what a sealing encrypts."""
+    if _SEALED_JSON_C is None:  # pragma: no cover - CPython has _json
+        return _SEALED_JSON.encode(fields).encode()
+    return "".join(_SEALED_JSON_C(fields, 0)).encode()
+
 
 #: Values that never hold personal data in clear (`holds_in_clear`).
 _PLAIN = (str, bytes, int, float, Decimal, UUID, datetime, date, time_of_day, timedelta,
           Enum, SealedPersonalData, type(None))
 #: The same, as exact types: most values are one of these, found in one lookup.
 _PLAIN_TYPES = frozenset(_PLAIN)
+#: Per type: False when its values are plain (its type is one of `_PLAIN` or a
+#: subclass: an enum, a bool), learnt as met; a type not in it is looked at.
+#: Read through `map(_LOOK_AT.get, types, repeat(True))`, so that the values
+#: of an aggregate or event are sorted in C, not one by one in Python.
+_LOOK_AT: dict[type[Any], bool] = dict.fromkeys(_PLAIN_TYPES, False)
+
+
+def _not_plain(items: Iterable[Any], values: Iterable[Any]) -> list[Any]:
+    """Those of `items` (paired one to one with `values`) whose value is not
+    of a type known plain (`_LOOK_AT`): the ones worth a look."""
+    return list(compress(items, map(_LOOK_AT.get, map(type, values), repeat(True))))
+
+
+def _learn_plain(kind: type[Any]) -> None:
+    """Remember `kind` as plain if it is a subclass of a plain type (an enum,
+    a bool): what `isinstance(value, _PLAIN)` says of every value of it."""
+    if issubclass(kind, _PLAIN):
+        _LOOK_AT[kind] = False
 
 
 class PersonalDataVault:
@@ -228,6 +275,8 @@ class PersonalDataVault:
                 raise TypeError(
                     f"{cls.__qualname__}: personal data needs a `phone` or `customer_id` field"
                 )
+            if issubclass(cls, _PLAIN):  # `_LOOK_AT` would pass its values over
+                raise TypeError(f"{cls.__qualname__}: personal data cannot be a plain type")
             self.types[get_topic(cls)] = cls
         #: Per class met in an event: whether it is one of `types` (by topic,
         #: as `seal` decides), so that a save asks `get_topic` once per class.
@@ -246,6 +295,11 @@ class PersonalDataVault:
         #: `DataKeyErased`), so a key erased by another process meanwhile is
         #: refused, forgotten and fetched again (`FieldLedger._save`).
         self._known: dict[str, tuple[str, bytes]] = {}
+        #: The cipher of each data key `seal` used, by key id: made once per
+        #: key (`AESGCM(key)` sets up OpenSSL's context), forgotten with the key.
+        self._ciphers: dict[str, AESGCM] = {}
+        #: Per personal data type: its fields' names, in order (`seal`).
+        self._field_names: dict[type[Any], tuple[str, ...]] = {}
         #: Per thread: the key ids sealed under since `sealing` began, if it did.
         self._sealing = threading.local()
         self._lock = threading.Lock()
@@ -345,8 +399,20 @@ class PersonalDataVault:
         with self._lock:
             if len(self._known) >= KNOWN_KEYS_MAX:
                 self._known.clear()
+                self._ciphers.clear()
             self._known[cid] = found
         return found
+
+    def _cipher(self, key_id: str, key: bytes) -> AESGCM:
+        """The AES-GCM cipher of this data key, made on first use (`_ciphers`)."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = AESGCM(key)
+            with self._lock:
+                if len(self._ciphers) >= KNOWN_KEYS_MAX:
+                    self._ciphers.clear()
+                self._ciphers[key_id] = cipher
+        return cipher
 
     def forget(self, key_ids: Iterable[str]) -> None:
         """Forget these data keys (erased, by this process or another): the next
@@ -355,10 +421,14 @@ class PersonalDataVault:
         with self._lock:
             for cid in [c for c, (k, _) in self._known.items() if k in gone]:
                 del self._known[cid]
+            for key_id in gone:
+                self._ciphers.pop(key_id, None)
 
     def forget_customer(self, customer_id: UUID) -> None:
         with self._lock:
-            self._known.pop(str(customer_id), None)
+            known = self._known.pop(str(customer_id), None)
+            if known is not None:
+                self._ciphers.pop(known[0], None)
 
     @contextmanager
     def sealing(self) -> Iterator[list[str]]:
@@ -509,7 +579,10 @@ class PersonalDataVault:
         clear = False
         personal = self._personal_classes
         for event in events:
-            for value in vars(event).values():
+            state = vars(event).values()
+            # Only the values of a type not known plain (`_not_plain`, in C)
+            # are asked about: most of an event's are texts, ids, instants.
+            for value in _not_plain(state, state):
                 known = personal.get(type(value))
                 if known is None:
                     known = self._is_personal(type(value))
@@ -525,10 +598,20 @@ class PersonalDataVault:
         (plain values, sealed data, enums, and the containers, dataclasses and
         objects walked into) counts as holding some."""
         clear = tuple(self.types.values())
-        stack: list[Any] = list(vars(aggregate).values())
+        # Its attributes of a type known plain are passed over in C
+        # (`_not_plain`); the rest, and whatever they hold, are walked.
+        state = vars(aggregate).values()
+        stack: list[Any] = _not_plain(state, state)
         while stack:
             value = stack.pop()
-            if type(value) in _PLAIN_TYPES or isinstance(value, _PLAIN):
+            kind = type(value)
+            if kind in _PLAIN_TYPES:
+                continue
+            if kind is list or kind is tuple:  # as below, without six isinstance
+                stack.extend(value)
+                continue
+            if isinstance(value, _PLAIN):
+                _learn_plain(type(value))
                 continue
             if isinstance(value, clear):
                 return True
@@ -546,18 +629,22 @@ class PersonalDataVault:
         return False
 
     def seal(self, value: Any) -> SealedPersonalData:
-        topic = get_topic(type(value))
+        kind = type(value)
+        topic = get_topic(kind)
         if topic not in self.types:
-            raise TypeError(f"{type(value).__qualname__} is not a personal data type")
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            raise TypeError(f"{kind.__qualname__} is not a personal data type")
+        names = self._field_names.get(kind)
+        if names is None:
+            names = self._field_names[kind] = tuple(f.name for f in dataclasses.fields(kind))
+        fields = {name: getattr(value, name) for name in names}
         customer_id = self._owner(fields)
         key_id, key = self._data_key(customer_id)
         used: list[str] | None = getattr(self._sealing, "used", None)
         if used is not None:
             used.append(key_id)
         nonce = secrets.token_bytes(_NONCE)
-        sealed = AESGCM(key).encrypt(
-            nonce, _SEALED_JSON.encode(fields).encode(), _aad(topic, str(customer_id), key_id)
+        sealed = self._cipher(key_id, key).encrypt(
+            nonce, _sealed_plaintext(fields), _aad(topic, str(customer_id), key_id)
         )
         result = SealedPersonalData(topic, str(customer_id), key_id, _b64(nonce + sealed))
         try:
@@ -576,7 +663,9 @@ class PersonalDataVault:
         aggregate read from the store holds it (an attribute whose value was
         not sealed by this process is left as it is)."""
         clear = tuple(self.types.values())
-        for name, value in list(vars(aggregate).items()):
+        state = vars(aggregate)
+        # Only the attributes of a type not known plain are looked at (in C).
+        for name, value in _not_plain(state.items(), state.values()):
             if isinstance(value, clear):
                 with self._lock:
                     found = self._sealed.pop(id(value), None)

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import resolve_topic
 from fieldledger.domain.appraisal import notice_in_advance
 from fieldledger.domain.customers import SealedPersonalData, Signature
 from fieldledger.domain.errors import InvalidCommand
@@ -147,6 +148,22 @@ class WorkOrder(LedgerAggregate):
                          repeat_of=None, first_responder_id=state["actor"])  # fmt: skip
         #: The maintenance contract a `billing: contract` order is done under (003 第一條).
         contract_id: UUID | None = None
+
+        def mutate(self, aggregate: Any) -> Any:
+            """The library's `CanInitAggregate.mutate`, without sorting the
+            event's twenty fields into `__base_init__`'s and `__init__`'s
+            arguments (two dict comprehensions, per booking and per work order
+            read from the store): a `WorkOrder`'s `__init__` takes none, its
+            `__base_init__` the id, version and timestamp. Another class under
+            the topic (a subclass) is left to the library."""
+            kind = resolve_topic(self.originator_topic)
+            if kind is not WorkOrder or aggregate is not None:
+                return super().mutate(aggregate)
+            wo = WorkOrder.__new__(WorkOrder)
+            wo.__base_init__(self.originator_id, self.originator_version, self.timestamp)
+            wo.__init__()  # type: ignore[misc]
+            self.apply(wo)
+            return wo
 
         def happen(self, wo: WorkOrder) -> None:
             wo.model = self.model

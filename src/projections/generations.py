@@ -32,6 +32,8 @@ GENERATIONS = "projection_generations"
 #: the one it knew was swapped out or dropped meanwhile (once is enough unless
 #: rebuilds follow each other faster than a read).
 SCALAR_ATTEMPTS = 5
+#: The attribute of a pooled connection holding its cursor for `scalar`.
+_SCALAR_CURSOR = "_fieldledger_scalar_cursor"
 #: A scratch generation older than this was left by a crashed process: dropped.
 SCRATCH_LEFTOVER_AGE = timedelta(hours=6)
 #: The statistics target of a fresh generation's first ANALYZE (PostgreSQL's
@@ -214,8 +216,7 @@ class Generations:
                     name, statement, generation
                 )
             try:
-                with datastore.get_connection() as conn:
-                    row = conn.execute(sent, values, prepare=True).fetchone()
+                row = _scalar_row(datastore, sent, values)
             except Exception as e:
                 if not isinstance(e.__cause__ or e, UndefinedTable):
                     raise
@@ -472,3 +473,27 @@ class Generations:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _scalar_row(datastore: PostgresDatastore, statement: str, params: Sequence[Any]) -> Any:
+    """`statement`'s first row, in autocommit on a connection of the store's
+    pool, taken and given back by the pool's `getconn` and `putconn` (the
+    library's `get_connection` wraps them in two generator context managers, a
+    `pool.open` and a commit of the autocommit connection: some 4 us of a
+    booking's lookup), with a cursor kept on the connection, as the save's
+    (`event_store._save_cursor`: `Connection.execute` makes a cursor per call).
+    A connection left broken is replaced by `putconn`, as before."""
+    pool = datastore.pool
+    if pool.closed:  # not opened yet: the library's path opens it
+        with datastore.get_connection() as conn:
+            return conn.execute(statement, params, prepare=True).fetchone()
+    conn = pool.getconn()
+    try:
+        curs = conn.__dict__.get(_SCALAR_CURSOR)
+        if curs is None or curs.closed:
+            curs = conn.cursor()
+            setattr(conn, _SCALAR_CURSOR, curs)
+        curs.execute(statement, params, prepare=True)
+        return curs.fetchone()
+    finally:
+        pool.putconn(conn)

@@ -400,6 +400,60 @@ def test_a_one_statement_read_answers_from_the_live_generation(ledger: FieldLedg
     assert generations.scalar("event_positions", highest_position, (head,)) == head
 
 
+def test_a_one_statement_read_keeps_a_cursor_per_connection_and_gives_it_back(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: `Generations.scalar` takes a connection from the store's
+    pool and gives it back (also when its statement fails), with one cursor
+    kept on the connection for its reads; a cursor found closed is replaced,
+    and a pool not opened yet is opened by the library's path."""
+    from eventsourcing.postgres import PostgresDatastore
+    from fieldledger.projections import generations as module
+
+    app = FieldLedger(pg_url)
+    try:
+        projections = Projections(app, [EventPositions], SETTINGS, batch_size=50)
+        book(app, 5)
+        projections.catch_up("event_positions")
+        generations = projections.generations
+        datastore = generations.db.datastore
+        assert isinstance(datastore, PostgresDatastore)
+        pool = datastore.pool
+        idle = pool.get_stats()["pool_available"]
+        assert generations.scalar("event_positions", highest_position, (4,)) == 4
+        cursors = {id(c.__dict__[module._SCALAR_CURSOR]) for c in pool._pool
+                   if module._SCALAR_CURSOR in c.__dict__}  # fmt: skip
+        assert len(cursors) == 1
+        for wanted in (3, 2, 1):
+            assert generations.scalar("event_positions", highest_position, (wanted,)) == wanted
+        with pytest.raises(Exception, match="no_such_table"):
+            generations.scalar("event_positions", missing_table, ())
+        assert pool.get_stats()["pool_available"] == idle  # every connection given back
+        for conn in pool._pool:
+            kept = conn.__dict__.get(module._SCALAR_CURSOR)
+            if kept is not None:
+                kept.close()
+        assert generations.scalar("event_positions", highest_position, (5,)) == 5
+    finally:
+        app.close()
+    closed = FieldLedger(pg_url)
+    try:
+        unopened = PostgresDatastore(
+            dbname=closed.ledger_recorder.datastore.pool.kwargs["dbname"],
+            host="127.0.0.1", port="5432", user="postgres", password="",
+            schema=closed.ledger_recorder.datastore.schema,
+        )  # fmt: skip
+        try:
+            assert unopened.pool.closed
+            assert module._scalar_row(unopened, "SELECT 41 + %s AS v", (1,)) == {"v": 42}
+            assert not unopened.pool.closed
+            assert module._scalar_row(unopened, "SELECT 41 + %s AS v", (1,)) == {"v": 42}
+        finally:
+            unopened.close()
+    finally:
+        closed.close()
+
+
 def test_a_one_statement_read_in_flight_survives_a_rebuild_and_the_next_follows_it(
     pg_url: str,
 ) -> None:

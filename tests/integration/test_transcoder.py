@@ -220,3 +220,103 @@ def test_a_result_at_a_position_is_the_result_with_that_position() -> None:
     result = CommandResult(UUID(int=7), 3, "assigned", None, created=True, replayed=True)
     assert result.at(12) == dataclasses.replace(result, position=12)
     assert CommandResult(UUID(int=8), 1, "booked").at(None) == CommandResult(UUID(int=8), 1, "booked")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": '王先生 "x"', "phone": "13800000000", "address": "上海\n1号\t\x7f"},
+        {"z": None, "a": 1.5, "m": [1, "二", {"b": True, "a": False}], "e": "", "n": -0.0},
+        {},
+    ],
+)
+def test_the_sealed_plaintext_is_json_encoders_text(fields: dict[str, Any]) -> None:
+    """The encoder made once gives what `json.dumps(..., ensure_ascii=False,
+    sort_keys=True)` gives, key order and separators included."""
+    expected = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode()
+    assert personal_data._sealed_plaintext(fields) == expected
+
+
+def test_a_data_keys_cipher_is_made_once_and_forgotten_with_the_key(sqlite_url: str) -> None:
+    ledger = FieldLedger(sqlite_url)
+    try:
+        vault = ledger.personal_data
+        first, second = Customer("王先生", "13800000000", "上海"), Customer("李", "139", "北京")
+        sealed = [vault.seal(first), vault.seal(first), vault.seal(second)]
+        assert set(vault._ciphers) == {sealed[0].key_id, sealed[2].key_id}
+        assert sealed[0].key_id == sealed[1].key_id != sealed[2].key_id
+        assert sealed[0].ciphertext != sealed[1].ciphertext  # a nonce each
+        for one, customer in zip(sealed, (first, first, second), strict=True):
+            assert vault.reveal(one) == {
+                "customer_id": one.customer_id, **dataclasses.asdict(customer)}  # fmt: skip
+        vault.forget([sealed[0].key_id])
+        assert set(vault._ciphers) == {sealed[2].key_id}
+        vault.forget_customer(UUID(sealed[2].customer_id))
+        assert vault._ciphers == {}
+        vault.seal(second)
+        assert set(vault._ciphers) == {sealed[2].key_id}  # the same key, fetched again
+    finally:
+        ledger.close()
+
+
+@dataclasses.dataclass
+class _Holder:
+    inside: Any
+
+
+class _Items(list[Any]):
+    pass
+
+
+def test_holds_in_clear_passes_over_plain_types_only(sqlite_url: str) -> None:
+    """The types learnt plain (enums, bools) are passed over; containers and
+    objects are still walked into however often they were met, and personal
+    data in clear is found at any depth."""
+    ledger = FieldLedger(sqlite_url)
+    try:
+        vault = ledger.personal_data
+        customer = Customer("王先生", "13800000000", "上海")
+
+        class State:
+            def __init__(self, **values: Any) -> None:
+                self.__dict__.update(values)
+
+        plain = {"p": Priority.URGENT, "flag": True, "n": 3, "when": date(2026, 1, 1),
+                 "items": [], "pair": (), "more": _Items(), "d": {}, "h": _Holder(None)}  # fmt: skip
+        for _ in range(3):  # the plain types are learnt on the first pass
+            assert not vault.holds_in_clear(State(**plain))
+        assert not personal_data._LOOK_AT[Priority] and not personal_data._LOOK_AT[bool]
+        for where in (
+            {"c": customer},
+            {"items": [Priority.URGENT, customer]},
+            {"pair": (1, (customer,))},
+            {"more": _Items([customer])},
+            {"d": {"k": customer}},
+            {"d": {customer: 1}},
+            {"d": {"k": [customer]}},
+            {"h": _Holder([customer])},
+            {"h": State(x=customer)},
+        ):
+            assert vault.holds_in_clear(State(**(plain | where))), where
+        with vault.sealing():
+            sealed = vault.seal(customer)
+        state = State(**plain, c=customer, other=Customer("李", "139", "北京"))
+        vault.seal_in_place(state)
+        assert state.c == sealed  # sealed by this process: replaced
+        assert isinstance(state.other, Customer)  # never sealed: left as it is
+        assert state.p is Priority.URGENT and state.items == []
+    finally:
+        ledger.close()
+
+
+def test_a_plain_type_cannot_be_personal_data() -> None:
+    """Values of plain types (and their subclasses, learnt plain) are passed
+    over by the sealing's checks: none can be a personal data type."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Named(str):
+        phone: str = ""
+
+    with pytest.raises(TypeError, match="cannot be a plain type"):
+        personal_data.PersonalDataVault([Named])
+    assert personal_data.PersonalDataVault([Customer]).types

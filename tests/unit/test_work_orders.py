@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 import pytest
+from eventsourcing.domain import CanInitAggregate
 from fieldledger.domain.errors import CommandNotAllowed, InvalidCommand
 from fieldledger.domain.facts import Context, Role
 from fieldledger.domain.work_orders import (
@@ -81,6 +82,39 @@ def advance(wo: WorkOrder, clock: Clock, to: WorkOrderState) -> WorkOrder:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.mark.parametrize("appointment", [False, True])
+def test_a_booking_makes_the_work_order_the_librarys_mutate_makes(
+    clock: Clock, appointment: bool
+) -> None:
+    """`Booked.mutate` skips the library's sorting of the event's fields into
+    constructor arguments: the order it makes, booked or replayed, is the one
+    the library's `CanInitAggregate.mutate` makes, attribute for attribute."""
+    wo = book(clock, Appointment(T0, T0 + timedelta(hours=2)) if appointment else None)
+    booked = wo.pending_events[0]
+    assert type(booked) is WorkOrder.Booked
+    replayed = booked.mutate(None)
+    library = CanInitAggregate.mutate(booked, None)
+    assert type(replayed) is type(library) is WorkOrder
+    assert vars(replayed) == vars(library)
+    assert vars(wo) | {"_pending_events": []} == vars(library)
+    assert replayed.state is S.BOOKED and replayed.customer == wo.customer
+
+
+def test_a_subclass_of_the_work_order_is_booked_by_the_librarys_mutate(clock: Clock) -> None:
+    class Special(WorkOrder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.special = True
+
+    ctx = clock.ctx(Role.DISPATCHER, "disp-1")
+    wo = Special.book(ctx, id=uuid4(), customer=Customer("王芳", "13800000000", "上海"),
+                      service_type="repair", priority=Priority.ROUTINE, zone=Zone.URBAN,
+                      channel=Channel.PHONE, billing=Billing.PAID, description="x",
+                      policy_version="builtin@test")  # fmt: skip
+    assert type(wo) is Special and wo.special is True
+    assert type(wo.pending_events[0].mutate(None)) is Special
 
 
 def test_booking_records_who_booked_and_the_policy_in_force(clock: Clock) -> None:
