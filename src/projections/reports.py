@@ -35,6 +35,7 @@ from fieldledger.projections.reporting import index_name, mean, null_last, perce
 from fieldledger.projections.unit_of_work import TableRows, insert_rows
 
 NAME = "reports"
+_ONE_DAY = timedelta(days=1)
 DIMENSIONS = ("attitude", "skill", "punctuality", "promise")
 
 #: Work order events that count in the weekly and monthly reports, by fact name.
@@ -120,6 +121,8 @@ def seconds_by_local_day(start: datetime, end: datetime, timezone: str) -> list[
 class ReportsView(ReadModel):
     name = NAME
     schema_version = 1
+    #: The local day `_day` found last: its first instant, the next day's, its text.
+    _known_day: tuple[datetime, datetime, str] | None = None
     tables: ClassVar[tuple[str, ...]] = (
         "report_orders",
         "report_complaints",
@@ -204,7 +207,22 @@ class ReportsView(ReadModel):
         batch.append(batch.t.report_facts, FACT_COLUMNS, state.facts)
 
     def _day(self, instant: datetime) -> str:
-        return local_date(instant, self.settings.timezone).isoformat()
+        """`local_date(instant, timezone).isoformat()`. The local day last
+        found is kept with the instants it spans (local midnight to the next,
+        as `local_midnight` gives them), when it is 24 hours long (no change
+        of the zone's offset in it: every instant between has that date): a
+        round's events mostly fall on one day, so most are placed in it by two
+        comparisons instead of a conversion to local time."""
+        known = self._known_day
+        if known is not None and known[0] <= instant < known[1]:
+            return known[2]
+        timezone = self.settings.timezone
+        day = local_date(instant, timezone)
+        text = day.isoformat()
+        start, end = local_midnight(day, timezone), local_midnight(day + _ONE_DAY, timezone)
+        if end - start == _ONE_DAY:
+            self._known_day = (start, end, text)
+        return text
 
     def _work_order_event(self, rows: _Rows, e: Any, order_id: str) -> None:
         if isinstance(e, WorkOrder.Booked):
