@@ -214,11 +214,15 @@ class ReportsView(ReadModel):
             orders=TableRows(tx, t.report_orders, "work_order_id", ORDER_COLUMNS, batch),
             complaints=TableRows(tx, t.report_complaints, "complaint_id", COMPLAINT_COLUMNS, batch),
         )
-        ids = batch.ids
-        state.orders.prefetch(ids[p] for p, e in batch.events if _OF_ORDERS(e))
-        state.complaints.prefetch(
-            ids[p] for p, e in batch.events if _OF_COMPLAINTS(e) and type(e) in COMPLAINT_FACTS
-        )
+        ids, events = batch.ids, batch.events
+        # Tested once per type of event, not per event (a few dozen types).
+        kinds = {type(e) for _, e in events}
+        of_orders = {kind for kind in kinds if _OF_ORDERS.of_type(kind)}
+        of_complaints = {
+            kind for kind in kinds if _OF_COMPLAINTS.of_type(kind) and kind in COMPLAINT_FACTS
+        }
+        state.orders.prefetch(ids[p] for p, e in events if type(e) in of_orders)
+        state.complaints.prefetch(ids[p] for p, e in events if type(e) in of_complaints)
 
     def handle(self, batch: Batch, event: Any, position: int) -> None:
         if _OF_ORDERS(event):
