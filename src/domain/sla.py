@@ -486,8 +486,19 @@ def calendar_warning(
 ) -> str | None:
     """A warning when working time between `start` and `end` crosses a local year
     whose official make-up working days are missing from the calendar data."""
-    first, last = sorted((calendar.local_date(start).year, calendar.local_date(end).year))
+    first, last = sorted((_local_year(calendar, start), _local_year(calendar, end)))
     return _years_warning(calendar, policy.calendar.country, first, last)
+
+
+def _local_year(calendar: BusinessCalendar, instant: datetime) -> int:
+    """`calendar.local_date(instant).year`, without the time zone's conversion
+    for an instant in UTC that is neither on 31 December nor on 1 January: a
+    zone's offset is under a day, so its local date then has the same year."""
+    if instant.tzinfo is UTC:
+        month, day = instant.month, instant.day
+        if 1 < month < 12 or (month == 1 and day > 1) or (month == 12 and day < 31):
+            return instant.year
+    return calendar.local_date(instant).year
 
 
 @lru_cache(maxsize=1024)
@@ -524,4 +535,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+    if value is None:
+        return None
+    if value.tzinfo is UTC:  # as a subject holds its instants: no conversion to make
+        return value.isoformat()
+    return value.astimezone(UTC).isoformat()

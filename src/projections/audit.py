@@ -11,7 +11,9 @@ needs no rebuild. docs/audit.md gives the decisions.
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -106,8 +108,33 @@ class AuditRecord:
     late: bool
 
 
+def sorted_json(*, ensure_ascii: bool) -> Callable[[Any], str]:
+    """`json.dumps(value, sort_keys=True, ensure_ascii=ensure_ascii)` for a
+    value with no cycles (an event's plain data, a subject's), made once.
+
+    `JSONEncoder.encode` makes the C encoder afresh at every call (with the
+    table of objects seen, for cycles): the audit trail encodes every event,
+    so the C encoder is made here once and called directly, the text the
+    same. Without it (a Python built without `_json`), `encode`."""
+    encoder = json.JSONEncoder(sort_keys=True, ensure_ascii=ensure_ascii)
+    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has it
+        return encoder.encode
+    encode = make(
+        None, encoder.default,
+        json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring,
+        None, encoder.key_separator, encoder.item_separator, True, False, True,
+    )  # fmt: skip
+    join = "".join
+
+    def text(value: Any) -> str:
+        return join(encode(value, 0))
+
+    return text
+
+
 #: `json.dumps(data, sort_keys=True, ensure_ascii=False)`, its encoder made once.
-_DATA_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_DATA_JSON = sorted_json(ensure_ascii=False)
 
 COLUMNS = (
     "position", "aggregate_id", "kind", "type", "version", "actor", "role", "occurred_at",
@@ -176,7 +203,7 @@ class AuditTrail(ReadModel):
             position, batch.ids[position], kind_of(event), type(event).__name__,
             event.originator_version, event.actor, event.role, utc_iso(occurred_at),
             utc_iso(recorded_at), (recorded_at - occurred_at).total_seconds(),
-            _DATA_JSON.encode(history_data(event)), None,  # the hash: `end_batch`
+            _DATA_JSON(history_data(event)), None,  # the hash: `end_batch`
         ])  # fmt: skip
 
     def end_batch(self, batch: Batch) -> None:

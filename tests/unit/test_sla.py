@@ -13,11 +13,13 @@ All times below are local (Shanghai) unless they say otherwise.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+import pytest
+from fieldledger.domain.business_calendar import BusinessCalendar
 from fieldledger.domain.complaints import (
     Complainant,
     Complaint,
@@ -30,6 +32,7 @@ from fieldledger.domain.policy import Policy, builtin_policy, builtin_policy_tex
 from fieldledger.domain.sla import (
     SlaTarget,
     Subject,
+    _local_year,
     calendar_for,
     only_the_end_moved,
     target_facts,
@@ -429,6 +432,20 @@ def test_a_target_running_into_a_year_without_make_up_data_says_so() -> None:
     warning = got["resolution"].calendar_warning
     assert warning is not None and "2027" in warning and "CN" in warning
     assert got["response"].calendar_warning is None  # due on 12-30
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_the_warning_s_local_year_is_the_calendar_s_around_every_year_end(zone: str) -> None:
+    # The year is read off the UTC instant except on 12-31 and 01-01 (UTC):
+    # every hour from 12-29 to 01-03, in zones 14 h ahead of and 11 h behind UTC.
+    calendar = BusinessCalendar(tz=zone)
+    for year in (2026, 2027):
+        first = datetime(year, 12, 29, tzinfo=UTC)
+        for hours in range(24 * 6):
+            for instant in (first + timedelta(hours=hours, minutes=30),
+                            (first + timedelta(hours=hours)).astimezone(ZoneInfo(zone))):
+                assert _local_year(calendar, instant) == calendar.local_date(instant).year
+    assert _local_year(calendar, datetime(2026, 6, 1, tzinfo=UTC)) == 2026
 
 
 def test_round_the_clock_targets_need_no_calendar_warning() -> None:
