@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from command_cpu import backends, cpu_seconds, projector_backends
-from command_inprocess import STEPS, post
+from command_inprocess import STEPS, post, started_app
 from run_all import VENV_BIN, bench_database, fresh_database
 
 
@@ -57,30 +57,12 @@ def body_of(kind: str, body: dict[str, Any], customers: str, n: int) -> bytes:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from fieldledger.api.app import create_app
-    from fieldledger.application.settings import Settings
-
     url = fresh_database(bench_database("booking_cost"))
-    app = create_app(Settings(database_url=url, background=False, sweep_interval=0))
-    started = asyncio.Event()
-    stopping = asyncio.Event()
-    messages = [{"type": "lifespan.startup"}]
+    async with started_app(url) as app:
+        return await measure(app, url, args)
 
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await stopping.wait()
-        return {"type": "lifespan.shutdown"}
 
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-        elif message["type"] == "lifespan.startup.failed":
-            raise RuntimeError(message.get("message"))
-
-    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                        "state": {}}, receive, send))  # fmt: skip
-    await started.wait()
+async def measure(app: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:
     env = {**{k: v for k, v in os.environ.items() if k != "PGAPPNAME"},
            "FIELDLEDGER_DATABASE_URL": url}  # fmt: skip
     projector = subprocess.Popen([str(VENV_BIN / "fieldledger"), "projections", "run"], env=env,
@@ -171,8 +153,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         projector.terminate()
         projector.wait(timeout=20)
-        stopping.set()
-        await lifespan
 
     if ledger_profile is not None and loop_profile is not None:
         ledger_profile.dump_stats(f"{args.profile}.ledger")

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,11 +108,13 @@ async def lifecycles(app: Any, tokens: dict[str, str], count: int) -> int:
     return commands
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def started_app(url: str) -> AsyncIterator[Any]:
+    """The app (`create_app`, PostgreSQL at `url`, no background threads),
+    started through its ASGI lifespan, and stopped through it at the end."""
     from fieldledger.api.app import create_app
     from fieldledger.application.settings import Settings
 
-    url = fresh_database(bench_database("inprocess"))
     app = create_app(Settings(database_url=url, background=False, sweep_interval=0))
     started = asyncio.Event()
     stopping = asyncio.Event()
@@ -131,6 +135,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
                                         "state": {}}, receive, send))  # fmt: skip
     await started.wait()
+    try:
+        yield app
+    finally:
+        stopping.set()
+        await lifespan
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    async with started_app(fresh_database(bench_database("inprocess"))) as app:
+        return await measure(app, args)
+
+
+async def measure(app: Any, args: argparse.Namespace) -> dict[str, Any]:
     now = datetime.now(UTC)
     book = app.state.tokens
     tokens = {"disp": book.issue("disp-bench", "dispatcher", now),
@@ -150,8 +167,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.callgrind:
         subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=True,
                        capture_output=True)  # fmt: skip
-    stopping.set()
-    await lifespan
     commands = sum(done)
     return {"commands": commands, "cpu_ms_per_command": round(cpu * 1000 / commands, 4),
             "commands_per_s": round(commands / wall, 1),
