@@ -29,7 +29,6 @@ from fieldledger.application.tokens import TokenBook
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tests.e2e.scenarios import booking
-from tests.servers import free_port
 
 #: Each connection's socket writes, in order, by the port it was served on.
 WRITES: dict[int, list[list[bytes]]] = {}
@@ -137,18 +136,21 @@ def serve() -> Iterator[Any]:
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(app: Any, protocol: type[HttpToolsProtocol]) -> int:
-        port = free_port()
+        # The socket listens before the server runs (no other process can take
+        # the port meanwhile); the server is waited for until its app has
+        # started (its lifespan sets the app's state), or its thread ended.
+        listening = socket.create_server(("127.0.0.1", 0))
+        port = int(listening.getsockname()[1])
         options = cli.uvicorn_options()
         for key in ("workers", "timeout_worker_healthcheck"):
             options.pop(key)
         options.update(http=counted(protocol), log_level="critical", timeout_graceful_shutdown=1)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
-        thread = threading.Thread(target=server.run, daemon=True)
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        thread = threading.Thread(target=server.run, args=([listening],), daemon=True)
         thread.start()
-        deadline = time.monotonic() + 30
         while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
+            thread.join(0.02)
+            assert thread.is_alive(), "the server stopped before it started"
         running.append((server, thread))
         return port
 
