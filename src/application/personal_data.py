@@ -26,7 +26,6 @@ import functools
 import hashlib
 import hmac
 import json
-import json.encoder
 import os
 import secrets
 import threading
@@ -50,6 +49,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 from fieldledger.application.database import Database, Tx, postgres_sql
 from fieldledger.application.event_store import DATA_KEYS_TABLE
+from fieldledger.application.transcoder import sorted_json
 from fieldledger.domain.complaints import Complainant
 from fieldledger.domain.customers import (
     ERASED,
@@ -204,35 +204,14 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-#: What `json.dumps(fields, ensure_ascii=False, sort_keys=True)` makes, with
-#: one encoder instead of one per call: the plaintext of a sealing.
-_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-#: `_SEALED_JSON`'s C encoder, made once (`JSONEncoder.encode` makes one, and
-#: its circular-reference `markers` dict, per call): the same text for a
-#: value object's fields (`_sealed_plaintext`; a cycle cannot occur there).
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_SEALED_JSON_C: Any = (
-    None
-    if _make_encoder is None
-    else _make_encoder(
-        None,  # markers: no circular-reference check
-        _SEALED_JSON.default,
-        json.encoder.encode_basestring,  # ensure_ascii=False
-        None,  # indent
-        _SEALED_JSON.key_separator,
-        _SEALED_JSON.item_separator,
-        True,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-)
+#: What `json.dumps(fields, ensure_ascii=False, sort_keys=True)` makes, its C
+#: encoder made once: the text of a sealing's fields.
+_SEALED_JSON = sorted_json(ensure_ascii=False)
 
 
 def _sealed_plaintext(fields: dict[str, Any]) -> bytes:
-    """`_SEALED_JSON.encode(fields)`, UTF-8: what a sealing encrypts."""
-    if _SEALED_JSON_C is None:  # pragma: no cover - CPython has _json
-        return _SEALED_JSON.encode(fields).encode()
-    return "".join(_SEALED_JSON_C(fields, 0)).encode()
+    """The fields' sorted JSON, UTF-8: what a sealing encrypts."""
+    return _SEALED_JSON(fields).encode()
 
 
 #: Values that never hold personal data in clear (`holds_in_clear`).

@@ -11,9 +11,7 @@ needs no rebuild. docs/audit.md gives the decisions.
 from __future__ import annotations
 
 import json
-import json.encoder
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -21,6 +19,7 @@ from typing import Any, ClassVar
 from fieldledger.application.database import Tx
 from fieldledger.application.hash_chain import HASHES_TABLE
 from fieldledger.application.ledger import history_data, utc_iso
+from fieldledger.application.transcoder import sorted_json
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.complaints import Complaint
 from fieldledger.domain.customers import CustomerRecord
@@ -106,31 +105,6 @@ class AuditRecord:
     data: dict[str, Any]
     hash: str | None
     late: bool
-
-
-def sorted_json(*, ensure_ascii: bool) -> Callable[[Any], str]:
-    """`json.dumps(value, sort_keys=True, ensure_ascii=ensure_ascii)` for a
-    value with no cycles (an event's plain data, a subject's), made once.
-
-    `JSONEncoder.encode` makes the C encoder afresh at every call (with the
-    table of objects seen, for cycles): the audit trail encodes every event,
-    so the C encoder is made here once and called directly, the text the
-    same. Without it (a Python built without `_json`), `encode`."""
-    encoder = json.JSONEncoder(sort_keys=True, ensure_ascii=ensure_ascii)
-    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return encoder.encode
-    encode = make(
-        None, encoder.default,
-        json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring,
-        None, encoder.key_separator, encoder.item_separator, True, False, True,
-    )  # fmt: skip
-    join = "".join
-
-    def text(value: Any) -> str:
-        return join(encode(value, 0))
-
-    return text
 
 
 #: `json.dumps(data, sort_keys=True, ensure_ascii=False)`, its encoder made once.

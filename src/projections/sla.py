@@ -27,6 +27,7 @@ from uuid import UUID
 from fieldledger.application.database import Row, Tx
 from fieldledger.application.ledger import UnknownPolicy
 from fieldledger.application.sla_sweep import RedTarget
+from fieldledger.application.transcoder import sorted_json
 from fieldledger.domain.adopted_policies import AdoptedPolicy
 from fieldledger.domain.business_calendar import BusinessCalendar
 from fieldledger.domain.complaints import Complaint
@@ -45,7 +46,6 @@ from fieldledger.domain.sla import (
     target_names,
 )
 from fieldledger.domain.work_orders import WorkOrder
-from fieldledger.projections.audit import sorted_json
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
 from fieldledger.projections.unit_of_work import Pending, rows_pending, upsert_rows

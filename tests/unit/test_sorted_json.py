@@ -1,4 +1,4 @@
-"""The audit trail's and the SLA subjects' JSON (`audit.sorted_json`: the C
+"""The audit trail's and the SLA subjects' JSON (`transcoder.sorted_json`: the C
 encoder made once) is `json.dumps(..., sort_keys=True)`'s text exactly."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from fieldledger.projections.audit import sorted_json
+from fieldledger.application.transcoder import sorted_json
 
 VALUES: list[Any] = [
     {},
