@@ -48,7 +48,7 @@ from fieldledger.domain.sla import (
 from fieldledger.domain.work_orders import WorkOrder
 from fieldledger.projections.projector import Projections
 from fieldledger.projections.read_model import Batch, EventTypes, ReadModel, Tables
-from fieldledger.projections.unit_of_work import Pending, rows_pending, upsert_rows
+from fieldledger.projections.unit_of_work import Pending, json_rows, rows_pending, upsert_rows
 from fieldledger.projections.versions import VALID_FROM, VersionedRows, create_versioned
 
 NAME = "sla"
@@ -524,15 +524,13 @@ def end_owners(tx: Tx, table: str, ends: Sequence[tuple[str, int, str]]) -> None
     version that are valid past that instant become valid until it.
 
     On PostgreSQL, more than one aggregate in one statement (the triples as
-    one JSON parameter; each aggregate once, so each row is matched by at
-    most one), not a statement per aggregate: a bind and an execution each
-    in PostgreSQL. Otherwise, and for one, an `executemany`."""
+    one JSON parameter, `json_rows`, as the upserts send theirs; each
+    aggregate once, so each row is matched by at most one), not a statement
+    per aggregate: a bind and an execution each in PostgreSQL. Otherwise,
+    and for one, an `executemany`."""
     if tx.dialect == "postgres" and len(ends) > 1:
-        text = json.dumps(
-            [{"aggregate_id": k, "version": v, "occurred": o} for k, v, o in ends],
-            ensure_ascii=False, separators=(",", ":"),
-        )  # fmt: skip
-        if "\\u0000" not in text:  # an aggregate id or instant is never such text
+        text = json_rows(("aggregate_id", "version", "occurred"), ends)
+        if text is not None:
             tx.execute(
                 f"UPDATE {table} AS o SET valid_until = v.occurred "
                 "FROM json_to_recordset(?::json) AS v(aggregate_id text, version integer, "

@@ -165,10 +165,10 @@ def insert_rows(
         tx.dialect == "postgres"
         and len(rows) > 1
         and _no_float_in_integers(tx, table, columns, rows)
-        and (text := _json_rows(columns, rows)) is not None
+        and (text := json_rows(columns, rows)) is not None
     ):
         # `Tx.execute` makes the text storable as every parameter (a lone
-        # surrogate); `_json_rows` has already replaced any NUL.
+        # surrogate); `json_rows` has already replaced any NUL.
         tx.execute(
             f"INSERT INTO {into} ({names}) SELECT {names} "
             f"FROM json_populate_recordset(NULL::{table}, ?::json) {conflict}",
@@ -208,7 +208,7 @@ def _no_float_in_integers(
     return not any(type(row[i]) is float for row in rows for i in at)
 
 
-def _json_rows(
+def json_rows(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], *, again: bool = True
 ) -> str | None:
     """The rows as a JSON array of objects by column, or None when a value is
@@ -223,7 +223,7 @@ def _json_rows(
     except (TypeError, ValueError):
         return None
     if again and "\\u0000" in text:  # rare: once more, every text made storable
-        return _json_rows(columns, [tuple(map(storable, row)) for row in rows], again=False)
+        return json_rows(columns, [tuple(map(storable, row)) for row in rows], again=False)
     return text
 
 
