@@ -806,17 +806,24 @@ _SAVE_CURSOR = "_fieldledger_save_cursor"
 
 
 def _save_cursor(conn: psycopg.Connection[DictRow]) -> Cursor[DictRow]:
-    """The connection's cursor for saves, made once and kept with it: psycopg
-    chooses each parameter's dumper per cursor (for a list, by looking at its
+    """The connection's cursor for saves (`kept_cursor`): psycopg chooses
+    each parameter's dumper per cursor (for a list, by looking at its
     elements), and a new cursor per save chose all nine arrays' again: the
     client's instructions per two-event save were 538k, now 380k (callgrind,
-    docs/benchmarks.md). A pooled connection serves one thread at a time, and
-    so does its cursor; it goes with the connection (a reference cycle the
-    collector frees when the pool drops the connection)."""
-    curs: Cursor[DictRow] | None = conn.__dict__.get(_SAVE_CURSOR)
+    docs/benchmarks.md)."""
+    return kept_cursor(conn, _SAVE_CURSOR)
+
+
+def kept_cursor(conn: psycopg.Connection[Any], name: str) -> Cursor[Any]:
+    """A cursor of a pooled connection made once and kept with it, under the
+    attribute `name` (`Connection.execute` makes a cursor per call). A pooled
+    connection serves one thread at a time, and so does its cursor; it goes
+    with the connection (a reference cycle the collector frees when the pool
+    drops the connection); a closed one is replaced."""
+    curs: Cursor[Any] | None = conn.__dict__.get(name)
     if curs is None or curs.closed:
         curs = conn.cursor()
-        setattr(conn, _SAVE_CURSOR, curs)
+        setattr(conn, name, curs)
     return curs
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 from fieldledger.application.database import Database, Tx, postgres_sql
+from fieldledger.application.event_store import kept_cursor
 from fieldledger.projections.read_model import ReadModel, Tables
 from psycopg.errors import UndefinedTable
 from psycopg.sql import SQL, Composable, Literal
@@ -481,18 +482,15 @@ def _scalar_row(datastore: PostgresDatastore, statement: str, params: Sequence[A
     library's `get_connection` wraps them in two generator context managers, a
     `pool.open` and a commit of the autocommit connection: some 4 us of a
     booking's lookup), with a cursor kept on the connection, as the save's
-    (`event_store._save_cursor`: `Connection.execute` makes a cursor per call).
-    A connection left broken is replaced by `putconn`, as before."""
+    (`event_store.kept_cursor`). A connection left broken is replaced by
+    `putconn`, as before."""
     pool = datastore.pool
     if pool.closed:  # not opened yet: the library's path opens it
         with datastore.get_connection() as conn:
             return conn.execute(statement, params, prepare=True).fetchone()
     conn = pool.getconn()
     try:
-        curs = conn.__dict__.get(_SCALAR_CURSOR)
-        if curs is None or curs.closed:
-            curs = conn.cursor()
-            setattr(conn, _SCALAR_CURSOR, curs)
+        curs = kept_cursor(conn, _SCALAR_CURSOR)
         curs.execute(statement, params, prepare=True)
         return curs.fetchone()
     finally:
