@@ -46,11 +46,7 @@ class EventTypes:
         self._known: dict[type[Any], bool] = {}
 
     def __call__(self, event: Any) -> bool:
-        kind = type(event)
-        found = self._known.get(kind)
-        if found is None:
-            found = self._known[kind] = issubclass(kind, self.classes)
-        return found
+        return self.of_type(type(event))
 
     def of_type(self, kind: type[Any]) -> bool:
         """Whether events of type `kind` are among them."""
